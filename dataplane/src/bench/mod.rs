@@ -1,0 +1,1 @@
+//! Benchmarks against DPDK references measured in the same run.

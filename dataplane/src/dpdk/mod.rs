@@ -1,0 +1,1 @@
+//! The only safe layer over `dpdk-sys`, and the only `unsafe` outside `ffi`.

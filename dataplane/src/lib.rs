@@ -1,0 +1,20 @@
+//! A userspace packet dataplane on DPDK.
+//!
+//! Layering (imports run downwards only):
+//! - [`wire`], [`tls`], [`policy`], [`pipeline`]: pure Rust, no DPDK; they build and test
+//!   with `--no-default-features`.
+//! - `dpdk` (feature `dpdk`): the only safe layer over `dpdk-sys`; the only `unsafe` outside `ffi`.
+//! - `worker`, `bench` (feature `dpdk`): lcore loops joining `dpdk` and `pipeline`.
+//! - [`control`]: control API, persistence, metrics; talks to workers through rings and counters.
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
+
+pub mod pcap;
+pub mod pipeline;
+pub mod policy;
+pub mod wire;
+
+#[cfg(feature = "dpdk")]
+pub mod bench;

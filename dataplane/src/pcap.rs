@@ -1,0 +1,1 @@
+//! Reading and writing pcap files (offline classify, traffic generation).

@@ -1,0 +1,1 @@
+//! Per-packet logic, generic over a packet buffer: parse -> flow -> policy -> verdict.

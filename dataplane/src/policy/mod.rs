@@ -1,0 +1,3 @@
+//! Rule model, validation, compiler -> immutable `CompiledPolicy`; LPM and SNI matchers.
+
+pub mod lpm;

@@ -1,0 +1,1 @@
+//! tcp header view.

@@ -1,0 +1,1 @@
+//! vlan header view.
