@@ -1,0 +1,425 @@
+//! The compiler: a [`RuleSet`] becomes an immutable [`CompiledPolicy`] that answers
+//! "which rule decides this connection" with two LPM lookups and a short merge.
+//!
+//! Every address maps, through an LPM table, to an equivalence class: the set of rules whose
+//! CIDRs (minus excepts) contain it. A class keeps two lists of rule indices in evaluation
+//! order: the rules that can match on the source side (`ingress`/`any`) and on the destination
+//! side (`egress`/`any`), each cut after its first rule without a port predicate, since nothing
+//! after that rule can ever decide. Per-packet cost therefore does not grow with the rule count.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use super::lpm::{Lpm, LpmError, LpmKey, Route};
+use super::rule::{Action, PortRange, Rule, RuleSet};
+use crate::wire::IpPair;
+use ipnet::IpNet;
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+/// Index of a rule in its policy's evaluation order.
+pub type RuleId = u32;
+const NO_RULE: u32 = u32::MAX;
+
+/// What the classifier is asked: a connection seen from its initiator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Query {
+    /// `src` is the initiator, `dst` the responder.
+    pub addrs: IpPair,
+    pub protocol: u8,
+    /// The responder's port; `None` when the packet has no ports.
+    pub dst_port: Option<u16>,
+}
+
+/// The verdict and the rule that gave it (`None`: the default action decided).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub action: Action,
+    rule: u32,
+}
+
+impl Decision {
+    pub fn new(action: Action, rule: Option<RuleId>) -> Decision {
+        Decision { action, rule: rule.unwrap_or(NO_RULE) }
+    }
+
+    pub fn rule(&self) -> Option<RuleId> {
+        (self.rule != NO_RULE).then_some(self.rule)
+    }
+}
+
+/// The per-rule data the fast path needs; names and reasons stay with the [`RuleSet`].
+#[derive(Clone, Copy, Debug)]
+struct CompiledRule {
+    action: Action,
+    /// Range of this rule's entries in `CompiledPolicy::port_ranges`; empty = any transport.
+    ports_start: u32,
+    ports_end: u32,
+}
+
+/// One address family: its LPM table and the class lists the table's values point to.
+struct FamilyTable<K: LpmKey> {
+    lpm: Lpm<K>,
+    /// Per class: (src start, src end, dst start, dst end) into `members`.
+    spans: Vec<[u32; 4]>,
+    members: Vec<RuleId>,
+}
+
+/// Figures about a compiled policy, for `rules check` and the control API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompileStats {
+    pub rules: usize,
+    pub v4_prefixes: usize,
+    pub v6_prefixes: usize,
+    pub v4_classes: usize,
+    pub v6_classes: usize,
+    pub memory_bytes: usize,
+    pub compile_time: Duration,
+}
+
+/// An immutable, compiled rule set. Built off the fast path; shared read-only by workers.
+pub struct CompiledPolicy {
+    rule_set: RuleSet,
+    rules: Vec<CompiledRule>,
+    port_ranges: Vec<PortRange>,
+    v4: FamilyTable<u32>,
+    v6: FamilyTable<u128>,
+    default_action: Action,
+    generation: u64,
+    stats: CompileStats,
+}
+
+/// Largest burst `classify_bulk` handles at once (it chunks longer inputs).
+const CHUNK: usize = 64;
+
+impl CompiledPolicy {
+    pub fn compile(rule_set: RuleSet, default_action: Action) -> Result<CompiledPolicy, LpmError> {
+        let started = Instant::now();
+        let mut port_ranges = Vec::new();
+        let rules: Vec<CompiledRule> = rule_set
+            .rules()
+            .iter()
+            .map(|r| {
+                let start = port_ranges.len() as u32;
+                port_ranges.extend_from_slice(&r.ports);
+                CompiledRule { action: r.action, ports_start: start, ports_end: port_ranges.len() as u32 }
+            })
+            .collect();
+        let (v4, v4_prefixes) = build_family::<u32>(rule_set.rules(), 32, |n| match n {
+            IpNet::V4(n) => Some((u128::from(u32::from(n.network())), n.prefix_len())),
+            IpNet::V6(_) => None,
+        }, |a| a as u32)?;
+        let (v6, v6_prefixes) = build_family::<u128>(rule_set.rules(), 128, |n| match n {
+            IpNet::V6(n) => Some((u128::from(n.network()), n.prefix_len())),
+            IpNet::V4(_) => None,
+        }, |a| a)?;
+        let memory_bytes = v4.memory_bytes()
+            + v6.memory_bytes()
+            + rules.capacity() * std::mem::size_of::<CompiledRule>()
+            + port_ranges.capacity() * std::mem::size_of::<PortRange>();
+        let stats = CompileStats {
+            rules: rules.len(),
+            v4_prefixes,
+            v6_prefixes,
+            v4_classes: v4.spans.len(),
+            v6_classes: v6.spans.len(),
+            memory_bytes,
+            compile_time: started.elapsed(),
+        };
+        Ok(CompiledPolicy { rule_set, rules, port_ranges, v4, v6, default_action, generation: 0, stats })
+    }
+
+    pub fn rule_set(&self) -> &RuleSet {
+        &self.rule_set
+    }
+
+    /// The source rule of a decision, for names and reasons.
+    pub fn rule(&self, id: RuleId) -> Option<&Rule> {
+        self.rule_set.rules().get(id as usize)
+    }
+
+    pub fn default_action(&self) -> Action {
+        self.default_action
+    }
+
+    /// The generation this policy was published as (0 until the control plane numbers it).
+    /// Flows decided under another generation are classified again.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn set_generation(&mut self, generation: u64) {
+        self.generation = generation;
+    }
+
+    pub fn stats(&self) -> &CompileStats {
+        &self.stats
+    }
+
+    /// Classify one connection.
+    pub fn classify(&self, query: &Query) -> Decision {
+        let mut out = [Decision::new(self.default_action, None)];
+        self.classify_bulk(std::slice::from_ref(query), &mut out);
+        out[0]
+    }
+
+    /// Classify a burst: `out[i]` for `queries[i]`. The LPM lookups of the whole burst are
+    /// issued together so their cache misses overlap. No allocation.
+    pub fn classify_bulk(&self, queries: &[Query], out: &mut [Decision]) {
+        for (qs, os) in queries.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
+            self.classify_chunk(qs, os);
+        }
+    }
+
+    fn classify_chunk(&self, queries: &[Query], out: &mut [Decision]) {
+        // Keys laid out [src0, dst0, src1, dst1, ...] per family.
+        let mut keys4 = [0u32; 2 * CHUNK];
+        let mut keys6 = [0u128; 2 * CHUNK];
+        let (mut n4, mut n6) = (0, 0);
+        for q in queries {
+            match q.addrs {
+                IpPair::V4 { src, dst } => {
+                    if let Some(k) = keys4.get_mut(n4..n4 + 2) {
+                        k.copy_from_slice(&[src, dst]);
+                    }
+                    n4 += 2;
+                }
+                IpPair::V6 { src, dst } => {
+                    if let Some(k) = keys6.get_mut(n6..n6 + 2) {
+                        k.copy_from_slice(&[src, dst]);
+                    }
+                    n6 += 2;
+                }
+            }
+        }
+        let mut classes4 = [0u32; 2 * CHUNK];
+        let mut classes6 = [0u32; 2 * CHUNK];
+        if let (Some(k), Some(c)) = (keys4.get(..n4), classes4.get_mut(..n4)) {
+            self.v4.lpm.lookup_bulk(k, c);
+        }
+        if let (Some(k), Some(c)) = (keys6.get(..n6), classes6.get_mut(..n6)) {
+            self.v6.lpm.lookup_bulk(k, c);
+        }
+        let (mut i4, mut i6) = (0, 0);
+        for (q, o) in queries.iter().zip(out.iter_mut()) {
+            let (src_list, dst_list) = match q.addrs {
+                IpPair::V4 { .. } => {
+                    let cs = classes4.get(i4).copied().unwrap_or(0);
+                    let cd = classes4.get(i4 + 1).copied().unwrap_or(0);
+                    i4 += 2;
+                    (self.v4.src_list(cs), self.v4.dst_list(cd))
+                }
+                IpPair::V6 { .. } => {
+                    let cs = classes6.get(i6).copied().unwrap_or(0);
+                    let cd = classes6.get(i6 + 1).copied().unwrap_or(0);
+                    i6 += 2;
+                    (self.v6.src_list(cs), self.v6.dst_list(cd))
+                }
+            };
+            *o = self.first_match(src_list, dst_list, q.protocol, q.dst_port);
+        }
+    }
+
+    /// Walk the two candidate lists in evaluation order; the first rule whose transport
+    /// predicate holds decides.
+    fn first_match(&self, src: &[RuleId], dst: &[RuleId], protocol: u8, dst_port: Option<u16>) -> Decision {
+        let (mut i, mut j) = (0, 0);
+        loop {
+            let id = match (src.get(i), dst.get(j)) {
+                (Some(&a), Some(&b)) if a <= b => {
+                    i += 1;
+                    a
+                }
+                (_, Some(&b)) => {
+                    j += 1;
+                    b
+                }
+                (Some(&a), None) => {
+                    i += 1;
+                    a
+                }
+                (None, None) => return Decision::new(self.default_action, None),
+            };
+            let Some(rule) = self.rules.get(id as usize) else { continue };
+            if self.transport_matches(rule, protocol, dst_port) {
+                return Decision::new(rule.action, Some(id));
+            }
+        }
+    }
+
+    fn transport_matches(&self, rule: &CompiledRule, protocol: u8, dst_port: Option<u16>) -> bool {
+        if rule.ports_start == rule.ports_end {
+            return true;
+        }
+        let Some(port) = dst_port else { return false };
+        self.port_ranges
+            .get(rule.ports_start as usize..rule.ports_end as usize)
+            .is_some_and(|ranges| ranges.iter().any(|r| r.contains(protocol, port)))
+    }
+}
+
+impl<K: LpmKey> FamilyTable<K> {
+    fn src_list(&self, class: u32) -> &[RuleId] {
+        self.list(class, 0)
+    }
+
+    fn dst_list(&self, class: u32) -> &[RuleId] {
+        self.list(class, 2)
+    }
+
+    fn list(&self, class: u32, side: usize) -> &[RuleId] {
+        let Some(span) = self.spans.get(class as usize) else { return &[] };
+        let (start, end) = (span.get(side).copied().unwrap_or(0), span.get(side + 1).copied().unwrap_or(0));
+        self.members.get(start as usize..end as usize).unwrap_or(&[])
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.lpm.memory_bytes()
+            + self.spans.capacity() * std::mem::size_of::<[u32; 4]>()
+            + self.members.capacity() * std::mem::size_of::<RuleId>()
+    }
+}
+
+/// One CIDR or except entry of one family, widened to u128.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct PrefixEntry {
+    addr: u128,
+    len: u8,
+    rule: RuleId,
+    except: bool,
+}
+
+fn mask(len: u8, bits: u32) -> u128 {
+    let full: u128 = if bits >= 128 { u128::MAX } else { (1u128 << bits) - 1 };
+    if len == 0 {
+        0
+    } else {
+        (full << (bits - u32::from(len).min(bits))) & full
+    }
+}
+
+/// Build the LPM table and class lists of one family. Returns the number of distinct prefixes.
+fn build_family<K: LpmKey>(
+    rules: &[Rule],
+    bits: u32,
+    family: impl Fn(&IpNet) -> Option<(u128, u8)>,
+    to_key: impl Fn(u128) -> K,
+) -> Result<(FamilyTable<K>, usize), LpmError> {
+    let mut entries = Vec::new();
+    let mut any_address = Vec::new();
+    for (id, rule) in rules.iter().enumerate() {
+        let id = id as RuleId;
+        if rule.cidr_blocks.is_empty() {
+            any_address.push(id);
+        }
+        for (nets, except) in [(&rule.cidr_blocks, false), (&rule.except, true)] {
+            for (addr, len) in nets.iter().filter_map(&family) {
+                entries.push(PrefixEntry { addr, len, rule: id, except });
+            }
+        }
+    }
+    // (addr, len) order is a depth-first walk of the prefix tree: a prefix comes after every
+    // prefix that contains it, so a stack of open prefixes tracks the enclosing ones.
+    entries.sort_unstable();
+    let is_terminal: Vec<bool> = rules.iter().map(|r| r.ports.is_empty()).collect();
+    let mut builder = ClassBuilder::new(rules, &is_terminal, any_address);
+    let mut inside = vec![(0u32, 0u32); rules.len()];
+    let mut members: BTreeSet<RuleId> = BTreeSet::new();
+    let mut stack: Vec<(u128, u8, usize, usize)> = Vec::new();
+    let mut routes: Vec<Route<K>> = Vec::new();
+    let apply = |group: &[PrefixEntry], delta: i32, inside: &mut [(u32, u32)], members: &mut BTreeSet<RuleId>| {
+        for e in group {
+            let Some(counts) = inside.get_mut(e.rule as usize) else { continue };
+            let c = if e.except { &mut counts.1 } else { &mut counts.0 };
+            *c = c.saturating_add_signed(delta);
+            if counts.0 > 0 && counts.1 == 0 {
+                members.insert(e.rule);
+            } else {
+                members.remove(&e.rule);
+            }
+        }
+    };
+    let mut start = 0;
+    while start < entries.len() {
+        let Some(first) = entries.get(start).copied() else { break };
+        let end = start + entries.get(start..).map_or(0, |rest| {
+            rest.iter().take_while(|e| e.addr == first.addr && e.len == first.len).count()
+        });
+        while let Some(&(addr, len, s, e)) = stack.last() {
+            if len <= first.len && first.addr & mask(len, bits) == addr {
+                break;
+            }
+            apply(entries.get(s..e).unwrap_or(&[]), -1, &mut inside, &mut members);
+            stack.pop();
+        }
+        apply(entries.get(start..end).unwrap_or(&[]), 1, &mut inside, &mut members);
+        stack.push((first.addr, first.len, start, end));
+        let class = builder.class_of(&members);
+        routes.push(Route { addr: to_key(first.addr), len: first.len, value: class });
+        start = end;
+    }
+    let lpm = Lpm::build(&routes, 0)?;
+    let prefixes = routes.len();
+    Ok((FamilyTable { lpm, spans: builder.spans, members: builder.members }, prefixes))
+}
+
+/// Interns classes by their (source list, destination list); class 0 holds the rules that
+/// match any address, the answer for addresses no prefix covers.
+struct ClassBuilder<'a> {
+    rules: &'a [Rule],
+    is_terminal: &'a [bool],
+    any_address: Vec<RuleId>,
+    ids: HashMap<(Vec<RuleId>, Vec<RuleId>), u32>,
+    spans: Vec<[u32; 4]>,
+    members: Vec<RuleId>,
+}
+
+impl<'a> ClassBuilder<'a> {
+    fn new(rules: &'a [Rule], is_terminal: &'a [bool], any_address: Vec<RuleId>) -> Self {
+        let mut b = ClassBuilder { rules, is_terminal, any_address, ids: HashMap::new(), spans: Vec::new(), members: Vec::new() };
+        b.class_of(&BTreeSet::new());
+        b
+    }
+
+    fn class_of(&mut self, members: &BTreeSet<RuleId>) -> u32 {
+        let src = self.side_list(members, true);
+        let dst = self.side_list(members, false);
+        let key = (src, dst);
+        if let Some(&id) = self.ids.get(&key) {
+            return id;
+        }
+        let id = self.spans.len() as u32;
+        let s0 = self.members.len() as u32;
+        self.members.extend_from_slice(&key.0);
+        let s1 = self.members.len() as u32;
+        self.members.extend_from_slice(&key.1);
+        let s2 = self.members.len() as u32;
+        self.spans.push([s0, s1, s1, s2]);
+        self.ids.insert(key, id);
+        id
+    }
+
+    /// Merge the address-specific members with the any-address rules, keep those of this
+    /// side, and stop after the first rule that matches any transport.
+    fn side_list(&self, members: &BTreeSet<RuleId>, source_side: bool) -> Vec<RuleId> {
+        let mut out = Vec::new();
+        let mut a = self.any_address.iter().copied().peekable();
+        let mut m = members.iter().copied().peekable();
+        loop {
+            let id = match (a.peek(), m.peek()) {
+                (Some(&x), Some(&y)) if x < y => a.next(),
+                (Some(_), None) => a.next(),
+                (_, Some(_)) => m.next(),
+                (None, None) => None,
+            };
+            let Some(id) = id else { break };
+            let Some(rule) = self.rules.get(id as usize) else { continue };
+            let side_ok = if source_side { rule.direction.matches_source() } else { rule.direction.matches_destination() };
+            if side_ok {
+                out.push(id);
+                if self.is_terminal.get(id as usize).copied().unwrap_or(false) {
+                    break;
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,350 @@
+//! Reading `NetworkPolicyRule` documents: YAML (one or many documents), a JSON array, or a
+//! Kubernetes `List`, from text, files or directories. Every document is checked; a rule set
+//! with any error is rejected whole, with all errors listed.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use super::error::{RuleError, RuleErrors};
+use super::rule::{Action, Direction, Rule, RuleSet};
+use super::validate;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+pub const API_VERSION: &str = "policy.secure.example.com/v1";
+pub const KIND: &str = "NetworkPolicyRule";
+/// Bound on one rule file or request body, so a hostile input cannot exhaust memory.
+pub const MAX_DOCUMENT_BYTES: usize = 64 << 20;
+
+/// The custom resource as written. Unknown fields are errors: a typo must not widen a rule.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawRule {
+    api_version: Option<String>,
+    kind: Option<String>,
+    metadata: Option<RawMetadata>,
+    spec: Option<RawSpec>,
+    /// Objects read back from the API server carry a status; it means nothing here.
+    #[allow(dead_code)]
+    status: Option<IgnoredAny>,
+}
+
+/// Kubernetes `ObjectMeta`: only the name matters; the other standard fields are accepted.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+struct RawMetadata {
+    name: Option<String>,
+    namespace: Option<IgnoredAny>,
+    labels: Option<IgnoredAny>,
+    annotations: Option<IgnoredAny>,
+    uid: Option<IgnoredAny>,
+    resource_version: Option<IgnoredAny>,
+    generation: Option<IgnoredAny>,
+    creation_timestamp: Option<IgnoredAny>,
+    deletion_timestamp: Option<IgnoredAny>,
+    deletion_grace_period_seconds: Option<IgnoredAny>,
+    generate_name: Option<IgnoredAny>,
+    finalizers: Option<IgnoredAny>,
+    owner_references: Option<IgnoredAny>,
+    managed_fields: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawSpec {
+    cidr_blocks: Option<Vec<String>>,
+    except: Option<Vec<String>>,
+    action: Option<String>,
+    reason: Option<String>,
+    priority: Option<i64>,
+    direction: Option<String>,
+    ports: Option<Vec<RawPort>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawPort {
+    protocol: Option<String>,
+    port: Option<i64>,
+    end_port: Option<i64>,
+}
+
+/// Collects errors for one rule, prefixing them with its source and name.
+pub(crate) struct ErrorSink<'a> {
+    pub source: &'a str,
+    pub rule: String,
+    pub errors: &'a mut Vec<RuleError>,
+}
+
+impl ErrorSink<'_> {
+    pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(RuleError {
+            source: self.source.to_string(),
+            rule: self.rule.clone(),
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Parse every rule in `text` (YAML documents, a JSON array, or a `List`). `source` names the
+/// file in messages. Rules come back unsorted and not yet checked for duplicate names.
+pub fn parse_rules(text: &str, source: &str) -> Result<Vec<Rule>, RuleErrors> {
+    let mut rules = Vec::new();
+    let mut errors = Vec::new();
+    parse_into(text, source, &mut rules, &mut errors);
+    if errors.is_empty() {
+        Ok(rules)
+    } else {
+        Err(RuleErrors(errors))
+    }
+}
+
+fn parse_into(text: &str, source: &str, rules: &mut Vec<Rule>, errors: &mut Vec<RuleError>) {
+    let file_error = |errors: &mut Vec<RuleError>, message: String| {
+        errors.push(RuleError {
+            source: source.to_string(),
+            rule: String::new(),
+            field: String::new(),
+            message,
+        })
+    };
+    if text.len() > MAX_DOCUMENT_BYTES {
+        file_error(errors, format!("document is larger than {MAX_DOCUMENT_BYTES} bytes"));
+        return;
+    }
+    for (doc_index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let value = match serde_yaml_ng::Value::deserialize(document) {
+            Ok(v) => v,
+            Err(e) => {
+                file_error(errors, format!("document {}: {e}", doc_index + 1));
+                // The YAML stream cannot be resynchronised after a syntax error.
+                return;
+            }
+        };
+        match value {
+            serde_yaml_ng::Value::Null => {}
+            serde_yaml_ng::Value::Sequence(items) => {
+                for (i, item) in items.into_iter().enumerate() {
+                    parse_one(item, source, &format!("[{i}]"), rules, errors);
+                }
+            }
+            serde_yaml_ng::Value::Mapping(ref map)
+                if map.get("kind").and_then(|k| k.as_str()) == Some("List") =>
+            {
+                match map.get("items") {
+                    Some(serde_yaml_ng::Value::Sequence(items)) => {
+                        for (i, item) in items.iter().enumerate() {
+                            parse_one(item.clone(), source, &format!("items[{i}]"), rules, errors);
+                        }
+                    }
+                    Some(serde_yaml_ng::Value::Null) | None => {}
+                    Some(_) => file_error(errors, "List: items must be a sequence".into()),
+                }
+            }
+            other => parse_one(other, source, &format!("document {}", doc_index + 1), rules, errors),
+        }
+    }
+}
+
+fn parse_one(
+    value: serde_yaml_ng::Value,
+    source: &str,
+    position: &str,
+    rules: &mut Vec<Rule>,
+    errors: &mut Vec<RuleError>,
+) {
+    // Name the rule in messages even when the document does not deserialize.
+    let name_hint = value
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(|n| n.as_str())
+        .map(str::to_string);
+    let mut sink = ErrorSink {
+        source,
+        rule: name_hint.clone().unwrap_or_else(|| position.to_string()),
+        errors,
+    };
+    let raw: RawRule = match serde_path_to_error::deserialize(value) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let field = e.path().to_string();
+            let field = if field == "." { String::new() } else { field };
+            sink.push(field, e.into_inner().to_string());
+            return;
+        }
+    };
+    if let Some(rule) = check_rule(raw, &mut sink) {
+        rules.push(rule);
+    }
+}
+
+/// Semantic checks of one deserialized document; `None` when any check failed.
+fn check_rule(raw: RawRule, sink: &mut ErrorSink<'_>) -> Option<Rule> {
+    let before = sink.errors.len();
+    match raw.api_version.as_deref() {
+        Some(API_VERSION) => {}
+        Some(other) => sink.push("apiVersion", format!("unknown apiVersion {other:?} (expected {API_VERSION})")),
+        None => sink.push("apiVersion", "required field is missing"),
+    }
+    match raw.kind.as_deref() {
+        Some(KIND) => {}
+        Some(other) => sink.push("kind", format!("unknown kind {other:?} (expected {KIND})")),
+        None => sink.push("kind", "required field is missing"),
+    }
+    let name = match raw.metadata.and_then(|m| m.name) {
+        Some(name) => {
+            if let Err(msg) = validate::dns1123_subdomain(&name) {
+                sink.push("metadata.name", msg);
+            }
+            name
+        }
+        None => {
+            sink.push("metadata.name", "required field is missing");
+            String::new()
+        }
+    };
+    let Some(spec) = raw.spec else {
+        sink.push("spec", "required field is missing");
+        return None;
+    };
+    let action = match spec.action.as_deref() {
+        Some(a) => Action::parse(a).or_else(|| {
+            sink.push("spec.action", format!("unknown action {a:?} (expected ALLOW or DROP)"));
+            None
+        }),
+        None => {
+            sink.push("spec.action", "required field is missing (ALLOW or DROP)");
+            None
+        }
+    };
+    let reason = spec.reason.unwrap_or_default();
+    if reason.len() > validate::MAX_REASON_BYTES {
+        sink.push(
+            "spec.reason",
+            format!("{} bytes long, at most {} allowed", reason.len(), validate::MAX_REASON_BYTES),
+        );
+    }
+    let priority = match spec.priority {
+        None => validate::DEFAULT_PRIORITY,
+        Some(p) => u16::try_from(p).unwrap_or_else(|_| {
+            sink.push("spec.priority", format!("{p} is out of range 0..=65535"));
+            0
+        }),
+    };
+    let direction = match spec.direction.as_deref() {
+        None | Some("any") => Direction::Any,
+        Some("ingress") => Direction::Ingress,
+        Some("egress") => Direction::Egress,
+        Some(d) => {
+            sink.push("spec.direction", format!("unknown direction {d:?} (expected ingress, egress or any)"));
+            Direction::Any
+        }
+    };
+    let cidr_blocks = validate::cidr_list(spec.cidr_blocks.as_deref().unwrap_or(&[]), "spec.cidrBlocks", sink);
+    let except = validate::cidr_list(spec.except.as_deref().unwrap_or(&[]), "spec.except", sink);
+    validate::except_inside_blocks(&cidr_blocks, &except, sink);
+    let mut ports = Vec::new();
+    for (i, p) in spec.ports.unwrap_or_default().iter().enumerate() {
+        if let Some(range) = validate::port_range(p.protocol.as_deref(), p.port, p.end_port, &format!("spec.ports[{i}]"), sink) {
+            ports.push(range);
+        }
+    }
+    if sink.errors.len() != before {
+        return None;
+    }
+    Some(Rule {
+        name,
+        action: action?,
+        reason,
+        priority,
+        direction,
+        cidr_blocks: cidr_blocks.into_iter().flatten().collect(),
+        except: except.into_iter().flatten().collect(),
+        ports,
+        source: sink.source.to_string(),
+    })
+}
+
+/// Check names are unique across everything loaded and sort into evaluation order.
+pub fn build_rule_set(rules: Vec<Rule>) -> Result<RuleSet, RuleErrors> {
+    let mut seen: HashMap<&str, &str> = HashMap::new();
+    let mut errors = Vec::new();
+    for rule in &rules {
+        if let Some(first) = seen.insert(&rule.name, &rule.source) {
+            errors.push(RuleError {
+                source: rule.source.clone(),
+                rule: rule.name.clone(),
+                field: "metadata.name".into(),
+                message: format!("duplicate name (already defined in {first})"),
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(RuleSet::new(rules))
+    } else {
+        Err(RuleErrors(errors))
+    }
+}
+
+/// Parse a complete rule set from one text (an API request body, a state file).
+pub fn rule_set_from_str(text: &str, source: &str) -> Result<RuleSet, RuleErrors> {
+    build_rule_set(parse_rules(text, source)?)
+}
+
+/// Load rule files and directories (every `*.yaml`, `*.yml`, `*.json` inside, sorted by name).
+/// Every file is read and checked before the result is decided, so all errors are reported.
+pub fn load_rule_set(paths: &[PathBuf]) -> Result<RuleSet, RuleErrors> {
+    let mut rules = Vec::new();
+    let mut errors = Vec::new();
+    for file in expand_paths(paths, &mut errors) {
+        let source = file.display().to_string();
+        match read_bounded(&file) {
+            Ok(text) => parse_into(&text, &source, &mut rules, &mut errors),
+            Err(message) => errors.push(RuleError { source, rule: String::new(), field: String::new(), message }),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(RuleErrors(errors));
+    }
+    build_rule_set(rules)
+}
+
+fn read_bounded(file: &Path) -> Result<String, String> {
+    let meta = std::fs::metadata(file).map_err(|e| e.to_string())?;
+    if meta.len() > MAX_DOCUMENT_BYTES as u64 {
+        return Err(format!("file is larger than {MAX_DOCUMENT_BYTES} bytes"));
+    }
+    std::fs::read_to_string(file).map_err(|e| e.to_string())
+}
+
+fn expand_paths(paths: &[PathBuf], errors: &mut Vec<RuleError>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            match std::fs::read_dir(path) {
+                Ok(entries) => {
+                    let mut found: Vec<PathBuf> = entries
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|p| {
+                            p.is_file()
+                                && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
+                        })
+                        .collect();
+                    found.sort();
+                    files.extend(found);
+                }
+                Err(e) => errors.push(RuleError {
+                    source: path.display().to_string(),
+                    rule: String::new(),
+                    field: String::new(),
+                    message: e.to_string(),
+                }),
+            }
+        } else {
+            files.push(path.clone());
+        }
+    }
+    files
+}

@@ -1,0 +1,150 @@
+//! The validated rule model: what a `NetworkPolicyRule` means once it has been checked.
+
+use ipnet::IpNet;
+use std::fmt;
+
+/// The verdict a rule (or the default) gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Action {
+    /// Drop sorts before Allow: at equal priority a DROP rule is evaluated first.
+    Drop,
+    #[default]
+    Allow,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "ALLOW",
+            Action::Drop => "DROP",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Action> {
+        match s {
+            "ALLOW" => Some(Action::Allow),
+            "DROP" => Some(Action::Drop),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which end of a connection the rule's addresses are matched against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Direction {
+    /// The connection's source (initiator).
+    Ingress,
+    /// The connection's destination (responder).
+    Egress,
+    /// Either end.
+    #[default]
+    Any,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Ingress => "ingress",
+            Direction::Egress => "egress",
+            Direction::Any => "any",
+        }
+    }
+
+    pub fn matches_source(self) -> bool {
+        matches!(self, Direction::Ingress | Direction::Any)
+    }
+
+    pub fn matches_destination(self) -> bool {
+        matches!(self, Direction::Egress | Direction::Any)
+    }
+}
+
+/// A destination port range of one transport protocol, inclusive at both ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PortRange {
+    /// IP protocol number (TCP 6 or UDP 17).
+    pub protocol: u8,
+    pub first: u16,
+    pub last: u16,
+}
+
+impl PortRange {
+    pub fn contains(&self, protocol: u8, port: u16) -> bool {
+        self.protocol == protocol && self.first <= port && port <= self.last
+    }
+}
+
+/// One validated rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub name: String,
+    pub action: Action,
+    pub reason: String,
+    pub priority: u16,
+    pub direction: Direction,
+    /// Empty means any address (of either family).
+    pub cidr_blocks: Vec<IpNet>,
+    /// Each lies inside one of `cidr_blocks`; addresses in them do not match.
+    pub except: Vec<IpNet>,
+    /// Empty means any protocol and port.
+    pub ports: Vec<PortRange>,
+    /// Where the rule came from (file name, "api"...), for messages.
+    pub source: String,
+}
+
+impl Rule {
+    /// The evaluation order: (priority, DROP before ALLOW, name).
+    pub fn precedence_key(&self) -> (u16, Action, &str) {
+        (self.priority, self.action, &self.name)
+    }
+
+    /// Whether the address predicate holds for one address (ignoring direction).
+    pub fn contains_address(&self, addr: std::net::IpAddr) -> bool {
+        (self.cidr_blocks.is_empty() || self.cidr_blocks.iter().any(|n| n.contains(&addr)))
+            && !self.except.iter().any(|n| n.contains(&addr))
+    }
+
+    /// Whether the transport predicate holds. `dst_port` is `None` when the packet has no ports
+    /// (non-first fragments, ICMP...): then only rules without `ports` match.
+    pub fn matches_transport(&self, protocol: u8, dst_port: Option<u16>) -> bool {
+        if self.ports.is_empty() {
+            return true;
+        }
+        match dst_port {
+            Some(port) => self.ports.iter().any(|r| r.contains(protocol, port)),
+            None => false,
+        }
+    }
+}
+
+/// A validated rule set, sorted in evaluation order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+}
+
+impl RuleSet {
+    /// Sorts the rules into evaluation order. Names must already be unique (validation).
+    pub fn new(mut rules: Vec<Rule>) -> RuleSet {
+        rules.sort_by(|a, b| a.precedence_key().cmp(&b.precedence_key()));
+        RuleSet { rules }
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
