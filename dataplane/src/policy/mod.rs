@@ -12,3 +12,8 @@ pub use compile::{CompiledPolicy, Decision, Query};
 pub use document::{load_rule_set, parse_rules, rule_set_from_str};
 pub use error::{RuleError, RuleErrors};
 pub use rule::{Action, Direction, PortRange, Rule, RuleSet};
+
+#[cfg(test)]
+mod compile_tests;
+#[cfg(test)]
+mod document_tests;

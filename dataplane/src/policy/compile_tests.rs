@@ -1,0 +1,169 @@
+//! The compiled policy against the plain reference scan: exact verdict and rule.
+
+use super::compile::{CompiledPolicy, Decision, Query};
+use super::reference;
+use super::rule::{Action, Direction, PortRange, Rule, RuleSet};
+use crate::wire::{ip_proto, IpPair};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use proptest::prelude::*;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+fn rule(name: &str, action: Action, priority: u16, direction: Direction, cidrs: &[&str], except: &[&str], ports: &[PortRange]) -> Rule {
+    Rule {
+        name: name.into(),
+        action,
+        reason: format!("reason of {name}"),
+        priority,
+        direction,
+        cidr_blocks: cidrs.iter().map(|c| c.parse().unwrap()).collect(),
+        except: except.iter().map(|c| c.parse().unwrap()).collect(),
+        ports: ports.to_vec(),
+        source: "test".into(),
+    }
+}
+
+fn v4(src: &str, dst: &str, protocol: u8, port: Option<u16>) -> Query {
+    let (s, d): (Ipv4Addr, Ipv4Addr) = (src.parse().unwrap(), dst.parse().unwrap());
+    Query { addrs: IpPair::V4 { src: s.into(), dst: d.into() }, protocol, dst_port: port }
+}
+
+fn v6(src: &str, dst: &str, protocol: u8, port: Option<u16>) -> Query {
+    let (s, d): (Ipv6Addr, Ipv6Addr) = (src.parse().unwrap(), dst.parse().unwrap());
+    Query { addrs: IpPair::V6 { src: s.into(), dst: d.into() }, protocol, dst_port: port }
+}
+
+fn decided_by<'a>(policy: &'a CompiledPolicy, q: &Query) -> (Action, Option<&'a str>) {
+    let d = policy.classify(q);
+    (d.action, d.rule().map(|id| policy.rule(id).unwrap().name.as_str()))
+}
+
+#[test]
+fn directions_excepts_ports_and_default() {
+    let https = PortRange { protocol: ip_proto::TCP, first: 443, last: 443 };
+    let rules = RuleSet::new(vec![
+        rule("block-src", Action::Drop, 10, Direction::Ingress, &["192.168.211.0/24"], &[], &[]),
+        rule("block-dst", Action::Drop, 10, Direction::Egress, &["203.0.113.128/25"], &[], &[]),
+        rule("web-allow", Action::Allow, 20, Direction::Any, &["10.0.0.0/8"], &["10.9.0.0/16"], &[https]),
+        rule("ten-drop", Action::Drop, 30, Direction::Any, &["10.0.0.0/8", "2001:db8::/32"], &[], &[]),
+    ]);
+    let p = CompiledPolicy::compile(rules, Action::Allow).unwrap();
+    let tcp = ip_proto::TCP;
+    assert_eq!(decided_by(&p, &v4("192.168.211.7", "8.8.8.8", tcp, Some(80))), (Action::Drop, Some("block-src")));
+    // Ingress rules look at the source only.
+    assert_eq!(decided_by(&p, &v4("8.8.8.8", "192.168.211.7", tcp, Some(80))), (Action::Allow, None));
+    assert_eq!(decided_by(&p, &v4("8.8.8.8", "203.0.113.200", tcp, Some(80))), (Action::Drop, Some("block-dst")));
+    assert_eq!(decided_by(&p, &v4("203.0.113.200", "8.8.8.8", tcp, Some(80))), (Action::Allow, None));
+    assert_eq!(decided_by(&p, &v4("1.1.1.1", "10.1.2.3", tcp, Some(443))), (Action::Allow, Some("web-allow")));
+    assert_eq!(decided_by(&p, &v4("1.1.1.1", "10.1.2.3", tcp, Some(80))), (Action::Drop, Some("ten-drop")));
+    assert_eq!(decided_by(&p, &v4("1.1.1.1", "10.1.2.3", ip_proto::UDP, Some(443))), (Action::Drop, Some("ten-drop")));
+    assert_eq!(decided_by(&p, &v4("1.1.1.1", "10.1.2.3", ip_proto::ICMP, None)), (Action::Drop, Some("ten-drop")));
+    // The except removes 10.9/16 from web-allow only.
+    assert_eq!(decided_by(&p, &v4("10.9.0.1", "1.1.1.1", tcp, Some(443))), (Action::Drop, Some("ten-drop")));
+    assert_eq!(decided_by(&p, &v6("2001:db8::1", "2001:4860::8888", tcp, Some(443))), (Action::Drop, Some("ten-drop")));
+    assert_eq!(decided_by(&p, &v6("2001:4860::1", "2001:4860::8888", tcp, Some(443))), (Action::Allow, None));
+    let denied = CompiledPolicy::compile(RuleSet::default(), Action::Drop).unwrap();
+    assert_eq!(denied.classify(&v4("1.2.3.4", "5.6.7.8", tcp, Some(1))), Decision::new(Action::Drop, None));
+}
+
+#[test]
+fn compile_stats_count_prefixes_and_classes() {
+    let rules = RuleSet::new(vec![
+        rule("a", Action::Drop, 1, Direction::Any, &["10.0.0.0/8", "10.1.0.0/16", "2001:db8::/32"], &["10.1.2.0/24"], &[]),
+        rule("b", Action::Allow, 1, Direction::Any, &[], &[], &[]),
+    ]);
+    let p = CompiledPolicy::compile(rules, Action::Allow).unwrap();
+    let s = p.stats();
+    assert_eq!((s.rules, s.v4_prefixes, s.v6_prefixes), (2, 3, 1));
+    // v4: {b} outside, {a} inside 10/8, {b} again inside the except (same lists as outside).
+    assert_eq!((s.v4_classes, s.v6_classes), (2, 2));
+}
+
+// ---- property test against the reference ----
+
+/// Prefixes drawn from a small universe so rules overlap, nest and share classes.
+fn arb_v4_net() -> impl Strategy<Value = IpNet> {
+    (0u32..64, 0u32..=255, 8u8..=32).prop_map(|(hi, lo, len)| {
+        let addr = (10u32 << 24) | (hi << 16) | (lo << 8) | (lo & 0x0f);
+        IpNet::V4(Ipv4Net::new(Ipv4Addr::from(addr), len).unwrap().trunc())
+    })
+}
+
+fn arb_v6_net() -> impl Strategy<Value = IpNet> {
+    (0u128..16, 0u128..=255, 24u8..=128).prop_map(|(hi, lo, len)| {
+        let addr = (0x2001_0db8u128 << 96) | (hi << 80) | (lo << 64) | lo;
+        IpNet::V6(Ipv6Net::new(Ipv6Addr::from(addr), len).unwrap().trunc())
+    })
+}
+
+fn arb_rule(i: usize) -> impl Strategy<Value = Rule> {
+    let nets = prop::collection::vec(prop_oneof![3 => arb_v4_net(), 1 => arb_v6_net()], 0..4);
+    let ports = prop::collection::vec((prop_oneof![Just(ip_proto::TCP), Just(ip_proto::UDP)], 1u16..20, 0u16..5), 0..3);
+    let direction = prop_oneof![Just(Direction::Ingress), Just(Direction::Egress), Just(Direction::Any)];
+    let action = prop_oneof![Just(Action::Allow), Just(Action::Drop)];
+    (nets, ports, direction, action, 0u16..4, prop::collection::vec((0usize..4, 1u8..12, any::<u128>()), 0..3)).prop_map(
+        move |(mut nets, ports, direction, action, priority, excepts)| {
+            nets.sort();
+            nets.dedup();
+            // Excepts are sub-prefixes of the rule's own blocks.
+            let mut except: Vec<IpNet> = excepts
+                .into_iter()
+                .filter_map(|(which, extra, bits)| {
+                    let block = *nets.get(which % nets.len().max(1))?;
+                    let len = (block.prefix_len() + extra).min(block.max_prefix_len());
+                    let net = match block {
+                        IpNet::V4(b) => IpNet::V4(Ipv4Net::new(Ipv4Addr::from(u32::from(b.network()) | (bits as u32 & !u32::from(b.netmask()))), len).ok()?.trunc()),
+                        IpNet::V6(b) => IpNet::V6(Ipv6Net::new(Ipv6Addr::from(u128::from(b.network()) | (bits & !u128::from(b.netmask()))), len).ok()?.trunc()),
+                    };
+                    Some(net)
+                })
+                .collect();
+            except.sort();
+            except.dedup();
+            Rule {
+                name: format!("r{i}"),
+                action,
+                reason: String::new(),
+                priority,
+                direction,
+                cidr_blocks: nets,
+                except,
+                ports: ports.into_iter().map(|(protocol, first, span)| PortRange { protocol, first, last: first + span }).collect(),
+                source: "prop".into(),
+            }
+        },
+    )
+}
+
+fn arb_rules() -> impl Strategy<Value = Vec<Rule>> {
+    (0usize..24).prop_flat_map(|n| (0..n).map(arb_rule).collect::<Vec<_>>())
+}
+
+fn arb_query() -> impl Strategy<Value = Query> {
+    let proto = prop_oneof![Just(ip_proto::TCP), Just(ip_proto::UDP), Just(ip_proto::ICMP)];
+    let v4 = || (0u32..64, any::<u16>()).prop_map(|(hi, lo)| (10u32 << 24) | (hi << 16) | u32::from(lo));
+    let v6 = || (0u128..16, 0u128..=255, any::<u8>()).prop_map(|(hi, mid, lo)| (0x2001_0db8u128 << 96) | (hi << 80) | (mid << 64) | mid | (u128::from(lo) << 8));
+    let addrs = prop_oneof![
+        3 => (v4(), v4()).prop_map(|(src, dst)| IpPair::V4 { src, dst }),
+        1 => (v6(), v6()).prop_map(|(src, dst)| IpPair::V6 { src, dst }),
+        1 => (any::<u32>(), any::<u32>()).prop_map(|(src, dst)| IpPair::V4 { src, dst }),
+    ];
+    (addrs, proto, 1u16..25).prop_map(|(addrs, protocol, port)| Query { addrs, protocol, dst_port: (protocol != ip_proto::ICMP).then_some(port) })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+    #[test]
+    fn compiled_policy_equals_reference_scan(rules in arb_rules(), queries in prop::collection::vec(arb_query(), 1..100), default_drop in any::<bool>()) {
+        let default = if default_drop { Action::Drop } else { Action::Allow };
+        let set = RuleSet::new(rules);
+        let policy = CompiledPolicy::compile(set.clone(), default).unwrap();
+        let mut bulk = vec![Decision::new(Action::Allow, None); queries.len()];
+        policy.classify_bulk(&queries, &mut bulk);
+        for (q, b) in queries.iter().zip(&bulk) {
+            let (action, rule) = reference::classify(&set, default, q);
+            let expected = Decision::new(action, rule.map(|r| r as u32));
+            prop_assert_eq!(policy.classify(q), expected, "query {:?}", q);
+            prop_assert_eq!(*b, expected, "bulk, query {:?}", q);
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Rule documents: every accepted form, and every rejection with its exact message.
+
+use super::document::{parse_rules, rule_set_from_str};
+use super::rule::{Action, Direction, PortRange};
+use crate::wire::ip_proto;
+
+fn rule_doc(name: &str, spec: &str) -> String {
+    format!("apiVersion: policy.secure.example.com/v1\nkind: NetworkPolicyRule\nmetadata:\n  name: {name}\nspec:\n{spec}")
+}
+
+fn errors_of(text: &str) -> Vec<String> {
+    match rule_set_from_str(text, "rules/a.yaml") {
+        Ok(set) => panic!("accepted: {set:?}"),
+        Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+#[test]
+fn the_design_example_parses_with_defaults() {
+    let text = rule_doc(
+        "block-malicious-cidr",
+        "  cidrBlocks: [\"192.168.211.0/24\", \"203.0.113.128/25\"]\n  action: DROP\n  reason: \"CVE-2024-21413 exploit attempt detected\"\n",
+    );
+    let rules = parse_rules(&text, "x.yaml").unwrap();
+    assert_eq!(rules.len(), 1);
+    let r = &rules[0];
+    assert_eq!(r.name, "block-malicious-cidr");
+    assert_eq!(r.action, Action::Drop);
+    assert_eq!(r.priority, 1000);
+    assert_eq!(r.direction, Direction::Any);
+    assert_eq!(r.cidr_blocks, vec!["192.168.211.0/24".parse().unwrap(), "203.0.113.128/25".parse().unwrap()]);
+    assert_eq!(r.reason, "CVE-2024-21413 exploit attempt detected");
+    assert!(r.ports.is_empty() && r.except.is_empty());
+}
+
+#[test]
+fn all_optional_fields() {
+    let text = rule_doc(
+        "web",
+        "  cidrBlocks: [\"10.0.0.0/8\", \"2001:db8::/32\"]\n  except: [\"10.1.0.0/16\"]\n  action: ALLOW\n  priority: 7\n  direction: egress\n  ports:\n  - port: 443\n  - protocol: UDP\n    port: 5000\n    endPort: 5010\n  - protocol: UDP\n",
+    );
+    let r = &parse_rules(&text, "x").unwrap()[0];
+    assert_eq!(r.priority, 7);
+    assert_eq!(r.direction, Direction::Egress);
+    assert_eq!(r.except, vec!["10.1.0.0/16".parse().unwrap()]);
+    assert_eq!(
+        r.ports,
+        vec![
+            PortRange { protocol: ip_proto::TCP, first: 443, last: 443 },
+            PortRange { protocol: ip_proto::UDP, first: 5000, last: 5010 },
+            PortRange { protocol: ip_proto::UDP, first: 0, last: 65535 },
+        ]
+    );
+}
+
+#[test]
+fn multi_document_yaml_json_array_and_list_give_the_same_rules() {
+    let a = rule_doc("a", "  action: DROP\n  cidrBlocks: [\"10.0.0.0/8\"]\n");
+    let b = rule_doc("b", "  action: ALLOW\n");
+    let yaml = format!("{a}---\n{b}");
+    let json = r#"[{"apiVersion":"policy.secure.example.com/v1","kind":"NetworkPolicyRule","metadata":{"name":"a"},"spec":{"action":"DROP","cidrBlocks":["10.0.0.0/8"]}},
+                  {"apiVersion":"policy.secure.example.com/v1","kind":"NetworkPolicyRule","metadata":{"name":"b"},"spec":{"action":"ALLOW"}}]"#;
+    let list = format!(
+        "apiVersion: v1\nkind: List\nitems:\n{}",
+        [a, b].iter().map(|d| d.lines().enumerate().map(|(i, l)| if i == 0 { format!("- {l}\n") } else { format!("  {l}\n") }).collect::<String>()).collect::<String>()
+    );
+    let from_yaml = rule_set_from_str(&yaml, "s").unwrap();
+    assert_eq!(from_yaml.len(), 2);
+    assert_eq!(rule_set_from_str(json, "s").unwrap(), from_yaml);
+    assert_eq!(rule_set_from_str(&list, "s").unwrap(), from_yaml);
+}
+
+#[test]
+fn evaluation_order_is_priority_then_drop_then_name() {
+    let docs = [
+        rule_doc("z-allow", "  action: ALLOW\n  priority: 5\n"),
+        rule_doc("b-allow", "  action: ALLOW\n  priority: 5\n"),
+        rule_doc("y-drop", "  action: DROP\n  priority: 5\n"),
+        rule_doc("first", "  action: ALLOW\n  priority: 1\n"),
+    ]
+    .join("---\n");
+    let set = rule_set_from_str(&docs, "s").unwrap();
+    let names: Vec<&str> = set.rules().iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["first", "y-drop", "b-allow", "z-allow"]);
+}
+
+#[test]
+fn host_bits_message_names_file_rule_field_and_fix() {
+    let text = rule_doc("block-x", "  cidrBlocks: [\"10.0.0.0/8\", \"10.0.0.1/24\"]\n  action: DROP\n");
+    assert_eq!(
+        errors_of(&text),
+        ["rules/a.yaml: block-x: spec.cidrBlocks[1]: host bits set in 10.0.0.1/24 (did you mean 10.0.0.0/24?)"]
+    );
+}
+
+#[test]
+fn every_error_of_a_set_is_listed() {
+    let text = [
+        rule_doc("a", "  cidrBlocks: [\"10.0.0.0/33\", \"192.168.1.1\"]\n  except: [\"172.16.0.0/12\"]\n  action: DENY\n"),
+        rule_doc("b", "  action: ALLOW\n  ports:\n  - port: 80\n    endPort: 79\n  - protocol: SCTP\n  - endPort: 9\n  - port: 70000\n"),
+        rule_doc("c", "  action: ALLOW\n  priority: 70000\n  direction: sideways\n"),
+        rule_doc("Bad_Name", "  action: ALLOW\n"),
+        rule_doc("d", "  action: ALLOW\n  cidrBlock: [\"10.0.0.0/8\"]\n"),
+        rule_doc("a", "  action: ALLOW\n"),
+    ]
+    .join("---\n");
+    let errors = match parse_rules(&text, "f.yaml") {
+        Err(e) => e.0.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        Ok(_) => panic!("accepted"),
+    };
+    let expected = [
+        "f.yaml: a: spec.action: unknown action \"DENY\" (expected ALLOW or DROP)",
+        "f.yaml: a: spec.cidrBlocks[0]: invalid CIDR \"10.0.0.0/33\" (expected an address and a prefix length, like 10.0.0.0/8 or 2001:db8::/32)",
+        "f.yaml: a: spec.cidrBlocks[1]: missing prefix length in 192.168.1.1 (did you mean 192.168.1.1/32?)",
+        "f.yaml: a: spec.except[0]: 172.16.0.0/12 is not inside any of spec.cidrBlocks",
+        "f.yaml: b: spec.ports[0].endPort: endPort 79 is below port 80",
+        "f.yaml: b: spec.ports[1].protocol: unknown protocol \"SCTP\" (expected TCP or UDP)",
+        "f.yaml: b: spec.ports[2].endPort: endPort requires port",
+        "f.yaml: b: spec.ports[3].port: 70000 is out of range 1..=65535",
+        "f.yaml: c: spec.priority: 70000 is out of range 0..=65535",
+        "f.yaml: c: spec.direction: unknown direction \"sideways\" (expected ingress, egress or any)",
+        "f.yaml: Bad_Name: metadata.name: \"Bad_Name\" is not a valid DNS-1123 subdomain (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)",
+    ];
+    assert_eq!(errors[..expected.len()], expected);
+    assert_eq!(errors.len(), expected.len() + 1);
+    assert!(errors[expected.len()].starts_with("f.yaml: d: spec.cidrBlock: unknown field `cidrBlock`, expected one of"), "{}", errors[expected.len()]);
+}
+
+#[test]
+fn duplicate_names_across_files_are_rejected() {
+    let text = [rule_doc("a", "  action: ALLOW\n"), rule_doc("a", "  action: DROP\n")].join("---\n");
+    assert_eq!(errors_of(&text), ["rules/a.yaml: a: metadata.name: duplicate name (already defined in rules/a.yaml)"]);
+}
+
+#[test]
+fn structural_errors() {
+    assert_eq!(
+        errors_of("apiVersion: v2\nkind: Pod\nmetadata: {}\nspec:\n  action: ALLOW\n"),
+        [
+            "rules/a.yaml: document 1: apiVersion: unknown apiVersion \"v2\" (expected policy.secure.example.com/v1)",
+            "rules/a.yaml: document 1: kind: unknown kind \"Pod\" (expected NetworkPolicyRule)",
+            "rules/a.yaml: document 1: metadata.name: required field is missing",
+        ]
+    );
+    assert_eq!(
+        errors_of(&rule_doc("x", "  reason: r\n")),
+        ["rules/a.yaml: x: spec.action: required field is missing (ALLOW or DROP)"]
+    );
+    assert_eq!(
+        errors_of(&rule_doc("x", "  action: ALLOW\n  priority: high\n")),
+        ["rules/a.yaml: x: spec.priority: invalid type: string \"high\", expected i64"]
+    );
+    let long = "r".repeat(257);
+    assert_eq!(
+        errors_of(&rule_doc("x", &format!("  action: ALLOW\n  reason: {long}\n"))),
+        ["rules/a.yaml: x: spec.reason: 257 bytes long, at most 256 allowed"]
+    );
+    assert_eq!(
+        errors_of(&rule_doc("x", "  action: ALLOW\n  cidrBlocks: [\"10.0.0.0/8\", \"10.0.0.0/8\"]\n")),
+        ["rules/a.yaml: x: spec.cidrBlocks[1]: duplicate CIDR 10.0.0.0/8 (same as spec.cidrBlocks[0])"]
+    );
+    assert_eq!(
+        errors_of(&rule_doc("x", "  action: ALLOW\n  except: [\"10.0.0.0/8\"]\n")),
+        ["rules/a.yaml: x: spec.except[0]: 10.0.0.0/8 is not inside any of spec.cidrBlocks (which is empty)"]
+    );
+    let syntax = errors_of("a: [unclosed\n");
+    assert_eq!(syntax.len(), 1);
+    assert!(syntax[0].starts_with("rules/a.yaml: document 1: "), "{}", syntax[0]);
+}
+
+#[test]
+fn malformed_inputs_never_panic() {
+    for text in ["", "---\n---\n", "[]", "null", "42", "[1, 2]", "kind: List\nitems: 3\n", "{\"spec\": []}", "\u{0}\u{1}", "- - - -", "a: &x [*x]"] {
+        let _ = rule_set_from_str(text, "s");
+    }
+}
