@@ -74,23 +74,25 @@ fn load_policy(paths: &[PathBuf], default_action: Action) -> Result<CompiledPoli
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Rules { command: RulesCommand::Check { paths, default_action } } => match load_policy(&paths, default_action) {
-            Ok(policy) => {
-                let s = policy.stats();
-                println!(
-                    "ok: {} rules, {} IPv4 and {} IPv6 prefixes ({} + {} classes), compiled in {:.2} ms, {:.1} KiB",
-                    s.rules,
-                    s.v4_prefixes,
-                    s.v6_prefixes,
-                    s.v4_classes,
-                    s.v6_classes,
-                    s.compile_time.as_secs_f64() * 1e3,
-                    s.memory_bytes as f64 / 1024.0
-                );
-                ExitCode::SUCCESS
+        Command::Rules { command: RulesCommand::Check { paths, default_action } } => {
+            match load_policy(&paths, default_action) {
+                Ok(policy) => {
+                    let s = policy.stats();
+                    println!(
+                        "ok: {} rules, {} IPv4 and {} IPv6 prefixes ({} + {} classes), compiled in {:.2} ms, {:.1} KiB",
+                        s.rules,
+                        s.v4_prefixes,
+                        s.v6_prefixes,
+                        s.v4_classes,
+                        s.v6_classes,
+                        s.compile_time.as_secs_f64() * 1e3,
+                        s.memory_bytes as f64 / 1024.0
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(code) => code,
             }
-            Err(code) => code,
-        },
+        }
         Command::Classify { rules, pcap, json, default_action, flows } => {
             let policy = match load_policy(&rules, default_action) {
                 Ok(p) => p,

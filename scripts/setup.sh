@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Idempotent machine setup: system packages the build needs, and 2 MB hugepages when possible.
+# Safe to run again; says what it did. Missing hugepages are a warning, never a failure.
+set -euo pipefail
+
+HUGEPAGES="${HUGEPAGES:-1024}"
+PACKAGES=(libdpdk-dev dpdk dpdk-dev libclang-dev pkg-config libpcap-dev)
+
+say() { echo "setup: $*"; }
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  say "packages present: ${PACKAGES[*]}"
+elif [ "$(id -u)" -eq 0 ]; then
+  say "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y --no-install-recommends "${missing[@]}" >/tmp/dataplane-setup-apt.log 2>&1; then
+    say "apt-get update (package lists were stale or missing)"
+    apt-get update >>/tmp/dataplane-setup-apt.log 2>&1
+    apt-get install -y --no-install-recommends "${missing[@]}" >>/tmp/dataplane-setup-apt.log 2>&1 || {
+      say "ERROR: installing ${missing[*]} failed; see /tmp/dataplane-setup-apt.log"; exit 1; }
+  fi
+  say "installed: ${missing[*]}"
+else
+  say "ERROR: missing packages ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}"
+  exit 1
+fi
+say "DPDK $(pkg-config --modversion libdpdk)"
+
+# Hugepages: benchmarks want them; tests pass without (they run EAL with --no-huge).
+hp=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
+if [ "$(id -u)" -ne 0 ]; then
+  say "warning: not root, hugepages left as they are"
+elif [ ! -w "$hp" ]; then
+  say "warning: cannot reserve 2 MB hugepages here ($hp not writable); tests run without them"
+else
+  if ! grep -qs ' /dev/hugepages hugetlbfs ' /proc/mounts; then
+    mkdir -p /dev/hugepages
+    if mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null; then
+      say "mounted hugetlbfs on /dev/hugepages"
+    else
+      say "warning: could not mount hugetlbfs on /dev/hugepages"
+    fi
+  fi
+  have=$(cat "$hp")
+  if [ "$have" -lt "$HUGEPAGES" ]; then
+    echo "$HUGEPAGES" > "$hp" 2>/dev/null || true
+    have=$(cat "$hp")
+  fi
+  if [ "$have" -ge "$HUGEPAGES" ]; then
+    say "hugepages: $have x 2 MB reserved"
+  else
+    say "warning: only $have of $HUGEPAGES 2 MB hugepages could be reserved; tests run without them"
+  fi
+fi
