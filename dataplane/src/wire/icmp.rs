@@ -1,1 +1,75 @@
-//! icmp header view.
+//! ICMP and ICMPv6 header view: both start with type, code and checksum.
+
+use super::field::{be16, slice, u8_at};
+use super::{Layer, Malformed};
+
+/// Type, code, checksum: all `parse_frame` requires of an ICMP message.
+pub const HEADER_LEN: usize = 4;
+
+/// A view over an ICMP or ICMPv6 message, given exactly the IP payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IcmpPacket<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> IcmpPacket<T> {
+    pub fn new_checked(buffer: T) -> Result<Self, Malformed> {
+        if buffer.as_ref().len() < HEADER_LEN {
+            return Err(Malformed::Truncated(Layer::Icmp));
+        }
+        Ok(Self { buffer })
+    }
+
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    pub fn header_len(&self) -> usize {
+        HEADER_LEN
+    }
+
+    pub fn msg_type(&self) -> u8 {
+        u8_at(self.buffer.as_ref(), 0)
+    }
+
+    pub fn code(&self) -> u8 {
+        u8_at(self.buffer.as_ref(), 1)
+    }
+
+    pub fn checksum(&self) -> u16 {
+        be16(self.buffer.as_ref(), 2)
+    }
+
+    /// Everything after type, code and checksum (for echo: identifier, sequence, data).
+    pub fn payload(&self) -> &[u8] {
+        let buf = self.buffer.as_ref();
+        slice(buf, HEADER_LEN, buf.len())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_fields() {
+        let m = [8, 0, 0xf7, 0xfe, 0, 1, 0, 1];
+        let icmp = IcmpPacket::new_checked(&m[..]).unwrap();
+        assert_eq!((icmp.msg_type(), icmp.code(), icmp.checksum()), (8, 0, 0xf7fe));
+        assert_eq!(icmp.header_len(), 4);
+        assert_eq!(icmp.payload(), &[0, 1, 0, 1]);
+        let m = [3, 4, 0, 0];
+        let icmp = IcmpPacket::new_checked(&m[..]).unwrap();
+        assert_eq!((icmp.msg_type(), icmp.code()), (3, 4));
+        assert_eq!(icmp.payload(), &[] as &[u8]);
+    }
+
+    #[test]
+    fn short_messages_are_truncated() {
+        let m = [8u8, 0, 0];
+        for len in 0..=3 {
+            assert_eq!(IcmpPacket::new_checked(&m[..len]), Err(Malformed::Truncated(Layer::Icmp)));
+        }
+    }
+}

@@ -5,15 +5,24 @@
 //! and produces the small per-packet [`PacketSummary`] the pipeline works on.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+pub mod build;
+pub mod checksum;
 pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
+pub mod ipv6_ext;
 pub mod tcp;
 pub mod udp;
 pub mod vlan;
 
+mod field;
 mod summary;
+
+#[cfg(test)]
+mod frame_tests;
+#[cfg(test)]
+mod proptests;
 
 pub use summary::{parse_frame, Fragment, IpPair, PacketSummary, Parsed};
 

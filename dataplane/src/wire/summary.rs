@@ -1,6 +1,14 @@
 //! The per-packet summary: everything later stages need, computed in one pass.
 
-use super::Malformed;
+use super::ethernet::{self, ethertype, EthernetFrame};
+use super::field::slice;
+use super::icmp::IcmpPacket;
+use super::ipv4::Ipv4Packet;
+use super::ipv6::Ipv6Packet;
+use super::tcp::TcpPacket;
+use super::udp::UdpPacket;
+use super::vlan::{self, VlanTag};
+use super::{ip_proto, ipv6_ext, Layer, Malformed};
 
 /// Source and destination addresses as big-endian integers (ready for LPM lookups).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -50,11 +58,136 @@ pub struct PacketSummary {
 pub enum Parsed {
     Ip(PacketSummary),
     /// Not IPv4/IPv6 (ARP, LLDP...): forwarded untouched, never classified.
-    NonIp { ethertype: u16 },
+    NonIp {
+        ethertype: u16,
+    },
 }
 
-/// Parse an Ethernet frame. Never panics, whatever the bytes.
+/// Parse an Ethernet frame. Never panics, whatever the bytes; never allocates.
+///
+/// Edge cases, decided:
+/// - VLAN: up to two tags (802.1Q or 802.1ad TPIDs in any order). A third tag is
+///   `Invalid(Vlan)`: forwarding it as non-IP would let traffic hide from policy behind tags.
+/// - Lengths: the IPv4 total length / IPv6 payload length bound everything after the IP header
+///   (Ethernet padding is ignored); a length beyond the frame is `Invalid(Ipv4/Ipv6)`.
+/// - Fragments: a non-first fragment reports the IP protocol (for IPv6, the fragment header's
+///   next header), no ports, and its data as payload. A first fragment must hold the whole
+///   TCP header / UDP header / 4 ICMP bytes, else `Truncated(Tcp/Udp/Icmp)`: a transport
+///   header split across fragments is the tiny-fragment evasion of RFC 1858/RFC 7112. Its UDP
+///   length field covers the reassembled datagram, so it is only checked to be >= 8.
+/// - Payload (`payload_offset`/`payload_len`): TCP/UDP data; for ICMP the bytes after type,
+///   code and checksum; otherwise (ESP, no-next-header, other protocols, non-first fragments)
+///   the rest of the IP payload after the headers walked.
+/// - Checksums are not verified (NICs do; see `Ipv4Packet::verify_checksum`).
 pub fn parse_frame(frame: &[u8]) -> Result<Parsed, Malformed> {
-    let _ = frame;
-    todo!("wire helper implements this")
+    let eth = EthernetFrame::new_checked(frame)?;
+    let mut ethertype = eth.ethertype();
+    let mut offset = ethernet::HEADER_LEN;
+    let mut vlan_tags = 0u8;
+    while vlan::is_vlan_tpid(ethertype) {
+        if vlan_tags == vlan::MAX_TAGS {
+            return Err(Malformed::Invalid(Layer::Vlan));
+        }
+        let tag = VlanTag::new_checked(slice(frame, offset, frame.len()))?;
+        ethertype = tag.ethertype();
+        offset += vlan::HEADER_LEN;
+        vlan_tags += 1;
+    }
+    let rest = slice(frame, offset, frame.len());
+    let summary = match ethertype {
+        ethertype::IPV4 => parse_ipv4(rest, offset)?,
+        ethertype::IPV6 => parse_ipv6(rest, offset)?,
+        _ => return Ok(Parsed::NonIp { ethertype }),
+    };
+    Ok(Parsed::Ip(PacketSummary { vlan_tags, ..summary }))
+}
+
+fn parse_ipv4(packet: &[u8], offset: usize) -> Result<PacketSummary, Malformed> {
+    let ip = Ipv4Packet::new_checked(packet)?;
+    let addrs = IpPair::V4 { src: u32::from_be_bytes(ip.src_addr()), dst: u32::from_be_bytes(ip.dst_addr()) };
+    let l4 = Transport {
+        protocol: ip.protocol(),
+        icmp: ip_proto::ICMP,
+        fragment: ip.fragment(),
+        data: ip.payload(),
+        offset: offset + ip.header_len(),
+        ip_layer: Layer::Ipv4,
+    };
+    l4.summarize(addrs)
+}
+
+fn parse_ipv6(packet: &[u8], offset: usize) -> Result<PacketSummary, Malformed> {
+    let ip = Ipv6Packet::new_checked(packet)?;
+    let payload = ip.payload();
+    let walked = ipv6_ext::walk(ip.next_header(), payload)?;
+    let addrs = IpPair::V6 { src: u128::from_be_bytes(ip.src_addr()), dst: u128::from_be_bytes(ip.dst_addr()) };
+    let l4 = Transport {
+        protocol: walked.protocol,
+        icmp: ip_proto::ICMPV6,
+        fragment: walked.fragment,
+        data: slice(payload, walked.offset, payload.len()),
+        offset: offset + ip.header_len() + walked.offset,
+        ip_layer: Layer::Ipv6,
+    };
+    l4.summarize(addrs)
+}
+
+/// What follows the IP headers, and where it sits in the frame.
+struct Transport<'a> {
+    protocol: u8,
+    /// The ICMP protocol number of this IP family.
+    icmp: u8,
+    fragment: Fragment,
+    /// The rest of the IP payload, bounded by the IP length.
+    data: &'a [u8],
+    /// Offset of `data` in the frame.
+    offset: usize,
+    ip_layer: Layer,
+}
+
+impl Transport<'_> {
+    fn summarize(&self, addrs: IpPair) -> Result<PacketSummary, Malformed> {
+        let mut s = PacketSummary {
+            addrs,
+            protocol: self.protocol,
+            src_port: 0,
+            dst_port: 0,
+            has_ports: false,
+            tcp_flags: 0,
+            tcp_seq: 0,
+            fragment: self.fragment,
+            payload_offset: 0,
+            payload_len: 0,
+            vlan_tags: 0,
+        };
+        // Where the payload starts within `data`, and its length.
+        let (start, len) = match self.protocol {
+            _ if self.fragment == Fragment::NonFirst => (0, self.data.len()),
+            ip_proto::TCP => {
+                let tcp = TcpPacket::new_checked(self.data)?;
+                (s.src_port, s.dst_port, s.has_ports) = (tcp.src_port(), tcp.dst_port(), true);
+                (s.tcp_flags, s.tcp_seq) = (tcp.flags(), tcp.seq_number());
+                (tcp.header_len(), tcp.payload().len())
+            }
+            ip_proto::UDP => {
+                let udp = if self.fragment == Fragment::First {
+                    UdpPacket::new_checked_header(self.data)?
+                } else {
+                    UdpPacket::new_checked(self.data)?
+                };
+                (s.src_port, s.dst_port, s.has_ports) = (udp.src_port(), udp.dst_port(), true);
+                (udp.header_len(), udp.payload().len())
+            }
+            p if p == self.icmp => {
+                let icmp = IcmpPacket::new_checked(self.data)?;
+                (icmp.header_len(), icmp.payload().len())
+            }
+            _ => (0, self.data.len()),
+        };
+        // Both fit by construction (IP lengths are 16-bit, headers are bounded); checked anyway.
+        let too_long = Malformed::Invalid(self.ip_layer);
+        s.payload_offset = u16::try_from(self.offset + start).map_err(|_| too_long)?;
+        s.payload_len = u16::try_from(len).map_err(|_| too_long)?;
+        Ok(s)
+    }
 }

@@ -1,0 +1,244 @@
+//! IPv6 extension headers and the bounded walk from the fixed header to the transport.
+
+use super::field::{be16, be32, u8_at};
+use super::{Fragment, Layer, Malformed};
+
+/// Next-header values that are extension headers or that end the walk.
+pub mod next_header {
+    pub const HOP_BY_HOP: u8 = 0;
+    pub const ROUTING: u8 = 43;
+    pub const FRAGMENT: u8 = 44;
+    /// Encapsulating Security Payload: everything after it is encrypted.
+    pub const ESP: u8 = 50;
+    pub const AUTH: u8 = 51;
+    pub const NO_NEXT_HEADER: u8 = 59;
+    pub const DEST_OPTS: u8 = 60;
+}
+
+/// More extension headers than this in one packet is treated as an evasion attempt: `Invalid`.
+pub const MAX_EXT_HEADERS: usize = 8;
+
+/// The fragment header is always 8 bytes.
+pub const FRAGMENT_HEADER_LEN: usize = 8;
+
+/// True for the extension headers the walk steps over.
+pub fn is_extension(next: u8) -> bool {
+    use next_header::*;
+    matches!(next, HOP_BY_HOP | ROUTING | FRAGMENT | AUTH | DEST_OPTS)
+}
+
+/// A view over one extension header of kind `kind` (hop-by-hop, routing, fragment,
+/// destination options or AH), its whole length validated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExtHeader<T: AsRef<[u8]>> {
+    buffer: T,
+    kind: u8,
+}
+
+impl<T: AsRef<[u8]>> ExtHeader<T> {
+    /// Wrap the bytes where an extension header of `kind` starts. `Invalid` if `kind` is not an
+    /// extension header, `Truncated` if the header does not fit in `buffer`.
+    pub fn new_checked(kind: u8, buffer: T) -> Result<Self, Malformed> {
+        if !is_extension(kind) {
+            return Err(Malformed::Invalid(Layer::Ipv6Ext));
+        }
+        let buf = buffer.as_ref();
+        let min = if kind == next_header::FRAGMENT { FRAGMENT_HEADER_LEN } else { 2 };
+        if buf.len() < min || buf.len() < header_len(kind, u8_at(buf, 1)) {
+            return Err(Malformed::Truncated(Layer::Ipv6Ext));
+        }
+        Ok(Self { buffer, kind })
+    }
+
+    /// The kind this header was wrapped as (the previous header's next-header value).
+    pub fn kind(&self) -> u8 {
+        self.kind
+    }
+
+    pub fn next_header(&self) -> u8 {
+        u8_at(self.buffer.as_ref(), 0)
+    }
+
+    /// Length in bytes, from the length field's unit for this kind.
+    pub fn header_len(&self) -> usize {
+        header_len(self.kind, u8_at(self.buffer.as_ref(), 1))
+    }
+
+    /// Fragment offset in 8-byte units (0 unless this is a fragment header).
+    pub fn frag_offset_units(&self) -> u16 {
+        self.fragment_word() >> 3
+    }
+
+    /// M flag of a fragment header.
+    pub fn more_fragments(&self) -> bool {
+        self.fragment_word() & 1 != 0
+    }
+
+    /// Identification of a fragment header (0 for other kinds).
+    pub fn frag_ident(&self) -> u32 {
+        if self.kind == next_header::FRAGMENT {
+            be32(self.buffer.as_ref(), 4)
+        } else {
+            0
+        }
+    }
+
+    /// `Fragment::None` for other kinds and for atomic fragments (offset 0, no M flag).
+    pub fn fragment(&self) -> Fragment {
+        match (self.frag_offset_units(), self.more_fragments()) {
+            (0, false) => Fragment::None,
+            (0, true) => Fragment::First,
+            _ => Fragment::NonFirst,
+        }
+    }
+
+    fn fragment_word(&self) -> u16 {
+        if self.kind == next_header::FRAGMENT {
+            be16(self.buffer.as_ref(), 2)
+        } else {
+            0
+        }
+    }
+}
+
+fn header_len(kind: u8, len_field: u8) -> usize {
+    match kind {
+        next_header::FRAGMENT => FRAGMENT_HEADER_LEN,
+        // AH counts 4-byte units, minus 2.
+        next_header::AUTH => (usize::from(len_field) + 2) * 4,
+        // The others count 8-byte units, not counting the first.
+        _ => (usize::from(len_field) + 1) * 8,
+    }
+}
+
+/// Where the extension headers end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transport {
+    /// The protocol after the last extension header walked (59 for no next header, 50 for
+    /// ESP; for a non-first fragment, the fragment header's next header).
+    pub protocol: u8,
+    /// Offset of that protocol's header from the start of the IPv6 payload.
+    pub offset: usize,
+    pub fragment: Fragment,
+}
+
+/// Walk the extension headers in `payload` (the IPv6 payload), starting with `first` (the fixed
+/// header's next header). Stops at the first non-extension protocol, at a non-first fragment
+/// (whose data is no header), and after [`MAX_EXT_HEADERS`] headers (`Invalid`).
+pub fn walk(first: u8, payload: &[u8]) -> Result<Transport, Malformed> {
+    let mut at = Transport { protocol: first, offset: 0, fragment: Fragment::None };
+    for _ in 0..MAX_EXT_HEADERS {
+        if !is_extension(at.protocol) {
+            return Ok(at);
+        }
+        let rest = payload.get(at.offset..).unwrap_or(&[]);
+        let ext = ExtHeader::new_checked(at.protocol, rest)?;
+        at.protocol = ext.next_header();
+        at.offset += ext.header_len();
+        match ext.fragment() {
+            Fragment::None => {}
+            Fragment::First => at.fragment = Fragment::First,
+            Fragment::NonFirst => {
+                at.fragment = Fragment::NonFirst;
+                return Ok(at);
+            }
+        }
+    }
+    if is_extension(at.protocol) {
+        return Err(Malformed::Invalid(Layer::Ipv6Ext));
+    }
+    Ok(at)
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
+mod tests {
+    use super::next_header::*;
+    use super::*;
+
+    const TCP: u8 = 6;
+
+    fn options(next: u8, len_units: u8) -> Vec<u8> {
+        let mut h = vec![0u8; (usize::from(len_units) + 1) * 8];
+        h[0] = next;
+        h[1] = len_units;
+        h
+    }
+
+    fn fragment(next: u8, offset_units: u16, more: bool) -> Vec<u8> {
+        let word = (offset_units << 3) | u16::from(more);
+        let mut h = vec![next, 0];
+        h.extend_from_slice(&word.to_be_bytes());
+        h.extend_from_slice(&0xfeed_beefu32.to_be_bytes());
+        h
+    }
+
+    #[test]
+    fn no_extension_headers() {
+        let t = walk(TCP, &[0; 20]).unwrap();
+        assert_eq!(t, Transport { protocol: TCP, offset: 0, fragment: Fragment::None });
+    }
+
+    #[test]
+    fn walks_every_kind() {
+        let mut p = options(ROUTING, 0);
+        p.extend(options(DEST_OPTS, 1));
+        p.extend(options(AUTH, 0));
+        // AH with length field 2: (2 + 2) * 4 = 16 bytes.
+        let mut ah = vec![0u8; 16];
+        ah[0] = FRAGMENT;
+        ah[1] = 2;
+        p.extend(ah);
+        p.extend(fragment(TCP, 0, false));
+        p.extend([0u8; 20]);
+        let t = walk(HOP_BY_HOP, &p).unwrap();
+        assert_eq!(t, Transport { protocol: TCP, offset: 8 + 16 + 8 + 16 + 8, fragment: Fragment::None });
+    }
+
+    #[test]
+    fn fragments() {
+        let mut p = fragment(TCP, 0, true);
+        p.extend([0u8; 20]);
+        assert_eq!(walk(FRAGMENT, &p).unwrap().fragment, Fragment::First);
+        let mut p = fragment(DEST_OPTS, 185, true);
+        p.extend([0u8; 3]); // fragment data, not a header: never read
+        let t = walk(FRAGMENT, &p).unwrap();
+        assert_eq!(t, Transport { protocol: DEST_OPTS, offset: 8, fragment: Fragment::NonFirst });
+        let h = ExtHeader::new_checked(FRAGMENT, &p[..]).unwrap();
+        assert_eq!((h.frag_offset_units(), h.more_fragments(), h.frag_ident()), (185, true, 0xfeed_beef));
+    }
+
+    #[test]
+    fn stops_at_esp_and_no_next_header() {
+        let mut p = options(ESP, 0);
+        p.extend([0xffu8; 12]);
+        assert_eq!(walk(DEST_OPTS, &p).unwrap(), Transport { protocol: ESP, offset: 8, fragment: Fragment::None });
+        let p = options(NO_NEXT_HEADER, 0);
+        assert_eq!(walk(HOP_BY_HOP, &p).unwrap().protocol, NO_NEXT_HEADER);
+    }
+
+    #[test]
+    fn chain_length_is_bounded() {
+        let chain = |n: usize| {
+            let mut p: Vec<u8> = (0..n).flat_map(|_| options(DEST_OPTS, 0)).collect();
+            let last = p.len() - 8;
+            p[last] = TCP;
+            p
+        };
+        assert_eq!(walk(DEST_OPTS, &chain(8)).unwrap().offset, 64);
+        assert_eq!(walk(DEST_OPTS, &chain(9)), Err(Malformed::Invalid(Layer::Ipv6Ext)));
+    }
+
+    #[test]
+    fn truncated_headers() {
+        let p = options(TCP, 1);
+        for len in 0..p.len() {
+            assert_eq!(walk(ROUTING, &p[..len]), Err(Malformed::Truncated(Layer::Ipv6Ext)), "{len}");
+        }
+        let p = fragment(TCP, 0, false);
+        for len in 0..p.len() {
+            assert_eq!(walk(FRAGMENT, &p[..len]), Err(Malformed::Truncated(Layer::Ipv6Ext)), "{len}");
+        }
+        assert_eq!(ExtHeader::new_checked(TCP, &p[..]), Err(Malformed::Invalid(Layer::Ipv6Ext)));
+    }
+}
