@@ -223,3 +223,6 @@ fn initiator_query(p: &PacketSummary, sender_is_initiator: bool) -> Query {
         Query { addrs, protocol: p.protocol, dst_port: Some(p.src_port) }
     }
 }
+
+#[cfg(test)]
+mod tests;

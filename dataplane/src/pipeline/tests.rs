@@ -1,0 +1,155 @@
+//! The pipeline on crafted bursts: per-connection classification, initiator side, policy
+//! generations, malformed and non-IP frames, flow table limits.
+
+use super::flow::FlowTimeouts;
+use super::{Pipeline, PipelineConfig, Verdict};
+use crate::policy::{rule_set_from_str, Action, CompiledPolicy};
+use crate::wire::build;
+use crate::wire::tcp_flags::{ACK, FIN, SYN};
+
+const CLIENT: [u8; 4] = [192, 168, 1, 10];
+const SERVER: [u8; 4] = [10, 0, 0, 5];
+
+fn policy(yaml: &str, default: Action) -> CompiledPolicy {
+    CompiledPolicy::compile(rule_set_from_str(yaml, "test").unwrap(), default).unwrap()
+}
+
+/// DROP connections initiated from 192.168.1.0/24 (ingress) to port 22 only.
+fn ssh_block() -> CompiledPolicy {
+    policy(
+        "apiVersion: policy.secure.example.com/v1\nkind: NetworkPolicyRule\nmetadata: {name: no-ssh}\nspec:\n  cidrBlocks: [\"192.168.1.0/24\"]\n  direction: ingress\n  ports: [{port: 22}]\n  action: DROP\n",
+        Action::Allow,
+    )
+}
+
+fn run(p: &mut Pipeline, policy: &CompiledPolicy, frames: &[Vec<u8>], now_ms: u64) -> Vec<Verdict> {
+    let mut v = vec![Verdict::default(); frames.len()];
+    p.process_burst(policy, frames, now_ms, &mut v);
+    v
+}
+
+fn actions(v: &[Verdict]) -> Vec<Action> {
+    v.iter().map(|v| v.action).collect()
+}
+
+#[test]
+fn both_directions_get_the_initiators_verdict() {
+    let policy = ssh_block();
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let frames = vec![
+        build::tcp_v4(CLIENT, SERVER, 40000, 22, SYN, 1, b""),
+        build::tcp_v4(SERVER, CLIENT, 22, 40000, SYN | ACK, 9, b""),
+        build::tcp_v4(CLIENT, SERVER, 40000, 22, ACK, 2, b"x"),
+        // The server's reply matches no rule by itself (source 10/8, port 40000), yet it
+        // belongs to the dropped connection.
+        build::tcp_v4(SERVER, CLIENT, 22, 40000, ACK, 10, b"y"),
+        build::tcp_v4(CLIENT, SERVER, 40001, 80, SYN, 1, b""),
+    ];
+    let v = run(&mut p, &policy, &frames, 0);
+    assert_eq!(actions(&v), [Action::Drop, Action::Drop, Action::Drop, Action::Drop, Action::Allow]);
+    assert_eq!(v[0].rule, Some(0));
+    assert_eq!(v[4].rule, None);
+    assert_eq!(p.flows.len(), 2);
+    assert_eq!(p.counters.classified, 5, "all five were flow misses in one burst");
+    // Later bursts hit the flow table: no new classification.
+    let v = run(&mut p, &policy, &frames[2..4], 1);
+    assert_eq!(actions(&v), [Action::Drop, Action::Drop]);
+    assert_eq!(p.counters.classified, 5);
+    assert_eq!((p.counters.packets, p.counters.dropped, p.counters.allowed), (7, 6, 1));
+}
+
+#[test]
+fn a_syn_ack_seen_first_makes_its_destination_the_initiator() {
+    let policy = ssh_block();
+    let mut p = Pipeline::new(PipelineConfig::default());
+    // Mid-capture start: the SYN was missed; the SYN-ACK comes from the server.
+    let v = run(&mut p, &policy, &[build::tcp_v4(SERVER, CLIENT, 22, 40000, SYN | ACK, 9, b"")], 0);
+    assert_eq!((v[0].action, v[0].rule), (Action::Drop, Some(0)));
+    // Without the SYN-ACK hint, a plain ACK from the server makes the server the initiator.
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let v = run(&mut p, &policy, &[build::tcp_v4(SERVER, CLIENT, 22, 40000, ACK, 9, b"")], 0);
+    assert_eq!((v[0].action, v[0].rule), (Action::Allow, None));
+}
+
+#[test]
+fn a_new_policy_generation_reclassifies_existing_flows() {
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let open = policy("[]", Action::Allow);
+    let frames = [build::udp_v4(CLIENT, SERVER, 5000, 53, b"q"), build::udp_v4(SERVER, CLIENT, 53, 5000, b"a")];
+    assert_eq!(actions(&run(&mut p, &open, &frames, 0)), [Action::Allow, Action::Allow]);
+    let mut closed = policy("[]", Action::Drop);
+    closed.set_generation(1);
+    // The reply arrives first under the new policy; the flow still remembers who initiated.
+    let v = run(&mut p, &closed, &frames[1..], 1);
+    assert_eq!(actions(&v), [Action::Drop]);
+    assert_eq!(p.flows.len(), 1);
+}
+
+#[test]
+fn malformed_and_non_ip_frames() {
+    let policy = policy("[]", Action::Drop);
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let mut truncated = build::tcp_v4(CLIENT, SERVER, 1, 2, SYN, 0, b"");
+    truncated.truncate(30);
+    let arp = build::FrameBuilder::new().ethernet(0x0806, &[0u8; 28]);
+    let v = run(&mut p, &policy, &[truncated, arp], 0);
+    assert_eq!(v[0], Verdict { action: Action::Drop, rule: None, malformed: true });
+    assert_eq!(v[1], Verdict { action: Action::Allow, rule: None, malformed: false });
+    assert_eq!((p.counters.malformed, p.counters.non_ip, p.counters.dropped, p.counters.allowed), (1, 1, 1, 1));
+}
+
+#[test]
+fn icmp_and_non_first_fragments_are_classified_per_packet_by_address() {
+    let policy = policy(
+        "apiVersion: policy.secure.example.com/v1\nkind: NetworkPolicyRule\nmetadata: {name: server-drop}\nspec:\n  cidrBlocks: [\"10.0.0.0/8\"]\n  direction: egress\n  action: DROP\n",
+        Action::Allow,
+    );
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let fb = build::FrameBuilder::new();
+    let frames = [
+        build::icmp_v4(CLIENT, SERVER, 8, 0, b"ping"),
+        build::icmp_v4(SERVER, CLIENT, 0, 0, b"pong"),
+        fb.ipv4_fragment(CLIENT, SERVER, crate::wire::ip_proto::UDP, (100, false), b"tail of a datagram"),
+        fb.ipv4_fragment(SERVER, CLIENT, crate::wire::ip_proto::UDP, (100, true), b"middle of a reply"),
+    ];
+    let v = run(&mut p, &policy, &frames, 0);
+    // Per packet: to 10/8 dropped; from it (egress rule: destination only) allowed.
+    assert_eq!(actions(&v), [Action::Drop, Action::Allow, Action::Drop, Action::Allow]);
+    assert_eq!(v[2].rule, Some(0));
+    assert_eq!(p.flows.len(), 0);
+}
+
+#[test]
+fn a_full_table_evicts_the_stalest_and_keeps_forwarding() {
+    let policy = ssh_block();
+    let mut p = Pipeline::new(PipelineConfig { flow_capacity: 8, timeouts: FlowTimeouts::default() });
+    assert_eq!(p.flows.capacity(), 8);
+    for port in 0..20u16 {
+        let v = run(&mut p, &policy, &[build::tcp_v4(CLIENT, SERVER, 1000 + port, 22, SYN, 0, b"")], u64::from(port));
+        assert_eq!(v[0].action, Action::Drop);
+    }
+    assert_eq!(p.flows.len(), 8);
+    assert_eq!(p.flows.counters.created, 20);
+    assert_eq!(p.flows.counters.evicted, 12);
+}
+
+#[test]
+fn idle_flows_expire_and_closing_flows_expire_sooner() {
+    let timeouts = FlowTimeouts { tcp_established_ms: 1000, tcp_transitory_ms: 100, udp_ms: 50 };
+    let policy = ssh_block();
+    let mut p = Pipeline::new(PipelineConfig { flow_capacity: 64, timeouts });
+    let syn = build::tcp_v4(CLIENT, SERVER, 40000, 80, SYN, 0, b"");
+    let syn_ack = build::tcp_v4(SERVER, CLIENT, 80, 40000, SYN | ACK, 0, b"");
+    run(&mut p, &policy, &[syn.clone(), syn_ack], 0);
+    // Established: still there after 500 ms idle.
+    run(&mut p, &policy, &[syn.clone()], 500);
+    assert_eq!(p.flows.counters.created, 1);
+    // A FIN makes it transitory: 200 ms later it is gone and the next packet creates a new flow.
+    run(&mut p, &policy, &[build::tcp_v4(CLIENT, SERVER, 40000, 80, FIN | ACK, 5, b"")], 600);
+    run(&mut p, &policy, &[syn], 800);
+    assert_eq!((p.flows.counters.created, p.flows.counters.expired), (2, 1));
+    let udp = build::udp_v4(CLIENT, SERVER, 7, 7, b"");
+    run(&mut p, &policy, &[udp.clone()], 1000);
+    run(&mut p, &policy, &[udp], 1051);
+    assert_eq!((p.flows.counters.created, p.flows.counters.expired), (4, 2));
+}
