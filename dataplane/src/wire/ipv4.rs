@@ -6,6 +6,9 @@ use super::{checksum, Fragment, Layer, Malformed};
 /// The fixed header, without options.
 pub const MIN_HEADER_LEN: usize = 20;
 
+/// The largest packet the 16-bit total length allows, also after reassembly.
+pub const MAX_PACKET_LEN: usize = 65535;
+
 /// A view over an IPv4 packet whose header and total length have been validated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ipv4Packet<T: AsRef<[u8]>> {
@@ -17,7 +20,8 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// - a fixed header is present (`Truncated`),
     /// - version 4 and IHL >= 5 (`Invalid`),
     /// - the options are present (`Truncated`),
-    /// - IHL*4 <= total length <= buffer length (`Invalid`).
+    /// - IHL*4 <= total length <= buffer length (`Invalid`),
+    /// - a fragment does not reach beyond 65535 bytes of reassembled packet (`Invalid`).
     pub fn new_checked(buffer: T) -> Result<Self, Malformed> {
         let buf = buffer.as_ref();
         if buf.len() < MIN_HEADER_LEN {
@@ -35,7 +39,11 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         if total_len < header_len || total_len > buf.len() {
             return Err(Malformed::Invalid(Layer::Ipv4));
         }
-        Ok(Self { buffer })
+        let packet = Self { buffer };
+        if packet.frag_offset() + total_len > MAX_PACKET_LEN {
+            return Err(Malformed::Invalid(Layer::Ipv4));
+        }
+        Ok(packet)
     }
 
     pub fn into_inner(self) -> T {
@@ -183,6 +191,12 @@ mod tests {
         assert_eq!(ip.frag_offset(), 24);
         p[6..8].copy_from_slice(&0x0001u16.to_be_bytes());
         assert_eq!(Ipv4Packet::new_checked(&p[..]).unwrap().fragment(), Fragment::NonFirst);
+        // The last possible offset: 8184 * 8 + 24 + 4 = 65500 bytes reassembled.
+        p[6..8].copy_from_slice(&8184u16.to_be_bytes());
+        assert!(Ipv4Packet::new_checked(&p[..]).is_ok());
+        // 8191 * 8 + 24 + 4 > 65535: the ping of death.
+        p[6..8].copy_from_slice(&8191u16.to_be_bytes());
+        assert_eq!(Ipv4Packet::new_checked(&p[..]), Err(Malformed::Invalid(Layer::Ipv4)));
     }
 
     #[test]

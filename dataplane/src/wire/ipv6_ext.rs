@@ -124,7 +124,8 @@ pub struct Transport {
 
 /// Walk the extension headers in `payload` (the IPv6 payload), starting with `first` (the fixed
 /// header's next header). Stops at the first non-extension protocol, at a non-first fragment
-/// (whose data is no header), and after [`MAX_EXT_HEADERS`] headers (`Invalid`).
+/// (whose data is no header), and after [`MAX_EXT_HEADERS`] headers (`Invalid`). A non-first
+/// fragment reaching beyond 65535 bytes of reassembled payload is `Invalid`.
 pub fn walk(first: u8, payload: &[u8]) -> Result<Transport, Malformed> {
     let mut at = Transport { protocol: first, offset: 0, fragment: Fragment::None };
     for _ in 0..MAX_EXT_HEADERS {
@@ -140,6 +141,11 @@ pub fn walk(first: u8, payload: &[u8]) -> Result<Transport, Malformed> {
             Fragment::First => at.fragment = Fragment::First,
             Fragment::NonFirst => {
                 at.fragment = Fragment::NonFirst;
+                // The reassembled fragmentable part must fit the 16-bit payload length.
+                let data_len = payload.len().saturating_sub(at.offset);
+                if usize::from(ext.frag_offset_units()) * 8 + data_len > 65535 {
+                    return Err(Malformed::Invalid(Layer::Ipv6Ext));
+                }
                 return Ok(at);
             }
         }
@@ -205,6 +211,10 @@ mod tests {
         let t = walk(FRAGMENT, &p).unwrap();
         assert_eq!(t, Transport { protocol: DEST_OPTS, offset: 8, fragment: Fragment::NonFirst });
         let h = ExtHeader::new_checked(FRAGMENT, &p[..]).unwrap();
+        let mut big = fragment(TCP, 8191, false);
+        big.extend([0u8; 8]); // 8191 * 8 + 8 > 65535
+        assert_eq!(walk(FRAGMENT, &big[..big.len() - 1]).unwrap().fragment, Fragment::NonFirst);
+        assert_eq!(walk(FRAGMENT, &big), Err(Malformed::Invalid(Layer::Ipv6Ext)));
         assert_eq!((h.frag_offset_units(), h.more_fragments(), h.frag_ident()), (185, true, 0xfeed_beef));
     }
 

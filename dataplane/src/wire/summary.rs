@@ -78,6 +78,8 @@ pub enum Parsed {
 /// - Payload (`payload_offset`/`payload_len`): TCP/UDP data; for ICMP the bytes after type,
 ///   code and checksum; otherwise (ESP, no-next-header, other protocols, non-first fragments)
 ///   the rest of the IP payload after the headers walked.
+/// - A fragment that would extend the reassembled packet beyond 65535 bytes ("ping of death")
+///   is `Invalid(Ipv4)` / `Invalid(Ipv6Ext)`.
 /// - Checksums are not verified (NICs do; see `Ipv4Packet::verify_checksum`).
 pub fn parse_frame(frame: &[u8]) -> Result<Parsed, Malformed> {
     let eth = EthernetFrame::new_checked(frame)?;
@@ -105,7 +107,7 @@ pub fn parse_frame(frame: &[u8]) -> Result<Parsed, Malformed> {
 fn parse_ipv4(packet: &[u8], offset: usize) -> Result<PacketSummary, Malformed> {
     let ip = Ipv4Packet::new_checked(packet)?;
     let addrs = IpPair::V4 { src: u32::from_be_bytes(ip.src_addr()), dst: u32::from_be_bytes(ip.dst_addr()) };
-    let l4 = Transport {
+    let upper = IpPayload {
         protocol: ip.protocol(),
         icmp: ip_proto::ICMP,
         fragment: ip.fragment(),
@@ -113,7 +115,7 @@ fn parse_ipv4(packet: &[u8], offset: usize) -> Result<PacketSummary, Malformed> 
         offset: offset + ip.header_len(),
         ip_layer: Layer::Ipv4,
     };
-    l4.summarize(addrs)
+    upper.summarize(addrs)
 }
 
 fn parse_ipv6(packet: &[u8], offset: usize) -> Result<PacketSummary, Malformed> {
@@ -121,7 +123,7 @@ fn parse_ipv6(packet: &[u8], offset: usize) -> Result<PacketSummary, Malformed> 
     let payload = ip.payload();
     let walked = ipv6_ext::walk(ip.next_header(), payload)?;
     let addrs = IpPair::V6 { src: u128::from_be_bytes(ip.src_addr()), dst: u128::from_be_bytes(ip.dst_addr()) };
-    let l4 = Transport {
+    let upper = IpPayload {
         protocol: walked.protocol,
         icmp: ip_proto::ICMPV6,
         fragment: walked.fragment,
@@ -129,11 +131,11 @@ fn parse_ipv6(packet: &[u8], offset: usize) -> Result<PacketSummary, Malformed> 
         offset: offset + ip.header_len() + walked.offset,
         ip_layer: Layer::Ipv6,
     };
-    l4.summarize(addrs)
+    upper.summarize(addrs)
 }
 
-/// What follows the IP headers, and where it sits in the frame.
-struct Transport<'a> {
+/// What follows the IP header (and IPv6 extension headers), and where it sits in the frame.
+struct IpPayload<'a> {
     protocol: u8,
     /// The ICMP protocol number of this IP family.
     icmp: u8,
@@ -145,7 +147,7 @@ struct Transport<'a> {
     ip_layer: Layer,
 }
 
-impl Transport<'_> {
+impl IpPayload<'_> {
     fn summarize(&self, addrs: IpPair) -> Result<PacketSummary, Malformed> {
         let mut s = PacketSummary {
             addrs,
