@@ -14,8 +14,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
 
-const INSTALL_HINT: &str =
-    "run scripts/setup.sh, or: apt-get install libdpdk-dev libclang-dev pkg-config";
+const INSTALL_HINT: &str = "run scripts/setup.sh, or: apt-get install libdpdk-dev libclang-dev pkg-config";
 
 /// Functions the dataplane calls (exported ones and `static inline` ones alike).
 const FUNCTIONS: &[&str] = &[
@@ -127,9 +126,7 @@ fn main() {
     let bindings = bindgen_builder(&header, &cflags, &csrc, &wrappers)
         .generate()
         .unwrap_or_else(|e| fail(&format!("bindgen failed on the DPDK headers ({e})")));
-    bindings
-        .write_to_file(out.join("bindings.rs"))
-        .expect("write bindings.rs");
+    bindings.write_to_file(out.join("bindings.rs")).expect("write bindings.rs");
 
     // Static archive first, shared DPDK libraries after it: with `--as-needed` a shared
     // library is kept only if something earlier on the link line uses it.
@@ -164,10 +161,7 @@ fn dpdk_cflags() -> Vec<String> {
 /// The bindgen input: our header plus the constants it cannot read from DPDK's macros.
 fn write_header(out: &Path, csrc: &Path) -> PathBuf {
     let path = out.join("dpdk_sys_all.h");
-    let text = format!(
-        "#include \"{}\"\n{EXTRA_CONSTANTS}",
-        csrc.join("dpdk_sys.h").display()
-    );
+    let text = format!("#include \"{}\"\n{EXTRA_CONSTANTS}", csrc.join("dpdk_sys.h").display());
     std::fs::write(&path, text).expect("write dpdk_sys_all.h");
     path
 }
@@ -183,12 +177,7 @@ fn check_libclang() {
     }
 }
 
-fn bindgen_builder(
-    header: &Path,
-    cflags: &[String],
-    csrc: &Path,
-    wrappers: &Path,
-) -> bindgen::Builder {
+fn bindgen_builder(header: &Path, cflags: &[String], csrc: &Path, wrappers: &Path) -> bindgen::Builder {
     let mut builder = bindgen::Builder::default()
         .header(header.to_str().expect("UTF-8 OUT_DIR"))
         .clang_args(cflags)

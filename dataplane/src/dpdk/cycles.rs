@@ -1,0 +1,24 @@
+//! Time stamp counter and prefetch: small helpers for the fast path.
+
+/// The CPU's time stamp counter (`rte_rdtsc`).
+#[inline]
+pub fn tsc() -> u64 {
+    // SAFETY: reads the TSC register; no memory is touched.
+    unsafe { dpdk_sys::rte_rdtsc() }
+}
+
+/// TSC ticks per second as measured by EAL (0 before `Eal::init`).
+pub fn tsc_hz() -> u64 {
+    // SAFETY: reads a value EAL computed at init (0 if not initialised); no preconditions.
+    unsafe { dpdk_sys::rte_get_tsc_hz() }
+}
+
+/// Prefetch the cache line at `p` into all cache levels (`rte_prefetch0`).
+///
+/// A prefetch is a hint: it never faults, whatever `p` points to, so this is safe.
+#[inline]
+pub fn prefetch0<T>(p: *const T) {
+    // SAFETY: a prefetch instruction does not dereference `p` architecturally and cannot
+    // fault, even for a dangling or null pointer.
+    unsafe { dpdk_sys::rte_prefetch0(p.cast()) }
+}
