@@ -82,16 +82,16 @@ impl Eal {
     }
 
     /// Runs `rte_eal_cleanup` now. Fails, leaving EAL running, while DPDK objects
-    /// (mempools, ports, rings, tables) are still alive.
-    pub fn cleanup(self) -> Result<()> {
-        let result = cleanup();
-        std::mem::forget(self);
-        result
+    /// (mempools, ports, rings, tables) are still alive. After it, creating DPDK objects
+    /// fails with `EalNotInitialized`, and EAL cannot be initialised again in this process.
+    pub fn cleanup(&mut self) -> Result<()> {
+        cleanup()
     }
 }
 
 impl Drop for Eal {
     fn drop(&mut self) {
+        // Already cleaned up, or objects still alive: nothing to do (see the type's docs).
         let _ = cleanup();
     }
 }

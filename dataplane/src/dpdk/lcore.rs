@@ -113,6 +113,12 @@ extern "C" fn run_job<R>(arg: *mut c_void) -> c_int {
     0
 }
 
+impl<R> std::fmt::Debug for Launched<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Launched(lcore {})", self.lcore)
+    }
+}
+
 impl<R> Launched<R> {
     /// The lcore running the closure.
     pub fn lcore(&self) -> u32 {

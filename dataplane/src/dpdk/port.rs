@@ -98,16 +98,15 @@ pub struct PortStats {
 pub struct Port {
     shared: Arc<Shared>,
     configured: bool,
-    started: bool,
 }
 
 /// State shared by a port and its queues; the device is closed when the last one drops.
-#[derive(Debug)]
 struct Shared {
     id: u16,
     name: String,
     /// Created by `probe_vdev`: also removed from the vdev bus on close, freeing the name.
     vdev: bool,
+    started: AtomicBool,
     closed: AtomicBool,
     /// The RX pool of the current configuration, kept alive while the device may fill
     /// buffers from it.
@@ -144,7 +143,7 @@ impl Port {
         let c_args = c_string(args)?;
         // SAFETY: EAL is running; both strings are valid and copied by DPDK.
         let ret = unsafe { dpdk_sys::rte_vdev_init(c_name.as_ptr(), c_args.as_ptr()) };
-        check(&format!("rte_vdev_init({name}, {args:?})"), ret)?;
+        check_probe(&format!("rte_vdev_init({name}, {args:?})"), ret)?;
         match port_id_by_name(name) {
             Ok(id) => Self::claim(id, name.to_owned(), true, live),
             Err(e) => {
@@ -162,7 +161,7 @@ impl Port {
         let c_devargs = c_string(devargs)?;
         // SAFETY: EAL is running; DPDK copies the string.
         let ret = unsafe { dpdk_sys::rte_dev_probe(c_devargs.as_ptr()) };
-        check(&format!("rte_dev_probe({devargs})"), ret)?;
+        check_probe(&format!("rte_dev_probe({devargs})"), ret)?;
         let name = devargs.split(',').next().unwrap_or(devargs);
         let id = port_id_by_name(name)?;
         Self::claim(id, name.to_owned(), false, live)
@@ -177,12 +176,12 @@ impl Port {
                 id,
                 name,
                 vdev,
+                started: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
                 pool: Mutex::new(None),
                 _live: live,
             }),
             configured: false,
-            started: false,
         })
     }
 
@@ -232,7 +231,7 @@ impl Port {
     /// with no queue handle of an earlier configuration alive.
     pub fn configure(&mut self, config: &PortConfig, pool: &Mempool) -> Result<(Vec<RxQueue>, Vec<TxQueue>)> {
         self.require_no_queues("reconfigure")?;
-        if self.started {
+        if self.is_started() {
             return Err(DpdkError::InvalidState(format!(
                 "port {} ({}) must be stopped before it is configured",
                 self.id(),
@@ -320,7 +319,7 @@ impl Port {
         // SAFETY: valid, configured port.
         let ret = unsafe { dpdk_sys::rte_eth_dev_start(self.id()) };
         check(&self.call("rte_eth_dev_start"), ret)?;
-        self.started = true;
+        self.shared.started.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -331,13 +330,13 @@ impl Port {
         // SAFETY: valid port, and nothing polls it (no queue handle exists).
         let ret = unsafe { dpdk_sys::rte_eth_dev_stop(self.id()) };
         check(&self.call("rte_eth_dev_stop"), ret)?;
-        self.started = false;
+        self.shared.started.store(false, Ordering::Release);
         Ok(())
     }
 
     /// Whether `start` succeeded and `stop` was not called since.
     pub fn is_started(&self) -> bool {
-        self.started
+        self.shared.started.load(Ordering::Acquire)
     }
 
     /// Stops and closes the device now (and removes it from the vdev bus when it was
@@ -478,7 +477,9 @@ impl Shared {
         // SAFETY: valid port; no queue handle is left (we are the last owner, or `close`
         // checked), so nothing polls the device while it stops and closes.
         let ret = unsafe {
-            dpdk_sys::rte_eth_dev_stop(self.id);
+            if self.started.swap(false, Ordering::AcqRel) {
+                dpdk_sys::rte_eth_dev_stop(self.id);
+            }
             dpdk_sys::rte_eth_dev_close(self.id)
         };
         let result = check(&format!("rte_eth_dev_close on port {} ({})", self.id, self.name), ret);
@@ -490,6 +491,12 @@ impl Shared {
         }
         CLAIMED[usize::from(self.id)].store(false, Ordering::Release);
         result.map(|_| ())
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "port {} ({})", self.id, self.name)
     }
 }
 
@@ -577,6 +584,20 @@ impl TxQueue {
     /// The queue id.
     pub fn queue_id(&self) -> u16 {
         self.queue
+    }
+}
+
+/// Device probes return the driver's status: a negative errno, or a bare -1 after the
+/// driver logged its reason (which is not EPERM, whatever errno 1 says).
+fn check_probe(call: &str, ret: i32) -> Result<()> {
+    match ret {
+        0.. => Ok(()),
+        -1 => Err(DpdkError::Call {
+            call: call.to_owned(),
+            errno: 1,
+            message: "the driver rejected the device (its reason is in the DPDK log)".into(),
+        }),
+        _ => check(call, ret).map(|_| ()),
     }
 }
 
