@@ -100,8 +100,9 @@ impl Lpm4 {
         (ret == 0).then_some(nh)
     }
 
-    /// Looks up `ips`; `next_hops[i]` gets the raw result: the next hop with
-    /// [`LPM_LOOKUP_SUCCESS`] set, or no flag on a miss (see [`Lpm4::decode`]).
+    /// Looks up `ips`; `next_hops[i]` gets the raw table entry: on a hit the next hop in the
+    /// low 24 bits with [`LPM_LOOKUP_SUCCESS`] set (and DPDK-internal bits above), on a miss
+    /// no flag (see [`Lpm4::decode`]).
     #[inline]
     pub fn lookup_bulk(&self, ips: &[u32], next_hops: &mut [u32]) -> Result<()> {
         let n = bulk_len(ips.len(), next_hops.len())?;
