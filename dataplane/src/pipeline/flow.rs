@@ -31,7 +31,8 @@ impl FlowKey {
             IpPair::V6 { src, dst } => (src, dst, true),
         };
         let forward = (src, p.src_port) <= (dst, p.dst_port);
-        let (lo, hi) = if forward { ((src, p.src_port), (dst, p.dst_port)) } else { ((dst, p.dst_port), (src, p.src_port)) };
+        let (lo, hi) =
+            if forward { ((src, p.src_port), (dst, p.dst_port)) } else { ((dst, p.dst_port), (src, p.src_port)) };
         let key = FlowKey { lo_addr: lo.0, hi_addr: hi.0, lo_port: lo.1, hi_port: hi.1, protocol: p.protocol, v6 };
         (key, forward)
     }
@@ -149,7 +150,13 @@ impl FlowTable {
     /// Room for at least `capacity` flows (rounded up to a power-of-two number of buckets).
     pub fn new(capacity: usize, timeouts: FlowTimeouts) -> FlowTable {
         let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
-        FlowTable { buckets: vec![Bucket::default(); buckets], mask: buckets - 1, timeouts, counters: FlowCounters::default(), live: 0 }
+        FlowTable {
+            buckets: vec![Bucket::default(); buckets],
+            mask: buckets - 1,
+            timeouts,
+            counters: FlowCounters::default(),
+            live: 0,
+        }
     }
 
     pub fn capacity(&self) -> usize {
@@ -205,7 +212,8 @@ impl FlowTable {
         let sig = Self::signature(hash);
         let way = {
             let bucket = self.buckets.get(b)?;
-            (0..WAYS).find(|&w| bucket.sig.get(w) == Some(&sig) && bucket.entries.get(w).is_some_and(|e| e.key == *key))?
+            (0..WAYS)
+                .find(|&w| bucket.sig.get(w) == Some(&sig) && bucket.entries.get(w).is_some_and(|e| e.key == *key))?
         };
         let expired = self.buckets.get(b).and_then(|bk| bk.entries.get(way)).is_some_and(|e| self.expired(e, now_ms));
         if expired {
@@ -229,7 +237,9 @@ impl FlowTable {
             if let Some(free) = bucket.sig.iter().position(|&s| s == 0) {
                 victim = free;
                 self.live += 1;
-            } else if let Some(old) = (0..WAYS).find(|&w| bucket.entries.get(w).is_some_and(|e| self.expired(e, now_ms))) {
+            } else if let Some(old) =
+                (0..WAYS).find(|&w| bucket.entries.get(w).is_some_and(|e| self.expired(e, now_ms)))
+            {
                 victim = old;
                 reuse_expired = true;
             } else {

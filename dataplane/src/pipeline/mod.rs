@@ -82,13 +82,25 @@ impl Pipeline {
     }
 
     /// Decide every packet of a burst. `verdicts[i]` is written for `packets[i]`.
-    pub fn process_burst<P: AsRef<[u8]>>(&mut self, policy: &CompiledPolicy, packets: &[P], now_ms: u64, verdicts: &mut [Verdict]) {
+    pub fn process_burst<P: AsRef<[u8]>>(
+        &mut self,
+        policy: &CompiledPolicy,
+        packets: &[P],
+        now_ms: u64,
+        verdicts: &mut [Verdict],
+    ) {
         for (ps, vs) in packets.chunks(MAX_BURST).zip(verdicts.chunks_mut(MAX_BURST)) {
             self.process_chunk(policy, ps, now_ms, vs);
         }
     }
 
-    fn process_chunk<P: AsRef<[u8]>>(&mut self, policy: &CompiledPolicy, packets: &[P], now_ms: u64, verdicts: &mut [Verdict]) {
+    fn process_chunk<P: AsRef<[u8]>>(
+        &mut self,
+        policy: &CompiledPolicy,
+        packets: &[P],
+        now_ms: u64,
+        verdicts: &mut [Verdict],
+    ) {
         let default = policy.default_action();
         let generation = policy.generation();
         let mut steps = [Step::Done; MAX_BURST];
@@ -110,7 +122,9 @@ impl Pipeline {
                 Ok(Parsed::NonIp { .. }) => self.counters.non_ip += 1,
                 Ok(Parsed::Ip(p)) => {
                     *summary = Some(p);
-                    let flowed = p.has_ports && matches!(p.protocol, ip_proto::TCP | ip_proto::UDP) && p.fragment != Fragment::NonFirst;
+                    let flowed = p.has_ports
+                        && matches!(p.protocol, ip_proto::TCP | ip_proto::UDP)
+                        && p.fragment != Fragment::NonFirst;
                     if flowed {
                         let (key, forward) = FlowKey::of(&p);
                         let hash = key.hash();
@@ -187,7 +201,8 @@ impl Pipeline {
                         if fresh || e.generation != generation {
                             // `decided` is missing only if the entry vanished since step 2
                             // (evicted by a flow created in this burst): ask again, alone.
-                            let d = decided.unwrap_or_else(|| policy.classify(&initiator_query(&p, forward == e.initiator_is_lo)));
+                            let d = decided
+                                .unwrap_or_else(|| policy.classify(&initiator_query(&p, forward == e.initiator_is_lo)));
                             e.set_decision(d, generation);
                         }
                         e.observe(forward, flags, p.protocol, now_ms);

@@ -32,11 +32,16 @@ struct PacketLine<'a> {
 
 /// Classify every frame of `pcap` in file order. With `json`, one JSON object per packet is
 /// written to `out` as it is decided.
-pub fn classify_pcap(policy: &CompiledPolicy, pcap: &Path, config: PipelineConfig, json: Option<&mut dyn Write>) -> Result<ClassifySummary, String> {
+pub fn classify_pcap(
+    policy: &CompiledPolicy,
+    pcap: &Path,
+    config: PipelineConfig,
+    json: Option<&mut dyn Write>,
+) -> Result<ClassifySummary, String> {
     let mut frames = PcapFrames::open(pcap)?;
     let mut pipeline = Pipeline::new(config);
     let mut batch: Vec<Frame> = Vec::with_capacity(MAX_BURST);
-    let mut verdicts = [Verdict::default(); MAX_BURST];
+    let mut verdicts: Vec<Verdict> = Vec::with_capacity(MAX_BURST);
     let mut per_rule = vec![0u64; policy.rule_set().len()];
     let mut summary = ClassifySummary::default();
     let mut json = json;
@@ -48,8 +53,9 @@ pub fn classify_pcap(policy: &CompiledPolicy, pcap: &Path, config: PipelineConfi
         // Flow timeouts follow the capture's clock, so runs are reproducible.
         let now_ms = batch.first().map_or(0, |f| f.timestamp.as_millis() as u64);
         let data: Vec<&[u8]> = batch.iter().map(|f| f.data.as_slice()).collect();
-        pipeline.process_burst(policy, &data, now_ms, &mut verdicts[..n]);
-        for v in &verdicts[..n] {
+        verdicts.resize(n, Verdict::default());
+        pipeline.process_burst(policy, &data, now_ms, &mut verdicts);
+        for v in &verdicts {
             summary.packets += 1;
             match v.action {
                 Action::Allow => summary.allowed += 1,

@@ -142,14 +142,14 @@ fn idle_flows_expire_and_closing_flows_expire_sooner() {
     let syn_ack = build::tcp_v4(SERVER, CLIENT, 80, 40000, SYN | ACK, 0, b"");
     run(&mut p, &policy, &[syn.clone(), syn_ack], 0);
     // Established: still there after 500 ms idle.
-    run(&mut p, &policy, &[syn.clone()], 500);
+    run(&mut p, &policy, std::slice::from_ref(&syn), 500);
     assert_eq!(p.flows.counters.created, 1);
     // A FIN makes it transitory: 200 ms later it is gone and the next packet creates a new flow.
     run(&mut p, &policy, &[build::tcp_v4(CLIENT, SERVER, 40000, 80, FIN | ACK, 5, b"")], 600);
     run(&mut p, &policy, &[syn], 800);
     assert_eq!((p.flows.counters.created, p.flows.counters.expired), (2, 1));
     let udp = build::udp_v4(CLIENT, SERVER, 7, 7, b"");
-    run(&mut p, &policy, &[udp.clone()], 1000);
+    run(&mut p, &policy, std::slice::from_ref(&udp), 1000);
     run(&mut p, &policy, &[udp], 1051);
     assert_eq!((p.flows.counters.created, p.flows.counters.expired), (4, 2));
 }

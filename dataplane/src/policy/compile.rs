@@ -103,14 +103,24 @@ impl CompiledPolicy {
                 CompiledRule { action: r.action, ports_start: start, ports_end: port_ranges.len() as u32 }
             })
             .collect();
-        let (v4, v4_prefixes) = build_family::<u32>(rule_set.rules(), 32, |n| match n {
-            IpNet::V4(n) => Some((u128::from(u32::from(n.network())), n.prefix_len())),
-            IpNet::V6(_) => None,
-        }, |a| a as u32)?;
-        let (v6, v6_prefixes) = build_family::<u128>(rule_set.rules(), 128, |n| match n {
-            IpNet::V6(n) => Some((u128::from(n.network()), n.prefix_len())),
-            IpNet::V4(_) => None,
-        }, |a| a)?;
+        let (v4, v4_prefixes) = build_family::<u32>(
+            rule_set.rules(),
+            32,
+            |n| match n {
+                IpNet::V4(n) => Some((u128::from(u32::from(n.network())), n.prefix_len())),
+                IpNet::V6(_) => None,
+            },
+            |a| a as u32,
+        )?;
+        let (v6, v6_prefixes) = build_family::<u128>(
+            rule_set.rules(),
+            128,
+            |n| match n {
+                IpNet::V6(n) => Some((u128::from(n.network()), n.prefix_len())),
+                IpNet::V4(_) => None,
+            },
+            |a| a,
+        )?;
         let memory_bytes = v4.memory_bytes()
             + v6.memory_bytes()
             + rules.capacity() * std::mem::size_of::<CompiledRule>()
@@ -340,9 +350,10 @@ fn build_family<K: LpmKey>(
     let mut start = 0;
     while start < entries.len() {
         let Some(first) = entries.get(start).copied() else { break };
-        let end = start + entries.get(start..).map_or(0, |rest| {
-            rest.iter().take_while(|e| e.addr == first.addr && e.len == first.len).count()
-        });
+        let end = start
+            + entries
+                .get(start..)
+                .map_or(0, |rest| rest.iter().take_while(|e| e.addr == first.addr && e.len == first.len).count());
         while let Some(&(addr, len, s, e)) = stack.last() {
             if len <= first.len && first.addr & mask(len, bits) == addr {
                 break;
@@ -374,7 +385,14 @@ struct ClassBuilder<'a> {
 
 impl<'a> ClassBuilder<'a> {
     fn new(rules: &'a [Rule], is_terminal: &'a [bool], any_address: Vec<RuleId>) -> Self {
-        let mut b = ClassBuilder { rules, is_terminal, any_address, ids: HashMap::new(), spans: Vec::new(), members: Vec::new() };
+        let mut b = ClassBuilder {
+            rules,
+            is_terminal,
+            any_address,
+            ids: HashMap::new(),
+            spans: Vec::new(),
+            members: Vec::new(),
+        };
         b.class_of(&BTreeSet::new());
         b
     }
@@ -412,7 +430,8 @@ impl<'a> ClassBuilder<'a> {
             };
             let Some(id) = id else { break };
             let Some(rule) = self.rules.get(id as usize) else { continue };
-            let side_ok = if source_side { rule.direction.matches_source() } else { rule.direction.matches_destination() };
+            let side_ok =
+                if source_side { rule.direction.matches_source() } else { rule.direction.matches_destination() };
             if side_ok {
                 out.push(id);
                 if self.is_terminal.get(id as usize).copied().unwrap_or(false) {

@@ -8,7 +8,15 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use proptest::prelude::*;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-fn rule(name: &str, action: Action, priority: u16, direction: Direction, cidrs: &[&str], except: &[&str], ports: &[PortRange]) -> Rule {
+fn rule(
+    name: &str,
+    action: Action,
+    priority: u16,
+    direction: Direction,
+    cidrs: &[&str],
+    except: &[&str],
+    ports: &[PortRange],
+) -> Rule {
     Rule {
         name: name.into(),
         action,
@@ -68,7 +76,15 @@ fn directions_excepts_ports_and_default() {
 #[test]
 fn compile_stats_count_prefixes_and_classes() {
     let rules = RuleSet::new(vec![
-        rule("a", Action::Drop, 1, Direction::Any, &["10.0.0.0/8", "10.1.0.0/16", "2001:db8::/32"], &["10.1.2.0/24"], &[]),
+        rule(
+            "a",
+            Action::Drop,
+            1,
+            Direction::Any,
+            &["10.0.0.0/8", "10.1.0.0/16", "2001:db8::/32"],
+            &["10.1.2.0/24"],
+            &[],
+        ),
         rule("b", Action::Allow, 1, Direction::Any, &[], &[], &[]),
     ]);
     let p = CompiledPolicy::compile(rules, Action::Allow).unwrap();
@@ -100,8 +116,8 @@ fn arb_rule(i: usize) -> impl Strategy<Value = Rule> {
     let ports = prop::collection::vec((prop_oneof![Just(ip_proto::TCP), Just(ip_proto::UDP)], 1u16..20, 0u16..5), 0..3);
     let direction = prop_oneof![Just(Direction::Ingress), Just(Direction::Egress), Just(Direction::Any)];
     let action = prop_oneof![Just(Action::Allow), Just(Action::Drop)];
-    (nets, ports, direction, action, 0u16..4, prop::collection::vec((0usize..4, 1u8..12, any::<u128>()), 0..3)).prop_map(
-        move |(mut nets, ports, direction, action, priority, excepts)| {
+    (nets, ports, direction, action, 0u16..4, prop::collection::vec((0usize..4, 1u8..12, any::<u128>()), 0..3))
+        .prop_map(move |(mut nets, ports, direction, action, priority, excepts)| {
             nets.sort();
             nets.dedup();
             // Excepts are sub-prefixes of the rule's own blocks.
@@ -111,8 +127,22 @@ fn arb_rule(i: usize) -> impl Strategy<Value = Rule> {
                     let block = *nets.get(which % nets.len().max(1))?;
                     let len = (block.prefix_len() + extra).min(block.max_prefix_len());
                     let net = match block {
-                        IpNet::V4(b) => IpNet::V4(Ipv4Net::new(Ipv4Addr::from(u32::from(b.network()) | (bits as u32 & !u32::from(b.netmask()))), len).ok()?.trunc()),
-                        IpNet::V6(b) => IpNet::V6(Ipv6Net::new(Ipv6Addr::from(u128::from(b.network()) | (bits & !u128::from(b.netmask()))), len).ok()?.trunc()),
+                        IpNet::V4(b) => IpNet::V4(
+                            Ipv4Net::new(
+                                Ipv4Addr::from(u32::from(b.network()) | (bits as u32 & !u32::from(b.netmask()))),
+                                len,
+                            )
+                            .ok()?
+                            .trunc(),
+                        ),
+                        IpNet::V6(b) => IpNet::V6(
+                            Ipv6Net::new(
+                                Ipv6Addr::from(u128::from(b.network()) | (bits & !u128::from(b.netmask()))),
+                                len,
+                            )
+                            .ok()?
+                            .trunc(),
+                        ),
                     };
                     Some(net)
                 })
@@ -127,11 +157,13 @@ fn arb_rule(i: usize) -> impl Strategy<Value = Rule> {
                 direction,
                 cidr_blocks: nets,
                 except,
-                ports: ports.into_iter().map(|(protocol, first, span)| PortRange { protocol, first, last: first + span }).collect(),
+                ports: ports
+                    .into_iter()
+                    .map(|(protocol, first, span)| PortRange { protocol, first, last: first + span })
+                    .collect(),
                 source: "prop".into(),
             }
-        },
-    )
+        })
 }
 
 fn arb_rules() -> impl Strategy<Value = Vec<Rule>> {
@@ -141,13 +173,20 @@ fn arb_rules() -> impl Strategy<Value = Vec<Rule>> {
 fn arb_query() -> impl Strategy<Value = Query> {
     let proto = prop_oneof![Just(ip_proto::TCP), Just(ip_proto::UDP), Just(ip_proto::ICMP)];
     let v4 = || (0u32..64, any::<u16>()).prop_map(|(hi, lo)| (10u32 << 24) | (hi << 16) | u32::from(lo));
-    let v6 = || (0u128..16, 0u128..=255, any::<u8>()).prop_map(|(hi, mid, lo)| (0x2001_0db8u128 << 96) | (hi << 80) | (mid << 64) | mid | (u128::from(lo) << 8));
+    let v6 = || {
+        (0u128..16, 0u128..=255, any::<u8>())
+            .prop_map(|(hi, mid, lo)| (0x2001_0db8u128 << 96) | (hi << 80) | (mid << 64) | mid | (u128::from(lo) << 8))
+    };
     let addrs = prop_oneof![
         3 => (v4(), v4()).prop_map(|(src, dst)| IpPair::V4 { src, dst }),
         1 => (v6(), v6()).prop_map(|(src, dst)| IpPair::V6 { src, dst }),
         1 => (any::<u32>(), any::<u32>()).prop_map(|(src, dst)| IpPair::V4 { src, dst }),
     ];
-    (addrs, proto, 1u16..25).prop_map(|(addrs, protocol, port)| Query { addrs, protocol, dst_port: (protocol != ip_proto::ICMP).then_some(port) })
+    (addrs, proto, 1u16..25).prop_map(|(addrs, protocol, port)| Query {
+        addrs,
+        protocol,
+        dst_port: (protocol != ip_proto::ICMP).then_some(port),
+    })
 }
 
 proptest! {

@@ -103,12 +103,7 @@ pub fn parse_rules(text: &str, source: &str) -> Result<Vec<Rule>, RuleErrors> {
 
 fn parse_into(text: &str, source: &str, rules: &mut Vec<Rule>, errors: &mut Vec<RuleError>) {
     let file_error = |errors: &mut Vec<RuleError>, message: String| {
-        errors.push(RuleError {
-            source: source.to_string(),
-            rule: String::new(),
-            field: String::new(),
-            message,
-        })
+        errors.push(RuleError { source: source.to_string(), rule: String::new(), field: String::new(), message })
     };
     if text.len() > MAX_DOCUMENT_BYTES {
         file_error(errors, format!("document is larger than {MAX_DOCUMENT_BYTES} bytes"));
@@ -130,9 +125,7 @@ fn parse_into(text: &str, source: &str, rules: &mut Vec<Rule>, errors: &mut Vec<
                     parse_one(item, source, &format!("[{i}]"), rules, errors);
                 }
             }
-            serde_yaml_ng::Value::Mapping(ref map)
-                if map.get("kind").and_then(|k| k.as_str()) == Some("List") =>
-            {
+            serde_yaml_ng::Value::Mapping(ref map) if map.get("kind").and_then(|k| k.as_str()) == Some("List") => {
                 match map.get("items") {
                     Some(serde_yaml_ng::Value::Sequence(items)) => {
                         for (i, item) in items.iter().enumerate() {
@@ -156,16 +149,8 @@ fn parse_one(
     errors: &mut Vec<RuleError>,
 ) {
     // Name the rule in messages even when the document does not deserialize.
-    let name_hint = value
-        .get("metadata")
-        .and_then(|m| m.get("name"))
-        .and_then(|n| n.as_str())
-        .map(str::to_string);
-    let mut sink = ErrorSink {
-        source,
-        rule: name_hint.clone().unwrap_or_else(|| position.to_string()),
-        errors,
-    };
+    let name_hint = value.get("metadata").and_then(|m| m.get("name")).and_then(|n| n.as_str()).map(str::to_string);
+    let mut sink = ErrorSink { source, rule: name_hint.clone().unwrap_or_else(|| position.to_string()), errors };
     let raw: RawRule = match serde_path_to_error::deserialize(value) {
         Ok(raw) => raw,
         Err(e) => {
@@ -247,7 +232,9 @@ fn check_rule(raw: RawRule, sink: &mut ErrorSink<'_>) -> Option<Rule> {
     validate::except_inside_blocks(&cidr_blocks, &except, sink);
     let mut ports = Vec::new();
     for (i, p) in spec.ports.unwrap_or_default().iter().enumerate() {
-        if let Some(range) = validate::port_range(p.protocol.as_deref(), p.port, p.end_port, &format!("spec.ports[{i}]"), sink) {
+        if let Some(range) =
+            validate::port_range(p.protocol.as_deref(), p.port, p.end_port, &format!("spec.ports[{i}]"), sink)
+        {
             ports.push(range);
         }
     }

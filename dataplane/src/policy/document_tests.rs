@@ -5,7 +5,9 @@ use super::rule::{Action, Direction, PortRange};
 use crate::wire::ip_proto;
 
 fn rule_doc(name: &str, spec: &str) -> String {
-    format!("apiVersion: policy.secure.example.com/v1\nkind: NetworkPolicyRule\nmetadata:\n  name: {name}\nspec:\n{spec}")
+    format!(
+        "apiVersion: policy.secure.example.com/v1\nkind: NetworkPolicyRule\nmetadata:\n  name: {name}\nspec:\n{spec}"
+    )
 }
 
 fn errors_of(text: &str) -> Vec<String> {
@@ -62,7 +64,14 @@ fn multi_document_yaml_json_array_and_list_give_the_same_rules() {
                   {"apiVersion":"policy.secure.example.com/v1","kind":"NetworkPolicyRule","metadata":{"name":"b"},"spec":{"action":"ALLOW"}}]"#;
     let list = format!(
         "apiVersion: v1\nkind: List\nitems:\n{}",
-        [a, b].iter().map(|d| d.lines().enumerate().map(|(i, l)| if i == 0 { format!("- {l}\n") } else { format!("  {l}\n") }).collect::<String>()).collect::<String>()
+        [a, b]
+            .iter()
+            .map(|d| d
+                .lines()
+                .enumerate()
+                .map(|(i, l)| if i == 0 { format!("- {l}\n") } else { format!("  {l}\n") })
+                .collect::<String>())
+            .collect::<String>()
     );
     let from_yaml = rule_set_from_str(&yaml, "s").unwrap();
     assert_eq!(from_yaml.len(), 2);
@@ -123,7 +132,11 @@ fn every_error_of_a_set_is_listed() {
     ];
     assert_eq!(errors[..expected.len()], expected);
     assert_eq!(errors.len(), expected.len() + 1);
-    assert!(errors[expected.len()].starts_with("f.yaml: d: spec.cidrBlock: unknown field `cidrBlock`, expected one of"), "{}", errors[expected.len()]);
+    assert!(
+        errors[expected.len()].starts_with("f.yaml: d: spec.cidrBlock: unknown field `cidrBlock`, expected one of"),
+        "{}",
+        errors[expected.len()]
+    );
 }
 
 #[test]
@@ -170,7 +183,19 @@ fn structural_errors() {
 
 #[test]
 fn malformed_inputs_never_panic() {
-    for text in ["", "---\n---\n", "[]", "null", "42", "[1, 2]", "kind: List\nitems: 3\n", "{\"spec\": []}", "\u{0}\u{1}", "- - - -", "a: &x [*x]"] {
+    for text in [
+        "",
+        "---\n---\n",
+        "[]",
+        "null",
+        "42",
+        "[1, 2]",
+        "kind: List\nitems: 3\n",
+        "{\"spec\": []}",
+        "\u{0}\u{1}",
+        "- - - -",
+        "a: &x [*x]",
+    ] {
         let _ = rule_set_from_str(text, "s");
     }
 }

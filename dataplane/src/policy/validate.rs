@@ -73,7 +73,9 @@ pub fn parse_canonical_cidr(text: &str) -> Result<IpNet, String> {
                 let full = if addr.is_ipv4() { 32 } else { 128 };
                 Err(format!("missing prefix length in {trimmed} (did you mean {addr}/{full}?)"))
             }
-            Err(_) => Err(format!("invalid CIDR {text:?} (expected an address and a prefix length, like 10.0.0.0/8 or 2001:db8::/32)")),
+            Err(_) => Err(format!(
+                "invalid CIDR {text:?} (expected an address and a prefix length, like 10.0.0.0/8 or 2001:db8::/32)"
+            )),
         },
     }
 }
@@ -83,7 +85,10 @@ pub(crate) fn except_inside_blocks(blocks: &[Option<IpNet>], except: &[Option<Ip
     for (i, e) in except.iter().enumerate() {
         let Some(e) = e else { continue };
         if blocks.is_empty() {
-            sink.push(format!("spec.except[{i}]"), format!("{e} is not inside any of spec.cidrBlocks (which is empty)"));
+            sink.push(
+                format!("spec.except[{i}]"),
+                format!("{e} is not inside any of spec.cidrBlocks (which is empty)"),
+            );
         } else if !blocks.iter().flatten().any(|b| b.contains(e)) {
             sink.push(format!("spec.except[{i}]"), format!("{e} is not inside any of spec.cidrBlocks"));
         }
