@@ -90,16 +90,13 @@ const CONSTANTS: &[&str] = &[
     "DPDK_SYS_.*",
 ];
 
-/// Wraps a function-like macro set of flags into a constant bindgen can read.
+/// Flag macros bindgen cannot evaluate, as constants it can.
 const EXTRA_CONSTANTS: &str = r#"
 /* Constants whose DPDK definition uses function-like macros (RTE_BIT64), which bindgen
  * cannot evaluate; clang evaluates these initialisers for it. */
 static const uint64_t DPDK_SYS_ETH_RSS_IP = RTE_ETH_RSS_IP;
 static const uint64_t DPDK_SYS_ETH_RSS_TCP = RTE_ETH_RSS_TCP;
 static const uint64_t DPDK_SYS_ETH_RSS_UDP = RTE_ETH_RSS_UDP;
-static const uint32_t DPDK_SYS_ETH_MQ_RX_RSS = RTE_ETH_MQ_RX_RSS;
-static const uint32_t DPDK_SYS_ETH_MQ_RX_NONE = RTE_ETH_MQ_RX_NONE;
-static const uint32_t DPDK_SYS_ETH_MQ_TX_NONE = RTE_ETH_MQ_TX_NONE;
 "#;
 
 fn fail(what: &str) -> ! {
@@ -116,7 +113,9 @@ fn main() {
     let csrc = manifest.join("csrc");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=csrc");
-    println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
+    for var in ["PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR", "LIBCLANG_PATH"] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
 
     let cflags = dpdk_cflags();
     let header = write_header(&out, &csrc);

@@ -23,6 +23,7 @@ pub mod lpm_ref;
 pub mod mbuf;
 pub mod mempool;
 pub mod port;
+pub mod queue;
 pub mod ring;
 
 pub use burst::Handle;
@@ -31,5 +32,6 @@ pub use eal::Eal;
 pub use error::{DpdkError, Result};
 pub use mbuf::Mbuf;
 pub use mempool::Mempool;
-pub use port::{Link, Port, PortConfig, PortInfo, PortStats, RxQueue, TxQueue};
+pub use port::{Link, Port, PortConfig, PortInfo, PortStats};
+pub use queue::{RxQueue, TxQueue};
 pub use ring::{Consumer, Producer, Ring, RingItem};

@@ -7,17 +7,14 @@
 //! the port is alive (workers hand their queues back, or drop them, first), and the device
 //! is closed when the port and all its queues are gone.
 
-use std::cell::Cell;
 use std::ffi::{c_char, CStr, CString};
-use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::burst::MbufBurst;
 use super::eal::Live;
 use super::error::{check, DpdkError, Result};
-use super::mbuf::Mbuf;
 use super::mempool::Mempool;
+use super::queue::{RxQueue, TxQueue};
 
 const MAX_PORTS: usize = dpdk_sys::RTE_MAX_ETHPORTS as usize;
 
@@ -101,8 +98,8 @@ pub struct Port {
 }
 
 /// State shared by a port and its queues; the device is closed when the last one drops.
-struct Shared {
-    id: u16,
+pub(super) struct Shared {
+    pub(super) id: u16,
     name: String,
     /// Created by `probe_vdev`: also removed from the vdev bus on close, freeing the name.
     vdev: bool,
@@ -298,12 +295,8 @@ impl Port {
         *self.shared.pool.lock().unwrap_or_else(|e| e.into_inner()) = Some(pool.clone());
         self.configured = true;
 
-        let rx = (0..config.rx_queues)
-            .map(|queue| RxQueue { port: self.shared.clone(), queue, _not_sync: PhantomData })
-            .collect();
-        let tx = (0..config.tx_queues)
-            .map(|queue| TxQueue { port: self.shared.clone(), queue, _not_sync: PhantomData })
-            .collect();
+        let rx = (0..config.rx_queues).map(|queue| RxQueue::new(self.shared.clone(), queue)).collect();
+        let tx = (0..config.tx_queues).map(|queue| TxQueue::new(self.shared.clone(), queue)).collect();
         Ok((rx, tx))
     }
 
@@ -503,87 +496,6 @@ impl std::fmt::Debug for Shared {
 impl Drop for Shared {
     fn drop(&mut self) {
         let _ = self.close();
-    }
-}
-
-/// A receive queue; owned by one lcore at a time (`Send`, not `Sync`).
-#[derive(Debug)]
-pub struct RxQueue {
-    port: Arc<Shared>,
-    queue: u16,
-    _not_sync: PhantomData<Cell<()>>,
-}
-
-impl RxQueue {
-    /// Receives into the free slots of `burst`; returns how many packets were added.
-    #[inline]
-    pub fn burst<const N: usize>(&mut self, burst: &mut MbufBurst<N>) -> usize {
-        let (slots, spare) = burst.spare_raw();
-        let spare = spare.min(usize::from(u16::MAX)) as u16;
-        // SAFETY: the port is configured with this queue and not closed (we hold it); only
-        // this handle polls the queue; `slots` has room for `spare` mbuf pointers, and the
-        // received mbufs are owned by the burst from now on.
-        unsafe {
-            let n = dpdk_sys::rte_eth_rx_burst(self.port.id, self.queue, slots.cast(), spare);
-            burst.add_len(usize::from(n));
-            usize::from(n)
-        }
-    }
-
-    /// The port id.
-    pub fn port_id(&self) -> u16 {
-        self.port.id
-    }
-
-    /// The queue id.
-    pub fn queue_id(&self) -> u16 {
-        self.queue
-    }
-}
-
-/// A transmit queue; owned by one lcore at a time (`Send`, not `Sync`).
-#[derive(Debug)]
-pub struct TxQueue {
-    port: Arc<Shared>,
-    queue: u16,
-    _not_sync: PhantomData<Cell<()>>,
-}
-
-impl TxQueue {
-    /// Sends packets from the front of `burst`; sent ones leave the burst (the driver frees
-    /// them), unsent ones stay for the caller to retry or free. Returns how many were sent.
-    #[inline]
-    pub fn burst<const N: usize>(&mut self, burst: &mut MbufBurst<N>) -> usize {
-        let len = burst.len().min(usize::from(u16::MAX)) as u16;
-        // SAFETY: the port is configured with this queue and not closed; only this handle
-        // uses the queue; the burst's first `len` slots are owned mbufs, and the driver takes
-        // ownership of the first `n`, which the burst then forgets.
-        unsafe {
-            let n = dpdk_sys::rte_eth_tx_burst(self.port.id, self.queue, burst.as_raw().cast(), len);
-            burst.consumed_front(usize::from(n));
-            usize::from(n)
-        }
-    }
-
-    /// Sends one packet; gives it back when the queue is full.
-    pub fn send(&mut self, m: Mbuf) -> std::result::Result<(), Mbuf> {
-        let mut one = MbufBurst::<1>::new();
-        one.push(m)?;
-        if self.burst(&mut one) == 1 {
-            Ok(())
-        } else {
-            one.pop().map_or(Ok(()), Err)
-        }
-    }
-
-    /// The port id.
-    pub fn port_id(&self) -> u16 {
-        self.port.id
-    }
-
-    /// The queue id.
-    pub fn queue_id(&self) -> u16 {
-        self.queue
     }
 }
 
