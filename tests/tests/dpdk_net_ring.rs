@@ -25,7 +25,8 @@ fn packets_cross_net_ring_byte_for_byte() {
     let _eal = dpdk();
     let pool = Mempool::new("rt_pool", 1023).unwrap();
     let (port, mut rx, mut tx) = ring_port("net_ring_rt", &pool);
-    assert_eq!(port.link().unwrap().up, true);
+    let link = port.link().unwrap();
+    assert_eq!(link, dataplane::dpdk::Link { up: true, speed_mbps: 10_000, full_duplex: true, autoneg: false });
 
     let sent: Vec<Vec<u8>> = SIZES.iter().enumerate().map(|(i, &n)| packet(n, i as u8)).collect();
     let mut out = MbufBurst::<32>::new();
@@ -181,7 +182,7 @@ fn worker_lcore_forwards_between_ports() {
                 burst.prefetch(i);
             }
             let base = index;
-            burst.move_to(&mut fwd, |i, _| (base + i) % 2 == 0);
+            burst.move_to(&mut fwd, |i, _| (base + i).is_multiple_of(2));
             burst.clear();
             tx.burst(&mut fwd);
             fwd.clear();
