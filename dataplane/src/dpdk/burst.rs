@@ -155,10 +155,13 @@ impl<T: Handle, const N: usize> Burst<T, N> {
     /// order; the others stay, in order. Stops moving when `dst` is full (what did not fit
     /// stays here). Returns how many moved.
     pub fn move_to<const M: usize>(&mut self, dst: &mut Burst<T, M>, mut pred: impl FnMut(usize, &T) -> bool) -> usize {
+        // Uncount everything while items move: if `pred` panics, the ones not yet placed
+        // leak instead of being dropped twice.
+        let len = std::mem::replace(&mut self.len, 0);
         let mut kept = 0;
         let mut moved = 0;
-        for i in 0..self.len {
-            // SAFETY: i < len, so item i is initialised.
+        for i in 0..len {
+            // SAFETY: i < len, so item i is initialised (and not moved yet).
             let item = unsafe { self.items[i].assume_init_ref() };
             if dst.len < M && pred(i, item) {
                 // SAFETY: item i is moved out once; its slot is overwritten or left
