@@ -108,3 +108,58 @@ impl<K: LpmKey, F: Frag<K>, const N: usize> Bucket<K> for Bkt<F, N> {
         self.frag.first().map_or(0, |f| f.low()) ^ self.def
     }
 }
+
+/// The IPv4 bucket: 7 prefixes as 16-bit fragments with 16-bit masks, and the inherited value as
+/// an eighth slot that always matches. The 8 fragments and masks are lanes of one `u128` each, so
+/// all slots are compared at once with a few word operations (SWAR), portable and branch-free.
+///
+/// The prefixes fill the last lanes in ascending length; the lanes before them (at least lane 0)
+/// hold the inherited value with mask 0. The last matching lane is the longest prefix.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug)]
+pub struct Bkt16 {
+    /// Lane `i` is bits `16 i .. 16 i + 16`.
+    frag: u128,
+    mask: u128,
+    value: [u32; 8],
+}
+
+const _: () = assert!(core::mem::size_of::<Bkt16>() == 64);
+
+/// `0x7fff` in every 16-bit lane.
+const LOW15: u128 = 0x7fff_7fff_7fff_7fff_7fff_7fff_7fff_7fff;
+
+impl Bucket<u32> for Bkt16 {
+    const CAP: usize = 7;
+    const SPAN: u32 = 16;
+
+    fn new(pos: u32, def: u32, pfx: &[Route<u32>]) -> Self {
+        let mut b = Bkt16 { frag: 0, mask: 0, value: [def; 8] };
+        let first = 8 - pfx.len().min(7);
+        for ((lane, v), r) in (0u32..).zip(b.value.iter_mut()).skip(first).zip(pfx) {
+            let frag = <u16 as Frag<u32>>::of(r.addr, pos);
+            let mask = !(u16::MAX.checked_shr(u32::from(r.len).saturating_sub(pos)).unwrap_or(0));
+            b.frag |= u128::from(frag) << (16 * lane);
+            b.mask |= u128::from(mask) << (16 * lane);
+            *v = r.value;
+        }
+        b
+    }
+
+    #[inline(always)]
+    fn find(&self, key: u32, pos: u32) -> u32 {
+        let kf = u64::from(<u16 as Frag<u32>>::of(key, pos)) * 0x0001_0001_0001_0001;
+        let diff = ((u128::from(kf) << 64) | u128::from(kf)) ^ self.frag;
+        let x = diff & self.mask;
+        // Top bit of a lane set exactly when the lane is 0 (no carry crosses lanes).
+        let zero = !(((x & LOW15) + LOW15) | x | LOW15);
+        // Lane 0 always matches, so `zero` is not 0 and the lane is below 8.
+        let lane = (127 - zero.leading_zeros()) / 16;
+        self.value.get(lane as usize).copied().unwrap_or(0)
+    }
+
+    #[inline(always)]
+    fn touch(&self) -> u32 {
+        self.value.first().copied().unwrap_or(0)
+    }
+}

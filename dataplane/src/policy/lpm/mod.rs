@@ -44,7 +44,7 @@ mod bucket;
 mod tests;
 
 #[doc(hidden)]
-pub use bucket::{Bkt, Bucket, Frag};
+pub use bucket::{Bkt, Bkt16, Bucket, Frag};
 
 /// Largest value an entry can carry.
 pub const MAX_VALUE: u32 = (1 << 30) - 1;
@@ -84,9 +84,9 @@ pub trait LpmKey: Copy + Eq + Ord + core::fmt::Debug + core::hash::Hash + Send +
 
 impl LpmKey for u32 {
     const BITS: u32 = 32;
-    type Short = Bkt<u16, 8>;
+    type Short = Bkt16;
     // Never used: every IPv4 bucket sits at bit 16 or 24, where 16 bits reach the end.
-    type Long = Bkt<u16, 8>;
+    type Long = Bkt16;
     #[inline(always)]
     fn masked(self, len: u32) -> Self {
         self & !u32::MAX.checked_shr(len).unwrap_or(0)
@@ -182,6 +182,18 @@ fn index(entry: u32) -> usize {
     (entry & INDEX_MASK) as usize
 }
 
+/// The entry's index if it has tag `t`, else 0.
+#[inline(always)]
+fn select_index(entry: u32, t: u32) -> usize {
+    (entry & INDEX_MASK & all_if(tag(entry) == t)) as usize
+}
+
+/// All ones if `c`, else 0.
+#[inline(always)]
+fn all_if(c: bool) -> u32 {
+    u32::from(c).wrapping_neg()
+}
+
 impl<K: LpmKey> Lpm<K> {
     /// Build from routes; an address matched by no route gets `default`.
     /// When the same prefix appears twice, the later route wins.
@@ -243,7 +255,14 @@ impl<K: LpmKey> Lpm<K> {
     #[inline]
     pub fn lookup(&self, key: K) -> u32 {
         let (entry, pos) = self.walk(self.top_entry(key), key);
-        self.finish(entry, pos, key)
+        // One key: branch on the tag (no need to evaluate both bucket kinds).
+        let i = index(entry);
+        match tag(entry) {
+            TAG_LEAF => entry,
+            TAG_SHORT => self.short.get(i).map_or(self.default, |b| b.find(key, pos)),
+            TAG_LONG => self.long.get(i).map_or(self.default, |b| b.find(key, pos)),
+            _ => self.default,
+        }
     }
 
     /// Bulk lookup: `out[i] = lookup(keys[i])` for `i < min(keys.len(), out.len())`.
@@ -292,53 +311,66 @@ impl<K: LpmKey> Lpm<K> {
         let mut pos = TOP_BITS;
         // `pos < BITS` holds by construction (nodes sit at most at BITS - 8); it also bounds the loop.
         while tag(entry) == TAG_NODE && pos < K::BITS {
-            entry = self
-                .nodes
-                .get(index(entry))
-                .and_then(|node| node.get(key.byte_at(pos)))
-                .copied()
-                .unwrap_or(self.default);
+            entry = self.node_entry(entry, key, pos);
             pos += STRIDE;
         }
         (entry, pos)
     }
 
+    /// The entry for `key` in the node `entry` points to, which sits at bit `pos`.
+    #[inline(always)]
+    fn node_entry(&self, entry: u32, key: K, pos: u32) -> u32 {
+        self.nodes.get(index(entry)).and_then(|node| node.get(key.byte_at(pos))).copied().unwrap_or(self.default)
+    }
+
     /// Resolves a leaf or bucket entry reached at bit `pos`.
+    ///
+    /// Branch-free, since leaf and bucket entries mix unpredictably: both bucket kinds are
+    /// evaluated (the one the entry does not point to is bucket 0, cached) and the result
+    /// selected by the tag.
     #[inline(always)]
     fn finish(&self, entry: u32, pos: u32, key: K) -> u32 {
-        match tag(entry) {
-            TAG_LEAF => entry,
-            TAG_SHORT => self.short.get(index(entry)).map_or(self.default, |b| b.find(key, pos)),
-            TAG_LONG => self.long.get(index(entry)).map_or(self.default, |b| b.find(key, pos)),
-            _ => self.default,
-        }
+        let t = tag(entry);
+        let short = self.short.get(select_index(entry, TAG_SHORT)).map_or(0, |b| b.find(key, pos));
+        let long = self.long.get(select_index(entry, TAG_LONG)).map_or(0, |b| b.find(key, pos));
+        (entry & all_if(t == TAG_LEAF))
+            | (short & all_if(t == TAG_SHORT))
+            | (long & all_if(t == TAG_LONG))
+            | (self.default & all_if(t == TAG_NODE))
     }
 
     /// Loads (part of) the bucket line an entry points to, so that it is in cache when resolved.
     #[inline(always)]
     fn touch(&self, entry: u32) -> u32 {
-        match tag(entry) {
-            TAG_SHORT => self.short.get(index(entry)).map_or(0, |b| b.touch()),
-            TAG_LONG => self.long.get(index(entry)).map_or(0, |b| b.touch()),
-            _ => 0,
-        }
+        self.short.get(select_index(entry, TAG_SHORT)).map_or(0, |b| b.touch())
+            ^ self.long.get(select_index(entry, TAG_LONG)).map_or(0, |b| b.touch())
     }
 
-    /// Up to `BATCH` keys, in three passes: top entries; node walks and bucket touches (the cache
-    /// misses of all keys overlap); resolution (hits).
+    /// Up to `BATCH` keys, in passes whose loads are independent of each other, so that the
+    /// cache misses of the whole batch are in flight together: top entries; one node level per
+    /// pass while any key is still at a node; a touch of every bucket line; resolution (hits).
     #[inline]
     fn batch(&self, keys: &[K], out: &mut [u32]) {
         let mut entries = [0u32; BATCH];
-        let mut positions = [0u32; BATCH];
+        let mut positions = [TOP_BITS; BATCH];
+        let mut at_node = false;
         for (e, k) in entries.iter_mut().zip(keys) {
             *e = self.top_entry(*k);
+            at_node |= tag(*e) == TAG_NODE;
+        }
+        while at_node {
+            at_node = false;
+            for ((e, p), k) in entries.iter_mut().zip(positions.iter_mut()).zip(keys) {
+                if tag(*e) == TAG_NODE && *p < K::BITS {
+                    *e = self.node_entry(*e, *k, *p);
+                    *p += STRIDE;
+                    at_node |= tag(*e) == TAG_NODE && *p < K::BITS;
+                }
+            }
         }
         let mut touched = 0u32;
-        for ((e, p), k) in entries.iter_mut().zip(positions.iter_mut()).zip(keys) {
-            let (entry, pos) = self.walk(*e, *k);
-            *e = entry;
-            *p = pos;
-            touched ^= self.touch(entry);
+        for e in entries.iter().take(keys.len()) {
+            touched ^= self.touch(*e);
         }
         core::hint::black_box(touched);
         for (((o, e), p), k) in out.iter_mut().zip(&entries).zip(&positions).zip(keys) {
