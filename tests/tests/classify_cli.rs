@@ -73,7 +73,7 @@ fn summary_counts_packets_and_hits_per_rule() {
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
-        "packets 6  allowed 3  dropped 2  malformed 1\n  rule block-x: 2\n  rule allow-web: 1\n  default (ALLOW): 3\n"
+        "packets 6  allowed 4  dropped 2  malformed 1\n  rule block-x: 2\n  rule allow-web: 1\n  default (ALLOW): 3\n"
     );
 }
 
