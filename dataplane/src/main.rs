@@ -39,6 +39,9 @@ enum Command {
         #[arg(long, default_value_t = 1 << 16)]
         flows: usize,
     },
+    /// Compare our LPM with DPDK's rte_lpm/rte_fib (v4) or rte_lpm6/rte_fib6 (v6) in one run.
+    #[cfg(feature = "dpdk")]
+    LookupBench(dataplane::bench::lookup::LookupBenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -74,6 +77,8 @@ fn load_policy(paths: &[PathBuf], default_action: Action) -> Result<CompiledPoli
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        #[cfg(feature = "dpdk")]
+        Command::LookupBench(args) => dataplane::bench::lookup::run(args),
         Command::Rules { command: RulesCommand::Check { paths, default_action } } => {
             match load_policy(&paths, default_action) {
                 Ok(policy) => {

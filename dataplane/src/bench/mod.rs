@@ -1,1 +1,2 @@
 //! Benchmarks against DPDK references measured in the same run.
+pub mod lookup;
