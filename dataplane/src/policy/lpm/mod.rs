@@ -11,9 +11,10 @@
 //!   L2 cache);
 //! * **nodes** of 256 entries, each consuming the next 8 key bits, only where a subtree holds more
 //!   prefixes than a bucket can;
-//! * **buckets** of up to [`Bucket::CAP`] prefixes in one 64-byte cache line (8 for IPv4,
-//!   4 for IPv6 prefixes at most 64 bits below the bucket), plus a two-line *long* bucket
-//!   (5 prefixes) for IPv6 prefixes reaching further (host routes in sparse regions).
+//! * **buckets** of a few prefixes in one 64-byte cache line: for IPv4 7 prefixes as 16-bit
+//!   lanes of a `u128` compared all at once (SWAR), for IPv6 4 prefixes reaching at most 64 bits
+//!   below the bucket; plus a two-line *long* bucket (5 prefixes) for IPv6 prefixes reaching
+//!   further (host routes in sparse regions).
 //!
 //! Every table entry is a tagged `u32`: the top two bits say what the low 30 hold — a value
 //! (a leaf), a node index, a bucket index or a long-bucket index. A bucket stores, for each
@@ -23,9 +24,13 @@
 //! length, so the last match is the longest.
 //!
 //! A random `/24` (or `/48`) therefore costs one top-table read (cache hit) and one bucket line
-//! (the only DRAM access). [`Lpm::lookup_bulk`] reads the top entries of a batch of keys first,
-//! then touches the bucket lines of all of them, then resolves each key, so the cache misses of
-//! the batch are in flight together.
+//! (the only DRAM access). [`Lpm::lookup_bulk`] works on batches of 64 keys in passes: the top
+//! entries of all keys, then one node level per pass while any key is at a node, then a touch of
+//! every bucket line, then the resolution of each key (cache hits). The loads within a pass are
+//! independent, so the cache misses of the batch are in flight together, without prefetch
+//! intrinsics.
+//!
+//! Limits: fewer than 2^30 routes (indices are 30 bits); values at most [`MAX_VALUE`].
 //!
 //! # Build
 //!
@@ -255,7 +260,14 @@ impl<K: LpmKey> Lpm<K> {
     #[inline]
     pub fn lookup(&self, key: K) -> u32 {
         let (entry, pos) = self.walk(self.top_entry(key), key);
-        // One key: branch on the tag (no need to evaluate both bucket kinds).
+        self.finish(entry, pos, key)
+    }
+
+    /// Resolves a leaf or bucket entry reached at bit `pos`. (Branching on the tag measured
+    /// better than evaluating both bucket kinds and selecting: the bucket line is in cache by then,
+    /// so a mispredicted branch costs little, and the long IPv6 bucket is expensive to evaluate.)
+    #[inline(always)]
+    fn finish(&self, entry: u32, pos: u32, key: K) -> u32 {
         let i = index(entry);
         match tag(entry) {
             TAG_LEAF => entry,
@@ -323,23 +335,9 @@ impl<K: LpmKey> Lpm<K> {
         self.nodes.get(index(entry)).and_then(|node| node.get(key.byte_at(pos))).copied().unwrap_or(self.default)
     }
 
-    /// Resolves a leaf or bucket entry reached at bit `pos`.
-    ///
-    /// Branch-free, since leaf and bucket entries mix unpredictably: both bucket kinds are
-    /// evaluated (the one the entry does not point to is bucket 0, cached) and the result
-    /// selected by the tag.
-    #[inline(always)]
-    fn finish(&self, entry: u32, pos: u32, key: K) -> u32 {
-        let t = tag(entry);
-        let short = self.short.get(select_index(entry, TAG_SHORT)).map_or(0, |b| b.find(key, pos));
-        let long = self.long.get(select_index(entry, TAG_LONG)).map_or(0, |b| b.find(key, pos));
-        (entry & all_if(t == TAG_LEAF))
-            | (short & all_if(t == TAG_SHORT))
-            | (long & all_if(t == TAG_LONG))
-            | (self.default & all_if(t == TAG_NODE))
-    }
-
     /// Loads (part of) the bucket line an entry points to, so that it is in cache when resolved.
+    /// Branch-free (a leaf entry touches bucket 0), so that a mispredicted tag cannot hold back
+    /// the loads of the following keys.
     #[inline(always)]
     fn touch(&self, entry: u32) -> u32 {
         self.short.get(select_index(entry, TAG_SHORT)).map_or(0, |b| b.touch())

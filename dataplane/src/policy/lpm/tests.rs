@@ -350,6 +350,30 @@ proptest! {
     }
 }
 
+/// The route generators reach every structure: nodes (also nested), buckets, long buckets.
+#[test]
+fn generators_reach_every_structure() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    fn total<K: TestKey>(bits: u32) -> LpmStats {
+        let mut runner = TestRunner::deterministic();
+        let mut sum = LpmStats::default();
+        for _ in 0..30 {
+            let (bases, raw) = raw_routes(bits).new_tree(&mut runner).unwrap().current();
+            let s = Lpm::build(&make_routes::<K>(&bases, &raw), 0).unwrap().stats();
+            sum.nodes += s.nodes;
+            sum.buckets += s.buckets;
+            sum.long_buckets += s.long_buckets;
+            sum.max_depth = sum.max_depth.max(s.max_depth);
+        }
+        sum
+    }
+    let s4 = total::<u32>(32);
+    assert!(s4.nodes > 0 && s4.buckets > 0 && s4.max_depth >= 2, "{s4:?}");
+    let s6 = total::<u128>(128);
+    assert!(s6.nodes > 0 && s6.buckets > 0 && s6.long_buckets > 0 && s6.max_depth >= 2, "{s6:?}");
+}
+
 // ---- size sanity: 100k IPv4 + 20k IPv6 --------------------------------------------------------
 
 /// Reference by hash lookups per prefix length (fast enough for 100k routes); ties: later wins.
