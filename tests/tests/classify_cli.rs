@@ -69,7 +69,13 @@ fn json_lines_give_exact_verdicts_rules_and_reasons_in_file_order() {
 fn summary_counts_packets_and_hits_per_rule() {
     let dir = tempfile::tempdir().unwrap();
     let (rules, pcap) = (write_rules(dir.path()), capture(dir.path()));
-    let out = Command::new(dataplane_bin()).args(["classify", "--rules"]).arg(&rules).arg("--pcap").arg(&pcap).output().unwrap();
+    let out = Command::new(dataplane_bin())
+        .args(["classify", "--rules"])
+        .arg(&rules)
+        .arg("--pcap")
+        .arg(&pcap)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
@@ -114,7 +120,13 @@ fn a_file_that_is_not_a_pcap_is_an_error_not_a_crash() {
     let rules = write_rules(dir.path());
     let junk = dir.path().join("junk.pcap");
     std::fs::write(&junk, b"definitely not a capture").unwrap();
-    let out = Command::new(dataplane_bin()).args(["classify", "--rules"]).arg(&rules).arg("--pcap").arg(&junk).output().unwrap();
+    let out = Command::new(dataplane_bin())
+        .args(["classify", "--rules"])
+        .arg(&rules)
+        .arg("--pcap")
+        .arg(&junk)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8(out.stderr).unwrap().starts_with("classify: "));
 }
