@@ -16,5 +16,4 @@ pub mod pipeline;
 pub mod policy;
 pub mod wire;
 
-#[cfg(feature = "dpdk")]
 pub mod bench;

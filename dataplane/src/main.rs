@@ -39,6 +39,8 @@ enum Command {
         #[arg(long, default_value_t = 1 << 16)]
         flows: usize,
     },
+    /// Write deterministic traffic (TCP/UDP, IPv4/IPv6, TLS ClientHellos) to a pcap file.
+    Gen(dataplane::bench::gen::GenArgs),
     /// Compare our LPM with DPDK's rte_lpm/rte_fib (v4) or rte_lpm6/rte_fib6 (v6) in one run.
     #[cfg(feature = "dpdk")]
     LookupBench(dataplane::bench::lookup::LookupBenchArgs),
@@ -77,6 +79,27 @@ fn load_policy(paths: &[PathBuf], default_action: Action) -> Result<CompiledPoli
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Gen(args) => match dataplane::bench::gen::generate(&args) {
+            Ok(s) => {
+                println!(
+                    "wrote {}: {} packets ({} bytes), {} flows ({} TCP, {} UDP, {} IPv6, {} TLS of which {} post-quantum)",
+                    args.out.display(),
+                    s.packets,
+                    s.bytes,
+                    s.flows,
+                    s.tcp_flows,
+                    s.udp_flows,
+                    s.ipv6_flows,
+                    s.tls_flows,
+                    s.post_quantum_hellos
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("gen: {e}");
+                ExitCode::from(2)
+            }
+        },
         #[cfg(feature = "dpdk")]
         Command::LookupBench(args) => dataplane::bench::lookup::run(args),
         Command::Rules { command: RulesCommand::Check { paths, default_action } } => {

@@ -1,2 +1,6 @@
-//! Benchmarks against DPDK references measured in the same run.
+//! Traffic generation and benchmarks against DPDK references measured in the same run.
+
+pub mod gen;
+mod hello;
+#[cfg(feature = "dpdk")]
 pub mod lookup;

@@ -1,0 +1,225 @@
+//! `dataplane gen`: deterministic traffic for benchmarks and tests.
+//!
+//! Connections over IPv4/IPv6, TCP (with handshakes) and UDP; a share of the TCP connections
+//! are TLS to port 443 whose ClientHello carries an SNI from a list, a quarter of those with a
+//! post-quantum key share that splits the hello over two segments. Packets of all connections
+//! are interleaved round robin, so every connection opens before any carries data.
+
+use super::hello::client_hello_record;
+use crate::wire::build::FrameBuilder;
+use crate::wire::tcp_flags::{ACK, PSH, SYN};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use std::path::Path;
+use std::time::Duration;
+
+/// Frame sizes: minimum-size frames, or the classic 7:4:1 IMIX.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FrameSize {
+    #[value(name = "64")]
+    Min,
+    Imix,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct GenArgs {
+    /// Output pcap file.
+    #[arg(long)]
+    pub out: std::path::PathBuf,
+    /// Total packets.
+    #[arg(long, default_value_t = 100_000)]
+    pub packets: usize,
+    /// Connections.
+    #[arg(long, default_value_t = 1024)]
+    pub flows: usize,
+    /// Share of TCP connections that are TLS (port 443, with a ClientHello).
+    #[arg(long, default_value_t = 0.05)]
+    pub tls_ratio: f64,
+    /// Share of connections over IPv6.
+    #[arg(long, default_value_t = 0.2)]
+    pub ipv6_ratio: f64,
+    #[arg(long, value_enum, default_value = "64")]
+    pub size: FrameSize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// SNIs used by the TLS connections, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = DEFAULT_NAMES)]
+    pub server_names: Vec<String>,
+}
+
+const DEFAULT_NAMES: &str =
+    "www.example.com,api.example.com,cdn.example.net,login.example.org,tracker.example.biz,mail.example.com";
+
+/// What was generated.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct GenSummary {
+    pub packets: usize,
+    pub bytes: usize,
+    pub flows: usize,
+    pub tcp_flows: usize,
+    pub udp_flows: usize,
+    pub ipv6_flows: usize,
+    pub tls_flows: usize,
+    pub post_quantum_hellos: usize,
+}
+
+struct Flow {
+    client: [u8; 16],
+    server: [u8; 16],
+    v6: bool,
+    tcp: bool,
+    cport: u16,
+    sport: u16,
+    cseq: u32,
+    sseq: u32,
+    /// Hello segments still to send (TLS connections).
+    hello: Vec<Vec<u8>>,
+    step: usize,
+}
+
+impl Flow {
+    fn frame(&self, fb: &FrameBuilder, from_client: bool, flags: u8, seq: u32, payload: &[u8]) -> Vec<u8> {
+        let (src, dst, sp, dp) = if from_client {
+            (self.client, self.server, self.cport, self.sport)
+        } else {
+            (self.server, self.client, self.sport, self.cport)
+        };
+        let v4 = |a: [u8; 16]| [a[12], a[13], a[14], a[15]];
+        match (self.v6, self.tcp) {
+            (false, true) => fb.tcp_v4(v4(src), v4(dst), sp, dp, flags, seq, payload),
+            (true, true) => fb.tcp_v6(src, dst, sp, dp, flags, seq, payload),
+            (false, false) => fb.udp_v4(v4(src), v4(dst), sp, dp, payload),
+            (true, false) => fb.udp_v6(src, dst, sp, dp, payload),
+        }
+    }
+
+    /// The flow's next packet: handshake, then the hello, then data in alternating directions.
+    fn next(&mut self, fb: &FrameBuilder, payload_len: usize) -> Vec<u8> {
+        let step = self.step;
+        self.step += 1;
+        if !self.tcp {
+            return self.frame(fb, step % 2 == 0, 0, 0, &vec![0x5a; payload_len]);
+        }
+        match step {
+            0 => self.frame(fb, true, SYN, self.cseq.wrapping_sub(1), &[]),
+            1 => self.frame(fb, false, SYN | ACK, self.sseq.wrapping_sub(1), &[]),
+            2 => self.frame(fb, true, ACK, self.cseq, &[]),
+            _ if !self.hello.is_empty() => {
+                let seg = self.hello.remove(0);
+                let f = self.frame(fb, true, PSH | ACK, self.cseq, &seg);
+                self.cseq = self.cseq.wrapping_add(seg.len() as u32);
+                f
+            }
+            _ => {
+                let data = vec![0x5a; payload_len];
+                let from_client = step % 2 == 1;
+                let seq = if from_client { &mut self.cseq } else { &mut self.sseq };
+                let s = *seq;
+                *seq = s.wrapping_add(data.len() as u32);
+                self.frame(fb, from_client, ACK, s, &data)
+            }
+        }
+    }
+}
+
+/// Payload that makes a frame of `frame_len` bytes (at least one byte of header room kept).
+fn payload_for(frame_len: usize, flow: &Flow) -> usize {
+    let headers = 14 + if flow.v6 { 40 } else { 20 } + if flow.tcp { 20 } else { 8 };
+    frame_len.saturating_sub(headers)
+}
+
+/// Generate the traffic into a pcap file.
+pub fn generate(args: &GenArgs) -> Result<GenSummary, String> {
+    if args.flows == 0 || args.packets == 0 {
+        return Err("--flows and --packets must be at least 1".into());
+    }
+    if !(0.0..=1.0).contains(&args.tls_ratio) || !(0.0..=1.0).contains(&args.ipv6_ratio) {
+        return Err("--tls-ratio and --ipv6-ratio must be between 0 and 1".into());
+    }
+    if args.server_names.is_empty() {
+        return Err("--server-names must not be empty".into());
+    }
+    let mut rng = SmallRng::seed_from_u64(args.seed);
+    let fb = FrameBuilder { pad: true, ..FrameBuilder::default() };
+    let mut summary = GenSummary { flows: args.flows, ..GenSummary::default() };
+    let mut flows: Vec<Flow> = (0..args.flows)
+        .map(|i| {
+            let v6 = rng.random::<f64>() < args.ipv6_ratio;
+            let tcp = rng.random::<f64>() < 0.8;
+            let tls = tcp && rng.random::<f64>() < args.tls_ratio;
+            let (client, server) = if v6 {
+                let mut c = [0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+                let mut s = [0x20, 0x01, 0x0d, 0xb8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+                c[8..16].copy_from_slice(&rng.random::<u64>().to_be_bytes());
+                s[12..16].copy_from_slice(&rng.random::<u32>().to_be_bytes());
+                (c, s)
+            } else {
+                let mut c = [0u8; 16];
+                let mut s = [0u8; 16];
+                c[12..16].copy_from_slice(&[10, rng.random(), rng.random(), rng.random()]);
+                s[12..16].copy_from_slice(
+                    &[[192, 0, 2], [198, 51, 100], [203, 0, 113]][i % 3]
+                        .iter()
+                        .copied()
+                        .chain([rng.random()])
+                        .collect::<Vec<u8>>(),
+                );
+                (c, s)
+            };
+            let mut hello = Vec::new();
+            if tls {
+                let pq = rng.random::<f64>() < 0.25;
+                let name = &args.server_names[rng.random_range(0..args.server_names.len())];
+                let record = client_hello_record(name, pq, &mut rng);
+                let mss = if v6 { 1440 } else { 1460 };
+                hello = record.chunks(mss).map(<[u8]>::to_vec).collect();
+                summary.tls_flows += 1;
+                summary.post_quantum_hellos += usize::from(pq);
+            }
+            summary.ipv6_flows += usize::from(v6);
+            if tcp {
+                summary.tcp_flows += 1;
+            } else {
+                summary.udp_flows += 1;
+            }
+            Flow {
+                client,
+                server,
+                v6,
+                tcp,
+                cport: rng.random_range(1024..=65535),
+                sport: if tls {
+                    443
+                } else if tcp {
+                    [80, 8080, 22, 25][i % 4]
+                } else {
+                    [53, 123, 5353][i % 3]
+                },
+                cseq: rng.random(),
+                sseq: rng.random(),
+                hello,
+                step: 0,
+            }
+        })
+        .collect();
+    let mut frames = Vec::with_capacity(args.packets);
+    for i in 0..args.packets {
+        let n = flows.len();
+        let flow = &mut flows[i % n];
+        let frame_len = match args.size {
+            FrameSize::Min => 60,
+            FrameSize::Imix => [60, 60, 60, 60, 60, 60, 60, 590, 590, 590, 590, 1514][rng.random_range(0..12)],
+        };
+        let payload = payload_for(frame_len, flow);
+        let f = flow.next(&fb, payload);
+        summary.bytes += f.len();
+        frames.push(f);
+    }
+    summary.packets = frames.len();
+    crate::pcap::write_all(
+        Path::new(&args.out),
+        frames.iter().enumerate().map(|(i, f)| (Duration::from_micros(i as u64), f.as_slice())),
+    )?;
+    Ok(summary)
+}
