@@ -11,4 +11,13 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo clippy (no DPDK: the pure-Rust layers build alone)"
 cargo clippy -p dataplane --no-default-features --all-targets -- -D warnings
 echo "== cargo test --workspace"
-cargo test --workspace
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole suite (cargo prints one per test binary, doc tests last).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
