@@ -14,6 +14,7 @@ pub mod dpdk;
 pub mod pcap;
 pub mod pipeline;
 pub mod policy;
+pub mod tls;
 pub mod wire;
 
 pub mod bench;
