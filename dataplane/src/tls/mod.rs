@@ -18,3 +18,6 @@ pub use client_hello::{
 pub use ja3::{ja3, Ja3};
 pub use ja4::{ja4, Ja4};
 pub use reassembly::{FeedResult, HelloBufferPool, HelloReassembly, SlotId};
+
+#[cfg(test)]
+mod tests;

@@ -122,6 +122,8 @@ impl HelloBufferPool {
 }
 
 /// What [`HelloReassembly::feed`] concluded.
+// Returned by value and consumed at once; boxing the hello would allocate per packet.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug)]
 pub enum FeedResult<'p> {
     /// The hello is not complete yet.
