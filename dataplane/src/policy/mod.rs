@@ -6,6 +6,7 @@ pub mod error;
 pub mod lpm;
 pub mod reference;
 pub mod rule;
+pub mod sni;
 pub mod validate;
 
 pub use compile::{CompiledPolicy, Decision, Query};
