@@ -22,9 +22,9 @@ fuzz_target!(|data: &[u8]| {
                 Query { addrs, protocol: ip_proto::TCP, dst_port: Some(443) },
                 Query { addrs, protocol: ip_proto::ICMP, dst_port: None },
             ] {
-                let (action, rule) = reference::classify(&set, Action::Drop, &q);
+                let (action, rule, pending) = reference::classify(&set, Action::Drop, &q);
                 let d = policy.classify(&q);
-                assert_eq!((d.action, d.rule()), (action, rule.map(|r| r as u32)));
+                assert_eq!((d.action, d.rule(), d.pending), (action, rule.map(|r| r as u32), pending));
             }
         }
     }

@@ -99,7 +99,7 @@ impl Flow {
         let step = self.step;
         self.step += 1;
         if !self.tcp {
-            return self.frame(fb, step % 2 == 0, 0, 0, &vec![0x5a; payload_len]);
+            return self.frame(fb, step.is_multiple_of(2), 0, 0, &vec![0x5a; payload_len]);
         }
         match step {
             0 => self.frame(fb, true, SYN, self.cseq.wrapping_sub(1), &[]),
@@ -113,7 +113,7 @@ impl Flow {
             }
             _ => {
                 let data = vec![0x5a; payload_len];
-                let from_client = step % 2 == 1;
+                let from_client = !step.is_multiple_of(2);
                 let seq = if from_client { &mut self.cseq } else { &mut self.sseq };
                 let s = *seq;
                 *seq = s.wrapping_add(data.len() as u32);

@@ -10,10 +10,20 @@
 
 use super::lpm::{Lpm, LpmError, LpmKey, Route};
 use super::rule::{Action, PortRange, Rule, RuleSet};
+use super::sni::SniMatcher;
 use crate::wire::IpPair;
 use ipnet::IpNet;
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
+
+/// Why a validated rule set could not be compiled (limits of the lookup structures).
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error("address table: {0}")]
+    Lpm(#[from] LpmError),
+    #[error("server names: {0}")]
+    ServerName(super::sni::SniBuildError),
+}
 
 /// Index of a rule in its policy's evaluation order.
 pub type RuleId = u32;
@@ -34,11 +44,18 @@ pub struct Query {
 pub struct Decision {
     pub action: Action,
     rule: u32,
+    /// A TLS rule ahead of every other match needs the ClientHello: packets pass until then.
+    pub pending: bool,
 }
 
 impl Decision {
     pub fn new(action: Action, rule: Option<RuleId>) -> Decision {
-        Decision { action, rule: rule.unwrap_or(NO_RULE) }
+        Decision { action, rule: rule.unwrap_or(NO_RULE), pending: false }
+    }
+
+    /// Undecided until the ClientHello is seen; its packets pass meanwhile.
+    pub fn pending() -> Decision {
+        Decision { action: Action::Allow, rule: NO_RULE, pending: true }
     }
 
     pub fn rule(&self) -> Option<RuleId> {
@@ -46,9 +63,46 @@ impl Decision {
     }
 }
 
+/// What is known of a connection's TLS when it is classified.
+#[derive(Clone, Copy, Debug)]
+pub enum TlsView<'a> {
+    /// No client payload yet: it may still turn out to be TLS.
+    Unknown,
+    /// Not TLS (or TLS that could not be inspected, under `tls_fail = open`): TLS rules never match.
+    NotTls,
+    /// The complete ClientHello.
+    Hello(&'a HelloFacts<'a>),
+}
+
+/// What a complete ClientHello tells the policy.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HelloFacts<'a> {
+    /// The (outer) SNI host name, as sent.
+    pub server_name: Option<&'a str>,
+    /// Highest offered version (wire value, e.g. 0x0304 for TLS 1.3).
+    pub version: u16,
+    /// JA3 as 32 lowercase hex digits, when the policy needs it ([`CompiledPolicy::needs_ja3`]).
+    pub ja3: Option<&'a str>,
+    /// JA4 string, when the policy needs it.
+    pub ja4: Option<&'a str>,
+}
+
+const NO_TLS: u32 = u32::MAX;
+
+/// A rule's TLS predicates; the server names live in the policy's [`SniMatcher`].
+#[derive(Clone, Debug)]
+struct CompiledTls {
+    any_name: bool,
+    version_below: Option<u16>,
+    ja3: Vec<String>,
+    ja4: Vec<String>,
+}
+
 /// The per-rule data the fast path needs; names and reasons stay with the [`RuleSet`].
 #[derive(Clone, Copy, Debug)]
 struct CompiledRule {
+    /// Index into `CompiledPolicy::tls`, or `NO_TLS`.
+    tls: u32,
     action: Action,
     /// Range of this rule's entries in `CompiledPolicy::port_ranges`; empty = any transport.
     ports_start: u32,
@@ -82,6 +136,8 @@ pub struct CompiledPolicy {
     port_ranges: Vec<PortRange>,
     v4: FamilyTable<u32>,
     v6: FamilyTable<u128>,
+    tls: Vec<CompiledTls>,
+    sni: SniMatcher,
     default_action: Action,
     generation: u64,
     stats: CompileStats,
@@ -91,18 +147,40 @@ pub struct CompiledPolicy {
 const CHUNK: usize = 64;
 
 impl CompiledPolicy {
-    pub fn compile(rule_set: RuleSet, default_action: Action) -> Result<CompiledPolicy, LpmError> {
+    pub fn compile(rule_set: RuleSet, default_action: Action) -> Result<CompiledPolicy, CompileError> {
         let started = Instant::now();
         let mut port_ranges = Vec::new();
+        let mut tls = Vec::new();
+        let mut names: Vec<(String, RuleId)> = Vec::new();
         let rules: Vec<CompiledRule> = rule_set
             .rules()
             .iter()
-            .map(|r| {
+            .enumerate()
+            .map(|(id, r)| {
                 let start = port_ranges.len() as u32;
                 port_ranges.extend_from_slice(&r.ports);
-                CompiledRule { action: r.action, ports_start: start, ports_end: port_ranges.len() as u32 }
+                let tls_index = match &r.tls {
+                    None => NO_TLS,
+                    Some(t) => {
+                        names.extend(t.server_names.iter().map(|n| (n.clone(), id as RuleId)));
+                        tls.push(CompiledTls {
+                            any_name: t.server_names.is_empty(),
+                            version_below: t.version_below,
+                            ja3: t.ja3.clone(),
+                            ja4: t.ja4.clone(),
+                        });
+                        (tls.len() - 1) as u32
+                    }
+                };
+                CompiledRule {
+                    tls: tls_index,
+                    action: r.action,
+                    ports_start: start,
+                    ports_end: port_ranges.len() as u32,
+                }
             })
             .collect();
+        let sni = SniMatcher::new(names.iter().map(|(n, id)| (n.as_str(), *id))).map_err(CompileError::ServerName)?;
         let (v4, v4_prefixes) = build_family::<u32>(
             rule_set.rules(),
             32,
@@ -134,7 +212,7 @@ impl CompiledPolicy {
             memory_bytes,
             compile_time: started.elapsed(),
         };
-        Ok(CompiledPolicy { rule_set, rules, port_ranges, v4, v6, default_action, generation: 0, stats })
+        Ok(CompiledPolicy { rule_set, rules, port_ranges, v4, v6, tls, sni, default_action, generation: 0, stats })
     }
 
     pub fn rule_set(&self) -> &RuleSet {
@@ -162,6 +240,43 @@ impl CompiledPolicy {
 
     pub fn stats(&self) -> &CompileStats {
         &self.stats
+    }
+
+    /// Whether some rule tests JA3 (so the pipeline computes it for each hello).
+    pub fn needs_ja3(&self) -> bool {
+        self.tls.iter().any(|t| !t.ja3.is_empty())
+    }
+
+    /// Whether some rule tests JA4.
+    pub fn needs_ja4(&self) -> bool {
+        self.tls.iter().any(|t| !t.ja4.is_empty())
+    }
+
+    /// Whether any rule has TLS predicates (else the pipeline never inspects payloads).
+    pub fn has_tls_rules(&self) -> bool {
+        !self.tls.is_empty()
+    }
+
+    /// Classify one connection with what is known of its TLS. Off the bulk path: used once per
+    /// connection when its ClientHello completes or its first payload turns out not to be TLS.
+    pub fn classify_tls(&self, query: &Query, tls: TlsView<'_>) -> Decision {
+        let (src, dst) = match query.addrs {
+            IpPair::V4 { src, dst } => {
+                (self.v4.src_list(self.v4.lpm.lookup(src)), self.v4.dst_list(self.v4.lpm.lookup(dst)))
+            }
+            IpPair::V6 { src, dst } => {
+                (self.v6.src_list(self.v6.lpm.lookup(src)), self.v6.dst_list(self.v6.lpm.lookup(dst)))
+            }
+        };
+        let mut names = [0 as RuleId; SNI_MATCHES];
+        let matched = match tls {
+            TlsView::Hello(h) => self.sni.matching_rules(h.server_name.unwrap_or(""), &mut names),
+            _ => 0,
+        };
+        let hits = names.get_mut(..matched).unwrap_or(&mut []);
+        hits.sort_unstable();
+        let sni = SniHits { ids: hits, overflow: matched > SNI_MATCHES };
+        self.first_match(src, dst, query.protocol, query.dst_port, tls, &sni)
     }
 
     /// Classify one connection.
@@ -224,13 +339,21 @@ impl CompiledPolicy {
                     (self.v6.src_list(cs), self.v6.dst_list(cd))
                 }
             };
-            *o = self.first_match(src_list, dst_list, q.protocol, q.dst_port);
+            *o = self.first_match(src_list, dst_list, q.protocol, q.dst_port, initial_tls_view(q), &SniHits::NONE);
         }
     }
 
     /// Walk the two candidate lists in evaluation order; the first rule whose transport
     /// predicate holds decides.
-    fn first_match(&self, src: &[RuleId], dst: &[RuleId], protocol: u8, dst_port: Option<u16>) -> Decision {
+    fn first_match(
+        &self,
+        src: &[RuleId],
+        dst: &[RuleId],
+        protocol: u8,
+        dst_port: Option<u16>,
+        tls: TlsView<'_>,
+        sni: &SniHits<'_>,
+    ) -> Decision {
         let (mut i, mut j) = (0, 0);
         loop {
             let id = match (src.get(i), dst.get(j)) {
@@ -249,10 +372,39 @@ impl CompiledPolicy {
                 (None, None) => return Decision::new(self.default_action, None),
             };
             let Some(rule) = self.rules.get(id as usize) else { continue };
-            if self.transport_matches(rule, protocol, dst_port) {
-                return Decision::new(rule.action, Some(id));
+            if !self.transport_matches(rule, protocol, dst_port) {
+                continue;
             }
+            if rule.tls != NO_TLS {
+                match tls {
+                    TlsView::Unknown => return Decision::pending(),
+                    TlsView::NotTls => continue,
+                    TlsView::Hello(hello) => {
+                        if !self.tls_matches(id, rule.tls, hello, sni) {
+                            continue;
+                        }
+                    }
+                }
+            }
+            return Decision::new(rule.action, Some(id));
         }
+    }
+
+    fn tls_matches(&self, id: RuleId, tls: u32, hello: &HelloFacts<'_>, sni: &SniHits<'_>) -> bool {
+        let Some(t) = self.tls.get(tls as usize) else { return false };
+        let name_ok = t.any_name
+            || if sni.overflow {
+                // More matching rules than the stack buffer holds: ask the matcher for this rule.
+                let mut found = false;
+                self.sni.for_each_match(hello.server_name.unwrap_or(""), |r| found |= r == id);
+                found
+            } else {
+                sni.ids.binary_search(&id).is_ok()
+            };
+        name_ok
+            && t.version_below.is_none_or(|v| hello.version < v)
+            && (t.ja3.is_empty() || hello.ja3.is_some_and(|j| t.ja3.iter().any(|x| x == j)))
+            && (t.ja4.is_empty() || hello.ja4.is_some_and(|j| t.ja4.iter().any(|x| x == j)))
     }
 
     fn transport_matches(&self, rule: &CompiledRule, protocol: u8, dst_port: Option<u16>) -> bool {
@@ -263,6 +415,28 @@ impl CompiledPolicy {
         self.port_ranges
             .get(rule.ports_start as usize..rule.ports_end as usize)
             .is_some_and(|ranges| ranges.iter().any(|r| r.contains(protocol, port)))
+    }
+}
+
+/// Rules whose server names match a hello's SNI, sorted.
+struct SniHits<'a> {
+    ids: &'a [RuleId],
+    overflow: bool,
+}
+
+impl SniHits<'static> {
+    const NONE: SniHits<'static> = SniHits { ids: &[], overflow: false };
+}
+
+/// How many SNI-matching rules `classify_tls` collects on the stack before asking rules one by one.
+const SNI_MATCHES: usize = 128;
+
+/// Before any payload, a TCP connection may still turn out to be TLS; nothing else can.
+fn initial_tls_view(q: &Query) -> TlsView<'static> {
+    if q.protocol == crate::wire::ip_proto::TCP && q.dst_port.is_some() {
+        TlsView::Unknown
+    } else {
+        TlsView::NotTls
     }
 }
 
@@ -329,7 +503,8 @@ fn build_family<K: LpmKey>(
     // (addr, len) order is a depth-first walk of the prefix tree: a prefix comes after every
     // prefix that contains it, so a stack of open prefixes tracks the enclosing ones.
     entries.sort_unstable();
-    let is_terminal: Vec<bool> = rules.iter().map(|r| r.ports.is_empty()).collect();
+    // A rule that matches whatever the transport and TLS ends every candidate list.
+    let is_terminal: Vec<bool> = rules.iter().map(|r| r.ports.is_empty() && r.tls.is_none()).collect();
     let mut builder = ClassBuilder::new(rules, &is_terminal, any_address);
     let mut inside = vec![(0u32, 0u32); rules.len()];
     let mut members: BTreeSet<RuleId> = BTreeSet::new();

@@ -1,8 +1,8 @@
 //! The compiled policy against the plain reference scan: exact verdict and rule.
 
-use super::compile::{CompiledPolicy, Decision, Query};
+use super::compile::{CompiledPolicy, Decision, HelloFacts, Query, TlsView};
 use super::reference;
-use super::rule::{Action, Direction, PortRange, Rule, RuleSet};
+use super::rule::{Action, Direction, PortRange, Rule, RuleSet, TlsMatch};
 use crate::wire::{ip_proto, IpPair};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use proptest::prelude::*;
@@ -26,6 +26,7 @@ fn rule(
         cidr_blocks: cidrs.iter().map(|c| c.parse().unwrap()).collect(),
         except: except.iter().map(|c| c.parse().unwrap()).collect(),
         ports: ports.to_vec(),
+        tls: None,
         source: "test".into(),
     }
 }
@@ -116,8 +117,12 @@ fn arb_rule(i: usize) -> impl Strategy<Value = Rule> {
     let ports = prop::collection::vec((prop_oneof![Just(ip_proto::TCP), Just(ip_proto::UDP)], 1u16..20, 0u16..5), 0..3);
     let direction = prop_oneof![Just(Direction::Ingress), Just(Direction::Egress), Just(Direction::Any)];
     let action = prop_oneof![Just(Action::Allow), Just(Action::Drop)];
-    (nets, ports, direction, action, 0u16..4, prop::collection::vec((0usize..4, 1u8..12, any::<u128>()), 0..3))
-        .prop_map(move |(mut nets, ports, direction, action, priority, excepts)| {
+    let tls = prop::option::weighted(
+        0.3,
+        (prop::collection::vec(0usize..NAMES.len(), 0..3), prop::option::of(0x0301u16..=0x0304)),
+    );
+    (nets, ports, direction, action, 0u16..4, prop::collection::vec((0usize..4, 1u8..12, any::<u128>()), 0..3), tls)
+        .prop_map(move |(mut nets, ports, direction, action, priority, excepts, tls)| {
             nets.sort();
             nets.dedup();
             // Excepts are sub-prefixes of the rule's own blocks.
@@ -161,6 +166,12 @@ fn arb_rule(i: usize) -> impl Strategy<Value = Rule> {
                     .into_iter()
                     .map(|(protocol, first, span)| PortRange { protocol, first, last: first + span })
                     .collect(),
+                tls: tls.map(|(names, version_below)| {
+                    let mut server_names: Vec<String> = names.into_iter().map(|i| NAMES[i].to_string()).collect();
+                    server_names.sort();
+                    server_names.dedup();
+                    TlsMatch { server_names, version_below, ja3: vec![], ja4: vec![] }
+                }),
                 source: "prop".into(),
             }
         })
@@ -189,6 +200,11 @@ fn arb_query() -> impl Strategy<Value = Query> {
     })
 }
 
+/// Server name patterns the property test draws from, and names hellos carry.
+const NAMES: [&str; 5] = ["a.example.com", "*.example.com", "example.com", "*.b.test", "x.a.b.test"];
+const HELLO_NAMES: [&str; 7] =
+    ["a.example.com", "example.com", "z.y.example.com", "b.test", "q.b.test", "x.a.b.test", "other.org"];
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
     #[test]
@@ -199,10 +215,100 @@ proptest! {
         let mut bulk = vec![Decision::new(Action::Allow, None); queries.len()];
         policy.classify_bulk(&queries, &mut bulk);
         for (q, b) in queries.iter().zip(&bulk) {
-            let (action, rule) = reference::classify(&set, default, q);
-            let expected = Decision::new(action, rule.map(|r| r as u32));
+            let (action, rule, pending) = reference::classify(&set, default, q);
+            let expected = if pending { Decision::pending() } else { Decision::new(action, rule.map(|r| r as u32)) };
             prop_assert_eq!(policy.classify(q), expected, "query {:?}", q);
             prop_assert_eq!(*b, expected, "bulk, query {:?}", q);
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+    #[test]
+    fn tls_classification_equals_reference_scan(
+        rules in arb_rules(),
+        queries in prop::collection::vec((arb_query(), 0usize..9, 0x0300u16..=0x0304), 1..60),
+    ) {
+        let set = RuleSet::new(rules);
+        let policy = CompiledPolicy::compile(set.clone(), Action::Allow).unwrap();
+        for (q, view, version) in &queries {
+            let facts = HelloFacts { server_name: HELLO_NAMES.get(*view).copied(), version: *version, ja3: None, ja4: None };
+            let tls = match view {
+                7 => TlsView::Unknown,
+                8 => TlsView::NotTls,
+                _ => TlsView::Hello(&facts),
+            };
+            let (action, rule, pending) = reference::classify_tls(&set, Action::Allow, q, tls);
+            let d = policy.classify_tls(q, tls);
+            prop_assert_eq!((d.action, d.rule(), d.pending), (action, rule.map(|r| r as u32), pending), "query {:?} tls {:?}", q, tls);
+        }
+    }
+}
+
+#[test]
+fn tls_rules_pend_until_the_hello_then_decide_on_sni_version_and_fingerprints() {
+    let tls = |names: &[&str], below: Option<u16>, ja3: &[&str], ja4: &[&str]| {
+        Some(TlsMatch {
+            server_names: names.iter().map(|s| s.to_string()).collect(),
+            version_below: below,
+            ja3: ja3.iter().map(|s| s.to_string()).collect(),
+            ja4: ja4.iter().map(|s| s.to_string()).collect(),
+        })
+    };
+    let mut rules = vec![
+        rule("bad-sni", Action::Drop, 10, Direction::Any, &[], &[], &[]),
+        rule("old-tls", Action::Drop, 20, Direction::Any, &[], &[], &[]),
+        rule("bad-ja3", Action::Drop, 30, Direction::Any, &[], &[], &[]),
+        rule("good-ja4", Action::Allow, 40, Direction::Any, &[], &[], &[]),
+        rule(
+            "no-ssh",
+            Action::Drop,
+            50,
+            Direction::Any,
+            &[],
+            &[],
+            &[PortRange { protocol: ip_proto::TCP, first: 22, last: 22 }],
+        ),
+    ];
+    rules[0].tls = tls(&["*.bad.example", "evil.test"], None, &[], &[]);
+    rules[1].tls = tls(&[], Some(0x0303), &[], &[]);
+    rules[2].tls = tls(&[], None, &["e7d705a3286e19ea42f587b344ee6865"], &[]);
+    rules[3].tls = tls(&[], None, &[], &["t13d1516h2_8daaf6152771_02713d6af862"]);
+    let p = CompiledPolicy::compile(RuleSet::new(rules), Action::Drop).unwrap();
+    assert!(p.needs_ja3() && p.needs_ja4() && p.has_tls_rules());
+    let q = v4("10.0.0.1", "10.0.0.2", ip_proto::TCP, Some(443));
+    // Before the hello: pending, packets pass.
+    assert_eq!(p.classify(&q), Decision::pending());
+    // Not TLS: TLS rules never match; the default decides.
+    assert_eq!(p.classify_tls(&q, TlsView::NotTls), Decision::new(Action::Drop, None));
+    // UDP and ICMP are never pending.
+    assert_eq!(p.classify(&v4("10.0.0.1", "10.0.0.2", ip_proto::UDP, Some(443))), Decision::new(Action::Drop, None));
+    let name = |h: HelloFacts<'_>| {
+        let d = p.classify_tls(&q, TlsView::Hello(&h));
+        (d.action, d.rule().map(|id| p.rule(id).unwrap().name.clone()))
+    };
+    let hello = HelloFacts {
+        server_name: Some("www.ok.example"),
+        version: 0x0304,
+        ja3: Some("00000000000000000000000000000000"),
+        ja4: Some("t13d1516h2_8daaf6152771_02713d6af862"),
+    };
+    assert_eq!(name(hello), (Action::Allow, Some("good-ja4".into())));
+    assert_eq!(
+        name(HelloFacts { server_name: Some("A.B.Bad.Example."), ..hello }),
+        (Action::Drop, Some("bad-sni".into()))
+    );
+    assert_eq!(
+        name(HelloFacts { server_name: Some("bad.example"), ..hello }),
+        (Action::Allow, Some("good-ja4".into()))
+    );
+    assert_eq!(name(HelloFacts { version: 0x0302, ..hello }), (Action::Drop, Some("old-tls".into())));
+    assert_eq!(
+        name(HelloFacts { ja3: Some("e7d705a3286e19ea42f587b344ee6865"), ..hello }),
+        (Action::Drop, Some("bad-ja3".into()))
+    );
+    assert_eq!(name(HelloFacts { ja4: None, ..hello }), (Action::Drop, None));
+    // A non-TLS rule ahead of every TLS rule decides at once, without waiting for a hello.
+    assert_eq!(p.classify(&v4("10.0.0.1", "10.0.0.2", ip_proto::TCP, Some(22))), Decision::pending());
 }

@@ -4,7 +4,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use super::error::{RuleError, RuleErrors};
-use super::rule::{Action, Direction, Rule, RuleSet};
+use super::rule::{Action, Direction, Rule, RuleSet, TlsMatch};
 use super::validate;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
@@ -60,6 +60,16 @@ struct RawSpec {
     priority: Option<i64>,
     direction: Option<String>,
     ports: Option<Vec<RawPort>>,
+    tls: Option<RawTls>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawTls {
+    server_names: Option<Vec<String>>,
+    version_below: Option<String>,
+    ja3: Option<Vec<String>>,
+    ja4: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -238,6 +248,14 @@ fn check_rule(raw: RawRule, sink: &mut ErrorSink<'_>) -> Option<Rule> {
             ports.push(range);
         }
     }
+    let tls = spec.tls.map(|t| TlsMatch {
+        server_names: validate::each(t.server_names, "spec.tls.serverNames", sink, validate::server_name_pattern),
+        version_below: t
+            .version_below
+            .and_then(|v| validate::tls_version(&v).map_err(|m| sink.push("spec.tls.versionBelow", m)).ok()),
+        ja3: validate::each(t.ja3, "spec.tls.ja3", sink, validate::ja3_fingerprint),
+        ja4: validate::each(t.ja4, "spec.tls.ja4", sink, validate::ja4_fingerprint),
+    });
     if sink.errors.len() != before {
         return None;
     }
@@ -250,6 +268,7 @@ fn check_rule(raw: RawRule, sink: &mut ErrorSink<'_>) -> Option<Rule> {
         cidr_blocks: cidr_blocks.into_iter().flatten().collect(),
         except: except.into_iter().flatten().collect(),
         ports,
+        tls,
         source: sink.source.to_string(),
     })
 }

@@ -199,3 +199,38 @@ fn malformed_inputs_never_panic() {
         let _ = rule_set_from_str(text, "s");
     }
 }
+
+#[test]
+fn tls_predicates_parse_normalised() {
+    let text = rule_doc(
+        "tls-x",
+        "  action: DROP\n  ports: [{port: 443}]\n  tls:\n    serverNames: [\"WWW.Example.COM.\", \"*.evil.test\"]\n    versionBelow: \"1.2\"\n    ja3: [\"E7D705A3286E19EA42F587B344EE6865\"]\n    ja4: [\"t13d1516h2_8daaf6152771_02713d6af862\"]\n",
+    );
+    let r = &parse_rules(&text, "x").unwrap()[0];
+    let tls = r.tls.as_ref().unwrap();
+    assert_eq!(tls.server_names, ["www.example.com", "*.evil.test"]);
+    assert_eq!(tls.version_below, Some(0x0303));
+    assert_eq!(tls.ja3, ["e7d705a3286e19ea42f587b344ee6865"]);
+    assert_eq!(tls.ja4, ["t13d1516h2_8daaf6152771_02713d6af862"]);
+}
+
+#[test]
+fn tls_errors_name_the_field() {
+    let text = rule_doc(
+        "tls-x",
+        "  action: DROP\n  tls:\n    serverNames: [\"ok.example\", \"a.*.example\", \"ok.example\"]\n    versionBelow: \"1.4\"\n    ja3: [\"xyz\"]\n    ja4: [\"t13\"]\n",
+    );
+    assert_eq!(
+        errors_of(&text),
+        [
+            "rules/a.yaml: tls-x: spec.tls.serverNames[1]: \"a.*.example\": '*' must be the whole leftmost label, as in *.example.com",
+            "rules/a.yaml: tls-x: spec.tls.serverNames[2]: duplicate entry \"ok.example\"",
+            "rules/a.yaml: tls-x: spec.tls.versionBelow: unknown TLS version \"1.4\" (expected ssl3, 1.0, 1.1, 1.2 or 1.3)",
+            "rules/a.yaml: tls-x: spec.tls.ja3[0]: \"xyz\" is not a JA3 fingerprint (32 hex digits)",
+            "rules/a.yaml: tls-x: spec.tls.ja4[0]: \"t13\" is not a JA4 fingerprint (like t13d1516h2_8daaf6152771_02713d6af862)",
+        ]
+    );
+    let typo = rule_doc("tls-y", "  action: DROP\n  tls:\n    serverName: [\"a.example\"]\n");
+    let e = errors_of(&typo);
+    assert!(e[0].starts_with("rules/a.yaml: tls-y: spec.tls.serverName: unknown field `serverName`"), "{}", e[0]);
+}

@@ -1,13 +1,24 @@
 //! The plain reference classifier: scan the rules in evaluation order. Slow and obviously
 //! right; property tests hold the compiled policy to it.
 
-use super::compile::Query;
-use super::rule::{Action, RuleSet};
-use crate::wire::IpPair;
+use super::compile::{Query, TlsView};
+use super::rule::{Action, RuleSet, TlsMatch};
+use crate::wire::{ip_proto, IpPair};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// The first rule (index in evaluation order) whose predicates all hold, or the default.
-pub fn classify(rules: &RuleSet, default_action: Action, query: &Query) -> (Action, Option<usize>) {
+/// What the reference decides: the action, the rule (index in evaluation order), and whether
+/// the connection is pending its ClientHello.
+pub type RefDecision = (Action, Option<usize>, bool);
+
+/// The first rule whose predicates all hold, or the default, before any payload is seen.
+pub fn classify(rules: &RuleSet, default_action: Action, query: &Query) -> RefDecision {
+    let tls =
+        if query.protocol == ip_proto::TCP && query.dst_port.is_some() { TlsView::Unknown } else { TlsView::NotTls };
+    classify_tls(rules, default_action, query, tls)
+}
+
+/// The first rule whose predicates all hold given what is known of the connection's TLS.
+pub fn classify_tls(rules: &RuleSet, default_action: Action, query: &Query, tls: TlsView<'_>) -> RefDecision {
     let (src, dst): (IpAddr, IpAddr) = match query.addrs {
         IpPair::V4 { src, dst } => (Ipv4Addr::from(src).into(), Ipv4Addr::from(dst).into()),
         IpPair::V6 { src, dst } => (Ipv6Addr::from(src).into(), Ipv6Addr::from(dst).into()),
@@ -15,9 +26,33 @@ pub fn classify(rules: &RuleSet, default_action: Action, query: &Query) -> (Acti
     for (i, rule) in rules.rules().iter().enumerate() {
         let by_source = rule.direction.matches_source() && rule.contains_address(src);
         let by_destination = rule.direction.matches_destination() && rule.contains_address(dst);
-        if (by_source || by_destination) && rule.matches_transport(query.protocol, query.dst_port) {
-            return (rule.action, Some(i));
+        if !(by_source || by_destination) || !rule.matches_transport(query.protocol, query.dst_port) {
+            continue;
         }
+        if let Some(m) = &rule.tls {
+            match tls {
+                TlsView::Unknown => return (Action::Allow, None, true),
+                TlsView::NotTls => continue,
+                TlsView::Hello(h) if !hello_matches(m, h) => continue,
+                TlsView::Hello(_) => {}
+            }
+        }
+        return (rule.action, Some(i), false);
     }
-    (default_action, None)
+    (default_action, None, false)
+}
+
+fn hello_matches(m: &TlsMatch, h: &super::compile::HelloFacts<'_>) -> bool {
+    let name = h.server_name.map(|n| n.trim_end_matches('.').to_ascii_lowercase());
+    let name_ok = m.server_names.is_empty()
+        || name.as_deref().is_some_and(|n| {
+            m.server_names.iter().any(|p| match p.strip_prefix("*.") {
+                Some(suffix) => n.len() > suffix.len() + 1 && n.ends_with(&format!(".{suffix}")),
+                None => p == n,
+            })
+        });
+    name_ok
+        && m.version_below.is_none_or(|v| h.version < v)
+        && (m.ja3.is_empty() || h.ja3.is_some_and(|j| m.ja3.iter().any(|x| x == j)))
+        && (m.ja4.is_empty() || h.ja4.is_some_and(|j| m.ja4.iter().any(|x| x == j)))
 }

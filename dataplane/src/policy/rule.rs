@@ -80,6 +80,19 @@ impl PortRange {
     }
 }
 
+/// The `spec.tls` predicates of a rule; all present ones must hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsMatch {
+    /// Exact names and `*.suffix` wildcards, lowercase, without a trailing dot. Empty: any.
+    pub server_names: Vec<String>,
+    /// Matches hellos whose highest offered version is below this (wire value, e.g. 0x0303).
+    pub version_below: Option<u16>,
+    /// JA3 fingerprints (MD5, 32 lowercase hex digits). Empty: any.
+    pub ja3: Vec<String>,
+    /// JA4 fingerprints (`t13d1516h2_8daaf6152771_02713d6af862`). Empty: any.
+    pub ja4: Vec<String>,
+}
+
 /// One validated rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rule {
@@ -94,6 +107,8 @@ pub struct Rule {
     pub except: Vec<IpNet>,
     /// Empty means any protocol and port.
     pub ports: Vec<PortRange>,
+    /// TLS ClientHello predicates; `Some` makes the rule match TLS connections only.
+    pub tls: Option<TlsMatch>,
     /// Where the rule came from (file name, "api"...), for messages.
     pub source: String,
 }

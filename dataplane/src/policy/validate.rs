@@ -142,3 +142,48 @@ pub(crate) fn port_range(
     };
     (sink.errors.len() == before).then_some(PortRange { protocol, first, last })
 }
+
+/// Check every entry of an optional list with `check`, keeping the normalised good ones.
+pub(crate) fn each(
+    items: Option<Vec<String>>,
+    field: &str,
+    sink: &mut ErrorSink<'_>,
+    check: fn(&str) -> Result<String, String>,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, item) in items.unwrap_or_default().iter().enumerate() {
+        match check(item) {
+            Ok(v) if out.contains(&v) => sink.push(format!("{field}[{i}]"), format!("duplicate entry {v:?}")),
+            Ok(v) => out.push(v),
+            Err(msg) => sink.push(format!("{field}[{i}]"), msg),
+        }
+    }
+    out
+}
+
+/// A server name pattern (`www.example.com`, `*.example.com`), lowercased, trailing dot dropped.
+pub fn server_name_pattern(text: &str) -> Result<String, String> {
+    let name = text.strip_suffix('.').unwrap_or(text).to_ascii_lowercase();
+    super::sni::validate_pattern(&name).map_err(|e| format!("{text:?}: {e}"))?;
+    Ok(name)
+}
+
+/// "1.0" .. "1.3" to the wire value.
+pub fn tls_version(text: &str) -> Result<u16, String> {
+    crate::tls::client_hello::parse_version(text.trim())
+        .ok_or_else(|| format!("unknown TLS version {text:?} (expected ssl3, 1.0, 1.1, 1.2 or 1.3)"))
+}
+
+/// A JA3 fingerprint: the MD5 of the JA3 string, 32 hex digits; kept lowercase.
+pub fn ja3_fingerprint(text: &str) -> Result<String, String> {
+    crate::tls::ja3::Ja3::from_hex(text.trim())
+        .map(|j| String::from_utf8_lossy(&j.to_hex()).into_owned())
+        .ok_or_else(|| format!("{text:?} is not a JA3 fingerprint (32 hex digits)"))
+}
+
+/// A JA4 fingerprint (`t13d1516h2_8daaf6152771_02713d6af862`); kept lowercase.
+pub fn ja4_fingerprint(text: &str) -> Result<String, String> {
+    crate::tls::ja4::Ja4::parse(text.trim())
+        .map(|j| j.as_str().to_string())
+        .ok_or_else(|| format!("{text:?} is not a JA4 fingerprint (like t13d1516h2_8daaf6152771_02713d6af862)"))
+}
