@@ -2,24 +2,27 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::OnceLock;
 
-/// The `dataplane` binary of this workspace, built on first use if `cargo test` did not.
+/// The `dataplane` binary of this workspace. `cargo test -p dataplane-tests` does not build
+/// another package's binary, so the first call builds it (a no-op when it is up to date).
 pub fn dataplane_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/dataplane
-    let profile_dir = exe.parent().and_then(|p| p.parent()).expect("target profile dir").to_path_buf();
-    let bin = profile_dir.join("dataplane");
-    if !bin.exists() {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        // target/<profile>/deps/<test> -> target/<profile>/dataplane
+        let profile_dir = exe.parent().and_then(|p| p.parent()).expect("target profile dir").to_path_buf();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "dataplane", "--bin", "dataplane"]);
+        cmd.args(["build", "--quiet", "-p", "dataplane", "--bin", "dataplane"]);
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
         let status = cmd.status().expect("running cargo build");
         assert!(status.success(), "building the dataplane binary failed");
-    }
-    bin
+        profile_dir.join("dataplane")
+    })
+    .clone()
 }
 
 /// A rule document in the Kubernetes resource format.

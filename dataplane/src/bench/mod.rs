@@ -1,6 +1,6 @@
 //! Traffic generation and benchmarks against DPDK references measured in the same run.
 
 pub mod gen;
-mod hello;
+pub mod hello;
 #[cfg(feature = "dpdk")]
 pub mod lookup;

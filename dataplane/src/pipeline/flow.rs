@@ -7,6 +7,7 @@
 
 use crate::policy::compile::Decision;
 use crate::policy::Action;
+use crate::tls::HelloReassembly;
 use crate::wire::{tcp_flags, IpPair, PacketSummary};
 
 /// Entries per bucket: one probe reads one bucket's signatures (one cache line).
@@ -70,6 +71,10 @@ pub struct FlowEntry {
     pub action: Action,
     pub rule: u32,
     pub generation: u64,
+    /// Waiting for the ClientHello: packets pass, client payload feeds `hello`.
+    pub pending: bool,
+    /// ClientHello reassembly state (holds a pool buffer while collecting).
+    pub hello: HelloReassembly,
     /// True when the initiator is the key's `lo` end.
     pub initiator_is_lo: bool,
     pub state: TcpState,
@@ -79,12 +84,16 @@ pub struct FlowEntry {
 
 impl FlowEntry {
     pub fn decision(&self) -> Decision {
+        if self.pending {
+            return Decision::pending();
+        }
         Decision::new(self.action, (self.rule != u32::MAX).then_some(self.rule))
     }
 
     pub fn set_decision(&mut self, d: Decision, generation: u64) {
         self.action = d.action;
         self.rule = d.rule().unwrap_or(u32::MAX);
+        self.pending = d.pending;
         self.generation = generation;
     }
 
@@ -140,7 +149,13 @@ pub struct FlowTable {
     timeouts: FlowTimeouts,
     pub counters: FlowCounters,
     live: usize,
+    /// Reassembly states of entries dropped (expired, evicted) while holding a hello buffer;
+    /// the owner returns their buffers with [`FlowTable::drain_displaced`]. Preallocated.
+    displaced: Vec<HelloReassembly>,
 }
+
+/// Room for the buffers displaced between two drains (the pipeline drains once per burst).
+const DISPLACED_CAPACITY: usize = 256;
 
 /// Where an entry lives: bucket and way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,6 +171,7 @@ impl FlowTable {
             timeouts,
             counters: FlowCounters::default(),
             live: 0,
+            displaced: Vec::with_capacity(DISPLACED_CAPACITY),
         }
     }
 
@@ -170,6 +186,21 @@ impl FlowTable {
 
     pub fn is_empty(&self) -> bool {
         self.live == 0
+    }
+
+    /// Hand each displaced reassembly state to `release` (which returns its buffer).
+    pub fn drain_displaced(&mut self, mut release: impl FnMut(&mut HelloReassembly)) {
+        for h in self.displaced.iter_mut() {
+            release(h);
+        }
+        self.displaced.clear();
+    }
+
+    /// Remember a dropped entry's hello buffer; never grows past the preallocated room.
+    fn displace(&mut self, e: &FlowEntry) {
+        if e.hello.holds_slot() && self.displaced.len() < self.displaced.capacity() {
+            self.displaced.push(e.hello);
+        }
     }
 
     fn signature(hash: u32) -> u32 {
@@ -217,6 +248,9 @@ impl FlowTable {
         };
         let expired = self.buckets.get(b).and_then(|bk| bk.entries.get(way)).is_some_and(|e| self.expired(e, now_ms));
         if expired {
+            if let Some(old) = self.buckets.get(b).and_then(|bk| bk.entries.get(way)).copied() {
+                self.displace(&old);
+            }
             if let Some(s) = self.buckets.get_mut(b).and_then(|bk| bk.sig.get_mut(way)) {
                 *s = 0;
             }
@@ -249,6 +283,11 @@ impl FlowTable {
         }
         if reuse_expired {
             self.counters.expired += 1;
+        }
+        if let Some(old) = self.buckets.get(b).and_then(|bk| bk.entries.get(victim)).copied() {
+            if self.buckets.get(b).and_then(|bk| bk.sig.get(victim)).is_some_and(|&s| s != 0) {
+                self.displace(&old);
+            }
         }
         self.counters.created += 1;
         if let Some(bucket) = self.buckets.get_mut(b) {

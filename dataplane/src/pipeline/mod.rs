@@ -8,8 +8,9 @@
 pub mod flow;
 pub mod offline;
 
-use crate::policy::compile::{Decision, Query, RuleId};
+use crate::policy::compile::{Decision, HelloFacts, Query, RuleId, TlsView};
 use crate::policy::{Action, CompiledPolicy};
+use crate::tls::{ClientHello, FeedResult, HelloBufferPool};
 use crate::wire::{ip_proto, parse_frame, tcp_flags, Fragment, IpPair, PacketSummary, Parsed};
 use flow::{FlowKey, FlowTable, FlowTimeouts, Slot};
 
@@ -43,6 +44,35 @@ pub struct PipelineCounters {
     pub non_ip: u64,
     /// Connections classified (new flows and packets classified one by one).
     pub classified: u64,
+    /// Connections that waited for a ClientHello, and how their wait ended.
+    pub tls_pending: u64,
+    pub tls_decided: u64,
+    pub tls_not_tls: u64,
+    /// Hellos that could not be inspected (invalid, over the bound, no buffer): `tls_fail` applied.
+    pub tls_failed: u64,
+}
+
+/// What to do with a connection whose ClientHello cannot be inspected (malformed, larger than
+/// the per-flow bound, or no reassembly buffer free).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsFail {
+    /// Decide the connection as if it were not TLS (TLS rules do not match).
+    #[default]
+    Open,
+    /// Drop the connection.
+    Closed,
+}
+
+/// Sees each ClientHello the moment it completes (for `classify --json`); workers use `()`.
+pub trait HelloObserver {
+    /// `packet` indexes the burst given to [`Pipeline::process_burst_observed`].
+    fn hello(&mut self, packet: usize, hello: &ClientHello<'_>);
+}
+
+impl HelloObserver for () {
+    #[inline(always)]
+    fn hello(&mut self, _: usize, _: &ClientHello<'_>) {}
 }
 
 /// Pipeline settings fixed at start.
@@ -50,18 +80,28 @@ pub struct PipelineCounters {
 pub struct PipelineConfig {
     pub flow_capacity: usize,
     pub timeouts: FlowTimeouts,
+    /// ClientHello reassembly buffers (16 KB each), preallocated per worker.
+    pub hello_buffers: usize,
+    pub tls_fail: TlsFail,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { flow_capacity: 1 << 16, timeouts: FlowTimeouts::default() }
+        PipelineConfig {
+            flow_capacity: 1 << 16,
+            timeouts: FlowTimeouts::default(),
+            hello_buffers: 256,
+            tls_fail: TlsFail::Open,
+        }
     }
 }
 
 /// One worker's pipeline state.
 pub struct Pipeline {
     pub flows: FlowTable,
+    pub hellos: HelloBufferPool,
     pub counters: PipelineCounters,
+    tls_fail: TlsFail,
 }
 
 /// How a packet is to be settled after the lookups.
@@ -78,7 +118,12 @@ enum Step {
 
 impl Pipeline {
     pub fn new(config: PipelineConfig) -> Pipeline {
-        Pipeline { flows: FlowTable::new(config.flow_capacity, config.timeouts), counters: PipelineCounters::default() }
+        Pipeline {
+            flows: FlowTable::new(config.flow_capacity, config.timeouts),
+            hellos: HelloBufferPool::new(config.hello_buffers),
+            counters: PipelineCounters::default(),
+            tls_fail: config.tls_fail,
+        }
     }
 
     /// Decide every packet of a burst. `verdicts[i]` is written for `packets[i]`.
@@ -89,17 +134,34 @@ impl Pipeline {
         now_ms: u64,
         verdicts: &mut [Verdict],
     ) {
-        for (ps, vs) in packets.chunks(MAX_BURST).zip(verdicts.chunks_mut(MAX_BURST)) {
-            self.process_chunk(policy, ps, now_ms, vs);
-        }
+        self.process_burst_observed(policy, packets, now_ms, verdicts, &mut ());
     }
 
-    fn process_chunk<P: AsRef<[u8]>>(
+    /// [`Pipeline::process_burst`], showing each completed ClientHello to `observer`.
+    pub fn process_burst_observed<P: AsRef<[u8]>, O: HelloObserver>(
         &mut self,
         policy: &CompiledPolicy,
         packets: &[P],
         now_ms: u64,
         verdicts: &mut [Verdict],
+        observer: &mut O,
+    ) {
+        for (chunk, (ps, vs)) in packets.chunks(MAX_BURST).zip(verdicts.chunks_mut(MAX_BURST)).enumerate() {
+            self.process_chunk(policy, ps, now_ms, vs, chunk * MAX_BURST, observer);
+        }
+        // Buffers of flows dropped by the table go back to the pool, off the per-packet path.
+        let hellos = &mut self.hellos;
+        self.flows.drain_displaced(|h| h.release(hellos));
+    }
+
+    fn process_chunk<P: AsRef<[u8]>, O: HelloObserver>(
+        &mut self,
+        policy: &CompiledPolicy,
+        packets: &[P],
+        now_ms: u64,
+        verdicts: &mut [Verdict],
+        base: usize,
+        observer: &mut O,
     ) {
         let default = policy.default_action();
         let generation = policy.generation();
@@ -193,22 +255,10 @@ impl Pipeline {
                 }
                 Step::Flow { key, hash, forward, flags } => {
                     let Some(p) = summaries.get(i).copied().flatten() else { continue };
-                    let (slot, fresh) = match self.flows.lookup(&key, hash, now_ms) {
-                        Some(s) => (s, false),
-                        None => (self.flows.insert(key, hash, forward != is_syn_ack(&p), now_ms), true),
-                    };
-                    if let Some(e) = self.flows.entry_mut(slot) {
-                        if fresh || e.generation != generation {
-                            // `decided` is missing only if the entry vanished since step 2
-                            // (evicted by a flow created in this burst): ask again, alone.
-                            let d = decided
-                                .unwrap_or_else(|| policy.classify(&initiator_query(&p, forward == e.initiator_is_lo)));
-                            e.set_decision(d, generation);
-                        }
-                        e.observe(forward, flags, p.protocol, now_ms);
-                        let d = e.decision();
-                        *v = Verdict { action: d.action, rule: d.rule(), malformed: false };
-                    }
+                    let pkt = packets.get(i).map_or(&[][..], |x| x.as_ref());
+                    *v = self.settle_flow(policy, &p, pkt, (key, hash, forward, flags), decided, now_ms, |h| {
+                        observer.hello(base + i, h)
+                    });
                 }
             }
             match v.action {
@@ -217,6 +267,97 @@ impl Pipeline {
             }
         }
     }
+}
+
+impl Pipeline {
+    /// Settle one packet of a flow: find or create its entry, (re)decide it when needed,
+    /// feed a pending connection's ClientHello, and give the packet its verdict.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn settle_flow(
+        &mut self,
+        policy: &CompiledPolicy,
+        p: &PacketSummary,
+        pkt: &[u8],
+        (key, hash, forward, flags): (FlowKey, u32, bool, u8),
+        decided: Option<Decision>,
+        now_ms: u64,
+        on_hello: impl FnOnce(&ClientHello<'_>),
+    ) -> Verdict {
+        let generation = policy.generation();
+        let (slot, fresh) = match self.flows.lookup(&key, hash, now_ms) {
+            Some(s) => (s, false),
+            None => (self.flows.insert(key, hash, forward != is_syn_ack(p), now_ms), true),
+        };
+        let Pipeline { flows, hellos, counters, tls_fail } = self;
+        let Some(e) = flows.entry_mut(slot) else { return Verdict::default() };
+        let from_initiator = forward == e.initiator_is_lo;
+        if fresh || e.generation != generation {
+            // `decided` is missing only if the entry vanished since the lookups (evicted by a
+            // flow created in this burst): ask again, alone.
+            let d = decided.unwrap_or_else(|| policy.classify(&initiator_query(p, from_initiator)));
+            let was_pending = e.pending;
+            e.set_decision(d, generation);
+            if e.pending && !was_pending {
+                counters.tls_pending += 1;
+            }
+            if !e.pending {
+                e.hello.release(hellos);
+            }
+        }
+        e.observe(forward, flags, p.protocol, now_ms);
+        if e.pending {
+            if from_initiator && flags & tcp_flags::SYN != 0 {
+                e.hello.on_syn(p.tcp_seq);
+            }
+            let start = usize::from(p.payload_offset);
+            let payload = pkt.get(start..start + usize::from(p.payload_len)).unwrap_or(&[]);
+            if from_initiator && !payload.is_empty() {
+                let query = initiator_query(p, true);
+                let needs = (policy.needs_ja3(), policy.needs_ja4());
+                let outcome = match e.hello.feed(hellos, p.tcp_seq, payload) {
+                    FeedResult::NeedMore | FeedResult::Finished => None,
+                    FeedResult::Complete(h) => {
+                        counters.tls_decided += 1;
+                        on_hello(&h);
+                        Some(classify_hello(policy, &query, &h, needs))
+                    }
+                    FeedResult::NotTls => {
+                        counters.tls_not_tls += 1;
+                        Some(policy.classify_tls(&query, TlsView::NotTls))
+                    }
+                    FeedResult::Invalid(_) | FeedResult::Overflow | FeedResult::PoolExhausted => {
+                        counters.tls_failed += 1;
+                        Some(match tls_fail {
+                            TlsFail::Open => policy.classify_tls(&query, TlsView::NotTls),
+                            TlsFail::Closed => Decision::new(Action::Drop, None),
+                        })
+                    }
+                };
+                if let Some(d) = outcome {
+                    e.set_decision(d, generation);
+                    e.hello.release(hellos);
+                }
+            } else if flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
+                e.hello.release(hellos);
+            }
+        }
+        let d = e.decision();
+        Verdict { action: d.action, rule: d.rule(), malformed: false }
+    }
+}
+
+/// Decide a connection from its complete ClientHello; fingerprints only when rules use them.
+fn classify_hello(policy: &CompiledPolicy, query: &Query, h: &ClientHello<'_>, (ja3, ja4): (bool, bool)) -> Decision {
+    let ja3_hex = ja3.then(|| crate::tls::ja3(h).to_hex());
+    let ja4 = ja4.then(|| crate::tls::ja4(h));
+    let facts = HelloFacts {
+        server_name: h.sni(),
+        version: h.highest_version(),
+        ja3: ja3_hex.as_ref().and_then(|b| std::str::from_utf8(b).ok()),
+        ja4: ja4.as_ref().map(|j| j.as_str()),
+    };
+    policy.classify_tls(query, TlsView::Hello(&facts))
 }
 
 /// A SYN-ACK's sender is the responder: the initiator is its destination.
@@ -241,3 +382,5 @@ fn initiator_query(p: &PacketSummary, sender_is_initiator: bool) -> Query {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;

@@ -1,8 +1,9 @@
 //! `dataplane classify`: the workers' pipeline run single-threaded over a pcap file.
 
-use super::{Pipeline, PipelineConfig, Verdict, MAX_BURST};
+use super::{HelloObserver, Pipeline, PipelineConfig, Verdict, MAX_BURST};
 use crate::pcap::{Frame, PcapFrames};
 use crate::policy::{Action, CompiledPolicy};
+use crate::tls::{self, ClientHello};
 use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
@@ -28,6 +29,44 @@ struct PacketLine<'a> {
     reason: Option<&'a str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     malformed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<&'a TlsSummary>,
+}
+
+/// What `classify --json` reports on the packet that completed a ClientHello.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TlsSummary {
+    pub sni: Option<String>,
+    pub alpn: Vec<String>,
+    pub version: String,
+    pub ech: bool,
+    pub ja3: String,
+    pub ja4: String,
+}
+
+impl TlsSummary {
+    pub fn of(h: &ClientHello<'_>) -> TlsSummary {
+        TlsSummary {
+            sni: h.sni().map(str::to_string),
+            alpn: h.alpn().map(|p| String::from_utf8_lossy(p).into_owned()).collect(),
+            version: tls::version_str(h.highest_version())
+                .map_or_else(|| format!("0x{:04x}", h.highest_version()), str::to_string),
+            ech: h.has_ech(),
+            ja3: tls::ja3(h).to_string(),
+            ja4: tls::ja4(h).as_str().to_string(),
+        }
+    }
+}
+
+/// Collects the hellos of one batch by packet index (offline only: allocation is fine here).
+struct HelloLog(Vec<Option<TlsSummary>>);
+
+impl HelloObserver for HelloLog {
+    fn hello(&mut self, packet: usize, hello: &ClientHello<'_>) {
+        if let Some(slot) = self.0.get_mut(packet) {
+            *slot = Some(TlsSummary::of(hello));
+        }
+    }
 }
 
 /// Classify every frame of `pcap` in file order. With `json`, one JSON object per packet is
@@ -54,8 +93,13 @@ pub fn classify_pcap(
         let now_ms = batch.first().map_or(0, |f| f.timestamp.as_millis() as u64);
         let data: Vec<&[u8]> = batch.iter().map(|f| f.data.as_slice()).collect();
         verdicts.resize(n, Verdict::default());
-        pipeline.process_burst(policy, &data, now_ms, &mut verdicts);
-        for v in &verdicts {
+        let mut hellos = HelloLog(vec![None; n]);
+        if json.is_some() {
+            pipeline.process_burst_observed(policy, &data, now_ms, &mut verdicts, &mut hellos);
+        } else {
+            pipeline.process_burst(policy, &data, now_ms, &mut verdicts);
+        }
+        for (v, hello) in verdicts.iter().zip(&hellos.0) {
             summary.packets += 1;
             match v.action {
                 Action::Allow => summary.allowed += 1,
@@ -76,6 +120,7 @@ pub fn classify_pcap(
                     rule: rule.map(|r| r.name.as_str()),
                     reason: rule.map(|r| r.reason.as_str()),
                     malformed: v.malformed,
+                    tls: hello.as_ref(),
                 };
                 let text = serde_json::to_string(&line).map_err(|e| e.to_string())?;
                 writeln!(out, "{text}").map_err(|e| format!("writing output: {e}"))?;

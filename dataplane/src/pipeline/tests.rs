@@ -122,7 +122,7 @@ fn icmp_and_non_first_fragments_are_classified_per_packet_by_address() {
 #[test]
 fn a_full_table_evicts_the_stalest_and_keeps_forwarding() {
     let policy = ssh_block();
-    let mut p = Pipeline::new(PipelineConfig { flow_capacity: 8, timeouts: FlowTimeouts::default() });
+    let mut p = Pipeline::new(PipelineConfig { flow_capacity: 8, ..PipelineConfig::default() });
     assert_eq!(p.flows.capacity(), 8);
     for port in 0..20u16 {
         let v = run(&mut p, &policy, &[build::tcp_v4(CLIENT, SERVER, 1000 + port, 22, SYN, 0, b"")], u64::from(port));
@@ -137,7 +137,7 @@ fn a_full_table_evicts_the_stalest_and_keeps_forwarding() {
 fn idle_flows_expire_and_closing_flows_expire_sooner() {
     let timeouts = FlowTimeouts { tcp_established_ms: 1000, tcp_transitory_ms: 100, udp_ms: 50 };
     let policy = ssh_block();
-    let mut p = Pipeline::new(PipelineConfig { flow_capacity: 64, timeouts });
+    let mut p = Pipeline::new(PipelineConfig { flow_capacity: 64, timeouts, ..PipelineConfig::default() });
     let syn = build::tcp_v4(CLIENT, SERVER, 40000, 80, SYN, 0, b"");
     let syn_ack = build::tcp_v4(SERVER, CLIENT, 80, 40000, SYN | ACK, 0, b"");
     run(&mut p, &policy, &[syn.clone(), syn_ack], 0);

@@ -1,0 +1,122 @@
+//! The pipeline on TLS connections: pending until the ClientHello completes, the completing
+//! segment gets the verdict, buffers return to the pool, `tls_fail` when a hello cannot be read.
+
+use super::{Pipeline, PipelineConfig, TlsFail, Verdict};
+use crate::bench::hello::client_hello_record;
+use crate::policy::{rule_set_from_str, Action, CompiledPolicy};
+use crate::wire::build;
+use crate::wire::tcp_flags::{ACK, PSH, SYN};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+const CLIENT: [u8; 4] = [10, 1, 1, 1];
+const SERVER: [u8; 4] = [192, 0, 2, 10];
+
+fn policy() -> CompiledPolicy {
+    let yaml = "apiVersion: policy.secure.example.com/v1\nkind: NetworkPolicyRule\nmetadata: {name: bad-sni}\nspec:\n  action: DROP\n  ports: [{port: 443}]\n  tls: {serverNames: [\"*.bad.example\"]}\n---\napiVersion: policy.secure.example.com/v1\nkind: NetworkPolicyRule\nmetadata: {name: no-telnet}\nspec:\n  action: DROP\n  priority: 2000\n  ports: [{port: 23}]\n";
+    CompiledPolicy::compile(rule_set_from_str(yaml, "t").unwrap(), Action::Allow).unwrap()
+}
+
+/// SYN, SYN-ACK, ACK, the hello in `segments` pieces (client), then a server reply.
+fn connection(sni: &str, post_quantum: bool, sport: u16) -> Vec<Vec<u8>> {
+    let record = client_hello_record(sni, post_quantum, &mut SmallRng::seed_from_u64(7));
+    let mss = if post_quantum { 1400 } else { 4000 };
+    let mut frames = vec![
+        build::tcp_v4(CLIENT, SERVER, sport, 443, SYN, 999, b""),
+        build::tcp_v4(SERVER, CLIENT, 443, sport, SYN | ACK, 4999, b""),
+        build::tcp_v4(CLIENT, SERVER, sport, 443, ACK, 1000, b""),
+    ];
+    let mut seq = 1000u32;
+    for seg in record.chunks(mss) {
+        frames.push(build::tcp_v4(CLIENT, SERVER, sport, 443, PSH | ACK, seq, seg));
+        seq += seg.len() as u32;
+    }
+    frames.push(build::tcp_v4(SERVER, CLIENT, 443, sport, PSH | ACK, 5000, b"server hello"));
+    frames
+}
+
+fn run(p: &mut Pipeline, policy: &CompiledPolicy, frames: &[Vec<u8>]) -> Vec<(Action, Option<u32>)> {
+    // One packet per burst, as packets trickle in on a real link.
+    frames
+        .iter()
+        .map(|f| {
+            let mut v = [Verdict::default()];
+            p.process_burst(policy, std::slice::from_ref(f), 0, &mut v);
+            (v[0].action, v[0].rule)
+        })
+        .collect()
+}
+
+#[test]
+fn a_dropped_sni_passes_the_handshake_then_drops_from_the_completing_segment_on() {
+    let policy = policy();
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let frames = connection("www.bad.example", true, 40000);
+    assert_eq!(frames.len(), 6, "SYN, SYN-ACK, ACK, two hello segments, reply");
+    let pass = (Action::Allow, None);
+    let drop = (Action::Drop, Some(0));
+    assert_eq!(run(&mut p, &policy, &frames), [pass, pass, pass, pass, drop, drop]);
+    assert_eq!((p.counters.tls_pending, p.counters.tls_decided), (1, 1));
+    assert_eq!(p.hellos.available(), p.hellos.capacity(), "the reassembly buffer went back");
+    // The same connection later: still dropped, without inspection.
+    assert_eq!(run(&mut p, &policy, &frames[3..4]), [drop]);
+}
+
+#[test]
+fn an_allowed_sni_and_a_single_segment_hello() {
+    let policy = policy();
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let frames = connection("bad.example", false, 40001);
+    let pass = (Action::Allow, None);
+    assert_eq!(run(&mut p, &policy, &frames), [pass; 5]);
+    assert_eq!((p.counters.tls_decided, p.counters.tls_failed), (1, 0));
+    assert_eq!(p.hellos.counters().acquired, 0, "a hello in one segment is parsed in place");
+}
+
+#[test]
+fn plain_text_on_a_pending_connection_is_decided_as_not_tls() {
+    let policy = policy();
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let frames = [
+        build::tcp_v4(CLIENT, SERVER, 40002, 443, SYN, 9, b""),
+        build::tcp_v4(CLIENT, SERVER, 40002, 443, PSH | ACK, 10, b"GET / HTTP/1.1\r\n\r\n"),
+    ];
+    assert_eq!(run(&mut p, &policy, &frames), [(Action::Allow, None), (Action::Allow, None)]);
+    assert_eq!(p.counters.tls_not_tls, 1);
+    // Telnet is never pending: a non-TLS rule wins before any TLS rule could.
+    let telnet = [build::tcp_v4(CLIENT, SERVER, 40003, 23, SYN, 9, b"")];
+    assert_eq!(run(&mut p, &policy, &telnet), [(Action::Drop, Some(1))]);
+    assert_eq!(p.counters.tls_pending, 1);
+}
+
+#[test]
+fn no_reassembly_buffer_applies_tls_fail() {
+    let policy = policy();
+    for (fail, last) in [(TlsFail::Open, (Action::Allow, None)), (TlsFail::Closed, (Action::Drop, None))] {
+        let mut p = Pipeline::new(PipelineConfig { hello_buffers: 0, tls_fail: fail, ..PipelineConfig::default() });
+        let frames = connection("www.bad.example", true, 40004);
+        let v = run(&mut p, &policy, &frames);
+        // The first hello segment needs a buffer (the hello spans two): none is free.
+        assert_eq!(v[3], last, "{fail:?}");
+        assert_eq!(v[5], last, "{fail:?}");
+        assert_eq!(p.counters.tls_failed, 1);
+    }
+}
+
+#[test]
+fn evicted_pending_flows_return_their_buffers() {
+    let policy = policy();
+    let mut p = Pipeline::new(PipelineConfig { flow_capacity: 8, hello_buffers: 4, ..PipelineConfig::default() });
+    // Four connections stop after the first of two hello segments: four buffers held.
+    for port in 0..4 {
+        let frames = connection("www.bad.example", true, 41000 + port);
+        run(&mut p, &policy, &frames[..4]);
+    }
+    assert_eq!(p.hellos.available(), 0);
+    // Twenty newer connections push them out of the 8-entry table (stalest first).
+    for port in 0..20u16 {
+        let mut v = [Verdict::default()];
+        p.process_burst(&policy, &[build::udp_v4(CLIENT, SERVER, 50000 + port, 53, b"q")], 1 + u64::from(port), &mut v);
+    }
+    assert_eq!(p.hellos.available(), 4);
+}
