@@ -11,6 +11,7 @@
 use super::lpm::{Lpm, LpmError, LpmKey, Route};
 use super::rule::{Action, PortRange, Rule, RuleSet};
 use super::sni::SniMatcher;
+use super::transport::TransportTable;
 use crate::wire::IpPair;
 use ipnet::IpNet;
 use std::collections::{BTreeSet, HashMap};
@@ -103,6 +104,8 @@ struct CompiledTls {
 struct CompiledRule {
     /// Index into `CompiledPolicy::tls`, or `NO_TLS`.
     tls: u32,
+    /// No `cidrBlocks`: matches any address.
+    any_address: bool,
     action: Action,
     /// Range of this rule's entries in `CompiledPolicy::port_ranges`; empty = any transport.
     ports_start: u32,
@@ -136,6 +139,10 @@ pub struct CompiledPolicy {
     port_ranges: Vec<PortRange>,
     v4: FamilyTable<u32>,
     v6: FamilyTable<u128>,
+    /// Any-address rules by transport; `_unnamed` leaves out TLS rules with server names, which
+    /// a complete hello reaches through the SNI matcher instead (so 100k names cost one lookup).
+    any_address: TransportTable,
+    any_address_unnamed: TransportTable,
     tls: Vec<CompiledTls>,
     sni: SniMatcher,
     default_action: Action,
@@ -174,6 +181,7 @@ impl CompiledPolicy {
                 };
                 CompiledRule {
                     tls: tls_index,
+                    any_address: r.cidr_blocks.is_empty(),
                     action: r.action,
                     ports_start: start,
                     ports_end: port_ranges.len() as u32,
@@ -199,8 +207,14 @@ impl CompiledPolicy {
             },
             |a| a,
         )?;
+        let ends_list = |r: &Rule| r.tls.is_none();
+        let any_address = TransportTable::build(rule_set.rules(), ends_list, |_| true);
+        let named = |r: &Rule| r.tls.as_ref().is_some_and(|t| !t.server_names.is_empty());
+        let any_address_unnamed = TransportTable::build(rule_set.rules(), ends_list, |r| !named(r));
         let memory_bytes = v4.memory_bytes()
             + v6.memory_bytes()
+            + any_address.memory_bytes()
+            + any_address_unnamed.memory_bytes()
             + rules.capacity() * std::mem::size_of::<CompiledRule>()
             + port_ranges.capacity() * std::mem::size_of::<PortRange>();
         let stats = CompileStats {
@@ -212,7 +226,20 @@ impl CompiledPolicy {
             memory_bytes,
             compile_time: started.elapsed(),
         };
-        Ok(CompiledPolicy { rule_set, rules, port_ranges, v4, v6, tls, sni, default_action, generation: 0, stats })
+        Ok(CompiledPolicy {
+            rule_set,
+            rules,
+            port_ranges,
+            v4,
+            v6,
+            any_address,
+            any_address_unnamed,
+            tls,
+            sni,
+            default_action,
+            generation: 0,
+            stats,
+        })
     }
 
     pub fn rule_set(&self) -> &RuleSet {
@@ -343,8 +370,8 @@ impl CompiledPolicy {
         }
     }
 
-    /// Walk the two candidate lists in evaluation order; the first rule whose transport
-    /// predicate holds decides.
+    /// Walk the candidate lists (source class, destination class, any-address rules for this
+    /// transport) in evaluation order; the first rule whose predicates hold decides.
     fn first_match(
         &self,
         src: &[RuleId],
@@ -354,24 +381,35 @@ impl CompiledPolicy {
         tls: TlsView<'_>,
         sni: &SniHits<'_>,
     ) -> Decision {
-        let (mut i, mut j) = (0, 0);
+        let (any, hits) = match tls {
+            TlsView::Unknown => (self.any_address.candidates(protocol, dst_port), &[][..]),
+            TlsView::NotTls => (self.any_address_unnamed.candidates(protocol, dst_port), &[][..]),
+            // Too many SNI hits for the stack buffer: walk every any-address rule instead.
+            TlsView::Hello(_) if sni.overflow => (self.any_address.candidates(protocol, dst_port), &[][..]),
+            TlsView::Hello(_) => (self.any_address_unnamed.candidates(protocol, dst_port), sni.ids),
+        };
+        let lists = [src, dst, any, hits];
+        let mut next = [0usize; 4];
         loop {
-            let id = match (src.get(i), dst.get(j)) {
-                (Some(&a), Some(&b)) if a <= b => {
-                    i += 1;
-                    a
+            // The smallest head of the three lists is the next rule in evaluation order.
+            let mut best: Option<(usize, RuleId)> = None;
+            for (k, (list, at)) in lists.iter().zip(&next).enumerate() {
+                if let Some(&id) = list.get(*at) {
+                    if best.is_none_or(|(_, b)| id < b) {
+                        best = Some((k, id));
+                    }
                 }
-                (_, Some(&b)) => {
-                    j += 1;
-                    b
-                }
-                (Some(&a), None) => {
-                    i += 1;
-                    a
-                }
-                (None, None) => return Decision::new(self.default_action, None),
-            };
+            }
+            let Some((k, id)) = best else { return Decision::new(self.default_action, None) };
+            if let Some(at) = next.get_mut(k) {
+                *at += 1;
+            }
             let Some(rule) = self.rules.get(id as usize) else { continue };
+            // SNI hits stand in for the any-address named rules only; address-specific ones
+            // come (or not) through the class lists.
+            if k == 3 && !rule.any_address {
+                continue;
+            }
             if !self.transport_matches(rule, protocol, dst_port) {
                 continue;
             }
@@ -488,12 +526,8 @@ fn build_family<K: LpmKey>(
     to_key: impl Fn(u128) -> K,
 ) -> Result<(FamilyTable<K>, usize), LpmError> {
     let mut entries = Vec::new();
-    let mut any_address = Vec::new();
     for (id, rule) in rules.iter().enumerate() {
         let id = id as RuleId;
-        if rule.cidr_blocks.is_empty() {
-            any_address.push(id);
-        }
         for (nets, except) in [(&rule.cidr_blocks, false), (&rule.except, true)] {
             for (addr, len) in nets.iter().filter_map(&family) {
                 entries.push(PrefixEntry { addr, len, rule: id, except });
@@ -505,7 +539,7 @@ fn build_family<K: LpmKey>(
     entries.sort_unstable();
     // A rule that matches whatever the transport and TLS ends every candidate list.
     let is_terminal: Vec<bool> = rules.iter().map(|r| r.ports.is_empty() && r.tls.is_none()).collect();
-    let mut builder = ClassBuilder::new(rules, &is_terminal, any_address);
+    let mut builder = ClassBuilder::new(rules, &is_terminal);
     let mut inside = vec![(0u32, 0u32); rules.len()];
     let mut members: BTreeSet<RuleId> = BTreeSet::new();
     let mut stack: Vec<(u128, u8, usize, usize)> = Vec::new();
@@ -547,27 +581,20 @@ fn build_family<K: LpmKey>(
     Ok((FamilyTable { lpm, spans: builder.spans, members: builder.members }, prefixes))
 }
 
-/// Interns classes by their (source list, destination list); class 0 holds the rules that
-/// match any address, the answer for addresses no prefix covers.
+/// Interns classes by their (source list, destination list); class 0 is the empty class, the
+/// answer for addresses no prefix covers. Rules matching any address are not in classes: the
+/// [`TransportTable`] holds them.
 struct ClassBuilder<'a> {
     rules: &'a [Rule],
     is_terminal: &'a [bool],
-    any_address: Vec<RuleId>,
     ids: HashMap<(Vec<RuleId>, Vec<RuleId>), u32>,
     spans: Vec<[u32; 4]>,
     members: Vec<RuleId>,
 }
 
 impl<'a> ClassBuilder<'a> {
-    fn new(rules: &'a [Rule], is_terminal: &'a [bool], any_address: Vec<RuleId>) -> Self {
-        let mut b = ClassBuilder {
-            rules,
-            is_terminal,
-            any_address,
-            ids: HashMap::new(),
-            spans: Vec::new(),
-            members: Vec::new(),
-        };
+    fn new(rules: &'a [Rule], is_terminal: &'a [bool]) -> Self {
+        let mut b = ClassBuilder { rules, is_terminal, ids: HashMap::new(), spans: Vec::new(), members: Vec::new() };
         b.class_of(&BTreeSet::new());
         b
     }
@@ -590,20 +617,11 @@ impl<'a> ClassBuilder<'a> {
         id
     }
 
-    /// Merge the address-specific members with the any-address rules, keep those of this
-    /// side, and stop after the first rule that matches any transport.
+    /// The members that can match on this side, stopping after the first rule that matches
+    /// whatever the transport and TLS.
     fn side_list(&self, members: &BTreeSet<RuleId>, source_side: bool) -> Vec<RuleId> {
         let mut out = Vec::new();
-        let mut a = self.any_address.iter().copied().peekable();
-        let mut m = members.iter().copied().peekable();
-        loop {
-            let id = match (a.peek(), m.peek()) {
-                (Some(&x), Some(&y)) if x < y => a.next(),
-                (Some(_), None) => a.next(),
-                (_, Some(_)) => m.next(),
-                (None, None) => None,
-            };
-            let Some(id) = id else { break };
+        for &id in members {
             let Some(rule) = self.rules.get(id as usize) else { continue };
             let side_ok =
                 if source_side { rule.direction.matches_source() } else { rule.direction.matches_destination() };

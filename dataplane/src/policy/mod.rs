@@ -7,6 +7,7 @@ pub mod lpm;
 pub mod reference;
 pub mod rule;
 pub mod sni;
+mod transport;
 pub mod validate;
 
 pub use compile::{CompiledPolicy, Decision, Query};

@@ -1,0 +1,97 @@
+//! Rules that match any address, indexed by transport: for each protocol and port, the list of
+//! those rules whose `ports` predicate holds, in evaluation order. Looking a packet up costs one
+//! table read, however many such rules there are (a thousand SNI rules on port 443, say).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use super::compile::RuleId;
+use super::rule::Rule;
+use crate::wire::ip_proto;
+use std::collections::HashMap;
+
+/// Any-address rules by (protocol, destination port).
+pub(crate) struct TransportTable {
+    /// Port -> list index, for TCP and UDP (65536 entries each).
+    tcp: Vec<u16>,
+    udp: Vec<u16>,
+    /// List for packets without a port (ICMP, other protocols, non-first fragments): the rules
+    /// without a `ports` predicate.
+    portless: u16,
+    spans: Vec<(u32, u32)>,
+    members: Vec<RuleId>,
+}
+
+impl TransportTable {
+    /// The any-address rules that `include` accepts. `ends_list(rule)`: a rule after which no
+    /// later rule can decide (it has no TLS predicate).
+    pub fn build(rules: &[Rule], ends_list: impl Fn(&Rule) -> bool, include: impl Fn(&Rule) -> bool) -> TransportTable {
+        let any: Vec<(RuleId, &Rule)> = rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.cidr_blocks.is_empty() && include(r))
+            .map(|(i, r)| (i as RuleId, r))
+            .collect();
+        let mut t =
+            TransportTable { tcp: Vec::new(), udp: Vec::new(), portless: 0, spans: Vec::new(), members: Vec::new() };
+        let mut ids: HashMap<Vec<RuleId>, u16> = HashMap::new();
+        let mut intern = |list: Vec<RuleId>, t: &mut TransportTable| -> u16 {
+            *ids.entry(list).or_insert_with_key(|list| {
+                let start = t.members.len() as u32;
+                t.members.extend_from_slice(list);
+                t.spans.push((start, t.members.len() as u32));
+                (t.spans.len() - 1) as u16
+            })
+        };
+        let select = |matches: &dyn Fn(&Rule) -> bool| -> Vec<RuleId> {
+            let mut out = Vec::new();
+            for (id, r) in any.iter().filter(|(_, r)| matches(r)) {
+                out.push(*id);
+                if ends_list(r) {
+                    break;
+                }
+            }
+            out
+        };
+        t.portless = intern(select(&|r: &Rule| r.ports.is_empty()), &mut t);
+        for protocol in [ip_proto::TCP, ip_proto::UDP] {
+            // Port ranges cut 0..=65535 into intervals on which every rule's predicate is constant.
+            let mut cuts: Vec<u32> = vec![0, 65536];
+            for range in any.iter().flat_map(|(_, r)| &r.ports).filter(|p| p.protocol == protocol) {
+                cuts.extend([u32::from(range.first), u32::from(range.last) + 1]);
+            }
+            cuts.sort_unstable();
+            cuts.dedup();
+            let mut table = vec![0u16; 65536];
+            for w in cuts.windows(2) {
+                let (Some(&lo), Some(&hi)) = (w.first(), w.get(1)) else { continue };
+                let port = lo as u16;
+                let list = select(&|r: &Rule| r.ports.is_empty() || r.ports.iter().any(|p| p.contains(protocol, port)));
+                let class = intern(list, &mut t);
+                if let Some(slots) = table.get_mut(lo as usize..hi as usize) {
+                    slots.fill(class);
+                }
+            }
+            if protocol == ip_proto::TCP {
+                t.tcp = table;
+            } else {
+                t.udp = table;
+            }
+        }
+        t
+    }
+
+    /// The any-address rules whose transport predicate holds for this packet, in order.
+    #[inline]
+    pub fn candidates(&self, protocol: u8, dst_port: Option<u16>) -> &[RuleId] {
+        let class = match (protocol, dst_port) {
+            (ip_proto::TCP, Some(p)) => self.tcp.get(usize::from(p)).copied(),
+            (ip_proto::UDP, Some(p)) => self.udp.get(usize::from(p)).copied(),
+            _ => Some(self.portless),
+        };
+        let Some(&(start, end)) = class.and_then(|c| self.spans.get(usize::from(c))) else { return &[] };
+        self.members.get(start as usize..end as usize).unwrap_or(&[])
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        (self.tcp.capacity() + self.udp.capacity()) * 2 + self.spans.capacity() * 8 + self.members.capacity() * 4
+    }
+}
