@@ -16,5 +16,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod tls;
 pub mod wire;
+#[cfg(feature = "dpdk")]
+pub mod worker;
 
 pub mod bench;

@@ -44,6 +44,19 @@ enum Command {
     /// Compare our LPM with DPDK's rte_lpm/rte_fib (v4) or rte_lpm6/rte_fib6 (v6) in one run.
     #[cfg(feature = "dpdk")]
     LookupBench(dataplane::bench::lookup::LookupBenchArgs),
+    /// Run the dataplane: ports, worker lcores, policy (see config/dataplane.toml).
+    #[cfg(feature = "dpdk")]
+    Run {
+        /// Configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Stop by itself after this many seconds (otherwise on SIGINT/SIGTERM).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// EAL arguments (DPDK syntax), after `--`; appended to the file's `eal`.
+        #[arg(last = true)]
+        eal: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -102,6 +115,10 @@ fn main() -> ExitCode {
         },
         #[cfg(feature = "dpdk")]
         Command::LookupBench(args) => dataplane::bench::lookup::run(args),
+        #[cfg(feature = "dpdk")]
+        Command::Run { config, duration, eal } => {
+            ExitCode::from(dataplane::worker::run(&dataplane::worker::RunArgs { config, duration, eal }))
+        }
         Command::Rules { command: RulesCommand::Check { paths, default_action } } => {
             match load_policy(&paths, default_action) {
                 Ok(policy) => {

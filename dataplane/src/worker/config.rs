@@ -1,0 +1,403 @@
+//! `dataplane run` configuration: a TOML file (see `config/dataplane.toml`), parsed strictly
+//! (unknown keys are errors, named by their path) and then checked as a whole.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::pipeline::flow::FlowTimeouts;
+use crate::pipeline::{PipelineConfig, TlsFail};
+use crate::policy::Action;
+
+/// A configuration error: the key (path in the file) and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError { key: key.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+/// How packets reach the workers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Distribution {
+    /// Each worker polls its own RX queues; the NIC spreads flows (symmetric RSS).
+    #[default]
+    Rss,
+    /// A distributor lcore polls the RX queues and spreads packets over per-worker rings by a
+    /// symmetric flow hash.
+    Software,
+}
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// EAL arguments in DPDK syntax; those after `--` on the command line are appended.
+    #[serde(default)]
+    pub eal: Vec<String>,
+    #[serde(default)]
+    pub distribution: Distribution,
+    /// Lcore of the distributor (software distribution only).
+    pub distributor_lcore: Option<u32>,
+    /// Ring size per (worker, ingress port), software distribution only.
+    #[serde(default = "default_ring_size")]
+    pub ring_size: u32,
+    #[serde(default = "default_action", deserialize_with = "de_action")]
+    pub default_action: Action,
+    #[serde(default)]
+    pub tls_fail: TlsFail,
+    /// Rule files or directories loaded at start.
+    #[serde(default)]
+    pub rules: Vec<PathBuf>,
+    /// Seconds between stats prints; 0 disables periodic stats (final stats still print).
+    #[serde(default = "default_stats_period")]
+    pub stats_period: f64,
+    #[serde(default)]
+    pub mempool: MempoolConfig,
+    #[serde(default)]
+    pub flows: FlowsConfig,
+    pub ports: Vec<PortEntry>,
+    /// Ingress port -> egress port.
+    pub forward: BTreeMap<String, String>,
+    pub workers: Vec<WorkerEntry>,
+}
+
+fn default_ring_size() -> u32 {
+    1024
+}
+fn default_action() -> Action {
+    Action::Allow
+}
+fn default_stats_period() -> f64 {
+    1.0
+}
+
+fn de_action<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Action, D::Error> {
+    let s = String::deserialize(d)?;
+    Action::parse(&s.to_ascii_uppercase())
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown action {s:?} (expected ALLOW or DROP)")))
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MempoolConfig {
+    #[serde(default = "default_pool_size")]
+    pub size: u32,
+    #[serde(default = "default_pool_cache")]
+    pub cache: u32,
+}
+
+fn default_pool_size() -> u32 {
+    8191
+}
+fn default_pool_cache() -> u32 {
+    256
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        MempoolConfig { size: default_pool_size(), cache: default_pool_cache() }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowsConfig {
+    #[serde(default = "default_flow_capacity")]
+    pub capacity: usize,
+    #[serde(default = "default_tcp_established")]
+    pub tcp_established_ms: u64,
+    #[serde(default = "default_tcp_transitory")]
+    pub tcp_transitory_ms: u64,
+    #[serde(default = "default_udp")]
+    pub udp_ms: u64,
+    #[serde(default = "default_hello_buffers")]
+    pub hello_buffers: usize,
+}
+
+fn default_flow_capacity() -> usize {
+    PipelineConfig::default().flow_capacity
+}
+fn default_tcp_established() -> u64 {
+    FlowTimeouts::default().tcp_established_ms
+}
+fn default_tcp_transitory() -> u64 {
+    FlowTimeouts::default().tcp_transitory_ms
+}
+fn default_udp() -> u64 {
+    FlowTimeouts::default().udp_ms
+}
+fn default_hello_buffers() -> usize {
+    PipelineConfig::default().hello_buffers
+}
+
+impl Default for FlowsConfig {
+    fn default() -> Self {
+        FlowsConfig {
+            capacity: default_flow_capacity(),
+            tcp_established_ms: default_tcp_established(),
+            tcp_transitory_ms: default_tcp_transitory(),
+            udp_ms: default_udp(),
+            hello_buffers: default_hello_buffers(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortEntry {
+    /// DPDK device name (`net_pcap0`, `0000:01:00.0`) or port id (`"0"`).
+    pub device: String,
+    #[serde(default = "one")]
+    pub rx_queues: u16,
+    #[serde(default = "one")]
+    pub tx_queues: u16,
+    #[serde(default = "default_desc")]
+    pub rx_desc: u16,
+    #[serde(default = "default_desc")]
+    pub tx_desc: u16,
+    #[serde(default = "yes")]
+    pub promiscuous: bool,
+}
+
+fn one() -> u16 {
+    1
+}
+fn default_desc() -> u16 {
+    1024
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerEntry {
+    pub lcore: u32,
+    /// (port, queue) pairs this worker polls (RSS distribution; empty with software).
+    #[serde(default)]
+    pub rx: Vec<RxEntry>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RxEntry {
+    pub port: String,
+    #[serde(default)]
+    pub queue: u16,
+}
+
+impl Config {
+    /// Parses and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new("", format!("reading {}: {e}", path.display())))?;
+        Self::parse(&text)
+    }
+
+    /// Parses and checks a configuration text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::new(text);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            // toml's message carries the line and column; keep it on one line.
+            let msg = inner.message().to_string();
+            let at = inner
+                .span()
+                .map(|s| {
+                    let line = text.get(..s.start).map_or(0, |t| t.lines().count().max(1));
+                    format!(" (line {line})")
+                })
+                .unwrap_or_default();
+            ConfigError::new(if key == "." { String::new() } else { key }, format!("{msg}{at}"))
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Semantic checks that need no DPDK.
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.ports.is_empty() {
+            return Err(ConfigError::new("ports", "at least one port is required"));
+        }
+        let mut names = BTreeSet::new();
+        for (i, p) in self.ports.iter().enumerate() {
+            let key = |k: &str| format!("ports[{i}].{k}");
+            if p.device.is_empty() {
+                return Err(ConfigError::new(key("device"), "empty device name"));
+            }
+            if !names.insert(p.device.as_str()) {
+                return Err(ConfigError::new(key("device"), format!("port {:?} is listed twice", p.device)));
+            }
+            for (k, v) in
+                [("rx_queues", p.rx_queues), ("tx_queues", p.tx_queues), ("rx_desc", p.rx_desc), ("tx_desc", p.tx_desc)]
+            {
+                if v == 0 {
+                    return Err(ConfigError::new(key(k), "must be at least 1"));
+                }
+            }
+        }
+        for (from, to) in &self.forward {
+            if !names.contains(from.as_str()) {
+                return Err(ConfigError::new(format!("forward.{from}"), format!("{from:?} is not a port in `ports`")));
+            }
+            if !names.contains(to.as_str()) {
+                return Err(ConfigError::new(format!("forward.{from}"), format!("{to:?} is not a port in `ports`")));
+            }
+        }
+        if self.mempool.size < 64 {
+            return Err(ConfigError::new("mempool.size", "at least 64 buffers"));
+        }
+        if self.mempool.cache > 512 || self.mempool.cache > self.mempool.size / 2 {
+            return Err(ConfigError::new("mempool.cache", "at most 512 and at most half of mempool.size"));
+        }
+        if self.flows.capacity == 0 {
+            return Err(ConfigError::new("flows.capacity", "must be at least 1"));
+        }
+        if !(self.stats_period >= 0.0 && self.stats_period.is_finite()) {
+            return Err(ConfigError::new("stats_period", "seconds, 0 or more"));
+        }
+        if self.workers.is_empty() {
+            return Err(ConfigError::new("workers", "at least one worker is required"));
+        }
+        let mut lcores = BTreeSet::new();
+        let mut polled = BTreeSet::new();
+        for (i, w) in self.workers.iter().enumerate() {
+            if !lcores.insert(w.lcore) {
+                return Err(ConfigError::new(
+                    format!("workers[{i}].lcore"),
+                    format!("lcore {} is used twice", w.lcore),
+                ));
+            }
+            match self.distribution {
+                Distribution::Rss if w.rx.is_empty() => {
+                    return Err(ConfigError::new(format!("workers[{i}].rx"), "a worker must poll at least one queue"));
+                }
+                Distribution::Software if !w.rx.is_empty() => {
+                    return Err(ConfigError::new(
+                        format!("workers[{i}].rx"),
+                        "with distribution = \"software\" the distributor polls the RX queues; workers read their rings",
+                    ));
+                }
+                _ => {}
+            }
+            for (j, rx) in w.rx.iter().enumerate() {
+                let key = format!("workers[{i}].rx[{j}]");
+                let Some(port) = self.port(&rx.port) else {
+                    return Err(ConfigError::new(
+                        format!("{key}.port"),
+                        format!("{:?} is not a port in `ports`", rx.port),
+                    ));
+                };
+                if rx.queue >= port.rx_queues {
+                    return Err(ConfigError::new(
+                        format!("{key}.queue"),
+                        format!(
+                            "queue {} out of range: port {:?} has rx_queues = {}",
+                            rx.queue, rx.port, port.rx_queues
+                        ),
+                    ));
+                }
+                if !polled.insert((rx.port.as_str(), rx.queue)) {
+                    return Err(ConfigError::new(
+                        key,
+                        format!("queue {} of port {:?} is polled by two workers", rx.queue, rx.port),
+                    ));
+                }
+            }
+        }
+        match self.distribution {
+            Distribution::Software => {
+                let Some(d) = self.distributor_lcore else {
+                    return Err(ConfigError::new("distributor_lcore", "required with distribution = \"software\""));
+                };
+                if lcores.contains(&d) {
+                    return Err(ConfigError::new("distributor_lcore", format!("lcore {d} is also a worker")));
+                }
+                if self.ring_size == 0 || !self.ring_size.is_power_of_two() && self.ring_size < 32 {
+                    return Err(ConfigError::new("ring_size", "at least 32"));
+                }
+            }
+            Distribution::Rss => {
+                if self.distributor_lcore.is_some() {
+                    return Err(ConfigError::new("distributor_lcore", "only with distribution = \"software\""));
+                }
+            }
+        }
+        // Every polled port forwards somewhere; every egress port has a TX queue per worker
+        // that sends to it.
+        for (port, _) in self.ingress() {
+            if !self.forward.contains_key(port) {
+                return Err(ConfigError::new(
+                    format!("forward.{port}"),
+                    format!("port {port:?} receives traffic but is not in the forwarding map"),
+                ));
+            }
+        }
+        for (i, p) in self.ports.iter().enumerate() {
+            let senders = self.workers.len();
+            let egress = self.forward.values().any(|to| *to == p.device);
+            if egress && usize::from(p.tx_queues) < senders {
+                return Err(ConfigError::new(
+                    format!("ports[{i}].tx_queues"),
+                    format!("{senders} workers send to port {:?}: it needs one TX queue each", p.device),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The port entry named `device`.
+    pub fn port(&self, device: &str) -> Option<&PortEntry> {
+        self.ports.iter().find(|p| p.device == device)
+    }
+
+    /// Every polled (port, queue): the workers' in RSS mode, every RX queue of every port in
+    /// the forwarding map in software mode.
+    pub fn ingress(&self) -> Vec<(&str, u16)> {
+        match self.distribution {
+            Distribution::Rss => {
+                self.workers.iter().flat_map(|w| w.rx.iter().map(|r| (r.port.as_str(), r.queue))).collect()
+            }
+            Distribution::Software => self
+                .ports
+                .iter()
+                .filter(|p| self.forward.contains_key(&p.device))
+                .flat_map(|p| (0..p.rx_queues).map(move |q| (p.device.as_str(), q)))
+                .collect(),
+        }
+    }
+
+    /// The pipeline settings.
+    pub fn pipeline(&self) -> PipelineConfig {
+        PipelineConfig {
+            flow_capacity: self.flows.capacity,
+            timeouts: FlowTimeouts {
+                tcp_established_ms: self.flows.tcp_established_ms,
+                tcp_transitory_ms: self.flows.tcp_transitory_ms,
+                udp_ms: self.flows.udp_ms,
+            },
+            hello_buffers: self.flows.hello_buffers,
+            tls_fail: self.tls_fail,
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! The lcore loops: run-to-completion workers (l3fwd style) and the software distributor.
+//!
+//! Per burst: RX (or ring) into a fixed [`MbufBurst`], a fixed array of byte views, one
+//! [`Pipeline::process_burst`], allowed packets moved in order to a TX burst for this
+//! worker's own TX queue of the egress port, dropped ones and what TX refused bulk-freed.
+//! No heap allocation, lock, syscall, `Arc` clone or atomic read-modify-write per packet.
+//! Once per loop: the policy mailbox (the quiescent point) and, every few loops, a plain
+//! `Relaxed` store of the counters for the control thread.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use crossbeam_queue::ArrayQueue;
+
+use crate::dpdk::cycles::tsc;
+use crate::dpdk::{Consumer, Mbuf, MbufBurst, Producer, RxQueue, TxQueue};
+use crate::pipeline::flow::FlowKey;
+use crate::pipeline::{Pipeline, Verdict};
+use crate::policy::{Action, CompiledPolicy};
+use crate::wire::{parse_frame, Fragment, Parsed};
+
+/// Packets per burst.
+pub const BURST: usize = 32;
+
+/// Counters are published every this many loops (and when the loop ends).
+const PUBLISH_EVERY: u64 = 64;
+
+/// Indexes of the published counters.
+pub mod counter {
+    pub const RX: usize = 0;
+    pub const TX: usize = 1;
+    pub const DROP_POLICY: usize = 2;
+    pub const DROP_MALFORMED: usize = 3;
+    pub const DROP_TX_FULL: usize = 4;
+    pub const FLOWS: usize = 5;
+    pub const FLOWS_CREATED: usize = 6;
+    pub const EVICTIONS: usize = 7;
+    pub const EXPIRED: usize = 8;
+    pub const TLS_PENDING: usize = 9;
+    pub const TLS_FAILED: usize = 10;
+    pub const CLASSIFIED: usize = 11;
+    /// Distributor only: packets dropped because a worker's ring was full.
+    pub const DROP_RING_FULL: usize = 12;
+    pub const COUNT: usize = 13;
+}
+
+/// A worker's own counters: plain integers, written only by that worker.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(align(64))]
+pub struct WorkerCounters {
+    pub rx: u64,
+    pub tx: u64,
+    pub drop_policy: u64,
+    pub drop_malformed: u64,
+    pub drop_tx_full: u64,
+    pub drop_ring_full: u64,
+}
+
+/// What the control thread and one lcore share: the published counters, the policy
+/// mailbox and its return queue, and the generation the lcore runs.
+#[repr(align(128))]
+pub struct Shared {
+    counters: [AtomicU64; counter::COUNT],
+    /// Generation of the policy the lcore runs (a `Relaxed` store at each adoption).
+    adopted: AtomicU64,
+    /// New policies for the worker (capacity 1: the latest wins).
+    pub(crate) mailbox: ArrayQueue<Arc<CompiledPolicy>>,
+    /// Policies the worker replaced, for the control thread to drop.
+    pub(crate) returns: ArrayQueue<Arc<CompiledPolicy>>,
+}
+
+impl Shared {
+    pub(crate) fn new(generation: u64) -> Shared {
+        Shared {
+            counters: [const { AtomicU64::new(0) }; counter::COUNT],
+            adopted: AtomicU64::new(generation),
+            mailbox: ArrayQueue::new(1),
+            returns: ArrayQueue::new(4),
+        }
+    }
+
+    /// The last published value of counter `i` (see [`counter`]).
+    pub fn counter(&self, i: usize) -> u64 {
+        self.counters.get(i).map_or(0, |c| c.load(Relaxed))
+    }
+
+    /// The policy generation the lcore runs.
+    pub fn adopted(&self) -> u64 {
+        self.adopted.load(Relaxed)
+    }
+
+    #[inline]
+    fn store(&self, i: usize, v: u64) {
+        if let Some(c) = self.counters.get(i) {
+            c.store(v, Relaxed);
+        }
+    }
+}
+
+/// Where a worker's packets come from.
+pub enum Source {
+    Rx(RxQueue),
+    Ring(Consumer<Mbuf, false>),
+}
+
+/// One input of a worker and the TX queue (index into [`Worker::tx`]) its packets leave by.
+pub struct Input {
+    pub source: Source,
+    pub egress: usize,
+}
+
+/// Everything one worker lcore owns. Given back when the loop ends, so its memory is freed
+/// on the control thread.
+pub struct Worker {
+    pub inputs: Vec<Input>,
+    pub tx: Vec<TxQueue>,
+    pub pipeline: Pipeline,
+    pub policy: Arc<CompiledPolicy>,
+    pub counters: WorkerCounters,
+    pub shared: Arc<Shared>,
+    pub stop: Arc<AtomicBool>,
+    pub tsc_per_ms: u64,
+}
+
+impl Worker {
+    /// The worker loop; returns when `stop` is set, after finishing the burst in hand.
+    pub fn run(mut self) -> Worker {
+        let mut rx = MbufBurst::<BURST>::new();
+        let mut out = MbufBurst::<BURST>::new();
+        let tsc_per_ms = self.tsc_per_ms.max(1);
+        let mut loops: u64 = 0;
+        while !self.stop.load(Relaxed) {
+            let Worker { inputs, tx, pipeline, policy, counters, .. } = &mut self;
+            for input in inputs.iter_mut() {
+                let n = match &mut input.source {
+                    Source::Rx(q) => q.burst(&mut rx),
+                    Source::Ring(c) => c.dequeue_burst(&mut rx),
+                };
+                if n == 0 {
+                    continue;
+                }
+                let now_ms = tsc() / tsc_per_ms;
+                match tx.get_mut(input.egress) {
+                    Some(txq) => forward_burst(pipeline, policy, now_ms, &mut rx, &mut out, txq, counters),
+                    None => rx.clear(),
+                }
+            }
+            self.quiescent();
+            loops = loops.wrapping_add(1);
+            if loops % PUBLISH_EVERY == 0 {
+                self.publish();
+            }
+        }
+        self.publish();
+        self
+    }
+
+    /// Adopts a policy waiting in the mailbox; the old one goes back to the control thread.
+    #[inline]
+    fn quiescent(&mut self) {
+        // Take a new policy only when the old one can be handed back (never freed here).
+        if self.shared.returns.is_full() {
+            return;
+        }
+        if let Some(new) = self.shared.mailbox.pop() {
+            let generation = new.generation();
+            let old = std::mem::replace(&mut self.policy, new);
+            self.shared.adopted.store(generation, Relaxed);
+            // Cannot fail: checked not full, and only this worker pushes.
+            if let Err(old) = self.shared.returns.push(old) {
+                std::mem::forget(old);
+            }
+        }
+    }
+
+    /// Copies the counters to the shared array (plain stores).
+    fn publish(&self) {
+        let c = &self.counters;
+        let p = &self.pipeline.counters;
+        let f = &self.pipeline.flows;
+        let s = &self.shared;
+        s.store(counter::RX, c.rx);
+        s.store(counter::TX, c.tx);
+        s.store(counter::DROP_POLICY, c.drop_policy);
+        s.store(counter::DROP_MALFORMED, c.drop_malformed);
+        s.store(counter::DROP_TX_FULL, c.drop_tx_full);
+        s.store(counter::FLOWS, f.len() as u64);
+        s.store(counter::FLOWS_CREATED, f.counters.created);
+        s.store(counter::EVICTIONS, f.counters.evicted);
+        s.store(counter::EXPIRED, f.counters.expired);
+        s.store(counter::TLS_PENDING, p.tls_pending);
+        s.store(counter::TLS_FAILED, p.tls_failed);
+        s.store(counter::CLASSIFIED, p.classified);
+    }
+}
+
+/// Decides one burst, sends the allowed packets in order, frees the rest.
+#[inline]
+fn forward_burst(
+    pipeline: &mut Pipeline,
+    policy: &CompiledPolicy,
+    now_ms: u64,
+    rx: &mut MbufBurst<BURST>,
+    out: &mut MbufBurst<BURST>,
+    txq: &mut TxQueue,
+    c: &mut WorkerCounters,
+) {
+    let n = rx.len();
+    c.rx += n as u64;
+    let mut verdicts = [Verdict::default(); BURST];
+    {
+        let mut views: [&[u8]; BURST] = [&[]; BURST];
+        for (v, m) in views.iter_mut().zip(rx.iter()) {
+            *v = m.data();
+        }
+        let (Some(views), Some(vs)) = (views.get(..n), verdicts.get_mut(..n)) else {
+            rx.clear();
+            return;
+        };
+        pipeline.process_burst(policy, views, now_ms, vs);
+    }
+    for v in verdicts.iter().take(n) {
+        if v.action == Action::Drop {
+            if v.malformed {
+                c.drop_malformed += 1;
+            } else {
+                c.drop_policy += 1;
+            }
+        }
+    }
+    rx.move_to(out, |i, _| verdicts.get(i).is_some_and(|v| v.action == Action::Allow));
+    // The dropped ones: one bulk free.
+    rx.clear();
+    let sent = txq.burst(out);
+    c.tx += sent as u64;
+    // What the TX queue did not take: one bulk free.
+    c.drop_tx_full += out.len() as u64;
+    out.clear();
+}
+
+/// The software distributor: polls RX queues and spreads packets over per-worker rings by a
+/// symmetric flow hash (both directions of a connection reach the same worker).
+pub struct Distributor {
+    /// RX queues, each with the index of its ingress port.
+    pub inputs: Vec<(RxQueue, usize)>,
+    /// `rings[worker][ingress port index]`.
+    pub rings: Vec<Vec<Producer<Mbuf, false>>>,
+    pub counters: WorkerCounters,
+    pub shared: Arc<Shared>,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Distributor {
+    pub fn run(mut self) -> Distributor {
+        let mut rx = MbufBurst::<BURST>::new();
+        let mut out = MbufBurst::<BURST>::new();
+        let workers = self.rings.len();
+        let mut loops: u64 = 0;
+        while !self.stop.load(Relaxed) {
+            let Distributor { inputs, rings, counters, .. } = &mut self;
+            for (q, port) in inputs.iter_mut() {
+                let n = q.burst(&mut rx);
+                if n == 0 {
+                    continue;
+                }
+                counters.rx += n as u64;
+                let mut targets = [0usize; BURST];
+                for (t, m) in targets.iter_mut().zip(rx.iter()) {
+                    *t = worker_of(m.data(), workers);
+                }
+                let mut left = n;
+                for (w, worker_rings) in rings.iter().enumerate() {
+                    if left == 0 {
+                        break;
+                    }
+                    rx.move_to(&mut out, |i, _| targets.get(i) == Some(&w));
+                    // Keep `targets` aligned with what stays in `rx` (in order).
+                    let mut kept = 0;
+                    for i in 0..left {
+                        let t = targets.get(i).copied().unwrap_or(w);
+                        if t != w {
+                            if let Some(slot) = targets.get_mut(kept) {
+                                *slot = t;
+                            }
+                            kept += 1;
+                        }
+                    }
+                    left = kept;
+                    if out.is_empty() {
+                        continue;
+                    }
+                    if let Some(ring) = worker_rings.get(*port) {
+                        ring.enqueue_burst(&mut out);
+                    }
+                    counters.drop_ring_full += out.len() as u64;
+                    out.clear();
+                }
+                rx.clear();
+            }
+            loops = loops.wrapping_add(1);
+            if loops % PUBLISH_EVERY == 0 {
+                self.publish();
+            }
+        }
+        self.publish();
+        self
+    }
+
+    fn publish(&self) {
+        self.shared.store(counter::RX, self.counters.rx);
+        self.shared.store(counter::DROP_RING_FULL, self.counters.drop_ring_full);
+    }
+}
+
+/// The worker a packet goes to: a symmetric hash of its connection (addresses only for
+/// fragments and protocols without ports); worker 0 for what does not parse as IP.
+#[inline]
+pub fn worker_of(frame: &[u8], workers: usize) -> usize {
+    let Ok(Parsed::Ip(mut p)) = parse_frame(frame) else { return 0 };
+    if p.fragment != Fragment::None || !p.has_ports {
+        p.src_port = 0;
+        p.dst_port = 0;
+    }
+    let hash = FlowKey::of(&p).0.hash();
+    ((u64::from(hash) * workers as u64) >> 32) as usize
+}
