@@ -224,7 +224,7 @@ impl Config {
             let at = inner
                 .span()
                 .map(|s| {
-                    let line = text.get(..s.start).map_or(0, |t| t.lines().count().max(1));
+                    let line = text.get(..s.start).map_or(1, |t| t.matches('\n').count() + 1);
                     format!(" (line {line})")
                 })
                 .unwrap_or_default();
@@ -333,7 +333,7 @@ impl Config {
                 if lcores.contains(&d) {
                     return Err(ConfigError::new("distributor_lcore", format!("lcore {d} is also a worker")));
                 }
-                if self.ring_size == 0 || !self.ring_size.is_power_of_two() && self.ring_size < 32 {
+                if self.ring_size < 32 {
                     return Err(ConfigError::new("ring_size", "at least 32"));
                 }
             }

@@ -1,0 +1,435 @@
+//! `dataplane run` end to end: the real binary on DPDK virtual devices (net_pcap, net_null),
+//! without hugepages. Each test runs its own process with its own EAL file prefix.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use dataplane::wire::build::{tcp_v4, tcp_v6, udp_v4};
+use dataplane::wire::tcp_flags::{ACK, FIN, PSH, SYN};
+use dataplane_tests::{dataplane_bin, rule_yaml};
+
+/// One connection of the test traffic: its packets from the client, and from the server.
+struct Conn {
+    id: usize,
+    c2s: Vec<Vec<u8>>,
+    s2c: Vec<Vec<u8>>,
+}
+
+fn tcp_conn(id: usize, client: [u8; 4], server: [u8; 4], sport: u16, dport: u16) -> Conn {
+    let data = format!("request {id}");
+    let c2s = vec![
+        tcp_v4(client, server, sport, dport, SYN, 1000, &[]),
+        tcp_v4(client, server, sport, dport, ACK, 1001, &[]),
+        tcp_v4(client, server, sport, dport, PSH | ACK, 1001, data.as_bytes()),
+        tcp_v4(client, server, sport, dport, FIN | ACK, 1001 + data.len() as u32, &[]),
+    ];
+    let s2c = vec![
+        tcp_v4(server, client, dport, sport, SYN | ACK, 5000, &[]),
+        tcp_v4(server, client, dport, sport, PSH | ACK, 5001, format!("response {id}").as_bytes()),
+        tcp_v4(server, client, dport, sport, FIN | ACK, 5020, &[]),
+    ];
+    Conn { id, c2s, s2c }
+}
+
+fn tcp6_conn(id: usize, client: [u8; 16], server: [u8; 16], sport: u16, dport: u16) -> Conn {
+    let c2s = vec![
+        tcp_v6(client, server, sport, dport, SYN, 1, &[]),
+        tcp_v6(client, server, sport, dport, PSH | ACK, 2, b"hello over v6"),
+    ];
+    let s2c = vec![tcp_v6(server, client, dport, sport, SYN | ACK, 9, &[])];
+    Conn { id, c2s, s2c }
+}
+
+fn udp_conn(id: usize, client: [u8; 4], server: [u8; 4], sport: u16, dport: u16) -> Conn {
+    let c2s = (0..3).map(|i| udp_v4(client, server, sport, dport, format!("query {id}.{i}").as_bytes())).collect();
+    let s2c = vec![udp_v4(server, client, dport, sport, format!("answer {id}").as_bytes())];
+    Conn { id, c2s, s2c }
+}
+
+/// An ARP request (non-IP: always forwarded).
+fn arp() -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend([0x02, 0, 0, 0, 0, 0x01, 0x08, 0x06]);
+    f.extend([0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2]);
+    f.resize(60, 0);
+    f
+}
+
+/// Interleaves the packets of `conns` round-robin (client and server sides alternating within
+/// each connection), tagging each with its connection id.
+fn interleave(conns: &[Conn]) -> Vec<(usize, Vec<u8>)> {
+    let per_conn: Vec<Vec<Vec<u8>>> = conns
+        .iter()
+        .map(|c| {
+            let mut v = Vec::new();
+            let (mut a, mut b) = (c.c2s.iter(), c.s2c.iter());
+            // c2s[0], s2c[0], c2s[1], s2c[1], ...: a plausible exchange order.
+            loop {
+                let (x, y) = (a.next(), b.next());
+                if x.is_none() && y.is_none() {
+                    break;
+                }
+                v.extend(x.cloned());
+                v.extend(y.cloned());
+            }
+            v
+        })
+        .collect();
+    let longest = per_conn.iter().map(Vec::len).max().unwrap_or(0);
+    let mut out = Vec::new();
+    for i in 0..longest {
+        for (c, pkts) in conns.iter().zip(&per_conn) {
+            if let Some(p) = pkts.get(i) {
+                out.push((c.id, p.clone()));
+            }
+        }
+    }
+    out
+}
+
+fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
+    let ts = |i: usize| Duration::from_micros(1_000_000 + i as u64 * 10);
+    dataplane::pcap::write_all(path, frames.iter().enumerate().map(|(i, f)| (ts(i), f.as_slice()))).unwrap();
+}
+
+fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
+    dataplane::pcap::read_all(path).unwrap().into_iter().map(|f| f.data).collect()
+}
+
+/// The `eal = [...]` line: no hugepages, a unique file prefix, the lcore map and vdevs.
+fn eal_line(prefix: &str, lcores: &str, vdevs: &[String]) -> String {
+    let mut args: Vec<String> = [
+        "--no-huge",
+        "--no-shconf",
+        "--no-pci",
+        "--file-prefix",
+        &format!("{prefix}-{}", std::process::id()),
+        "-m",
+        "512",
+        "--lcores",
+        lcores,
+        "--log-level",
+        "lib.eal:warning",
+        "--no-telemetry",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for v in vdevs {
+        args.push("--vdev".into());
+        args.push(v.clone());
+    }
+    let quoted: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+    format!("eal = [{}]\n", quoted.join(", "))
+}
+
+fn run(dir: &Path, config: &str, extra: &[&str]) -> Output {
+    let path = dir.join("dataplane.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut cmd = Command::new(dataplane_bin());
+    cmd.arg("run").arg("--config").arg(&path).args(extra);
+    let out = cmd.output().unwrap();
+    eprintln!(
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn empty_pcap(dir: &Path) -> PathBuf {
+    let p = dir.join("empty.pcap");
+    write_pcap(&p, &[]);
+    p
+}
+
+fn d(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// A pcap of known connections through net_pcap0 -> worker -> net_pcap1: the output holds
+/// exactly the packets the rules allow, in input order, byte for byte.
+#[test]
+fn forwards_exactly_the_allowed_packets_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let dp = dir.path();
+    let conns = vec![
+        tcp_conn(0, [10, 0, 1, 5], [192, 0, 2, 10], 40000, 80),
+        tcp_conn(1, [10, 0, 2, 7], [192, 0, 2, 10], 40001, 80), // client in 10.0.2.0/24: dropped
+        udp_conn(2, [10, 0, 1, 6], [192, 0, 2, 53], 5353, 53),  // UDP to port 53: dropped
+        udp_conn(3, [10, 0, 1, 6], [192, 0, 2, 99], 5353, 123),
+        tcp_conn(4, [10, 0, 3, 1], [10, 0, 2, 200], 40002, 443), // server in 10.0.2.0/24: dropped
+        tcp6_conn(5, [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], [0xfd; 16], 50000, 22),
+        tcp_conn(6, [10, 0, 9, 9], [198, 51, 100, 1], 40003, 8080),
+    ];
+    let dropped: BTreeSet<usize> = [1, 2, 4].into();
+    let mut input = interleave(&conns);
+    input.insert(3, (usize::MAX, arp()));
+    let frames: Vec<Vec<u8>> = input.iter().map(|(_, f)| f.clone()).collect();
+    let expected: Vec<Vec<u8>> = input.iter().filter(|(id, _)| !dropped.contains(id)).map(|(_, f)| f.clone()).collect();
+    assert!(expected.len() < frames.len() && !expected.is_empty());
+
+    let (inp, out, back) = (dp.join("in.pcap"), dp.join("out.pcap"), dp.join("back.pcap"));
+    write_pcap(&inp, &frames);
+    let empty = empty_pcap(dp);
+    let rules = dp.join("rules.yaml");
+    let yaml = rule_yaml("block-net", "  cidrBlocks: [\"10.0.2.0/24\"]\n  action: DROP\n  reason: test\n")
+        + &rule_yaml("block-dns", "  action: DROP\n  reason: dns\n  ports: [{protocol: UDP, port: 53}]\n");
+    std::fs::write(&rules, yaml).unwrap();
+
+    let config = eal_line(
+        "run-fwd",
+        "0@0,1@1",
+        &[
+            format!("net_pcap0,rx_pcap={},tx_pcap={}", d(&inp), d(&back)),
+            format!("net_pcap1,rx_pcap={},tx_pcap={}", d(&empty), d(&out)),
+        ],
+    ) + &format!(
+        r#"
+rules = [{rules:?}]
+stats_period = 0
+[[ports]]
+device = "net_pcap0"
+[[ports]]
+device = "net_pcap1"
+[forward]
+net_pcap0 = "net_pcap1"
+net_pcap1 = "net_pcap0"
+[[workers]]
+lcore = 1
+rx = [{{ port = "net_pcap0", queue = 0 }}, {{ port = "net_pcap1" }}]
+"#,
+        rules = d(&rules)
+    );
+    let o = run(dp, &config, &["--duration", "2"]);
+    assert_eq!(o.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("mbufs in use: 0"), "{stdout}");
+    let got = read_pcap(&out);
+    assert_eq!(got.len(), expected.len(), "packets forwarded");
+    assert!(got == expected, "out.pcap differs from the allowed packets of in.pcap");
+    assert!(read_pcap(&back).is_empty());
+    let drops = frames.len() - expected.len();
+    assert!(
+        stdout.contains(&format!(
+            "rx {}  tx {}  drops policy {drops} malformed 0 tx_full 0",
+            frames.len(),
+            expected.len()
+        )),
+        "{stdout}"
+    );
+}
+
+/// Software distribution over two workers: a distributor lcore hashes every packet of both
+/// directions (client side on port 0, server side on port 1) to one worker; each worker
+/// transmits on its own TX queue, which net_pcap writes to its own file.
+#[test]
+fn software_distribution_keeps_both_directions_on_one_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let dp = dir.path();
+    let conns: Vec<Conn> = (0..40)
+        .map(|i| {
+            let client = [10, 1, (i / 200) as u8, (i % 200) as u8 + 1];
+            let server = [192, 0, 2, (i % 7) as u8 + 1];
+            if i % 3 == 0 {
+                udp_conn(i, client, server, 20000 + i as u16, 53)
+            } else {
+                tcp_conn(i, client, server, 30000 + i as u16, 443)
+            }
+        })
+        .collect();
+    // Connection of each frame, by its bytes (every frame of the test is distinct).
+    let mut conn_of: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
+    for c in &conns {
+        for f in c.c2s.iter().chain(&c.s2c) {
+            assert!(conn_of.insert(f.clone(), c.id).is_none());
+        }
+    }
+    let all = interleave(&conns);
+    let c2s: Vec<Vec<u8>> = all.iter().filter(|(id, f)| conns[*id].c2s.contains(f)).map(|(_, f)| f.clone()).collect();
+    let s2c: Vec<Vec<u8>> = all.iter().filter(|(id, f)| conns[*id].s2c.contains(f)).map(|(_, f)| f.clone()).collect();
+    let (in0, in1) = (dp.join("c2s.pcap"), dp.join("s2c.pcap"));
+    write_pcap(&in0, &c2s);
+    write_pcap(&in1, &s2c);
+    // tx file per (port, worker): worker k owns TX queue k of each port.
+    let tx = |port: usize, w: usize| dp.join(format!("p{port}_w{w}.pcap"));
+    let config = eal_line(
+        "run-sw",
+        "0@0,1@1,2@0,3@1",
+        &[
+            format!("net_pcap0,rx_pcap={},tx_pcap={},tx_pcap={}", d(&in0), d(&tx(0, 0)), d(&tx(0, 1))),
+            format!("net_pcap1,rx_pcap={},tx_pcap={},tx_pcap={}", d(&in1), d(&tx(1, 0)), d(&tx(1, 1))),
+        ],
+    ) + r#"
+distribution = "software"
+distributor_lcore = 3
+stats_period = 0
+[[ports]]
+device = "net_pcap0"
+tx_queues = 2
+[[ports]]
+device = "net_pcap1"
+tx_queues = 2
+[forward]
+net_pcap0 = "net_pcap1"
+net_pcap1 = "net_pcap0"
+[[workers]]
+lcore = 1
+[[workers]]
+lcore = 2
+"#;
+    let o = run(dp, &config, &["--duration", "2"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("mbufs in use: 0"));
+
+    let mut workers_of: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
+    let mut per_worker = [0usize; 2];
+    let mut total = 0;
+    for port in 0..2 {
+        for w in 0..2 {
+            for f in read_pcap(&tx(port, w)) {
+                let id = conn_of[&f];
+                // Client packets come in on port 0 and leave on port 1, and back.
+                assert_eq!(conns[id].c2s.contains(&f), port == 1);
+                workers_of.entry(id).or_default().insert(w);
+                per_worker[w] += 1;
+                total += 1;
+            }
+        }
+    }
+    assert_eq!(total, c2s.len() + s2c.len(), "every packet forwarded once");
+    assert_eq!(workers_of.len(), conns.len());
+    for (id, ws) in &workers_of {
+        assert_eq!(ws.len(), 1, "connection {id} was split over workers {ws:?}");
+        // And the worker is the one the symmetric hash names.
+        let w = dataplane::worker::software_worker_of(&conns[*id].c2s[0], 2);
+        assert_eq!(ws.iter().next(), Some(&w));
+    }
+    assert!(per_worker.iter().all(|&n| n > 0), "both workers got traffic: {per_worker:?}");
+}
+
+/// SIGTERM while traffic flows (net_pcap replaying forever into a net_null sink): a clean
+/// exit, final stats, no mbuf left in use.
+#[test]
+fn sigterm_mid_traffic_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let dp = dir.path();
+    let inp = dp.join("in.pcap");
+    let frames: Vec<Vec<u8>> =
+        interleave(&[tcp_conn(0, [10, 0, 0, 1], [10, 0, 0, 2], 1234, 80)]).into_iter().map(|(_, f)| f).collect();
+    write_pcap(&inp, &frames);
+    let config = eal_line(
+        "run-sig",
+        "0@0,1@1",
+        &[format!("net_pcap0,rx_pcap={},infinite_rx=1", d(&inp)), "net_null0,no-rx=1".into()],
+    ) + r#"
+stats_period = 0.2
+[[ports]]
+device = "net_pcap0"
+[[ports]]
+device = "net_null0"
+[forward]
+net_pcap0 = "net_null0"
+net_null0 = "net_pcap0"
+[[workers]]
+lcore = 1
+rx = [{ port = "net_pcap0" }, { port = "net_null0" }]
+"#;
+    let path = dp.join("dataplane.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = Command::new(dataplane_bin())
+        .args(["run", "--config"])
+        .arg(&path)
+        .args(["--duration", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for a periodic stats line showing forwarded traffic.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let line = lines.next().expect("stdout closed before traffic flowed").unwrap();
+        let busy = line.contains("worker 0") && !line.contains("rx 0 ");
+        seen.push(line);
+        if busy {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no traffic: {seen:?}");
+    }
+    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let status = child.wait().unwrap();
+    let stdout = rest.join("\n");
+    eprintln!("{}\n{stdout}", seen.join("\n"));
+    assert_eq!(status.code(), Some(0));
+    assert!(stdout.contains("final stats"), "{stdout}");
+    assert!(stdout.contains("mbufs in use: 0"), "{stdout}");
+    let final_worker = rest.iter().rev().find(|l| l.contains("worker 0")).unwrap();
+    assert!(!final_worker.contains("rx 0 "), "{final_worker}");
+}
+
+fn base_config(prefix: &str) -> String {
+    eal_line(prefix, "0@0,1@1", &["net_null0".into(), "net_null1".into()])
+        + r#"
+stats_period = 0
+[[ports]]
+device = "net_null0"
+[[ports]]
+device = "net_null1"
+[forward]
+net_null0 = "net_null1"
+net_null1 = "net_null0"
+[[workers]]
+lcore = 1
+rx = [{ port = "net_null0" }, { port = "net_null1", queue = 0 }]
+"#
+}
+
+fn expect_config_error(dir: &Path, config: &str, needle: &str) {
+    let o = run(dir, config, &["--duration", "0"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(needle), "expected {needle:?} in: {stderr}");
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("running:"), "nothing may start");
+}
+
+/// Bad configurations: exit code 2, the message names the key, nothing starts.
+#[test]
+fn bad_config_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let dp = dir.path();
+    // The base configuration is fine.
+    let o = run(dp, &base_config("run-cfg0"), &["--duration", "0.2"]);
+    assert_eq!(o.status.code(), Some(0));
+
+    expect_config_error(dp, &base_config("run-cfg1").replace("stats_period = 0", "stats_perod = 0"), "stats_perod");
+    expect_config_error(
+        dp,
+        &base_config("run-cfg2").replace("device = \"net_null1\"", "device = \"net_null1\"\nrx_queus = 2"),
+        "ports[1].rx_queus",
+    );
+    expect_config_error(dp, &base_config("run-cfg3").replace("queue = 0", "queue = 4"), "workers[0].rx[1].queue");
+    expect_config_error(dp, &base_config("run-cfg4").replace("net_null1 = \"net_null0\"", ""), "forward.net_null1");
+    expect_config_error(dp, &base_config("run-cfg5").replace("lcore = 1", "lcore = 7"), "workers[0].lcore");
+    expect_config_error(dp, &base_config("run-cfg6").replace("stats_period = 0", "tls_fail = \"ajar\""), "tls_fail");
+    expect_config_error(
+        dp,
+        &base_config("run-cfg7").replace("\"--vdev\", \"net_null1\"", "\"--vdev\", \"net_null7\""),
+        "ports[1].device",
+    );
+
+    // Bad rules: every error listed, exit 2.
+    let rules = dp.join("bad.yaml");
+    std::fs::write(&rules, rule_yaml("bad", "  cidrBlocks: [\"10.0.0.1/24\"]\n  action: DROP\n")).unwrap();
+    expect_config_error(
+        dp,
+        &base_config("run-cfg8").replace("stats_period = 0", &format!("rules = [{:?}]", d(&rules))),
+        "spec.cidrBlocks[0]",
+    );
+}
