@@ -289,13 +289,13 @@ lcore = 2
     let mut per_worker = [0usize; 2];
     let mut total = 0;
     for port in 0..2 {
-        for w in 0..2 {
+        for (w, count) in per_worker.iter_mut().enumerate() {
             for f in read_pcap(&tx(port, w)) {
                 let id = conn_of[&f];
                 // Client packets come in on port 0 and leave on port 1, and back.
                 assert_eq!(conns[id].c2s.contains(&f), port == 1);
                 workers_of.entry(id).or_default().insert(w);
-                per_worker[w] += 1;
+                *count += 1;
                 total += 1;
             }
         }

@@ -148,7 +148,7 @@ impl Worker {
             }
             self.quiescent();
             loops = loops.wrapping_add(1);
-            if loops % PUBLISH_EVERY == 0 {
+            if loops.is_multiple_of(PUBLISH_EVERY) {
                 self.publish();
             }
         }
@@ -299,7 +299,7 @@ impl Distributor {
                 rx.clear();
             }
             loops = loops.wrapping_add(1);
-            if loops % PUBLISH_EVERY == 0 {
+            if loops.is_multiple_of(PUBLISH_EVERY) {
                 self.publish();
             }
         }
