@@ -90,6 +90,27 @@ impl Shared {
         self.adopted.load(Relaxed)
     }
 
+    /// Called by the lcore at its quiescent point: swaps `current` for a policy waiting in
+    /// the mailbox, records its generation (a `Relaxed` store) and hands the old one back
+    /// through the return queue, so it is freed on the control thread. No allocation, no
+    /// reference count change; a policy is taken only when the old one can be handed back.
+    /// Returns whether a new policy was adopted.
+    #[inline]
+    pub fn adopt(&self, current: &mut Arc<CompiledPolicy>) -> bool {
+        if self.returns.is_full() {
+            return false;
+        }
+        let Some(new) = self.mailbox.pop() else { return false };
+        let generation = new.generation();
+        let old = std::mem::replace(current, new);
+        self.adopted.store(generation, Relaxed);
+        // Cannot fail: checked not full, and only this lcore pushes.
+        if let Err(old) = self.returns.push(old) {
+            std::mem::forget(old);
+        }
+        true
+    }
+
     #[inline]
     fn store(&self, i: usize, v: u64) {
         if let Some(c) = self.counters.get(i) {
@@ -156,22 +177,10 @@ impl Worker {
         self
     }
 
-    /// Adopts a policy waiting in the mailbox; the old one goes back to the control thread.
+    /// The quiescent point: adopts a policy waiting in the mailbox.
     #[inline]
     fn quiescent(&mut self) {
-        // Take a new policy only when the old one can be handed back (never freed here).
-        if self.shared.returns.is_full() {
-            return;
-        }
-        if let Some(new) = self.shared.mailbox.pop() {
-            let generation = new.generation();
-            let old = std::mem::replace(&mut self.policy, new);
-            self.shared.adopted.store(generation, Relaxed);
-            // Cannot fail: checked not full, and only this worker pushes.
-            if let Err(old) = self.shared.returns.push(old) {
-                std::mem::forget(old);
-            }
-        }
+        self.shared.adopt(&mut self.policy);
     }
 
     /// Copies the counters to the shared array (plain stores).

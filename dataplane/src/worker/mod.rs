@@ -21,7 +21,8 @@ use crate::dpdk::{cycles, Eal, Mempool, Port, PortConfig, Ring, RxQueue, TxQueue
 use crate::pipeline::Pipeline;
 use crate::policy::{load_rule_set, CompiledPolicy, RuleErrors, RuleSet};
 pub use config::{Config, ConfigError, Distribution};
-use fastpath::{counter, Distributor, Input, Shared, Source, Worker, WorkerCounters};
+pub use fastpath::Shared;
+use fastpath::{counter, Distributor, Input, Source, Worker, WorkerCounters};
 
 /// Exit code for a bad configuration, bad rules or bad EAL arguments (nothing started).
 pub const EXIT_CONFIG: u8 = 2;
@@ -49,7 +50,9 @@ pub struct Workers {
 }
 
 impl Workers {
-    fn new(lcores: Vec<u32>, generation: u64) -> Workers {
+    /// Control state for workers on `lcores`, all starting with policy `generation`. The
+    /// lcore side of each worker is [`Workers::lcore_side`]`(k)`.
+    pub fn new(lcores: Vec<u32>, generation: u64) -> Workers {
         let shared = lcores.iter().map(|_| Arc::new(Shared::new(generation))).collect();
         Workers { shared, lcores, generation: Mutex::new(generation) }
     }
@@ -103,6 +106,11 @@ impl Workers {
     /// The last published counters of each worker (indexes in [`fastpath::counter`]).
     pub fn counters(&self) -> Vec<[u64; counter::COUNT]> {
         self.shared.iter().map(|s| std::array::from_fn(|i| s.counter(i))).collect()
+    }
+
+    /// What worker `k`'s lcore holds: its counters, mailbox and return queue.
+    pub fn lcore_side(&self, k: usize) -> Option<Arc<Shared>> {
+        self.shared.get(k).cloned()
     }
 
     /// Frees the policies the workers have given back.
@@ -302,7 +310,7 @@ impl Runtime {
                     }
                 }
             }
-            let shared = workers.shared.get(k).cloned().ok_or(EXIT_CONFIG)?;
+            let shared = workers.lcore_side(k).ok_or(EXIT_CONFIG)?;
             prepared.push((
                 w.lcore,
                 Worker {
@@ -543,3 +551,6 @@ impl Snapshot {
 pub fn software_worker_of(frame: &[u8], workers: usize) -> usize {
     fastpath::worker_of(frame, workers)
 }
+
+#[cfg(test)]
+mod tests;
