@@ -7,6 +7,14 @@ use dataplane::policy::{load_rule_set, Action, CompiledPolicy, RuleErrors};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// `println!` that does not panic when stdout is closed (`dataplane classify ... | head`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 #[derive(Parser)]
 #[command(name = "dataplane", version, about = "Userspace packet dataplane on DPDK: CIDR and TLS policy at line rate")]
 struct Cli {
@@ -94,7 +102,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Gen(args) => match dataplane::bench::gen::generate(&args) {
             Ok(s) => {
-                println!(
+                out!(
                     "wrote {}: {} packets ({} bytes), {} flows ({} TCP, {} UDP, {} IPv6, {} TLS of which {} post-quantum)",
                     args.out.display(),
                     s.packets,
@@ -123,7 +131,7 @@ fn main() -> ExitCode {
             match load_policy(&paths, default_action) {
                 Ok(policy) => {
                     let s = policy.stats();
-                    println!(
+                    out!(
                         "ok: {} rules, {} IPv4 and {} IPv6 prefixes ({} + {} classes), compiled in {:.2} ms, {:.1} KiB",
                         s.rules,
                         s.v4_prefixes,
@@ -150,14 +158,17 @@ fn main() -> ExitCode {
             match classify_pcap(&policy, &pcap, config, out) {
                 Ok(summary) => {
                     if !json {
-                        println!(
+                        out!(
                             "packets {}  allowed {}  dropped {}  malformed {}",
-                            summary.packets, summary.allowed, summary.dropped, summary.malformed
+                            summary.packets,
+                            summary.allowed,
+                            summary.dropped,
+                            summary.malformed
                         );
                         for (name, hits) in &summary.hits {
-                            println!("  rule {name}: {hits}");
+                            out!("  rule {name}: {hits}");
                         }
-                        println!("  default ({default_action}): {}", summary.default_hits);
+                        out!("  default ({default_action}): {}", summary.default_hits);
                     }
                     ExitCode::SUCCESS
                 }

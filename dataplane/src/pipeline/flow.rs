@@ -41,12 +41,19 @@ impl FlowKey {
     /// A symmetric hash (both directions give the same value): the key is canonical.
     pub fn hash(&self) -> u32 {
         const K: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut h = (self.lo_addr as u64) ^ ((self.lo_addr >> 64) as u64).rotate_left(17);
-        h = (h ^ (self.hi_addr as u64)).wrapping_mul(K);
-        h ^= ((self.hi_addr >> 64) as u64).rotate_left(31);
-        h ^= (u64::from(self.lo_port) << 32) | (u64::from(self.hi_port) << 16) | u64::from(self.protocol);
-        h = h.wrapping_mul(K);
-        (h ^ (h >> 29)) as u32
+        let ports = (u64::from(self.lo_port) << 24) | (u64::from(self.hi_port) << 8) | u64::from(self.protocol);
+        let mut h: u64 = 0x243f_6a88_85a3_08d3;
+        for w in
+            [self.lo_addr as u64, (self.lo_addr >> 64) as u64, self.hi_addr as u64, (self.hi_addr >> 64) as u64, ports]
+        {
+            h = (h ^ w).wrapping_mul(K);
+            h ^= h >> 29;
+        }
+        // murmur3's finaliser: every input bit reaches every output bit.
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        (h >> 32) as u32
     }
 }
 
@@ -208,8 +215,8 @@ impl FlowTable {
     }
 
     fn bucket_index(&self, hash: u32) -> usize {
-        // The high bits pick the bucket; the signature keeps all of them.
-        (hash.rotate_left(16) as usize) & self.mask
+        // The hash is fully mixed: its low bits pick the bucket; the signature keeps all of them.
+        hash as usize & self.mask
     }
 
     fn expired(&self, e: &FlowEntry, now_ms: u64) -> bool {
