@@ -53,6 +53,12 @@ struct TableResult {
     build_ms: f64,
 }
 
+impl TableResult {
+    fn new(name: &'static str, (cycles, mlps): (f64, f64), memory_bytes: usize, build_ms: f64) -> TableResult {
+        TableResult { name, cycles_per_lookup: cycles, mlookups_per_s: mlps, memory_bytes, build_ms }
+    }
+}
+
 #[derive(Serialize, Debug)]
 struct BenchReport {
     family: String,
@@ -297,27 +303,9 @@ fn bench_v4(routes: &[(u128, u8)], keys: &[u128]) -> Result<Vec<TableResult>, St
     let lpm_mem = (1usize << 24) * 4 + tbl8s as usize * 256 * 4 + routes.len() * 8;
     let fib_mem = (1usize << 24) * 8 + tbl8s as usize * 256 * 8;
     Ok(vec![
-        TableResult {
-            name: "ours",
-            cycles_per_lookup: ours_cyc,
-            mlookups_per_s: ours_mlps,
-            memory_bytes: ours.memory_bytes(),
-            build_ms: ours_build,
-        },
-        TableResult {
-            name: "rte_lpm",
-            cycles_per_lookup: lpm_cyc,
-            mlookups_per_s: lpm_mlps,
-            memory_bytes: lpm_mem,
-            build_ms: lpm_build,
-        },
-        TableResult {
-            name: "rte_fib",
-            cycles_per_lookup: fib_cyc,
-            mlookups_per_s: fib_mlps,
-            memory_bytes: fib_mem,
-            build_ms: fib_build,
-        },
+        TableResult::new("ours", (ours_cyc, ours_mlps), ours.memory_bytes(), ours_build),
+        TableResult::new("rte_lpm", (lpm_cyc, lpm_mlps), lpm_mem, lpm_build),
+        TableResult::new("rte_fib", (fib_cyc, fib_mlps), fib_mem, fib_build),
     ])
 }
 
@@ -374,26 +362,8 @@ fn bench_v6(routes: &[(u128, u8)], keys: &[u128]) -> Result<Vec<TableResult>, St
     let lpm_mem = (1usize << 24) * 4 + tbl8s as usize * 256 * 4 + routes.len() * 24;
     let fib_mem = (1usize << 24) * 8 + tbl8s as usize * 256 * 8;
     Ok(vec![
-        TableResult {
-            name: "ours",
-            cycles_per_lookup: ours_cyc,
-            mlookups_per_s: ours_mlps,
-            memory_bytes: ours.memory_bytes(),
-            build_ms: ours_build,
-        },
-        TableResult {
-            name: "rte_lpm6",
-            cycles_per_lookup: lpm_cyc,
-            mlookups_per_s: lpm_mlps,
-            memory_bytes: lpm_mem,
-            build_ms: lpm_build,
-        },
-        TableResult {
-            name: "rte_fib6",
-            cycles_per_lookup: fib_cyc,
-            mlookups_per_s: fib_mlps,
-            memory_bytes: fib_mem,
-            build_ms: fib_build,
-        },
+        TableResult::new("ours", (ours_cyc, ours_mlps), ours.memory_bytes(), ours_build),
+        TableResult::new("rte_lpm6", (lpm_cyc, lpm_mlps), lpm_mem, lpm_build),
+        TableResult::new("rte_fib6", (fib_cyc, fib_mlps), fib_mem, fib_build),
     ])
 }
