@@ -110,37 +110,52 @@ impl<K: LpmKey, F: Frag<K>, const N: usize> Bucket<K> for Bkt<F, N> {
 }
 
 /// The IPv4 bucket: 7 prefixes as 16-bit fragments with 16-bit masks, and the inherited value as
-/// an eighth slot that always matches. The 8 fragments and masks are lanes of one `u128` each, so
-/// all slots are compared at once with a few word operations (SWAR), portable and branch-free.
+/// an eighth slot that always matches, compared all at once with a few word operations (SWAR),
+/// portable and branch-free.
 ///
-/// The prefixes fill the last lanes in ascending length; the lanes before them (at least lane 0)
-/// hold the inherited value with mask 0. The last matching lane is the longest prefix.
+/// Slots are numbered by priority: the prefixes fill the last slots in ascending length, the
+/// slots before them (at least slot 0) hold the inherited value with mask 0, and the highest
+/// matching slot is the longest prefix. Slot `s` is lane `s / 2` (bits `16 (s / 2)..`) of word
+/// `s % 2`: interleaving the slots over the two words lets one shift fold both words' per-lane
+/// results into one `u64` in which slot `s` is bit `8 s + 7`, so a single bit scan finds it.
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Debug)]
 pub struct Bkt16 {
-    /// Lane `i` is bits `16 i .. 16 i + 16`.
-    frag: u128,
-    mask: u128,
+    frag: [u64; 2],
+    mask: [u64; 2],
     value: [u32; 8],
 }
 
 const _: () = assert!(core::mem::size_of::<Bkt16>() == 64);
 
 /// `0x7fff` in every 16-bit lane.
-const LOW15: u128 = 0x7fff_7fff_7fff_7fff_7fff_7fff_7fff_7fff;
+const LOW15: u64 = 0x7fff_7fff_7fff_7fff;
+/// The top bit of every 16-bit lane.
+const HIGH: u64 = !LOW15;
+/// The top bit of every byte: where the folded word has the slot flags.
+const FOLDED: u64 = 0x8080_8080_8080_8080;
+
+/// The top bit of each 16-bit lane of `x` that is not 0 (no carry crosses lanes).
+#[inline(always)]
+fn nonzero_lanes(x: u64) -> u64 {
+    (((x & LOW15) + LOW15) | x) & HIGH
+}
 
 impl Bucket<u32> for Bkt16 {
     const CAP: usize = 7;
     const SPAN: u32 = 16;
 
     fn new(pos: u32, def: u32, pfx: &[Route<u32>]) -> Self {
-        let mut b = Bkt16 { frag: 0, mask: 0, value: [def; 8] };
+        let mut b = Bkt16 { frag: [0; 2], mask: [0; 2], value: [def; 8] };
         let first = 8 - pfx.len().min(7);
-        for ((lane, v), r) in (0u32..).zip(b.value.iter_mut()).skip(first).zip(pfx) {
+        for ((slot, v), r) in (0usize..).zip(b.value.iter_mut()).skip(first).zip(pfx) {
             let frag = <u16 as Frag<u32>>::of(r.addr, pos);
             let mask = !(u16::MAX.checked_shr(u32::from(r.len).saturating_sub(pos)).unwrap_or(0));
-            b.frag |= u128::from(frag) << (16 * lane);
-            b.mask |= u128::from(mask) << (16 * lane);
+            let shift = 16 * (slot / 2);
+            if let (Some(f), Some(m)) = (b.frag.get_mut(slot % 2), b.mask.get_mut(slot % 2)) {
+                *f |= u64::from(frag) << shift;
+                *m |= u64::from(mask) << shift;
+            }
             *v = r.value;
         }
         b
@@ -149,13 +164,15 @@ impl Bucket<u32> for Bkt16 {
     #[inline(always)]
     fn find(&self, key: u32, pos: u32) -> u32 {
         let kf = u64::from(<u16 as Frag<u32>>::of(key, pos)) * 0x0001_0001_0001_0001;
-        let diff = ((u128::from(kf) << 64) | u128::from(kf)) ^ self.frag;
-        let x = diff & self.mask;
-        // Top bit of a lane set exactly when the lane is 0 (no carry crosses lanes).
-        let zero = !(((x & LOW15) + LOW15) | x | LOW15);
-        // Lane 0 always matches, so `zero` is not 0 and the lane is below 8.
-        let lane = (127 - zero.leading_zeros()) / 16;
-        self.value.get(lane as usize).copied().unwrap_or(0)
+        let [f0, f1] = self.frag;
+        let [m0, m1] = self.mask;
+        let even = nonzero_lanes((kf ^ f0) & m0);
+        let odd = nonzero_lanes((kf ^ f1) & m1);
+        // Slot flags at bit 8 s + 7 (odd slots stay at 16 j + 15, even ones move to 16 j + 7),
+        // set where the slot matches. Slot 0 always matches, so the word is not 0.
+        let matching = (odd | (even >> 8)) ^ FOLDED;
+        let slot = (63 - (matching | 1).leading_zeros()) >> 3;
+        self.value.get(slot as usize).copied().unwrap_or(0)
     }
 
     #[inline(always)]

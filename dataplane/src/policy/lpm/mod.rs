@@ -12,7 +12,7 @@
 //! * **nodes** of 256 entries, each consuming the next 8 key bits, only where a subtree holds more
 //!   prefixes than a bucket can;
 //! * **buckets** of a few prefixes in one 64-byte cache line: for IPv4 7 prefixes as 16-bit
-//!   lanes of a `u128` compared all at once (SWAR), for IPv6 4 prefixes reaching at most 64 bits
+//!   lanes of two `u64` compared all at once (SWAR), for IPv6 4 prefixes reaching at most 64 bits
 //!   below the bucket; plus a two-line *long* bucket (5 prefixes) for IPv6 prefixes reaching
 //!   further (host routes in sparse regions).
 //!
@@ -24,11 +24,17 @@
 //! length, so the last match is the longest.
 //!
 //! A random `/24` (or `/48`) therefore costs one top-table read (cache hit) and one bucket line
-//! (the only DRAM access). [`Lpm::lookup_bulk`] works on batches of 64 keys in passes: the top
-//! entries of all keys, then one node level per pass while any key is at a node, then a touch of
-//! every bucket line, then the resolution of each key (cache hits). The loads within a pass are
-//! independent, so the cache misses of the batch are in flight together, without prefetch
-//! intrinsics.
+//! (the only DRAM access). [`Lpm::lookup_bulk`] works on batches of 64 keys in passes whose loads
+//! are independent, so the cache misses of the batch are in flight together, without prefetch
+//! intrinsics: the top entries of all keys; then one node level per pass while any key is at a
+//! node; a touch of every bucket line; the resolution of each key (cache hits).
+//!
+//! For IPv4 the top table's leaves become buckets without prefixes (one per distinct value), so
+//! that in the common batch — no key at a node — every key ends in a bucket at bit 16. Such a
+//! batch takes a fast path: no tags to branch on per key (the leaf/bucket mix of random keys
+//! mispredicted often), a constant bucket position, no positions to track. At 100k routes the
+//! resolution is compute-bound (the lines are in cache by then), so its instruction count is what
+//! the fast path and the IPv4 bucket layout minimise.
 //!
 //! Limits: fewer than 2^30 routes (indices are 30 bits); values at most [`MAX_VALUE`].
 //!
@@ -56,6 +62,8 @@ pub const MAX_VALUE: u32 = (1 << 30) - 1;
 
 /// Key bits resolved by the top table.
 const TOP_BITS: u32 = 16;
+/// Entries of the top table.
+const TOP_SIZE: usize = 1 << TOP_BITS;
 /// Key bits resolved by one node.
 const STRIDE: u32 = 8;
 /// Keys looked up together by [`Lpm::lookup_bulk`].
@@ -77,6 +85,10 @@ pub trait LpmKey: Copy + Eq + Ord + core::fmt::Debug + core::hash::Hash + Send +
     /// The bucket used when prefixes reach further below the bucket than `Short` compares.
     #[doc(hidden)]
     type Long: Bucket<Self>;
+    /// Whether the leaves of the top table become prefix-less buckets (see
+    /// `Builder::leaves_to_buckets`).
+    #[doc(hidden)]
+    const LEAF_BUCKETS: bool;
     /// `self` with every bit after the first `len` cleared (`len >= BITS` keeps all bits).
     fn masked(self, len: u32) -> Self;
     /// The first 16 bits: the top-table index.
@@ -92,6 +104,8 @@ impl LpmKey for u32 {
     type Short = Bkt16;
     // Never used: every IPv4 bucket sits at bit 16 or 24, where 16 bits reach the end.
     type Long = Bkt16;
+    // The top table leads to a bucket for most keys of a large table: worth removing the rest.
+    const LEAF_BUCKETS: bool = true;
     #[inline(always)]
     fn masked(self, len: u32) -> Self {
         self & !u32::MAX.checked_shr(len).unwrap_or(0)
@@ -110,6 +124,8 @@ impl LpmKey for u128 {
     const BITS: u32 = 128;
     type Short = Bkt<u64, 4>;
     type Long = Bkt<u128, 5>;
+    // IPv6 batches meet nodes and long buckets often enough that the general path runs anyway.
+    const LEAF_BUCKETS: bool = false;
     #[inline(always)]
     fn masked(self, len: u32) -> Self {
         self & !u128::MAX.checked_shr(len).unwrap_or(0)
@@ -160,8 +176,8 @@ pub struct LpmStats {
 /// Immutable longest-prefix-match table.
 #[derive(Clone)]
 pub struct Lpm<K: LpmKey> {
-    /// 2^16 tagged entries.
-    top: Vec<u32>,
+    /// Tagged entries. (An array, so that indexing it with 16 bits needs no bounds check.)
+    top: Box<[u32; TOP_SIZE]>,
     nodes: Vec<[u32; 256]>,
     short: Vec<K::Short>,
     long: Vec<K::Long>,
@@ -226,7 +242,10 @@ impl<K: LpmKey> Lpm<K> {
             same
         });
 
-        let mut top = vec![default; 1 << TOP_BITS];
+        let mut top: Box<[u32; TOP_SIZE]> = match vec![default; TOP_SIZE].into_boxed_slice().try_into() {
+            Ok(top) => top,
+            Err(_) => Box::new([default; TOP_SIZE]),
+        };
         let mut upper: Vec<Route<K>> = ps.iter().filter(|r| u32::from(r.len) <= TOP_BITS).copied().collect();
         upper.sort_by_key(|r| r.len);
         for r in &upper {
@@ -247,6 +266,11 @@ impl<K: LpmKey> Lpm<K> {
             }
         }
 
+        // Only when there are buckets at all; else every key is at a leaf and the general path
+        // resolves them without mispredictions.
+        if K::LEAF_BUCKETS && !b.short.is_empty() {
+            b.leaves_to_buckets(&mut top[..]);
+        }
         let mut nodes = b.nodes;
         let mut short = b.short;
         let mut long = b.long;
@@ -288,7 +312,7 @@ impl<K: LpmKey> Lpm<K> {
     /// Bytes of memory held by the table.
     pub fn memory_bytes(&self) -> usize {
         core::mem::size_of::<Self>()
-            + self.top.capacity() * core::mem::size_of::<u32>()
+            + core::mem::size_of::<[u32; TOP_SIZE]>()
             + self.nodes.capacity() * core::mem::size_of::<[u32; 256]>()
             + self.short.capacity() * core::mem::size_of::<K::Short>()
             + self.long.capacity() * core::mem::size_of::<K::Long>()
@@ -345,17 +369,31 @@ impl<K: LpmKey> Lpm<K> {
     }
 
     /// Up to `BATCH` keys, in passes whose loads are independent of each other, so that the
-    /// cache misses of the whole batch are in flight together: top entries; one node level per
-    /// pass while any key is still at a node; a touch of every bucket line; resolution (hits).
+    /// cache misses of the whole batch are in flight together. The first pass reads the top
+    /// entries and touches the bucket lines they point to. When no key is at a node (the common
+    /// case: nodes exist only in dense regions) the second pass resolves every key from cache;
+    /// else the node levels are walked one pass per level before the buckets are touched again.
     #[inline]
     fn batch(&self, keys: &[K], out: &mut [u32]) {
         let mut entries = [0u32; BATCH];
-        let mut positions = [TOP_BITS; BATCH];
-        let mut at_node = false;
+        let mut all_short = true;
         for (e, k) in entries.iter_mut().zip(keys) {
             *e = self.top_entry(*k);
-            at_node |= tag(*e) == TAG_NODE;
+            all_short &= tag(*e) == TAG_SHORT;
         }
+        if all_short {
+            let mut touched = 0u32;
+            for e in entries.iter().take(keys.len()) {
+                touched ^= self.short.get(index(*e)).map_or(0, |b| b.touch());
+            }
+            core::hint::black_box(touched);
+            for ((o, e), k) in out.iter_mut().zip(&entries).zip(keys) {
+                *o = self.short.get(index(*e)).map_or(self.default, |b| b.find(*k, TOP_BITS));
+            }
+            return;
+        }
+        let mut at_node = entries.iter().take(keys.len()).any(|e| tag(*e) == TAG_NODE);
+        let mut positions = [TOP_BITS; BATCH];
         while at_node {
             at_node = false;
             for ((e, p), k) in entries.iter_mut().zip(positions.iter_mut()).zip(keys) {
@@ -385,6 +423,21 @@ struct Builder<K: LpmKey> {
 }
 
 impl<K: LpmKey> Builder<K> {
+    /// Replaces every leaf of the top table by a bucket holding no prefix (one per distinct
+    /// value), so that a batch whose keys all end in buckets resolves them without looking at
+    /// tags: no branch on the leaf/bucket mix of the keys.
+    fn leaves_to_buckets(&mut self, top: &mut [u32]) {
+        let mut shared = std::collections::HashMap::new();
+        for e in top.iter_mut().filter(|e| tag(**e) == TAG_LEAF) {
+            let value = *e;
+            *e = *shared.entry(value).or_insert_with(|| {
+                let entry = (TAG_SHORT << TAG_SHIFT) | self.short.len() as u32;
+                self.short.push(K::Short::new(TOP_BITS, value, &[]));
+                entry
+            });
+        }
+    }
+
     /// Places `ps` — distinct prefixes sorted by `(addr, len)`, all longer than `pos` and agreeing
     /// on the first `pos` bits — below a slot whose inherited value is `def`; returns the entry.
     fn place(&mut self, pos: u32, def: u32, ps: &[Route<K>], depth: usize) -> u32 {
