@@ -20,3 +20,13 @@ pub mod wire;
 pub mod worker;
 
 pub mod bench;
+
+/// `println!` that does not panic when stdout is closed (`dataplane ... | head`): output is
+/// best effort, the dataplane keeps running.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}

@@ -7,13 +7,7 @@ use dataplane::policy::{load_rule_set, Action, CompiledPolicy, RuleErrors};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// `println!` that does not panic when stdout is closed (`dataplane classify ... | head`).
-macro_rules! out {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
+use dataplane::out;
 
 #[derive(Parser)]
 #[command(name = "dataplane", version, about = "Userspace packet dataplane on DPDK: CIDR and TLS policy at line rate")]

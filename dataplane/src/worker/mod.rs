@@ -382,7 +382,7 @@ impl Runtime {
                 }
             }
         }
-        println!(
+        crate::out!(
             "running: {} worker(s) on lcores {:?}, distribution {:?}, {} port(s), policy generation {}",
             rt.workers.lcores().len(),
             rt.workers.lcores(),
@@ -461,7 +461,7 @@ impl Runtime {
             }
         }
         let in_use = self.pool.in_use();
-        println!("mbufs in use: {in_use}");
+        crate::out!("mbufs in use: {in_use}");
         if in_use != 0 {
             eprintln!("error: {in_use} mbufs leaked (still in use after every port and ring is closed)");
             code = EXIT_RUNTIME;
