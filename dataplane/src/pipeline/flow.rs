@@ -284,7 +284,13 @@ impl FlowTable {
                 victim = old;
                 reuse_expired = true;
             } else {
-                victim = (0..WAYS).min_by_key(|&w| bucket.entries.get(w).map_or(0, |e| e.last_seen_ms)).unwrap_or(0);
+                // Stalest first, but dropped connections last: a dropped connection pushed out
+                // would come back mid-stream, where its client bytes no longer look like TLS.
+                victim = (0..WAYS)
+                    .min_by_key(|&w| {
+                        bucket.entries.get(w).map_or((false, 0), |e| (e.action == Action::Drop, e.last_seen_ms))
+                    })
+                    .unwrap_or(0);
                 self.counters.evicted += 1;
             }
         }

@@ -183,3 +183,22 @@ fn a_half_full_table_keeps_its_flows() {
     // 8-way buckets at load 0.5: overflowing buckets are rare.
     assert!(table.counters.evicted < 700, "evicted {}", table.counters.evicted);
 }
+
+#[test]
+fn eviction_spares_dropped_connections_while_allowed_ones_remain() {
+    let policy = ssh_block();
+    let mut p = Pipeline::new(PipelineConfig { flow_capacity: 8, ..PipelineConfig::default() });
+    // Oldest first: one dropped SSH connection, then seven allowed ones fill the bucket.
+    run(&mut p, &policy, &[build::tcp_v4(CLIENT, SERVER, 999, 22, SYN, 0, b"")], 0);
+    for port in 0..7u16 {
+        run(&mut p, &policy, &[build::tcp_v4(CLIENT, SERVER, 2000 + port, 80, SYN, 0, b"")], 1 + u64::from(port));
+    }
+    // A new connection evicts the stalest allowed one, not the older dropped one.
+    run(&mut p, &policy, &[build::tcp_v4(CLIENT, SERVER, 3000, 80, SYN, 0, b"")], 100);
+    assert_eq!(p.flows.counters.evicted, 1);
+    let created = p.flows.counters.created;
+    let v = run(&mut p, &policy, &[build::tcp_v4(CLIENT, SERVER, 999, 22, ACK, 1, b"x")], 101);
+    assert_eq!((v[0].action, p.flows.counters.created), (Action::Drop, created), "still known");
+    run(&mut p, &policy, &[build::tcp_v4(CLIENT, SERVER, 2000, 80, ACK, 1, b"x")], 102);
+    assert_eq!(p.flows.counters.created, created + 1, "the stalest allowed one was evicted");
+}
