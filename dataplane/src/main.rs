@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use dataplane::pipeline::offline::classify_pcap;
 use dataplane::pipeline::PipelineConfig;
-use dataplane::policy::{load_rule_set, Action, CompiledPolicy, RuleErrors};
+use dataplane::policy::{Action, CompiledPolicy};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -78,15 +78,8 @@ fn parse_action(s: &str) -> Result<Action, String> {
 }
 
 fn load_policy(paths: &[PathBuf], default_action: Action) -> Result<CompiledPolicy, ExitCode> {
-    let rules = load_rule_set(paths).map_err(|RuleErrors(errors)| {
-        for e in &errors {
-            eprintln!("{e}");
-        }
-        eprintln!("rejected: {} error(s)", errors.len());
-        ExitCode::from(1)
-    })?;
-    CompiledPolicy::compile(rules, default_action).map_err(|e| {
-        eprintln!("compiling rules: {e}");
+    dataplane::policy::load_policy(paths, default_action).map_err(|e| {
+        eprintln!("{e}");
         ExitCode::from(1)
     })
 }

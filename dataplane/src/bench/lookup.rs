@@ -5,6 +5,7 @@
 //! lookups in batches of [`BATCH`] and reported in TSC cycles per lookup.
 
 use crate::dpdk::{cycles, lpm_ref, Eal};
+use crate::policy::compile::mask;
 use crate::policy::lpm::{Lpm, Route};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -98,15 +99,6 @@ fn pick_len(rng: &mut SmallRng, depths: &[(u8, f64)]) -> u8 {
         x -= w;
     }
     depths.last().map_or(24, |d| d.0)
-}
-
-fn mask(len: u8, bits: u32) -> u128 {
-    let full = if bits == 128 { u128::MAX } else { (1u128 << bits) - 1 };
-    if len == 0 {
-        0
-    } else {
-        (full << (bits - u32::from(len))) & full
-    }
 }
 
 /// Distinct random routes (addr as u128 in the family's width, len), and keys.

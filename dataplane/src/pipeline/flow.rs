@@ -312,6 +312,14 @@ impl FlowTable {
         Slot((b * WAYS + victim) as u32)
     }
 
+    /// Whether `slot` still holds the flow `key` (an insertion may have reused it).
+    pub fn holds(&self, slot: Slot, key: &FlowKey) -> bool {
+        let (b, w) = (slot.0 as usize / WAYS, slot.0 as usize % WAYS);
+        self.buckets.get(b).is_some_and(|bk| {
+            bk.sig.get(w).is_some_and(|&s| s != 0) && bk.entries.get(w).is_some_and(|e| e.key == *key)
+        })
+    }
+
     pub fn entry_mut(&mut self, slot: Slot) -> Option<&mut FlowEntry> {
         let (b, w) = (slot.0 as usize / WAYS, slot.0 as usize % WAYS);
         self.buckets.get_mut(b).and_then(|bk| bk.entries.get_mut(w))

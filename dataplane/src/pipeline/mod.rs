@@ -256,7 +256,8 @@ impl Pipeline {
                 Step::Flow { key, hash, forward, flags } => {
                     let Some(p) = summaries.get(i).copied().flatten() else { continue };
                     let pkt = packets.get(i).map_or(&[][..], |x| x.as_ref());
-                    *v = self.settle_flow(policy, &p, pkt, (key, hash, forward, flags), decided, now_ms, |h| {
+                    let found = flow_of.get(i).and_then(|&f| slots.get(f)).copied().flatten();
+                    *v = self.settle_flow(policy, &p, pkt, (key, hash, forward, flags), found, decided, now_ms, |h| {
                         observer.hello(base + i, h)
                     });
                 }
@@ -280,12 +281,16 @@ impl Pipeline {
         p: &PacketSummary,
         pkt: &[u8],
         (key, hash, forward, flags): (FlowKey, u32, bool, u8),
+        found: Option<Slot>,
         decided: Option<Decision>,
         now_ms: u64,
         on_hello: impl FnOnce(&ClientHello<'_>),
     ) -> Verdict {
         let generation = policy.generation();
-        let (slot, fresh) = match self.flows.lookup(&key, hash, now_ms) {
+        // The burst lookup's slot stands unless an insertion since reused it; a flow missed
+        // there may have been created by an earlier packet of this burst.
+        let known = found.filter(|&s| self.flows.holds(s, &key)).or_else(|| self.flows.lookup(&key, hash, now_ms));
+        let (slot, fresh) = match known {
             Some(s) => (s, false),
             None => (self.flows.insert(key, hash, forward != is_syn_ack(p), now_ms), true),
         };

@@ -147,6 +147,9 @@ pub struct CompiledPolicy {
     sni: SniMatcher,
     default_action: Action,
     generation: u64,
+    /// Whether some rule tests JA3 / JA4, fixed at compile time: asked for every hello.
+    needs_ja3: bool,
+    needs_ja4: bool,
     stats: CompileStats,
 }
 
@@ -188,6 +191,8 @@ impl CompiledPolicy {
                 }
             })
             .collect();
+        let needs_ja3 = tls.iter().any(|t| !t.ja3.is_empty());
+        let needs_ja4 = tls.iter().any(|t| !t.ja4.is_empty());
         let sni = SniMatcher::new(names.iter().map(|(n, id)| (n.as_str(), *id))).map_err(CompileError::ServerName)?;
         let (v4, v4_prefixes) = build_family::<u32>(
             rule_set.rules(),
@@ -238,6 +243,8 @@ impl CompiledPolicy {
             sni,
             default_action,
             generation: 0,
+            needs_ja3,
+            needs_ja4,
             stats,
         })
     }
@@ -271,12 +278,12 @@ impl CompiledPolicy {
 
     /// Whether some rule tests JA3 (so the pipeline computes it for each hello).
     pub fn needs_ja3(&self) -> bool {
-        self.tls.iter().any(|t| !t.ja3.is_empty())
+        self.needs_ja3
     }
 
     /// Whether some rule tests JA4.
     pub fn needs_ja4(&self) -> bool {
-        self.tls.iter().any(|t| !t.ja4.is_empty())
+        self.needs_ja4
     }
 
     /// Whether any rule has TLS predicates (else the pipeline never inspects payloads).
@@ -509,7 +516,8 @@ struct PrefixEntry {
     except: bool,
 }
 
-fn mask(len: u8, bits: u32) -> u128 {
+/// The network mask of a `len`-bit prefix in a `bits`-bit address, as a u128.
+pub(crate) fn mask(len: u8, bits: u32) -> u128 {
     let full: u128 = if bits >= 128 { u128::MAX } else { (1u128 << bits) - 1 };
     if len == 0 {
         0

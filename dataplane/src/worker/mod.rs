@@ -19,7 +19,7 @@ use crate::dpdk::lcore::{self, Launched};
 use crate::dpdk::mempool::DEFAULT_DATA_ROOM;
 use crate::dpdk::{cycles, Eal, Mempool, Port, PortConfig, Ring, RxQueue, TxQueue};
 use crate::pipeline::Pipeline;
-use crate::policy::{load_rule_set, CompiledPolicy, RuleErrors, RuleSet};
+use crate::policy::CompiledPolicy;
 pub use config::{Config, ConfigError, Distribution};
 pub use fastpath::Shared;
 use fastpath::{counter, Distributor, Input, Source, Worker, WorkerCounters};
@@ -153,19 +153,8 @@ pub fn run(args: &RunArgs) -> u8 {
 fn load_policy(config: &Config, base: &Path) -> Result<CompiledPolicy, u8> {
     let paths: Vec<PathBuf> =
         config.rules.iter().map(|p| if p.is_absolute() { p.clone() } else { base.join(p) }).collect();
-    let rules = if paths.is_empty() {
-        RuleSet::new(Vec::new())
-    } else {
-        load_rule_set(&paths).map_err(|RuleErrors(errors)| {
-            for e in &errors {
-                eprintln!("{e}");
-            }
-            eprintln!("rules rejected: {} error(s)", errors.len());
-            EXIT_CONFIG
-        })?
-    };
-    let mut policy = CompiledPolicy::compile(rules, config.default_action).map_err(|e| {
-        eprintln!("compiling rules: {e}");
+    let mut policy = crate::policy::load_policy(&paths, config.default_action).map_err(|e| {
+        eprintln!("{e}");
         EXIT_CONFIG
     })?;
     policy.set_generation(1);
