@@ -42,7 +42,10 @@ pub mod counter {
     pub const CLASSIFIED: usize = 11;
     /// Distributor only: packets dropped because a worker's ring was full.
     pub const DROP_RING_FULL: usize = 12;
-    pub const COUNT: usize = 13;
+    /// TSC cycles spent on bursts that carried packets (poll loops that found nothing are
+    /// not counted), so `BUSY_CYCLES / RX` is the cost of one packet.
+    pub const BUSY_CYCLES: usize = 13;
+    pub const COUNT: usize = 14;
 }
 
 /// A worker's own counters: plain integers, written only by that worker.
@@ -55,6 +58,7 @@ pub struct WorkerCounters {
     pub drop_malformed: u64,
     pub drop_tx_full: u64,
     pub drop_ring_full: u64,
+    pub busy_cycles: u64,
 }
 
 /// What the control thread and one lcore share: the published counters, the policy
@@ -154,6 +158,7 @@ impl Worker {
         while !self.stop.load(Relaxed) {
             let Worker { inputs, tx, pipeline, policy, counters, .. } = &mut self;
             for input in inputs.iter_mut() {
+                let start = tsc();
                 let n = match &mut input.source {
                     Source::Rx(q) => q.burst(&mut rx),
                     Source::Ring(c) => c.dequeue_burst(&mut rx),
@@ -161,11 +166,12 @@ impl Worker {
                 if n == 0 {
                     continue;
                 }
-                let now_ms = tsc() / tsc_per_ms;
+                let now_ms = start / tsc_per_ms;
                 match tx.get_mut(input.egress) {
                     Some(txq) => forward_burst(pipeline, policy, now_ms, &mut rx, &mut out, txq, counters),
                     None => rx.clear(),
                 }
+                counters.busy_cycles = counters.busy_cycles.wrapping_add(tsc().wrapping_sub(start));
             }
             self.quiescent();
             loops = loops.wrapping_add(1);
@@ -201,6 +207,7 @@ impl Worker {
         s.store(counter::TLS_PENDING, p.tls_pending);
         s.store(counter::TLS_FAILED, p.tls_failed);
         s.store(counter::CLASSIFIED, p.classified);
+        s.store(counter::BUSY_CYCLES, c.busy_cycles);
     }
 }
 

@@ -21,8 +21,9 @@ use crate::dpdk::{cycles, Eal, Mempool, Port, PortConfig, Ring, RxQueue, TxQueue
 use crate::pipeline::Pipeline;
 use crate::policy::CompiledPolicy;
 pub use config::{Config, ConfigError, Distribution};
+pub use fastpath::counter;
 pub use fastpath::Shared;
-use fastpath::{counter, Distributor, Input, Source, Worker, WorkerCounters};
+use fastpath::{Distributor, Input, Source, Worker, WorkerCounters};
 
 /// Exit code for a bad configuration, bad rules or bad EAL arguments (nothing started).
 pub const EXIT_CONFIG: u8 = 2;
@@ -128,25 +129,94 @@ fn config_error(e: impl std::fmt::Display) -> u8 {
     EXIT_CONFIG
 }
 
+/// What runs on the main (control) thread beside the workers: the HTTP control plane,
+/// the traffic benchmark's per-second lines. Never on a worker lcore.
+pub trait Supervisor {
+    /// The policy the workers start with. `None` loads the config's rule files.
+    fn initial_policy(&mut self, _config: &Config, _base: &Path) -> Option<CompiledPolicy> {
+        None
+    }
+    /// Called once the workers run, then about every 10 ms until they stop.
+    fn tick(&mut self, _running: &Running<'_>) {}
+    /// Whether `run` prints its own stats every `stats_period`.
+    fn print_stats(&self) -> bool {
+        true
+    }
+}
+
+/// No supervisor: `dataplane run` alone.
+pub struct NoSupervisor;
+impl Supervisor for NoSupervisor {}
+
+/// What a [`Supervisor`] sees of the running dataplane.
+pub struct Running<'a> {
+    runtime: &'a Runtime,
+    /// When the workers were launched.
+    pub started: Instant,
+    pub config: &'a Config,
+}
+
+impl Running<'_> {
+    /// The control side of the workers: publish policies, read counters and generations.
+    pub fn workers(&self) -> &Arc<Workers> {
+        &self.runtime.workers
+    }
+    /// Every counter now.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::take(self.runtime)
+    }
+    /// Port ids and names, in config order.
+    pub fn ports(&self) -> Vec<(u16, String)> {
+        self.runtime.ports.iter().map(|p| (p.id(), p.name().to_owned())).collect()
+    }
+    /// Link state of each port (None when the device cannot tell).
+    pub fn links(&self) -> Vec<Option<crate::dpdk::Link>> {
+        self.runtime.ports.iter().map(|p| p.link().ok()).collect()
+    }
+    /// Asks the workers to stop (as SIGTERM does).
+    pub fn stop(&self) {
+        self.runtime.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How a run ended.
+pub struct RunOutcome {
+    /// The process exit code (0, [`EXIT_CONFIG`], [`EXIT_RUNTIME`]).
+    pub code: u8,
+    /// The counters after the workers stopped (None when nothing started).
+    pub last: Option<Snapshot>,
+    /// From launch to stop.
+    pub elapsed: Duration,
+}
+
 /// `dataplane run`. Returns the process exit code.
 pub fn run(args: &RunArgs) -> u8 {
+    run_with(args, &mut NoSupervisor).code
+}
+
+/// `dataplane run` with a [`Supervisor`] on the main thread.
+pub fn run_with(args: &RunArgs, supervisor: &mut dyn Supervisor) -> RunOutcome {
+    let failed = |code| RunOutcome { code, last: None, elapsed: Duration::ZERO };
     let config = match Config::load(&args.config) {
         Ok(c) => c,
-        Err(e) => return config_error(format!("{}: {e}", args.config.display())),
+        Err(e) => return failed(config_error(format!("{}: {e}", args.config.display()))),
     };
     if let Some(d) = args.duration {
         if !(d.is_finite() && d >= 0.0) {
-            return config_error(format!("--duration: {d} is not a number of seconds"));
+            return failed(config_error(format!("--duration: {d} is not a number of seconds")));
         }
     }
     let base = args.config.parent().unwrap_or(Path::new("."));
-    let policy = match load_policy(&config, base) {
-        Ok(p) => p,
-        Err(code) => return code,
+    let policy = match supervisor.initial_policy(&config, base) {
+        Some(p) => p,
+        None => match load_policy(&config, base) {
+            Ok(p) => p,
+            Err(code) => return failed(code),
+        },
     };
     match Runtime::start(&config, args, policy) {
-        Ok(rt) => rt.run_until_stopped(&config, args.duration),
-        Err(code) => code,
+        Ok(rt) => rt.run_until_stopped(&config, args.duration, supervisor),
+        Err(code) => failed(code),
     }
 }
 
@@ -162,7 +232,7 @@ fn load_policy(config: &Config, base: &Path) -> Result<CompiledPolicy, u8> {
 }
 
 /// Everything alive while the dataplane runs.
-struct Runtime {
+pub struct Runtime {
     _eal: Eal,
     pool: Mempool,
     ports: Vec<Port>,
@@ -353,7 +423,7 @@ impl Runtime {
                 Err(e) => {
                     eprintln!("launching the worker on lcore {lcore_id}: {e}");
                     rt.stop.store(true, Ordering::Relaxed);
-                    return Err(rt.shutdown(Instant::now()).max(EXIT_RUNTIME));
+                    return Err(rt.shutdown(Instant::now()).code.max(EXIT_RUNTIME));
                 }
             }
         }
@@ -367,7 +437,7 @@ impl Runtime {
                 Err(e) => {
                     eprintln!("launching the distributor on lcore {lcore_id}: {e}");
                     rt.stop.store(true, Ordering::Relaxed);
-                    return Err(rt.shutdown(Instant::now()).max(EXIT_RUNTIME));
+                    return Err(rt.shutdown(Instant::now()).code.max(EXIT_RUNTIME));
                 }
             }
         }
@@ -382,13 +452,15 @@ impl Runtime {
         Ok(rt)
     }
 
-    fn run_until_stopped(self, config: &Config, duration: Option<f64>) -> u8 {
+    fn run_until_stopped(self, config: &Config, duration: Option<f64>, supervisor: &mut dyn Supervisor) -> RunOutcome {
         let started = Instant::now();
         let deadline = duration.map(|d| started + Duration::from_secs_f64(d));
-        let period = (config.stats_period > 0.0).then(|| Duration::from_secs_f64(config.stats_period));
+        let period = (config.stats_period > 0.0 && supervisor.print_stats())
+            .then(|| Duration::from_secs_f64(config.stats_period));
         let mut next_stats = period.map(|p| started + p);
         let mut last = Snapshot::take(&self);
         while !self.stop.load(Ordering::Relaxed) {
+            supervisor.tick(&Running { runtime: &self, started, config });
             std::thread::sleep(Duration::from_millis(10));
             self.workers.reclaim();
             let now = Instant::now();
@@ -412,7 +484,7 @@ impl Runtime {
     }
 
     /// Stops the lcores, then the ports; prints the final stats and the mempool check.
-    fn shutdown(mut self, started: Instant) -> u8 {
+    fn shutdown(mut self, started: Instant) -> RunOutcome {
         self.stop.store(true, Ordering::Relaxed);
         let mut code = 0;
         // Join the loops: their queues, rings and pipelines come back and are dropped here.
@@ -440,8 +512,9 @@ impl Runtime {
                 code = EXIT_RUNTIME;
             }
         }
+        let elapsed = started.elapsed();
         let snap = Snapshot::take(&self);
-        print!("{}", self.report(&format!("final stats after {:.1} s", started.elapsed().as_secs_f64()), &snap, None));
+        print!("{}", self.report(&format!("final stats after {:.1} s", elapsed.as_secs_f64()), &snap, None));
         for p in self.ports.drain(..) {
             let name = p.name().to_owned();
             if let Err(e) = p.close() {
@@ -455,7 +528,7 @@ impl Runtime {
             eprintln!("error: {in_use} mbufs leaked (still in use after every port and ring is closed)");
             code = EXIT_RUNTIME;
         }
-        code
+        RunOutcome { code, last: Some(snap), elapsed }
     }
 
     fn report(&self, title: &str, now: &Snapshot, prev: Option<&Snapshot>) -> String {
@@ -519,10 +592,15 @@ impl Runtime {
 }
 
 /// Counters read at one instant.
-struct Snapshot {
-    at: Instant,
-    ports: Vec<Option<crate::dpdk::PortStats>>,
-    workers: Vec<[u64; counter::COUNT]>,
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub at: Instant,
+    /// Per port, in config order (None when the device cannot tell).
+    pub ports: Vec<Option<crate::dpdk::PortStats>>,
+    /// Per worker, indexes in [`counter`].
+    pub workers: Vec<[u64; counter::COUNT]>,
+    /// The distributor's counters (software distribution).
+    pub distributor: Option<[u64; counter::COUNT]>,
 }
 
 impl Snapshot {
@@ -531,6 +609,7 @@ impl Snapshot {
             at: Instant::now(),
             ports: rt.ports.iter().map(|p| p.stats().ok()).collect(),
             workers: rt.workers.counters(),
+            distributor: rt.distributor_info.as_ref().map(|(_, s)| std::array::from_fn(|i| s.counter(i))),
         }
     }
 }
