@@ -46,6 +46,9 @@ enum Command {
     /// Compare our LPM with DPDK's rte_lpm/rte_fib (v4) or rte_lpm6/rte_fib6 (v6) in one run.
     #[cfg(feature = "dpdk")]
     LookupBench(dataplane::bench::lookup::LookupBenchArgs),
+    /// testpmd-style throughput of the full pipeline: net_pcap replay -> workers -> net_null.
+    #[cfg(feature = "dpdk")]
+    Bench(dataplane::bench::traffic::BenchArgs),
     /// Run the dataplane: ports, worker lcores, policy (see config/dataplane.toml).
     #[cfg(feature = "dpdk")]
     Run {
@@ -110,6 +113,8 @@ fn main() -> ExitCode {
         },
         #[cfg(feature = "dpdk")]
         Command::LookupBench(args) => dataplane::bench::lookup::run(args),
+        #[cfg(feature = "dpdk")]
+        Command::Bench(args) => ExitCode::from(dataplane::bench::traffic::run(&args, None)),
         #[cfg(feature = "dpdk")]
         Command::Run { config, duration, eal } => {
             ExitCode::from(dataplane::worker::run(&dataplane::worker::RunArgs { config, duration, eal }))

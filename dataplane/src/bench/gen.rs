@@ -48,6 +48,11 @@ pub struct GenArgs {
     pub server_names: Vec<String>,
 }
 
+/// The SNIs `gen` uses by default.
+pub fn default_server_names() -> Vec<String> {
+    DEFAULT_NAMES.split(',').map(str::to_owned).collect()
+}
+
 const DEFAULT_NAMES: &str =
     "www.example.com,api.example.com,cdn.example.net,login.example.org,tracker.example.biz,mail.example.com";
 

@@ -106,15 +106,15 @@ fn no_reassembly_buffer_applies_tls_fail() {
 #[test]
 fn evicted_pending_flows_return_their_buffers() {
     let policy = policy();
-    let mut p = Pipeline::new(PipelineConfig { flow_capacity: 8, hello_buffers: 4, ..PipelineConfig::default() });
+    let mut p = Pipeline::new(PipelineConfig { flow_capacity: 1, hello_buffers: 4, ..PipelineConfig::default() });
     // Four connections stop after the first of two hello segments: four buffers held.
     for port in 0..4 {
         let frames = connection("www.bad.example", true, 41000 + port);
         run(&mut p, &policy, &frames[..4]);
     }
     assert_eq!(p.hellos.available(), 0);
-    // Twenty newer connections push them out of the 8-entry table (stalest first).
-    for port in 0..20u16 {
+    // Newer connections push them out of the one-bucket table (stalest first).
+    for port in 0..super::flow::WAYS as u16 + 4 {
         let mut v = [Verdict::default()];
         p.process_burst(&policy, &[build::udp_v4(CLIENT, SERVER, 50000 + port, 53, b"q")], 1 + u64::from(port), &mut v);
     }

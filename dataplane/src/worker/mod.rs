@@ -189,6 +189,12 @@ pub struct RunOutcome {
     pub elapsed: Duration,
 }
 
+impl RunOutcome {
+    fn failed(code: u8) -> RunOutcome {
+        RunOutcome { code, last: None, elapsed: Duration::ZERO }
+    }
+}
+
 /// `dataplane run`. Returns the process exit code.
 pub fn run(args: &RunArgs) -> u8 {
     run_with(args, &mut NoSupervisor).code
@@ -196,27 +202,30 @@ pub fn run(args: &RunArgs) -> u8 {
 
 /// `dataplane run` with a [`Supervisor`] on the main thread.
 pub fn run_with(args: &RunArgs, supervisor: &mut dyn Supervisor) -> RunOutcome {
-    let failed = |code| RunOutcome { code, last: None, elapsed: Duration::ZERO };
-    let config = match Config::load(&args.config) {
-        Ok(c) => c,
-        Err(e) => return failed(config_error(format!("{}: {e}", args.config.display()))),
-    };
+    match Config::load(&args.config) {
+        Ok(config) => run_config(&config, args.config.parent().unwrap_or(Path::new(".")), args, supervisor),
+        Err(e) => RunOutcome::failed(config_error(format!("{}: {e}", args.config.display()))),
+    }
+}
+
+/// Runs an already parsed `config` (relative rule paths are relative to `base`);
+/// `args.config` is not read.
+pub fn run_config(config: &Config, base: &Path, args: &RunArgs, supervisor: &mut dyn Supervisor) -> RunOutcome {
     if let Some(d) = args.duration {
         if !(d.is_finite() && d >= 0.0) {
-            return failed(config_error(format!("--duration: {d} is not a number of seconds")));
+            return RunOutcome::failed(config_error(format!("--duration: {d} is not a number of seconds")));
         }
     }
-    let base = args.config.parent().unwrap_or(Path::new("."));
-    let policy = match supervisor.initial_policy(&config, base) {
+    let policy = match supervisor.initial_policy(config, base) {
         Some(p) => p,
-        None => match load_policy(&config, base) {
+        None => match load_policy(config, base) {
             Ok(p) => p,
-            Err(code) => return failed(code),
+            Err(code) => return RunOutcome::failed(code),
         },
     };
-    match Runtime::start(&config, args, policy) {
-        Ok(rt) => rt.run_until_stopped(&config, args.duration, supervisor),
-        Err(code) => failed(code),
+    match Runtime::start(config, args, policy) {
+        Ok(rt) => rt.run_until_stopped(config, args.duration, supervisor),
+        Err(code) => RunOutcome::failed(code),
     }
 }
 
@@ -375,7 +384,9 @@ impl Runtime {
                 Worker {
                     inputs,
                     tx,
-                    pipeline: Pipeline::new(pipeline_config),
+                    pipeline: Pipeline::with_memory_advice(pipeline_config, &|start, len| {
+                        crate::dpdk::memory::advise_huge_pages(start, len);
+                    }),
                     policy: policy.clone(),
                     counters: WorkerCounters::default(),
                     shared,
