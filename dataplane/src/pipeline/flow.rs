@@ -203,6 +203,8 @@ pub struct FlowTable {
     timeouts: FlowTimeouts,
     pub counters: FlowCounters,
     live: usize,
+    /// One bit per bucket: some flow of it went to its second choice (see `buckets_of`).
+    spilled: Vec<u64>,
     /// Reassembly states of entries dropped (expired, evicted) while holding a hello buffer;
     /// the owner returns their buffers with [`FlowTable::drain_displaced`]. Preallocated.
     displaced: Vec<HelloReassembly>,
@@ -233,6 +235,7 @@ impl FlowTable {
             timeouts,
             counters: FlowCounters::default(),
             live: 0,
+            spilled: vec![0; buckets.div_ceil(64)],
             displaced: Vec::with_capacity(DISPLACED_CAPACITY),
         }
     }
@@ -270,9 +273,24 @@ impl FlowTable {
         hash | 1
     }
 
-    fn bucket_index(&self, hash: u32) -> usize {
-        // The hash is fully mixed: its low bits pick the bucket; the signature keeps all of them.
-        hash as usize & self.mask
+    /// The two buckets a flow may live in (the same one twice in a one-bucket table).
+    /// A flow goes to its first bucket unless that is full, then to its second, and the
+    /// first is marked as having spilled: lookups read the second bucket only for marked
+    /// buckets (rare below full load), so a lookup costs one line of signatures, and a full
+    /// bucket does not evict live flows while its neighbour has room (with one bucket alone,
+    /// LRU eviction misses on every packet of a cyclic pattern).
+    #[inline(always)]
+    fn buckets_of(&self, hash: u32) -> (usize, usize) {
+        // The hash is fully mixed: its low bits pick the first bucket, a rotation the second.
+        let first = hash as usize & self.mask;
+        let second = (hash.rotate_right(16) ^ 0x5bd1_e995) as usize & self.mask;
+        (first, second)
+    }
+
+    /// Whether bucket `b` ever spilled a flow into its second choice.
+    #[inline(always)]
+    fn spilled(&self, b: usize) -> bool {
+        self.spilled.get(b / 64).is_some_and(|w| w & (1 << (b % 64)) != 0)
     }
 
     fn expired(&self, e: &FlowEntry, now_ms: u64) -> bool {
@@ -286,7 +304,7 @@ impl FlowTable {
 
     /// Ways of bucket `b` whose signature is `sig`, as a bit mask.
     #[inline]
-    fn candidates(&self, b: usize, sig: u32) -> u32 {
+    fn candidates_in(&self, b: usize, sig: u32) -> u32 {
         let Some(sigs) = self.sigs.get(b) else { return 0 };
         let mut mask = 0u32;
         for (w, &s) in sigs.0.iter().enumerate() {
@@ -295,11 +313,34 @@ impl FlowTable {
         mask
     }
 
-    /// The entry index holding `key` among the `candidates` of bucket `b`.
+    /// Ways of both buckets whose signature matches `hash`: bits 0..16 the first bucket's,
+    /// bits 16..32 the second's.
     #[inline]
-    fn find(&self, b: usize, mut candidates: u32, key: &FlowKey) -> Option<usize> {
+    fn candidates(&self, hash: u32) -> u32 {
+        const _: () = assert!(2 * WAYS <= 32, "both buckets' ways must fit in a u32 mask");
+        let (b1, b2) = self.buckets_of(hash);
+        let sig = Self::signature(hash);
+        let second = if b2 != b1 && self.spilled(b1) { self.candidates_in(b2, sig) } else { 0 };
+        self.candidates_in(b1, sig) | (second << WAYS)
+    }
+
+    /// The entry index of candidate bit `bit` (see [`FlowTable::candidates`]).
+    #[inline(always)]
+    fn index_of(&self, hash: u32, bit: u32) -> usize {
+        let (b1, b2) = self.buckets_of(hash);
+        let bit = bit as usize;
+        if bit < WAYS {
+            b1 * WAYS + bit
+        } else {
+            b2 * WAYS + bit - WAYS
+        }
+    }
+
+    /// The entry index holding `key` among the `candidates` of its buckets.
+    #[inline]
+    fn find(&self, hash: u32, mut candidates: u32, key: &FlowKey) -> Option<usize> {
         while candidates != 0 {
-            let index = b * WAYS + candidates.trailing_zeros() as usize;
+            let index = self.index_of(hash, candidates.trailing_zeros());
             if self.entries.get(index).is_some_and(|e| e.key == *key) {
                 return Some(index);
             }
@@ -314,18 +355,17 @@ impl FlowTable {
     /// is parsed, so the cache misses of different packets overlap with useful work.
     #[inline(always)]
     pub fn prefetch_bucket<H: Prefetch>(&self, hash: u32, hint: H) {
-        hint.prefetch(self.sigs.as_ptr().wrapping_add(self.bucket_index(hash)));
+        hint.prefetch(self.sigs.as_ptr().wrapping_add(self.buckets_of(hash).0));
     }
 
-    /// The ways of `hash`'s bucket whose signature matches, as a bit mask, after
-    /// prefetching the first of them: call it once the bucket's signatures have had time to
+    /// The ways of `hash`'s buckets whose signature matches, as a bit mask, after
+    /// prefetching the first of them: call it once the buckets' signatures have had time to
     /// arrive, and [`FlowTable::resolve`] once the entry has.
     #[inline(always)]
     pub fn probe<H: Prefetch>(&self, hash: u32, hint: H) -> u32 {
-        let b = self.bucket_index(hash);
-        let candidates = self.candidates(b, Self::signature(hash));
+        let candidates = self.candidates(hash);
         if candidates != 0 {
-            hint.prefetch(self.entries.as_ptr().wrapping_add(b * WAYS + candidates.trailing_zeros() as usize));
+            hint.prefetch(self.entries.as_ptr().wrapping_add(self.index_of(hash, candidates.trailing_zeros())));
         }
         candidates
     }
@@ -334,14 +374,13 @@ impl FlowTable {
     /// entry found is freed.
     #[inline]
     pub fn resolve(&mut self, key: &FlowKey, hash: u32, candidates: u32, now_ms: u64) -> Option<Slot> {
-        let index = self.find(self.bucket_index(hash), candidates, key)?;
+        let index = self.find(hash, candidates, key)?;
         self.live_slot(index, now_ms)
     }
 
     /// Find a live entry; an expired one found on the way is freed.
     pub fn lookup(&mut self, key: &FlowKey, hash: u32, now_ms: u64) -> Option<Slot> {
-        let b = self.bucket_index(hash);
-        let index = self.find(b, self.candidates(b, Self::signature(hash)), key)?;
+        let index = self.find(hash, self.candidates(hash), key)?;
         self.live_slot(index, now_ms)
     }
 
@@ -361,38 +400,50 @@ impl FlowTable {
         Some(Slot(index as u32))
     }
 
-    /// Insert a new flow (the caller has checked it is absent). Takes a free way, else an
-    /// expired one, else evicts the stalest entry of the bucket.
+    /// Insert a new flow (the caller has checked it is absent). Takes a free way of its
+    /// first bucket, else of its second (marking the first as spilled), else an expired
+    /// entry, else evicts the stalest entry of the two.
     pub fn insert(&mut self, key: FlowKey, hash: u32, initiator_is_lo: bool, now_ms: u64) -> Slot {
-        let b = self.bucket_index(hash);
-        let first = b * WAYS;
-        let ways = self.entries.get(first..first + WAYS).unwrap_or(&[]);
-        let free = self.sigs.get(b).and_then(|s| s.0.iter().position(|&s| s == 0));
-        let way = if let Some(free) = free {
+        let (b1, b2) = self.buckets_of(hash);
+        let free_way = |b: usize| self.sigs.get(b).and_then(|s| s.0.iter().position(|&s| s == 0));
+        let index = if let Some(way) = free_way(b1) {
             self.live += 1;
-            free
-        } else if let Some(old) = ways.iter().position(|e| self.expired(e, now_ms)) {
-            self.counters.expired += 1;
-            self.displace(first + old);
-            old
+            b1 * WAYS + way
+        } else if let Some(way) = free_way(b2) {
+            self.live += 1;
+            if let Some(w) = self.spilled.get_mut(b1 / 64) {
+                *w |= 1 << (b1 % 64);
+            }
+            b2 * WAYS + way
         } else {
-            // Stalest first, but dropped connections last: a dropped connection pushed out
-            // would come back mid-stream, where its client bytes no longer look like TLS.
-            let victim = (0..WAYS)
-                .min_by_key(|&w| ways.get(w).map_or((false, 0), |e| (e.action == Action::Drop, e.last_seen_ms)))
-                .unwrap_or(0);
-            self.counters.evicted += 1;
-            self.displace(first + victim);
-            victim
+            // Both full. The second bucket's entries are candidates only if it is searched.
+            let second = if self.spilled(b1) { b2 * WAYS } else { b1 * WAYS };
+            let indexes = (b1 * WAYS..b1 * WAYS + WAYS).chain(second..second + WAYS);
+            if let Some(old) = indexes.clone().find(|&i| self.entries.get(i).is_some_and(|e| self.expired(e, now_ms))) {
+                self.counters.expired += 1;
+                self.displace(old);
+                old
+            } else {
+                // Stalest first, but dropped connections last: a dropped connection pushed out
+                // would come back mid-stream, where its client bytes no longer look like TLS.
+                let victim = indexes
+                    .min_by_key(|&i| {
+                        self.entries.get(i).map_or((false, 0), |e| (e.action == Action::Drop, e.last_seen_ms))
+                    })
+                    .unwrap_or(b1 * WAYS);
+                self.counters.evicted += 1;
+                self.displace(victim);
+                victim
+            }
         };
         self.counters.created += 1;
-        if let Some(s) = self.sigs.get_mut(b).and_then(|s| s.0.get_mut(way)) {
+        if let Some(s) = self.sigs.get_mut(index / WAYS).and_then(|s| s.0.get_mut(index % WAYS)) {
             *s = Self::signature(hash);
         }
-        if let Some(e) = self.entries.get_mut(first + way) {
+        if let Some(e) = self.entries.get_mut(index) {
             *e = FlowEntry::new(key, initiator_is_lo, now_ms);
         }
-        Slot((first + way) as u32)
+        Slot(index as u32)
     }
 
     /// Whether `slot` still holds the flow `key` (an insertion may have reused it).

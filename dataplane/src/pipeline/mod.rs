@@ -11,7 +11,7 @@ pub mod offline;
 use crate::policy::compile::{Decision, HelloFacts, Query, RuleId, TlsView};
 use crate::policy::{Action, CompiledPolicy};
 use crate::tls::{ClientHello, FeedResult, HelloBufferPool};
-use crate::wire::{ip_proto, parse_frame, tcp_flags, Fragment, IpPair, PacketSummary, Parsed};
+use crate::wire::{ip_proto, parse_frame_into, tcp_flags, Fragment, IpPair, PacketSummary};
 pub use flow::Prefetch;
 use flow::{FlowKey, FlowTable, FlowTimeouts, Slot};
 
@@ -20,7 +20,7 @@ pub const MAX_BURST: usize = 32;
 
 /// Flows parsed between prefetching a flow's bucket and probing it (long enough for the
 /// line to arrive from memory, short enough to stay in cache).
-const PROBE_DISTANCE: usize = 4;
+const PROBE_DISTANCE: usize = 8;
 
 /// What happens to one packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,8 +117,8 @@ enum Step {
     /// Verdict already known (non-IP, malformed).
     #[default]
     Done,
-    /// A TCP/UDP packet with ports: belongs to a flow.
-    Flow { key: FlowKey, hash: u32, forward: bool, flags: u8 },
+    /// A TCP/UDP packet with ports: belongs to a flow (its key is in `flow_keys`).
+    Flow { forward: bool, flags: u8 },
     /// Classified on its own by addresses (ICMP, other protocols, non-first fragments).
     Single,
 }
@@ -207,7 +207,8 @@ impl Pipeline {
         let default = policy.default_action();
         let generation = policy.generation();
         let mut steps = [Step::Done; MAX_BURST];
-        let mut summaries = [None::<PacketSummary>; MAX_BURST];
+        // Valid where `steps` is not `Done`.
+        let mut summaries = [PacketSummary::EMPTY; MAX_BURST];
         let mut flow_keys = [(FlowKey::default(), 0u32); MAX_BURST];
         let mut flow_of = [usize::MAX; MAX_BURST];
         let mut n_flows = 0;
@@ -219,19 +220,19 @@ impl Pipeline {
             self.counters.packets += 1;
             let (Some(step), Some(summary)) = (steps.get_mut(i), summaries.get_mut(i)) else { break };
             *v = Verdict::default();
-            match parse_frame(pkt.as_ref()) {
+            match parse_frame_into(pkt.as_ref(), summary) {
                 Err(_) => {
                     self.counters.malformed += 1;
                     *v = Verdict { action: default, rule: None, malformed: true };
                 }
-                Ok(Parsed::NonIp { .. }) => self.counters.non_ip += 1,
-                Ok(Parsed::Ip(p)) => {
-                    *summary = Some(p);
+                Ok(Some(_)) => self.counters.non_ip += 1,
+                Ok(None) => {
+                    let p = &*summary;
                     let flowed = p.has_ports
                         && matches!(p.protocol, ip_proto::TCP | ip_proto::UDP)
                         && p.fragment != Fragment::NonFirst;
                     if flowed {
-                        let (key, forward) = FlowKey::of(&p);
+                        let (key, forward) = FlowKey::of(p);
                         let hash = key.hash();
                         self.flows.prefetch_bucket(hash, hint);
                         if let (Some(k), Some(f)) = (flow_keys.get_mut(n_flows), flow_of.get_mut(i)) {
@@ -244,7 +245,7 @@ impl Pipeline {
                             }
                         }
                         n_flows += 1;
-                        *step = Step::Flow { key, hash, forward, flags: p.tcp_flags };
+                        *step = Step::Flow { forward, flags: p.tcp_flags };
                     } else {
                         *step = Step::Single;
                     }
@@ -268,7 +269,7 @@ impl Pipeline {
         let mut query_of = [usize::MAX; MAX_BURST];
         let mut n_queries = 0;
         for i in 0..packets.len().min(MAX_BURST) {
-            let (Some(step), Some(Some(p))) = (steps.get(i), summaries.get(i)) else { continue };
+            let (Some(step), Some(p)) = (steps.get(i), summaries.get(i)) else { continue };
             let query = match *step {
                 Step::Done => continue,
                 Step::Single => Query { addrs: p.addrs, protocol: p.protocol, dst_port: None },
@@ -308,11 +309,12 @@ impl Pipeline {
                     let d = decided.unwrap_or(Decision::new(default, None));
                     *v = Verdict { action: d.action, rule: d.rule(), malformed: false };
                 }
-                Step::Flow { key, hash, forward, flags } => {
-                    let Some(p) = summaries.get(i).copied().flatten() else { continue };
+                Step::Flow { forward, flags } => {
+                    let flow = flow_of.get(i).and_then(|&f| flow_keys.get(f));
+                    let (Some(p), Some(&(key, hash))) = (summaries.get(i), flow) else { continue };
                     let pkt = packets.get(i).map_or(&[][..], |x| x.as_ref());
                     let found = flow_of.get(i).and_then(|&f| slots.get(f)).copied().flatten();
-                    *v = self.settle_flow(policy, &p, pkt, (key, hash, forward, flags), found, decided, now_ms, |h| {
+                    *v = self.settle_flow(policy, p, pkt, (key, hash, forward, flags), found, decided, now_ms, |h| {
                         observer.hello(base + i, h)
                     });
                 }

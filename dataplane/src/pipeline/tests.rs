@@ -183,8 +183,8 @@ fn a_half_full_table_keeps_its_flows() {
             table.insert(key, key.hash(), true, 0);
         }
     }
-    // 16-way buckets at load 0.5: overflowing buckets are rare.
-    assert!(table.counters.evicted < 700, "evicted {}", table.counters.evicted);
+    // Two choices of 16-way buckets at load 0.5: no bucket pair overflows.
+    assert_eq!(table.counters.evicted, 0);
 }
 
 #[test]
