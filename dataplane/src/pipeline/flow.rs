@@ -30,16 +30,33 @@ pub struct FlowKey {
 impl FlowKey {
     /// The key of a packet, and whether the packet travels from the `lo` end to the `hi` end.
     pub fn of(p: &PacketSummary) -> (FlowKey, bool) {
-        let (src, dst, v6) = match p.addrs {
-            IpPair::V4 { src, dst } => (u128::from(src), u128::from(dst), false),
-            IpPair::V6 { src, dst } => (src, dst, true),
-        };
-        let forward = (src, p.src_port) <= (dst, p.dst_port);
-        let (lo, hi) =
-            if forward { ((src, p.src_port), (dst, p.dst_port)) } else { ((dst, p.dst_port), (src, p.src_port)) };
-        let addrs = [(lo.0 >> 64) as u64, lo.0 as u64, (hi.0 >> 64) as u64, hi.0 as u64];
-        let key = FlowKey { addrs, lo_port: lo.1, hi_port: hi.1, protocol: p.protocol, v6 };
-        (key, forward)
+        match p.addrs {
+            IpPair::V4 { src, dst } => {
+                // (address, port) pairs compared as one integer each.
+                let a = (u64::from(src) << 16) | u64::from(p.src_port);
+                let b = (u64::from(dst) << 16) | u64::from(p.dst_port);
+                let forward = a <= b;
+                let (lo, hi) = if forward { (a, b) } else { (b, a) };
+                let key = FlowKey {
+                    addrs: [0, lo >> 16, 0, hi >> 16],
+                    lo_port: lo as u16,
+                    hi_port: hi as u16,
+                    protocol: p.protocol,
+                    v6: false,
+                };
+                (key, forward)
+            }
+            IpPair::V6 { src, dst } => {
+                let forward = (src, p.src_port) <= (dst, p.dst_port);
+                let (lo, hi) = if forward {
+                    ((src, p.src_port), (dst, p.dst_port))
+                } else {
+                    ((dst, p.dst_port), (src, p.src_port))
+                };
+                let addrs = [(lo.0 >> 64) as u64, lo.0 as u64, (hi.0 >> 64) as u64, hi.0 as u64];
+                (FlowKey { addrs, lo_port: lo.1, hi_port: hi.1, protocol: p.protocol, v6: true }, forward)
+            }
+        }
     }
 
     /// A symmetric hash (both directions give the same value): the key is canonical.
