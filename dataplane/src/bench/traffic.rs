@@ -333,6 +333,10 @@ impl Supervisor for BenchSupervisor<'_> {
     fn print_stats(&self) -> bool {
         false
     }
+
+    fn report_to_stderr(&self) -> bool {
+        self.json
+    }
 }
 
 fn sum(s: &Snapshot, i: usize) -> u64 {

@@ -142,6 +142,11 @@ pub trait Supervisor {
     fn print_stats(&self) -> bool {
         true
     }
+    /// Whether `run`'s own lines (start, final stats) go to stderr, leaving stdout to the
+    /// supervisor (`bench --json`).
+    fn report_to_stderr(&self) -> bool {
+        false
+    }
 }
 
 /// No supervisor: `dataplane run` alone.
@@ -217,7 +222,12 @@ pub fn run_config(config: &Config, base: &Path, args: &RunArgs, supervisor: &mut
         }
     }
     let policy = match supervisor.initial_policy(config, base) {
-        Some(p) => p,
+        Some(mut p) => {
+            if p.generation() == 0 {
+                p.set_generation(1);
+            }
+            p
+        }
         None => match load_policy(config, base) {
             Ok(p) => p,
             Err(code) => return RunOutcome::failed(code),
@@ -434,7 +444,7 @@ impl Runtime {
                 Err(e) => {
                     eprintln!("launching the worker on lcore {lcore_id}: {e}");
                     rt.stop.store(true, Ordering::Relaxed);
-                    return Err(rt.shutdown(Instant::now()).code.max(EXIT_RUNTIME));
+                    return Err(rt.shutdown(Instant::now(), false).code.max(EXIT_RUNTIME));
                 }
             }
         }
@@ -448,22 +458,31 @@ impl Runtime {
                 Err(e) => {
                     eprintln!("launching the distributor on lcore {lcore_id}: {e}");
                     rt.stop.store(true, Ordering::Relaxed);
-                    return Err(rt.shutdown(Instant::now()).code.max(EXIT_RUNTIME));
+                    return Err(rt.shutdown(Instant::now(), false).code.max(EXIT_RUNTIME));
                 }
             }
         }
-        crate::out!(
-            "running: {} worker(s) on lcores {:?}, distribution {:?}, {} port(s), policy generation {}",
-            rt.workers.lcores().len(),
-            rt.workers.lcores(),
-            config.distribution,
-            rt.ports.len(),
-            rt.workers.generation()
-        );
         Ok(rt)
     }
 
+    fn announce(&self, config: &Config, to_stderr: bool) {
+        let line = format!(
+            "running: {} worker(s) on lcores {:?}, distribution {:?}, {} port(s), policy generation {}",
+            self.workers.lcores().len(),
+            self.workers.lcores(),
+            config.distribution,
+            self.ports.len(),
+            self.workers.generation()
+        );
+        if to_stderr {
+            eprintln!("{line}");
+        } else {
+            crate::out!("{line}");
+        }
+    }
+
     fn run_until_stopped(self, config: &Config, duration: Option<f64>, supervisor: &mut dyn Supervisor) -> RunOutcome {
+        self.announce(config, supervisor.report_to_stderr());
         let started = Instant::now();
         let deadline = duration.map(|d| started + Duration::from_secs_f64(d));
         let period = (config.stats_period > 0.0 && supervisor.print_stats())
@@ -491,11 +510,11 @@ impl Runtime {
                 }
             }
         }
-        self.shutdown(started)
+        self.shutdown(started, supervisor.report_to_stderr())
     }
 
     /// Stops the lcores, then the ports; prints the final stats and the mempool check.
-    fn shutdown(mut self, started: Instant) -> RunOutcome {
+    fn shutdown(mut self, started: Instant, to_stderr: bool) -> RunOutcome {
         self.stop.store(true, Ordering::Relaxed);
         let mut code = 0;
         // Join the loops: their queues, rings and pipelines come back and are dropped here.
@@ -525,7 +544,12 @@ impl Runtime {
         }
         let elapsed = started.elapsed();
         let snap = Snapshot::take(&self);
-        print!("{}", self.report(&format!("final stats after {:.1} s", elapsed.as_secs_f64()), &snap, None));
+        let report = self.report(&format!("final stats after {:.1} s", elapsed.as_secs_f64()), &snap, None);
+        if to_stderr {
+            eprint!("{report}");
+        } else {
+            print!("{report}");
+        }
         for p in self.ports.drain(..) {
             let name = p.name().to_owned();
             if let Err(e) = p.close() {
@@ -534,7 +558,11 @@ impl Runtime {
             }
         }
         let in_use = self.pool.in_use();
-        crate::out!("mbufs in use: {in_use}");
+        if to_stderr {
+            eprintln!("mbufs in use: {in_use}");
+        } else {
+            crate::out!("mbufs in use: {in_use}");
+        }
         if in_use != 0 {
             eprintln!("error: {in_use} mbufs leaked (still in use after every port and ring is closed)");
             code = EXIT_RUNTIME;
