@@ -450,6 +450,8 @@ fn initiator_query(p: &PacketSummary, sender_is_initiator: bool) -> Query {
 }
 
 #[cfg(test)]
+mod flow_proptests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tls_tests;
