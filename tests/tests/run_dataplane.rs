@@ -299,6 +299,7 @@ rx = [{{ port = "net_pcap0" }}, {{ port = "net_pcap1" }}]
         stdout.contains(&format!("rx {}  tx {}  drops policy 3 malformed 0", frames.len(), expected.len())),
         "{stdout}"
     );
+    assert!(stdout.contains("tls pending 2 decided 2 not_tls 0 failed 0"), "{stdout}");
 }
 
 /// Software distribution over two workers: a distributor lcore hashes every packet of both

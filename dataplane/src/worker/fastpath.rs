@@ -45,7 +45,11 @@ pub mod counter {
     /// TSC cycles spent on bursts that carried packets (poll loops that found nothing are
     /// not counted), so `BUSY_CYCLES / RX` is the cost of one packet.
     pub const BUSY_CYCLES: usize = 13;
-    pub const COUNT: usize = 14;
+    /// Connections whose ClientHello completed and decided them.
+    pub const TLS_DECIDED: usize = 14;
+    /// Connections whose first client bytes were not TLS.
+    pub const TLS_NOT_TLS: usize = 15;
+    pub const COUNT: usize = 16;
 }
 
 /// A worker's own counters: plain integers, written only by that worker.
@@ -206,6 +210,8 @@ impl Worker {
         s.store(counter::EXPIRED, f.counters.expired);
         s.store(counter::TLS_PENDING, p.tls_pending);
         s.store(counter::TLS_FAILED, p.tls_failed);
+        s.store(counter::TLS_DECIDED, p.tls_decided);
+        s.store(counter::TLS_NOT_TLS, p.tls_not_tls);
         s.store(counter::CLASSIFIED, p.classified);
         s.store(counter::BUSY_CYCLES, c.busy_cycles);
     }

@@ -580,15 +580,18 @@ impl Runtime {
         };
         let mut s = String::new();
         let _ = writeln!(s, "######## {title} ########");
-        for (port, st) in self.ports.iter().zip(&now.ports) {
+        for (k, (port, st)) in self.ports.iter().zip(&now.ports).enumerate() {
+            let old = prev.and_then(|p| p.ports.get(k).copied().flatten());
             let _ = match st {
                 Some(st) => writeln!(
                     s,
-                    "  port {} ({}): ipackets {}  opackets {}  imissed {}  rx_nombuf {}  ierrors {}  oerrors {}",
+                    "  port {} ({}): ipackets {}{}  opackets {}{}  imissed {}  rx_nombuf {}  ierrors {}  oerrors {}",
                     port.id(),
                     port.name(),
                     st.ipackets,
+                    rate(st.ipackets, old.map(|o| o.ipackets)),
                     st.opackets,
+                    rate(st.opackets, old.map(|o| o.opackets)),
                     st.imissed,
                     st.rx_nombuf,
                     st.ierrors,
@@ -602,7 +605,7 @@ impl Runtime {
             let old = prev.and_then(|p| p.workers.get(k));
             let _ = writeln!(
                 s,
-                "  worker {k} (lcore {}): rx {}{}  tx {}{}  drops policy {} malformed {} tx_full {}  flows {} created {} evictions {} expired {}  generation {}",
+                "  worker {k} (lcore {}): rx {}{}  tx {}{}  drops policy {} malformed {} tx_full {}  flows {} created {} evictions {} expired {}  tls pending {} decided {} not_tls {} failed {}  generation {}",
                 self.workers.lcores().get(k).copied().unwrap_or_default(),
                 c[counter::RX],
                 rate(c[counter::RX], old.map(|o| o[counter::RX])),
@@ -615,6 +618,10 @@ impl Runtime {
                 c[counter::FLOWS_CREATED],
                 c[counter::EVICTIONS],
                 c[counter::EXPIRED],
+                c[counter::TLS_PENDING],
+                c[counter::TLS_DECIDED],
+                c[counter::TLS_NOT_TLS],
+                c[counter::TLS_FAILED],
                 adopted.get(k).copied().unwrap_or_default(),
             );
         }
