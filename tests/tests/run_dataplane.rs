@@ -150,6 +150,37 @@ fn d(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// One worker between two net_pcap ports: `inp` comes in on net_pcap0, what it forwards is
+/// written to `out.pcap` (net_pcap1), what goes back to `back.pcap`; rules from `rules`.
+fn pcap_pair_config(prefix: &str, dp: &Path, inp: &Path, rules: &Path) -> String {
+    let empty = empty_pcap(dp);
+    let (out, back) = (dp.join("out.pcap"), dp.join("back.pcap"));
+    eal_line(
+        prefix,
+        "0@0,1@1",
+        &[
+            format!("net_pcap0,rx_pcap={},tx_pcap={}", d(inp), d(&back)),
+            format!("net_pcap1,rx_pcap={},tx_pcap={}", d(&empty), d(&out)),
+        ],
+    ) + &format!(
+        r#"
+rules = [{rules:?}]
+stats_period = 0
+[[ports]]
+device = "net_pcap0"
+[[ports]]
+device = "net_pcap1"
+[forward]
+net_pcap0 = "net_pcap1"
+net_pcap1 = "net_pcap0"
+[[workers]]
+lcore = 1
+rx = [{{ port = "net_pcap0", queue = 0 }}, {{ port = "net_pcap1" }}]
+"#,
+        rules = d(rules)
+    )
+}
+
 /// A pcap of known connections through net_pcap0 -> worker -> net_pcap1: the output holds
 /// exactly the packets the rules allow, in input order, byte for byte.
 #[test]
@@ -174,36 +205,12 @@ fn forwards_exactly_the_allowed_packets_in_order() {
 
     let (inp, out, back) = (dp.join("in.pcap"), dp.join("out.pcap"), dp.join("back.pcap"));
     write_pcap(&inp, &frames);
-    let empty = empty_pcap(dp);
     let rules = dp.join("rules.yaml");
     let yaml = rule_yaml("block-net", "  cidrBlocks: [\"10.0.2.0/24\"]\n  action: DROP\n  reason: test\n")
         + &rule_yaml("block-dns", "  action: DROP\n  reason: dns\n  ports: [{protocol: UDP, port: 53}]\n");
     std::fs::write(&rules, yaml).unwrap();
 
-    let config = eal_line(
-        "run-fwd",
-        "0@0,1@1",
-        &[
-            format!("net_pcap0,rx_pcap={},tx_pcap={}", d(&inp), d(&back)),
-            format!("net_pcap1,rx_pcap={},tx_pcap={}", d(&empty), d(&out)),
-        ],
-    ) + &format!(
-        r#"
-rules = [{rules:?}]
-stats_period = 0
-[[ports]]
-device = "net_pcap0"
-[[ports]]
-device = "net_pcap1"
-[forward]
-net_pcap0 = "net_pcap1"
-net_pcap1 = "net_pcap0"
-[[workers]]
-lcore = 1
-rx = [{{ port = "net_pcap0", queue = 0 }}, {{ port = "net_pcap1" }}]
-"#,
-        rules = d(&rules)
-    );
+    let config = pcap_pair_config("run-fwd", dp, &inp, &rules);
     let o = run(dp, &config, &["--duration", "2"]);
     assert_eq!(o.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&o.stdout);
@@ -257,37 +264,13 @@ fn a_dropped_sni_is_cut_from_the_completing_segment_on() {
 
     let (inp, out, back) = (dp.join("in.pcap"), dp.join("out.pcap"), dp.join("back.pcap"));
     write_pcap(&inp, &frames);
-    let empty = empty_pcap(dp);
     let rules = dp.join("rules.yaml");
     let yaml = rule_yaml(
         "bad-sni",
         "  action: DROP\n  reason: test\n  ports: [{port: 443}]\n  tls: {serverNames: [\"*.bad.example\"]}\n",
     );
     std::fs::write(&rules, yaml).unwrap();
-    let config = eal_line(
-        "run-tls",
-        "0@0,1@1",
-        &[
-            format!("net_pcap0,rx_pcap={},tx_pcap={}", d(&inp), d(&back)),
-            format!("net_pcap1,rx_pcap={},tx_pcap={}", d(&empty), d(&out)),
-        ],
-    ) + &format!(
-        r#"
-rules = [{rules:?}]
-stats_period = 0
-[[ports]]
-device = "net_pcap0"
-[[ports]]
-device = "net_pcap1"
-[forward]
-net_pcap0 = "net_pcap1"
-net_pcap1 = "net_pcap0"
-[[workers]]
-lcore = 1
-rx = [{{ port = "net_pcap0" }}, {{ port = "net_pcap1" }}]
-"#,
-        rules = d(&rules)
-    );
+    let config = pcap_pair_config("run-tls", dp, &inp, &rules);
     let o = run(dp, &config, &["--duration", "2"]);
     assert_eq!(o.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&o.stdout);
@@ -295,6 +278,7 @@ rx = [{{ port = "net_pcap0" }}, {{ port = "net_pcap1" }}]
     let got = read_pcap(&out);
     assert_eq!(got.len(), expected.len(), "packets forwarded");
     assert!(got == expected, "out.pcap: not the handshake + first segment of the bad connection and the good one");
+    assert!(read_pcap(&back).is_empty());
     assert!(
         stdout.contains(&format!("rx {}  tx {}  drops policy 3 malformed 0", frames.len(), expected.len())),
         "{stdout}"

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::gen::{self, FrameSize, GenArgs};
+use super::gen::{self, GenArgs, TrafficArgs};
 use crate::dpdk::cycles::tsc_hz;
 use crate::policy::CompiledPolicy;
 use crate::worker::{counter, run_config, Config, RunArgs, Running, Snapshot, Supervisor};
@@ -26,18 +26,8 @@ pub struct BenchArgs {
     /// --packets, --tls-ratio, --ipv6-ratio, --size and --seed (as `dataplane gen`).
     #[arg(long)]
     pub pcap: Option<PathBuf>,
-    #[arg(long, default_value_t = 65536)]
-    pub flows: usize,
-    #[arg(long, default_value_t = 131_072)]
-    pub packets: usize,
-    #[arg(long, default_value_t = 0.05)]
-    pub tls_ratio: f64,
-    #[arg(long, default_value_t = 0.2)]
-    pub ipv6_ratio: f64,
-    #[arg(long, value_enum, default_value = "64")]
-    pub size: FrameSize,
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub traffic: TrafficArgs,
     /// Seconds of traffic.
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
@@ -148,17 +138,7 @@ fn prepare(args: &BenchArgs) -> Result<Prepared, String> {
                 None => {
                     let d = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
                     let out = d.path().join("traffic.pcap");
-                    let g = GenArgs {
-                        out: out.clone(),
-                        packets: args.packets,
-                        flows: args.flows,
-                        tls_ratio: args.tls_ratio,
-                        ipv6_ratio: args.ipv6_ratio,
-                        size: args.size,
-                        seed: args.seed,
-                        server_names: gen::default_server_names(),
-                    };
-                    gen::generate(&g)?;
+                    gen::generate(&GenArgs { out: out.clone(), traffic: args.traffic.clone() })?;
                     dir = Some(d);
                     out
                 }
@@ -198,7 +178,7 @@ fn prepare(args: &BenchArgs) -> Result<Prepared, String> {
     // net_pcap's infinite_rx keeps every packet of the file in mbufs.
     let needed = packets + 4 * 4096 + 4096;
     let pool = (needed + 1).next_power_of_two() - 1;
-    let capacity = args.flow_capacity.unwrap_or(args.flows.saturating_mul(2).max(1024));
+    let capacity = args.flow_capacity.unwrap_or(args.traffic.flows.saturating_mul(2).max(1024));
     let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
     let rules: Vec<String> = args.rules.iter().map(|p| quote(&absolute(p).display().to_string())).collect();
     let worker_lcore0 = 1 + u32::from(software);
@@ -411,7 +391,12 @@ fn render(s: &BenchSummary, args: &BenchArgs) -> String {
         (Some(d), _) => format!("device {d}"),
         (None, Some(p)) => p.display().to_string(),
         (None, None) => {
-            format!("generated: {} packets, {} flows, {:.0}% TLS", args.packets, args.flows, args.tls_ratio * 100.0)
+            format!(
+                "generated: {} packets, {} flows, {:.0}% TLS",
+                args.traffic.packets,
+                args.traffic.flows,
+                args.traffic.tls_ratio * 100.0
+            )
         }
     };
     let _ =
