@@ -46,6 +46,8 @@ enum Command {
     /// Compare our LPM with DPDK's rte_lpm/rte_fib (v4) or rte_lpm6/rte_fib6 (v6) in one run.
     #[cfg(feature = "dpdk")]
     LookupBench(dataplane::bench::lookup::LookupBenchArgs),
+    /// Kubernetes validating admission webhook for NetworkPolicyRule objects (HTTPS, POST /validate).
+    Webhook(dataplane::control::webhook::WebhookArgs),
     /// Run the dataplane: ports, worker lcores, policy (see config/dataplane.toml).
     #[cfg(feature = "dpdk")]
     Run {
@@ -114,6 +116,13 @@ fn main() -> ExitCode {
         Command::Run { config, duration, eal } => {
             ExitCode::from(dataplane::worker::run(&dataplane::worker::RunArgs { config, duration, eal }))
         }
+        Command::Webhook(args) => match dataplane::control::webhook::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("webhook: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Rules { command: RulesCommand::Check { paths, default_action } } => {
             match load_policy(&paths, default_action) {
                 Ok(policy) => {

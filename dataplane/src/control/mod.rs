@@ -1,0 +1,4 @@
+//! Control plane: control API, persistence, metrics export, admission webhook, fleet sync.
+
+pub mod admission;
+pub mod webhook;
