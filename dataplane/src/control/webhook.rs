@@ -85,7 +85,9 @@ fn router(others: Arc<OtherRules>) -> Router {
     Router::new()
         .route("/validate", post(validate))
         .route("/healthz", get(|| async { "ok\n" }))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Refuses an announced length over the limit at once, and stops a chunked body there.
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::disable())
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .with_state(others)
 }
