@@ -48,6 +48,8 @@ enum Command {
     LookupBench(dataplane::bench::lookup::LookupBenchArgs),
     /// Kubernetes validating admission webhook for NetworkPolicyRule objects (HTTPS, POST /validate).
     Webhook(dataplane::control::webhook::WebhookArgs),
+    /// Keep a fleet of gateways on the rule set of a directory (GitOps): push, verify, fix drift.
+    Sync(dataplane::control::sync::SyncArgs),
     /// Run the dataplane: ports, worker lcores, policy (see config/dataplane.toml).
     #[cfg(feature = "dpdk")]
     Run {
@@ -120,6 +122,14 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("webhook: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Sync(args) => match dataplane::control::sync::run(&args) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("sync: {e}");
                 ExitCode::from(2)
             }
         },
