@@ -78,6 +78,9 @@ struct Desired {
     rules: usize,
 }
 
+/// One gateway's round: the active set it runs and whether it was pushed, or why not.
+type StepResult = Result<(Active, bool), String>;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum GwState {
     /// Not (or no longer known to be) running the desired set.
@@ -161,7 +164,7 @@ pub fn run(args: &SyncArgs) -> Result<bool, SyncError> {
         };
         let now = Instant::now();
         // One thread per due gateway: a slow or dead gateway does not hold up the others.
-        let results: Vec<(usize, Result<(Active, bool), String>)> = std::thread::scope(|s| {
+        let results: Vec<(usize, StepResult)> = std::thread::scope(|s| {
             let handles: Vec<_> = gateways
                 .iter()
                 .enumerate()
@@ -250,7 +253,7 @@ fn step(
     desired: &Desired,
     expected: Option<&str>,
     state: &GwState,
-) -> Result<(Active, bool), String> {
+) -> StepResult {
     let current = get_active(agent, url, token)?;
     if let Some(exp) = expected {
         if current.digest == exp {
