@@ -8,6 +8,7 @@
 //! - [`control`]: control API, persistence, metrics; talks to workers through rings and counters.
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod control;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 

@@ -49,6 +49,10 @@ enum Command {
     /// testpmd-style throughput of the full pipeline: net_pcap replay -> workers -> net_null.
     #[cfg(feature = "dpdk")]
     Bench(dataplane::bench::traffic::BenchArgs),
+    /// Kubernetes validating admission webhook for NetworkPolicyRule objects (HTTPS, POST /validate).
+    Webhook(dataplane::control::webhook::WebhookArgs),
+    /// Keep a fleet of gateways on the rule set of a directory (GitOps): push, verify, fix drift.
+    Sync(dataplane::control::sync::SyncArgs),
     /// Run the dataplane: ports, worker lcores, policy (see config/dataplane.toml).
     #[cfg(feature = "dpdk")]
     Run {
@@ -119,6 +123,21 @@ fn main() -> ExitCode {
         Command::Run { config, duration, eal } => {
             ExitCode::from(dataplane::worker::run(&dataplane::worker::RunArgs { config, duration, eal }))
         }
+        Command::Webhook(args) => match dataplane::control::webhook::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("webhook: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Sync(args) => match dataplane::control::sync::run(&args) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("sync: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Rules { command: RulesCommand::Check { paths, default_action } } => {
             match load_policy(&paths, default_action) {
                 Ok(policy) => {
