@@ -78,6 +78,8 @@ enum RulesCommand {
         #[arg(long, default_value = "ALLOW", value_parser = parse_action)]
         default_action: Action,
     },
+    /// Send a rule set to a running dataplane's control API (PUT /v1/rules).
+    Apply(dataplane::control::client::ApplyArgs),
 }
 
 fn parse_action(s: &str) -> Result<Action, String> {
@@ -121,7 +123,8 @@ fn main() -> ExitCode {
         Command::Bench(args) => ExitCode::from(dataplane::bench::traffic::run(&args, None)),
         #[cfg(feature = "dpdk")]
         Command::Run { config, duration, eal } => {
-            ExitCode::from(dataplane::worker::run(&dataplane::worker::RunArgs { config, duration, eal }))
+            let args = dataplane::worker::RunArgs { config, duration, eal };
+            ExitCode::from(dataplane::worker::run_with(&args, &mut dataplane::control::plane::ControlPlane::new()).code)
         }
         Command::Webhook(args) => match dataplane::control::webhook::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
@@ -138,6 +141,9 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Rules { command: RulesCommand::Apply(args) } => {
+            ExitCode::from(dataplane::control::client::apply(&args))
+        }
         Command::Rules { command: RulesCommand::Check { paths, default_action } } => {
             match load_policy(&paths, default_action) {
                 Ok(policy) => {

@@ -269,8 +269,12 @@ struct BenchSupervisor<'a> {
 }
 
 impl Supervisor for BenchSupervisor<'_> {
-    fn initial_policy(&mut self, config: &Config, base: &Path) -> Option<CompiledPolicy> {
-        let policy = match self.inner.as_mut().and_then(|s| s.initial_policy(config, base)) {
+    fn prepare(&mut self, config: &Config, base: &Path) -> Result<Option<CompiledPolicy>, String> {
+        let policy = match self.inner.as_mut() {
+            Some(inner) => inner.prepare(config, base)?,
+            None => None,
+        };
+        let policy = match policy {
             Some(p) => Some(p),
             None => crate::policy::load_policy(
                 &config.rules.iter().map(|p| base.join(p)).collect::<Vec<_>>(),
@@ -280,7 +284,7 @@ impl Supervisor for BenchSupervisor<'_> {
             .ok(),
         };
         self.rules = policy.as_ref().map_or(0, |p| p.stats().rules);
-        policy
+        Ok(policy)
     }
 
     fn tick(&mut self, running: &Running<'_>) {

@@ -1,5 +1,18 @@
 //! Control plane: control API, persistence, metrics export, admission webhook, fleet sync.
 
 pub mod admission;
+#[cfg(feature = "dpdk")]
+pub mod api;
+#[cfg(feature = "dpdk")]
+pub mod apply;
+pub mod auth;
+pub mod canonical;
+pub mod client;
+pub mod http;
+#[cfg(feature = "dpdk")]
+pub mod metrics;
+#[cfg(feature = "dpdk")]
+pub mod plane;
+pub mod state;
 pub mod sync;
 pub mod webhook;

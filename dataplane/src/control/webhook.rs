@@ -8,6 +8,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use super::admission::{review, BadReview};
+use super::http::{self, stamp, Stamp};
 use crate::policy::{load_rule_set, RuleSet};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -15,23 +16,16 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert};
-use rustls::sign::CertifiedKey;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// The API server sends at most 3 MiB objects (etcd's request limit); a review wraps one or two.
 pub const MAX_BODY_BYTES: usize = 7 << 20;
 /// A whole request (body read and review) must finish in this; the API server's own webhook
 /// timeout is at most 30 s (10 s in our ValidatingWebhookConfiguration).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-const MAX_CONNECTIONS: usize = 256;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct WebhookArgs {
@@ -67,18 +61,18 @@ pub enum WebhookError {
 
 /// Run the webhook until the process is killed.
 pub fn run(args: &WebhookArgs) -> Result<(), WebhookError> {
-    let certs = Arc::new(CertFiles::load(&args.tls_cert, &args.tls_key).map_err(WebhookError::Tls)?);
+    let acceptor = http::tls_acceptor(&args.tls_cert, &args.tls_key).map_err(WebhookError::Tls)?;
     let others = Arc::new(OtherRules::load(&args.rules).map_err(WebhookError::Rules)?);
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| WebhookError::Tls(e.to_string()))?
-        .with_no_client_auth()
-        .with_cert_resolver(certs);
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(WebhookError::Runtime)?;
-    runtime.block_on(serve(args.listen, acceptor, router(others)))
+    let addr = args.listen;
+    runtime.block_on(async move {
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.map_err(|error| WebhookError::Listen { addr, error })?;
+        let bound = listener.local_addr().map_err(|error| WebhookError::Listen { addr, error })?;
+        crate::out!("listening on https://{bound}");
+        http::serve(listener, Some(acceptor), router(others), "webhook").await;
+        Ok(())
+    })
 }
 
 fn router(others: Arc<OtherRules>) -> Router {
@@ -90,39 +84,6 @@ fn router(others: Arc<OtherRules>) -> Router {
         .layer(DefaultBodyLimit::disable())
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .with_state(others)
-}
-
-async fn serve(addr: SocketAddr, acceptor: tokio_rustls::TlsAcceptor, app: Router) -> Result<(), WebhookError> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|error| WebhookError::Listen { addr, error })?;
-    let bound = listener.local_addr().map_err(|error| WebhookError::Listen { addr, error })?;
-    crate::out!("listening on https://{bound}");
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else { return Ok(()) };
-        let tcp = match listener.accept().await {
-            Ok((tcp, _)) => tcp,
-            Err(e) => {
-                // Out of file descriptors and the like: wait a little rather than spin.
-                eprintln!("webhook: accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let (acceptor, app) = (acceptor.clone(), app.clone());
-        tokio::spawn(async move {
-            let _permit = permit;
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                _ => return,
-            };
-            let service = hyper_util::service::TowerToHyperService::new(app);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                .await;
-        });
-    }
 }
 
 async fn validate(State(others): State<Arc<OtherRules>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -146,30 +107,6 @@ async fn validate(State(others): State<Arc<OtherRules>>, headers: HeaderMap, bod
 }
 
 /// Modification time and length of every file that makes up a source, to notice changes.
-type Stamp = Vec<(PathBuf, Option<SystemTime>, u64)>;
-
-fn stamp(paths: &[PathBuf]) -> Stamp {
-    let mut out = Vec::new();
-    for path in paths {
-        let mut files = vec![path.clone()];
-        if path.is_dir() {
-            files = std::fs::read_dir(path)
-                .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
-                .unwrap_or_default();
-            files.sort();
-        }
-        for file in files {
-            let meta = std::fs::metadata(&file).ok();
-            out.push((
-                file,
-                meta.as_ref().and_then(|m| m.modified().ok()),
-                meta.as_ref().map(|m| m.len()).unwrap_or(u64::MAX),
-            ));
-        }
-    }
-    out
-}
-
 /// The `--rules` set, re-loaded when its files change. A set that no longer loads is reported
 /// on stderr and the last good one stays in use.
 struct OtherRules {
@@ -203,58 +140,4 @@ impl OtherRules {
         }
         state.1.clone()
     }
-}
-
-/// The serving certificate, re-read at the next handshake after either file changes.
-#[derive(Debug)]
-struct CertFiles {
-    cert: PathBuf,
-    key: PathBuf,
-    state: Mutex<(Stamp, Arc<CertifiedKey>)>,
-}
-
-impl CertFiles {
-    fn load(cert: &Path, key: &Path) -> Result<CertFiles, String> {
-        let paths = [cert.to_path_buf(), key.to_path_buf()];
-        let stamp = stamp(&paths);
-        let certified = read_certified_key(cert, key)?;
-        Ok(CertFiles { cert: cert.to_path_buf(), key: key.to_path_buf(), state: Mutex::new((stamp, certified)) })
-    }
-}
-
-impl ResolvesServerCert for CertFiles {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let now = stamp(&[self.cert.clone(), self.key.clone()]);
-        let mut state = match self.state.lock() {
-            Ok(s) => s,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if state.0 != now {
-            match read_certified_key(&self.cert, &self.key) {
-                Ok(k) => {
-                    state.1 = k;
-                    state.0 = now;
-                }
-                // Mid-rotation (certificate written, key not yet): try again next time.
-                Err(e) => eprintln!("webhook: keeping the previous certificate: {e}"),
-            }
-        }
-        Some(state.1.clone())
-    }
-}
-
-fn read_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, String> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("{}: {e}", cert.display()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: {e}", cert.display()))?;
-    if chain.is_empty() {
-        return Err(format!("{}: no certificate in the file", cert.display()));
-    }
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
-    let signing =
-        rustls::crypto::ring::sign::any_supported_type(&key_der).map_err(|e| format!("{}: {e}", key.display()))?;
-    let certified = CertifiedKey::new(chain, signing);
-    certified.keys_match().map_err(|e| format!("{} does not match {}: {e}", key.display(), cert.display()))?;
-    Ok(Arc::new(certified))
 }

@@ -62,16 +62,27 @@ impl Workers {
     /// Each worker adopts it at its next quiescent point (once per loop) without dropping or
     /// delaying packets. A policy published before and not adopted yet is replaced (and
     /// freed here). Policies the workers gave back are freed here too, never on a worker.
-    pub fn publish(&self, mut policy: CompiledPolicy) -> u64 {
+    pub fn publish(&self, policy: CompiledPolicy) -> u64 {
+        self.publish_as(policy, None).unwrap_or_default()
+    }
+
+    /// [`Workers::publish`] with the generation chosen by the caller (the control API's
+    /// `generation`): `Some(g)` must be above the last one published, else nothing is
+    /// published and the result is `None`. `None` takes the next one.
+    pub fn publish_as(&self, mut policy: CompiledPolicy, chosen: Option<u64>) -> Option<u64> {
         let mut generation = self.generation.lock().unwrap_or_else(|e| e.into_inner());
-        *generation += 1;
+        match chosen {
+            Some(g) if g <= *generation => return None,
+            Some(g) => *generation = g,
+            None => *generation += 1,
+        }
         policy.set_generation(*generation);
         let policy = Arc::new(policy);
         for s in &self.shared {
             drop(s.mailbox.force_push(policy.clone()));
         }
         self.reclaim();
-        *generation
+        Some(*generation)
     }
 
     /// Waits until every worker runs `generation` or a later one; false on timeout.
@@ -85,7 +96,8 @@ impl Workers {
             if Instant::now() >= deadline {
                 return false;
             }
-            std::thread::sleep(Duration::from_millis(1));
+            // Workers adopt within microseconds; this runs on the control thread only.
+            std::thread::sleep(Duration::from_micros(50));
         }
     }
 
@@ -132,9 +144,10 @@ fn config_error(e: impl std::fmt::Display) -> u8 {
 /// What runs on the main (control) thread beside the workers: the HTTP control plane,
 /// the traffic benchmark's per-second lines. Never on a worker lcore.
 pub trait Supervisor {
-    /// The policy the workers start with. `None` loads the config's rule files.
-    fn initial_policy(&mut self, _config: &Config, _base: &Path) -> Option<CompiledPolicy> {
-        None
+    /// Called before anything starts: the policy the workers start with (`None`: the config's
+    /// rule files), or an error naming the config key, which stops the run (exit 2).
+    fn prepare(&mut self, _config: &Config, _base: &Path) -> Result<Option<CompiledPolicy>, String> {
+        Ok(None)
     }
     /// Called once the workers run, then about every 10 ms until they stop.
     fn tick(&mut self, _running: &Running<'_>) {}
@@ -221,7 +234,11 @@ pub fn run_config(config: &Config, base: &Path, args: &RunArgs, supervisor: &mut
             return RunOutcome::failed(config_error(format!("--duration: {d} is not a number of seconds")));
         }
     }
-    let policy = match supervisor.initial_policy(config, base) {
+    let prepared = match supervisor.prepare(config, base) {
+        Ok(p) => p,
+        Err(e) => return RunOutcome::failed(config_error(e)),
+    };
+    let policy = match prepared {
         Some(mut p) => {
             if p.generation() == 0 {
                 p.set_generation(1);

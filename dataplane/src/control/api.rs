@@ -1,0 +1,238 @@
+//! The HTTP control API (see the README's "Control API"): rule updates with atomic
+//! generations, the active set, status, Prometheus metrics. Bodies are rule documents in the
+//! formats rule files use (YAML or JSON); answers are JSON.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::apply::{ApplyError, Store};
+use super::metrics;
+use super::plane::Shared;
+use crate::policy::{parse_rules, rule_set_from_str, RuleError, RuleSet};
+use crate::worker::counter as c;
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    let (max_body, timeout) = (shared.max_body, shared.request_timeout);
+    Router::new()
+        .route("/v1/rules", get(get_rules).put(put_rules).post(post_rules))
+        .route("/v1/rules/{name}", delete(delete_rule))
+        .route("/v1/status", get(status))
+        .route("/metrics", get(prometheus))
+        .layer(middleware::from_fn_with_state(shared.clone(), authorize))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+        .layer(DefaultBodyLimit::disable())
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .with_state(shared)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// With a token configured, every request must carry it (401 otherwise).
+async fn authorize(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    if let Some(token) = &shared.token {
+        let given = request.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
+        if !token.accepts(given) {
+            let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized");
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+    }
+    next.run(request).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApplyQuery {
+    /// The generation to activate as (monotonic): not above the active one is 409.
+    generation: Option<u64>,
+}
+
+fn invalid(errors: Vec<RuleError>) -> Response {
+    let errors: Vec<_> =
+        errors.into_iter().map(|e| json!({"rule": e.rule, "field": e.field, "message": e.message})).collect();
+    (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "errors": errors }))).into_response()
+}
+
+fn body_text(body: &Bytes) -> Result<&str, Box<Response>> {
+    std::str::from_utf8(body)
+        .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, format!("the body is not UTF-8: {e}"))))
+}
+
+/// Waits for the one apply in progress (at most `apply_wait`), then runs `f` on the store.
+async fn with_store(shared: &Shared, f: impl FnOnce(&mut Store, &Shared) -> Result<Response, ApplyError>) -> Response {
+    let Ok(mut store) = tokio::time::timeout(shared.apply_wait, shared.store.lock()).await else {
+        metrics::applied(429);
+        return error(StatusCode::TOO_MANY_REQUESTS, "another rule update is in progress; try again");
+    };
+    let response = match f(&mut store, shared) {
+        Ok(r) => r,
+        Err(e) => apply_error(e),
+    };
+    metrics::applied(response.status().as_u16());
+    response
+}
+
+fn apply_error(e: ApplyError) -> Response {
+    match e {
+        ApplyError::Invalid(errors) => invalid(errors),
+        ApplyError::Conflict { requested, active } => (
+            StatusCode::CONFLICT,
+            Json(json!({
+                "error": format!("generation {requested} is not above the active generation {active}"),
+                "generation": active,
+            })),
+        )
+            .into_response(),
+        ApplyError::NotFound(name) => error(StatusCode::NOT_FOUND, format!("no rule named {name:?}")),
+        ApplyError::NotAdopted { generation, adopted } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "error": format!("generation {generation} is published but not every worker runs it yet"),
+                "generation": generation,
+                "adopted": adopted,
+            })),
+        )
+            .into_response(),
+    }
+}
+
+fn apply(store: &mut Store, shared: &Shared, rules: RuleSet, generation: Option<u64>) -> Result<Response, ApplyError> {
+    let applied = store.apply(&shared.workers, rules, generation)?;
+    Ok(Json(applied).into_response())
+}
+
+/// `PUT /v1/rules[?generation=N]`: the complete rule set.
+async fn put_rules(State(shared): State<Arc<Shared>>, Query(q): Query<ApplyQuery>, body: Bytes) -> Response {
+    let text = match body_text(&body) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    let rules = match rule_set_from_str(text, "") {
+        Ok(r) => r,
+        Err(e) => {
+            metrics::applied(422);
+            return invalid(e.0);
+        }
+    };
+    with_store(&shared, |store, shared| apply(store, shared, rules, q.generation)).await
+}
+
+/// `POST /v1/rules[?generation=N]`: rules added, or replacing those of the same name.
+async fn post_rules(State(shared): State<Arc<Shared>>, Query(q): Query<ApplyQuery>, body: Bytes) -> Response {
+    let text = match body_text(&body) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    let new = match parse_rules(text, "") {
+        Ok(r) => r,
+        Err(e) => {
+            metrics::applied(422);
+            return invalid(e.0);
+        }
+    };
+    with_store(&shared, |store, shared| {
+        let rules = store.upserted(new)?;
+        apply(store, shared, rules, q.generation)
+    })
+    .await
+}
+
+/// `DELETE /v1/rules/{name}[?generation=N]`.
+async fn delete_rule(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    Query(q): Query<ApplyQuery>,
+) -> Response {
+    with_store(&shared, |store, shared| {
+        let rules = store.without(&name)?;
+        apply(store, shared, rules, q.generation)
+    })
+    .await
+}
+
+/// `GET /v1/rules`: the active set (canonical documents), its generation and digest.
+async fn get_rules(State(shared): State<Arc<Shared>>) -> Response {
+    let store = shared.store.lock().await;
+    let a = &store.active;
+    let body = format!(
+        "{{\"generation\":{},\"digest\":{},\"rules\":{}}}",
+        a.generation,
+        serde_json::Value::String(a.digest.clone()),
+        a.json
+    );
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `GET /v1/status`: per worker the generation it runs and its counters; ports and links.
+async fn status(State(shared): State<Arc<Shared>>) -> Response {
+    let adopted = shared.workers.adopted();
+    let workers: Vec<_> = shared
+        .workers
+        .counters()
+        .iter()
+        .enumerate()
+        .map(|(k, w)| {
+            let get = |i: usize| w.get(i).copied().unwrap_or(0);
+            json!({
+                "worker": k,
+                "lcore": shared.workers.lcores().get(k),
+                "generation": adopted.get(k),
+                "rx_packets": get(c::RX),
+                "tx_packets": get(c::TX),
+                "drops": {"policy": get(c::DROP_POLICY), "malformed": get(c::DROP_MALFORMED), "tx_full": get(c::DROP_TX_FULL)},
+                "flows": get(c::FLOWS),
+            })
+        })
+        .collect();
+    let ports: Vec<_> = match shared.view.lock() {
+        Ok(v) => v
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, (id, name))| {
+                let st = v.snapshot.as_ref().and_then(|s| s.ports.get(i).copied().flatten());
+                let link = v.links.get(i).copied().flatten();
+                json!({
+                    "port": id,
+                    "name": name,
+                    "link_up": link.map(|l| l.up),
+                    "speed_mbps": link.map(|l| l.speed_mbps),
+                    "rx_packets": st.map(|s| s.ipackets),
+                    "tx_packets": st.map(|s| s.opackets),
+                    "rx_missed": st.map(|s| s.imissed),
+                })
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let (generation, digest, rules) = {
+        let store = shared.store.lock().await;
+        (store.active.generation, store.active.digest.clone(), store.active.rules.len())
+    };
+    Json(json!({
+        "uptime_s": shared.started.elapsed().as_secs_f64(),
+        "generation": generation,
+        "digest": digest,
+        "rules": rules,
+        "workers": workers,
+        "ports": ports,
+    }))
+    .into_response()
+}
+
+/// `GET /metrics`: Prometheus text.
+async fn prometheus(State(shared): State<Arc<Shared>>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], shared.metrics.render()).into_response()
+}

@@ -1,0 +1,154 @@
+//! The one path by which a rule set becomes active: validate, compile (off the fast path),
+//! publish to every worker, wait until each runs the new generation, persist. Used by the
+//! HTTP API (PUT, POST, DELETE), SIGHUP and the start-up state.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{canonical, state};
+use crate::policy::document::build_rule_set;
+use crate::policy::{Action, CompiledPolicy, Rule, RuleError, RuleErrors, RuleSet};
+use crate::worker::Workers;
+
+/// The rule set the workers run.
+pub struct Active {
+    pub rules: RuleSet,
+    pub generation: u64,
+    pub digest: String,
+    /// Canonical JSON text of `rules` (what GET returns and the state file keeps).
+    pub json: String,
+}
+
+impl Active {
+    pub fn new(rules: RuleSet, generation: u64) -> Active {
+        let json = canonical::to_json(rules.rules());
+        let digest = canonical::digest_of_json(&json);
+        Active { rules, generation, digest, json }
+    }
+}
+
+/// The answer to a successful apply.
+#[derive(Clone, Debug, Serialize)]
+pub struct Applied {
+    pub generation: u64,
+    pub digest: String,
+    pub rules: usize,
+    pub compile_ms: f64,
+    pub activate_ms: f64,
+    /// False when the set is active but could not be written to the state directory.
+    pub persisted: bool,
+    /// True when the set was the active one already (nothing was published).
+    pub unchanged: bool,
+}
+
+/// Why an apply changed nothing (or, for `NotAdopted`, not everywhere yet).
+#[derive(Debug)]
+pub enum ApplyError {
+    /// The rule set is invalid: every error, with the rule and field.
+    Invalid(Vec<RuleError>),
+    /// The requested generation is not above the active one.
+    Conflict { requested: u64, active: u64 },
+    /// No rule of that name (DELETE).
+    NotFound(String),
+    /// Published, but some worker did not run it within the timeout.
+    NotAdopted { generation: u64, adopted: Vec<u64> },
+}
+
+impl From<RuleErrors> for ApplyError {
+    fn from(e: RuleErrors) -> ApplyError {
+        ApplyError::Invalid(e.0)
+    }
+}
+
+/// The active set and what applying needs.
+pub struct Store {
+    pub active: Active,
+    pub default_action: Action,
+    pub state_dir: Option<PathBuf>,
+    pub adopt_timeout: Duration,
+}
+
+impl Store {
+    /// Makes `rules` the active set at `generation` (or the next one): see the module doc.
+    pub fn apply(&mut self, workers: &Workers, rules: RuleSet, generation: Option<u64>) -> Result<Applied, ApplyError> {
+        let active_generation = workers.generation();
+        let json = canonical::to_json(rules.rules());
+        let digest = canonical::digest_of_json(&json);
+        if let Some(g) = generation {
+            if g < active_generation || (g == active_generation && digest != self.active.digest) {
+                return Err(ApplyError::Conflict { requested: g, active: active_generation });
+            }
+        }
+        if digest == self.active.digest {
+            return Ok(Applied {
+                generation: self.active.generation,
+                digest,
+                rules: rules.len(),
+                compile_ms: 0.0,
+                activate_ms: 0.0,
+                persisted: true,
+                unchanged: true,
+            });
+        }
+        let started = Instant::now();
+        let count = rules.len();
+        let policy = CompiledPolicy::compile(rules.clone(), self.default_action).map_err(|e| {
+            ApplyError::Invalid(vec![RuleError {
+                source: String::new(),
+                rule: String::new(),
+                field: String::new(),
+                message: e.to_string(),
+            }])
+        })?;
+        let compiled = Instant::now();
+        let Some(generation) = workers.publish_as(policy, generation) else {
+            return Err(ApplyError::Conflict { requested: generation.unwrap_or(0), active: workers.generation() });
+        };
+        let adopted = workers.wait_adopted(generation, self.adopt_timeout);
+        let activated = Instant::now();
+        // Published: it is the active set from now on, whether or not every worker took it yet.
+        self.active = Active { rules, generation, digest: digest.clone(), json };
+        let persisted = match &self.state_dir {
+            Some(dir) => match state::save(dir, generation, &self.active.digest, &self.active.json) {
+                Ok(()) => true,
+                Err(e) => {
+                    eprintln!("control: generation {generation} is active but not persisted: {e}");
+                    false
+                }
+            },
+            None => true,
+        };
+        if !adopted {
+            return Err(ApplyError::NotAdopted { generation, adopted: workers.adopted() });
+        }
+        Ok(Applied {
+            generation,
+            digest,
+            rules: count,
+            compile_ms: compiled.duration_since(started).as_secs_f64() * 1e3,
+            activate_ms: activated.duration_since(compiled).as_secs_f64() * 1e3,
+            persisted,
+            unchanged: false,
+        })
+    }
+
+    /// The active set with `new` rules added or replacing those of the same name.
+    pub fn upserted(&self, new: Vec<Rule>) -> Result<RuleSet, ApplyError> {
+        let mut rules: Vec<Rule> =
+            self.active.rules.rules().iter().filter(|r| !new.iter().any(|n| n.name == r.name)).cloned().collect();
+        rules.extend(new);
+        Ok(build_rule_set(rules)?)
+    }
+
+    /// The active set without the rule `name`.
+    pub fn without(&self, name: &str) -> Result<RuleSet, ApplyError> {
+        let rules = self.active.rules.rules();
+        if !rules.iter().any(|r| r.name == name) {
+            return Err(ApplyError::NotFound(name.to_owned()));
+        }
+        Ok(build_rule_set(rules.iter().filter(|r| r.name != name).cloned().collect())?)
+    }
+}
