@@ -25,5 +25,5 @@ echo "== dataplane run for ${DURATION}s: net_pcap0 (replaying the capture) -> ne
 # demo's copy of it gets a larger mempool; a unique file prefix lets demos run side by side.
 config=$(mktemp --suffix=.toml -p config)
 trap 'rm -f "$config"' EXIT
-sed -e 's/^size = 8191$/size = 32767/' config/dataplane.toml > "$config"
+sed -e 's/^size = 8191$/size = 32767/' -e 's/^listen = "127.0.0.1:9090"$/listen = "127.0.0.1:0"/' config/dataplane.toml > "$config"
 "$bin" run --config "$config" --duration "$DURATION" -- --file-prefix "demo-$$"

@@ -120,7 +120,11 @@ fn main() -> ExitCode {
         #[cfg(feature = "dpdk")]
         Command::LookupBench(args) => dataplane::bench::lookup::run(args),
         #[cfg(feature = "dpdk")]
-        Command::Bench(args) => ExitCode::from(dataplane::bench::traffic::run(&args, None)),
+        Command::Bench(args) => {
+            use dataplane::control::plane::ControlPlane;
+            let mut control = if args.json { ControlPlane::printing_to_stderr() } else { ControlPlane::new() };
+            ExitCode::from(dataplane::bench::traffic::run(&args, Some(&mut control)))
+        }
         #[cfg(feature = "dpdk")]
         Command::Run { config, duration, eal } => {
             let args = dataplane::worker::RunArgs { config, duration, eal };

@@ -57,6 +57,13 @@ pub struct BenchArgs {
     /// Flow-table capacity per worker (default: twice --flows).
     #[arg(long)]
     pub flow_capacity: Option<usize>,
+    /// Serve the control API on this address while traffic runs (rule updates under load,
+    /// as `scripts/bench-update.sh` does).
+    #[arg(long)]
+    pub control: Option<String>,
+    /// With --control: the bearer token file.
+    #[arg(long, requires = "control")]
+    pub token_file: Option<PathBuf>,
     /// EAL arguments (DPDK syntax), after `--`, e.g. `-- --no-huge -m 2048`.
     #[arg(last = true)]
     pub eal: Vec<String>,
@@ -203,6 +210,12 @@ fn prepare(args: &BenchArgs) -> Result<Prepared, String> {
         let _ = writeln!(t, "[[workers]]\nlcore = {}", worker_lcore0 + k);
         if !software {
             let _ = writeln!(t, "rx = [{{ port = {}, queue = 0 }}]", quote(&rx_device));
+        }
+    }
+    if let Some(listen) = &args.control {
+        let _ = writeln!(t, "[control]\nlisten = {}", quote(listen));
+        if let Some(f) = &args.token_file {
+            let _ = writeln!(t, "token_file = {}", quote(&absolute(f).display().to_string()));
         }
     }
     let config = Config::parse(&t).map_err(|e| e.to_string())?;

@@ -234,5 +234,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
 
 /// `GET /metrics`: Prometheus text.
 async fn prometheus(State(shared): State<Arc<Shared>>) -> Response {
+    // The generation as of this request (the counters are copied a few times a second).
+    ::metrics::gauge!("dataplane_policy_generation").set(shared.workers.generation() as f64);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], shared.metrics.render()).into_response()
 }

@@ -52,6 +52,8 @@ pub struct ControlPlane {
     last_refresh: Option<Instant>,
     reload: Arc<AtomicBool>,
     rule_paths: Vec<PathBuf>,
+    /// Messages go to stderr (stdout carries `bench --json`'s summary).
+    to_stderr: bool,
 }
 
 /// What `prepare` set up before the workers exist.
@@ -66,6 +68,19 @@ struct Prepared {
 impl ControlPlane {
     pub fn new() -> ControlPlane {
         ControlPlane::default()
+    }
+
+    /// A control plane that prints its messages to stderr.
+    pub fn printing_to_stderr() -> ControlPlane {
+        ControlPlane { to_stderr: true, ..ControlPlane::default() }
+    }
+
+    fn say(&self, line: String) {
+        if self.to_stderr {
+            eprintln!("{line}");
+        } else {
+            crate::out!("{line}");
+        }
     }
 }
 
@@ -110,7 +125,12 @@ impl Supervisor for ControlPlane {
         };
         let (rules, generation) = match saved {
             Some(s) => {
-                crate::out!("control: restored generation {} ({}, {} rules)", s.generation, s.digest, s.rules.len());
+                self.say(format!(
+                    "control: restored generation {} ({}, {} rules)",
+                    s.generation,
+                    s.digest,
+                    s.rules.len()
+                ));
                 (s.rules, s.generation.max(1))
             }
             None => match load_rule_set(&self.rule_paths) {
@@ -178,7 +198,7 @@ impl ControlPlane {
         });
         let scheme = if p.tls.is_some() { "https" } else { "http" };
         match p.listener.local_addr() {
-            Ok(a) => crate::out!("control API listening on {scheme}://{a}"),
+            Ok(a) => self.say(format!("control API listening on {scheme}://{a}")),
             Err(e) => eprintln!("control: {e}"),
         }
         let (listener, tls, app) = (p.listener, p.tls, api::router(shared.clone()));
