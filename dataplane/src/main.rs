@@ -48,7 +48,7 @@ enum Command {
     LookupBench(dataplane::bench::lookup::LookupBenchArgs),
     /// testpmd-style throughput of the full pipeline: net_pcap replay -> workers -> net_null.
     #[cfg(feature = "dpdk")]
-    Bench(dataplane::bench::traffic::BenchArgs),
+    Bench(Box<dataplane::bench::traffic::BenchArgs>),
     /// Kubernetes validating admission webhook for NetworkPolicyRule objects (HTTPS, POST /validate).
     Webhook(dataplane::control::webhook::WebhookArgs),
     /// Keep a fleet of gateways on the rule set of a directory (GitOps): push, verify, fix drift.

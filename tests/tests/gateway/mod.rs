@@ -99,13 +99,15 @@ impl Gateway {
                 }
             }
         });
-        let mut head = Vec::new();
+        // Killed by Drop if no API line comes.
+        let mut gw = Gateway { child, url: String::new(), lines: rx, head: Vec::new() };
         loop {
-            let line = rx.recv_timeout(Duration::from_secs(60)).expect("no control API line");
+            let line = gw.lines.recv_timeout(Duration::from_secs(60)).expect("no control API line");
             if let Some(url) = line.strip_prefix("control API listening on ") {
-                return Gateway { child, url: url.to_string(), lines: rx, head };
+                gw.url = url.to_string();
+                return gw;
             }
-            head.push(line);
+            gw.head.push(line);
         }
     }
 
