@@ -38,6 +38,24 @@ fn digest_of(body: &str) -> Result<String, String> {
 
 impl Fake {
     fn start(addr: &str) -> Fake {
+        Fake::start_with(addr, None)
+    }
+
+    /// `tls`: serve HTTPS with this certificate and key (DER).
+    fn start_with(addr: &str, tls: Option<(Vec<u8>, Vec<u8>)>) -> Fake {
+        let tls = tls.map(|(cert, key)| {
+            let config =
+                rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                    .with_safe_default_protocol_versions()
+                    .unwrap()
+                    .with_no_client_auth()
+                    .with_single_cert(
+                        vec![rustls::pki_types::CertificateDer::from(cert)],
+                        rustls::pki_types::PrivateKeyDer::try_from(key).unwrap(),
+                    )
+                    .unwrap();
+            Arc::new(config)
+        });
         let listener = TcpListener::bind(addr).unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(FakeState { digest: digest_of("[]").unwrap(), ..Default::default() }));
@@ -48,8 +66,15 @@ impl Fake {
                 if sp.load(Ordering::SeqCst) {
                     return;
                 }
-                if let Ok(conn) = conn {
-                    let _ = serve(conn, &st);
+                let Ok(conn) = conn else { continue };
+                match &tls {
+                    None => {
+                        let _ = serve(conn, &st);
+                    }
+                    Some(config) => {
+                        let Ok(server) = rustls::ServerConnection::new(config.clone()) else { continue };
+                        let _ = serve(rustls::StreamOwned::new(server, conn), &st);
+                    }
                 }
             }
         });
@@ -58,6 +83,10 @@ impl Fake {
 
     fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    fn https_url(&self) -> String {
+        format!("https://localhost:{}", self.addr.port())
     }
 
     fn digest(&self) -> String {
@@ -84,8 +113,8 @@ impl Drop for Fake {
     }
 }
 
-fn serve(mut conn: TcpStream, state: &Mutex<FakeState>) -> std::io::Result<()> {
-    let mut reader = BufReader::new(conn.try_clone()?);
+fn serve(conn: impl Read + Write, state: &Mutex<FakeState>) -> std::io::Result<()> {
+    let mut reader = BufReader::new(conn);
     let mut line = String::new();
     reader.read_line(&mut line)?;
     let mut parts = line.split_whitespace();
@@ -130,6 +159,7 @@ fn serve(mut conn: TcpStream, state: &Mutex<FakeState>) -> std::io::Result<()> {
     } else {
         (405, "{}".to_string())
     };
+    let conn = reader.get_mut();
     write!(
         conn,
         "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
@@ -361,4 +391,27 @@ fn an_invalid_checkout_is_never_pushed() {
         )
     );
     assert_eq!(a.state.lock().unwrap().puts, 0);
+}
+
+#[test]
+fn https_gateways_are_trusted_through_the_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    rules_dir(dir.path());
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ck.cert.pem()).unwrap();
+    let a = Fake::start_with("127.0.0.1:0", Some((ck.cert.der().to_vec(), ck.signing_key.serialize_der())));
+    let ca_arg = ca.display().to_string();
+    let mut s = sync(dir.path(), &[a.https_url()], &["--once", "--ca-file", &ca_arg]);
+    assert!(s.child.wait().unwrap().success());
+    assert_eq!(a.digest(), desired_digest());
+    drop(s);
+
+    // Without the CA the certificate is not trusted: no push, exit 1.
+    let before = a.state.lock().unwrap().puts;
+    let mut s = sync(dir.path(), &[a.https_url()], &["--once", "--interval", "0.1", "--retries", "1"]);
+    assert_eq!(s.child.wait().unwrap().code(), Some(1));
+    let err: Vec<String> = s.err.iter().collect();
+    assert!(err[0].starts_with(&format!("unreachable {}: GET /v1/rules: ", a.https_url())), "{err:?}");
+    assert_eq!(a.state.lock().unwrap().puts, before);
 }
