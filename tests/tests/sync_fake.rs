@@ -3,8 +3,6 @@
 //! pushed set with the dataplane's own parser. The fakes let these tests restart a gateway,
 //! refuse a token or change a set by hand at exactly the moment wanted.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -29,11 +27,10 @@ struct Fake {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// The digest a real gateway reports: of the canonical form of the set.
 fn digest_of(body: &str) -> Result<String, String> {
     let set = dataplane::policy::rule_set_from_str(body, "api").map_err(|e| e.to_string())?;
-    let mut h = DefaultHasher::new();
-    format!("{:?}", set.rules()).hash(&mut h);
-    Ok(format!("fake:{:016x}", h.finish()))
+    Ok(dataplane::control::canonical::digest(set.rules()))
 }
 
 impl Fake {
@@ -263,13 +260,16 @@ fn once_pushes_to_every_gateway_and_they_report_one_digest() {
     expect.sort();
     assert_eq!(pushed, expect.iter().collect::<Vec<_>>());
     assert_eq!(out.last().unwrap(), &format!("converged: 2 gateways at {want}"));
-    assert_eq!((a.digest(), b.digest()), (want.clone(), want));
+    assert_eq!((a.digest(), b.digest()), (want.clone(), want.clone()));
 
-    // A fresh sync does not know the fleet's digest yet: it pushes the same set again (same
-    // digest, next generation).
+    // A fresh sync computes the digest locally: gateways already running the set are left
+    // alone (no push, same generation).
     let mut s = sync(dir.path(), &[a.url(), b.url()], &["--once"]);
     assert!(s.child.wait().unwrap().success());
-    assert_eq!(a.state.lock().unwrap().generation, 2);
+    let out: Vec<String> = s.out.iter().collect();
+    assert!(!out.iter().any(|l| l.starts_with("pushed ")), "{out:?}");
+    assert!(out.iter().any(|l| l.starts_with(&format!("in-sync {}: generation 1 digest {want}", a.url()))), "{out:?}");
+    assert_eq!(a.state.lock().unwrap().generation, 1);
 }
 
 #[test]

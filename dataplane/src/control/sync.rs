@@ -76,6 +76,8 @@ struct RejectedRule {
 struct Desired {
     body: String,
     rules: usize,
+    /// What every gateway must report (`sha256:` of the canonical JSON).
+    digest: String,
 }
 
 /// One gateway's round: the active set it runs and whether it was pushed, or why not.
@@ -133,15 +135,15 @@ pub fn run(args: &SyncArgs) -> Result<bool, SyncError> {
             next_try: now,
         })
         .collect();
-    // The digest every gateway must report: learnt from the first accepted PUT of this set.
-    let mut expected: Option<String> = None;
+    // The digest every gateway must report.
+    let mut expected: Option<String> = Some(desired.digest.clone());
     let mut announced = false;
     loop {
         match load_desired(&args.rules) {
             Ok(d) if d != desired => {
                 out!("desired: {} rules changed in {}", d.rules, show_paths(&args.rules));
+                expected = Some(d.digest.clone());
                 desired = d;
-                expected = None;
                 announced = false;
                 for g in &mut gateways {
                     g.state = GwState::Pending;
@@ -368,47 +370,8 @@ fn agent(args: &SyncArgs) -> Result<ureq::Agent, SyncError> {
 /// JSON array (the same documents the gateway parses with the same code).
 fn load_desired(paths: &[PathBuf]) -> Result<Desired, String> {
     let set = load_rule_set(paths).map_err(|e| e.to_string())?;
-    let mut docs: Vec<serde_json::Value> = Vec::new();
-    for file in rule_files(paths) {
-        let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
-            let value: serde_json::Value =
-                serde::Deserialize::deserialize(doc).map_err(|e| format!("{}: {e}", file.display()))?;
-            match value {
-                serde_json::Value::Null => {}
-                serde_json::Value::Array(items) => docs.extend(items),
-                serde_json::Value::Object(mut map) if map.get("kind").and_then(|k| k.as_str()) == Some("List") => {
-                    if let Some(serde_json::Value::Array(items)) = map.remove("items") {
-                        docs.extend(items);
-                    }
-                }
-                other => docs.push(other),
-            }
-        }
-    }
-    if docs.len() != set.len() {
-        return Err(format!("{} documents for {} rules", docs.len(), set.len()));
-    }
-    let body = serde_json::to_string(&docs).map_err(|e| e.to_string())?;
-    Ok(Desired { body, rules: set.len() })
-}
-
-/// The files `load_rule_set` reads, in its order.
-fn rule_files(paths: &[PathBuf]) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
-                .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
-                .unwrap_or_default();
-            found.retain(|p| {
-                p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
-            });
-            found.sort();
-            files.extend(found);
-        } else {
-            files.push(path.clone());
-        }
-    }
-    files
+    // The canonical form: the digest a gateway reports for this set is known before any push.
+    let body = super::canonical::to_json(set.rules());
+    let digest = super::canonical::digest_of_json(&body);
+    Ok(Desired { body, rules: set.len(), digest })
 }
