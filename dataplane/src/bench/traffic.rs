@@ -58,7 +58,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub flow_capacity: Option<usize>,
     /// Serve the control API on this address while traffic runs (rule updates under load,
-    /// as `scripts/bench-update.sh` does).
+    /// as `scripts/bench-update.sh` does); request bodies up to 64 MiB.
     #[arg(long)]
     pub control: Option<String>,
     /// With --control: the bearer token file.
@@ -213,7 +213,9 @@ fn prepare(args: &BenchArgs) -> Result<Prepared, String> {
         }
     }
     if let Some(listen) = &args.control {
-        let _ = writeln!(t, "[control]\nlisten = {}", quote(listen));
+        // Bodies up to the parser's bound: a 100k-rule set in document form is about 18 MB,
+        // over the API's default limit of 16 MiB.
+        let _ = writeln!(t, "[control]\nlisten = {}\nmax_body_bytes = {}", quote(listen), 64 << 20);
         if let Some(f) = &args.token_file {
             let _ = writeln!(t, "token_file = {}", quote(&absolute(f).display().to_string()));
         }

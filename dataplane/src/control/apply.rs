@@ -36,7 +36,9 @@ pub struct Applied {
     pub generation: u64,
     pub digest: String,
     pub rules: usize,
+    /// Canonical form, digest and compilation.
     pub compile_ms: f64,
+    /// From publication until every worker runs the new generation.
     pub activate_ms: f64,
     /// False when the set is active but could not be written to the state directory.
     pub persisted: bool,
@@ -74,6 +76,7 @@ pub struct Store {
 impl Store {
     /// Makes `rules` the active set at `generation` (or the next one): see the module doc.
     pub fn apply(&mut self, workers: &Workers, rules: RuleSet, generation: Option<u64>) -> Result<Applied, ApplyError> {
+        let started = Instant::now();
         let active_generation = workers.generation();
         let json = canonical::to_json(rules.rules());
         let digest = canonical::digest_of_json(&json);
@@ -93,7 +96,6 @@ impl Store {
                 unchanged: true,
             });
         }
-        let started = Instant::now();
         let count = rules.len();
         let policy = CompiledPolicy::compile(rules.clone(), self.default_action).map_err(|e| {
             ApplyError::Invalid(vec![RuleError {

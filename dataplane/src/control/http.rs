@@ -37,7 +37,11 @@ pub async fn serve(listener: tokio::net::TcpListener, tls: Option<tokio_rustls::
     loop {
         let Ok(permit) = slots.clone().acquire_owned().await else { return };
         let tcp = match listener.accept().await {
-            Ok((tcp, _)) => tcp,
+            Ok((tcp, _)) => {
+                // Answers are small and written at once: no Nagle delay before the last segment.
+                let _ = tcp.set_nodelay(true);
+                tcp
+            }
             Err(e) => {
                 eprintln!("{name}: accept: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
