@@ -119,6 +119,7 @@ const PENDING: u8 = 1;
 const INITIATOR_IS_LO: u8 = 2;
 const SEEN_LO_TO_HI: u8 = 4;
 const SEEN_HI_TO_LO: u8 = 8;
+const INSPECTED: u8 = 16;
 
 impl FlowEntry {
     fn new(key: FlowKey, initiator_is_lo: bool, now_ms: u64) -> FlowEntry {
@@ -134,6 +135,16 @@ impl FlowEntry {
     /// True when the initiator is the key's `lo` end.
     pub fn initiator_is_lo(&self) -> bool {
         self.bits & INITIATOR_IS_LO != 0
+    }
+
+    /// The client's first payload was inspected (a ClientHello, or bytes that are not one):
+    /// it cannot be inspected again.
+    pub fn inspected(&self) -> bool {
+        self.bits & INSPECTED != 0
+    }
+
+    pub fn set_inspected(&mut self) {
+        self.bits |= INSPECTED;
     }
 
     fn set(&mut self, bit: u8, on: bool) {

@@ -366,7 +366,14 @@ impl Pipeline {
             // flow created in this burst): ask again, alone.
             let d = decided.unwrap_or_else(|| policy.classify(&initiator_query(p, from_initiator)));
             let was_pending = e.pending();
-            e.set_decision(d, generation);
+            if d.pending && e.inspected() {
+                // The new policy wants the ClientHello, which went by under an older one: the
+                // TLS verdict stands (passing mid-stream bytes as "not TLS" would be a bypass).
+                let kept = e.decision();
+                e.set_decision(kept, generation);
+            } else {
+                e.set_decision(d, generation);
+            }
             if e.pending() && !was_pending {
                 counters.tls_pending += 1;
             }
@@ -405,6 +412,7 @@ impl Pipeline {
                 };
                 if let Some(d) = outcome {
                     e.set_decision(d, generation);
+                    e.set_inspected();
                     e.hello.release(hellos);
                 }
             } else if flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {

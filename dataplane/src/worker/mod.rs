@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod fastpath;
+mod supervisor;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -24,6 +25,7 @@ pub use config::{Config, ConfigError, Distribution};
 pub use fastpath::counter;
 pub use fastpath::Shared;
 use fastpath::{Distributor, Input, Source, Worker, WorkerCounters};
+pub use supervisor::{NoSupervisor, RunOutcome, Running, Supervisor};
 
 /// Exit code for a bad configuration, bad rules or bad EAL arguments (nothing started).
 pub const EXIT_CONFIG: u8 = 2;
@@ -139,78 +141,6 @@ impl Workers {
 fn config_error(e: impl std::fmt::Display) -> u8 {
     eprintln!("config error: {e}");
     EXIT_CONFIG
-}
-
-/// What runs on the main (control) thread beside the workers: the HTTP control plane,
-/// the traffic benchmark's per-second lines. Never on a worker lcore.
-pub trait Supervisor {
-    /// Called before anything starts: the policy the workers start with (`None`: the config's
-    /// rule files), or an error naming the config key, which stops the run (exit 2).
-    fn prepare(&mut self, _config: &Config, _base: &Path) -> Result<Option<CompiledPolicy>, String> {
-        Ok(None)
-    }
-    /// Called once the workers run, then about every 10 ms until they stop.
-    fn tick(&mut self, _running: &Running<'_>) {}
-    /// Whether `run` prints its own stats every `stats_period`.
-    fn print_stats(&self) -> bool {
-        true
-    }
-    /// Whether `run`'s own lines (start, final stats) go to stderr, leaving stdout to the
-    /// supervisor (`bench --json`).
-    fn report_to_stderr(&self) -> bool {
-        false
-    }
-}
-
-/// No supervisor: `dataplane run` alone.
-pub struct NoSupervisor;
-impl Supervisor for NoSupervisor {}
-
-/// What a [`Supervisor`] sees of the running dataplane.
-pub struct Running<'a> {
-    runtime: &'a Runtime,
-    /// When the workers were launched.
-    pub started: Instant,
-    pub config: &'a Config,
-}
-
-impl Running<'_> {
-    /// The control side of the workers: publish policies, read counters and generations.
-    pub fn workers(&self) -> &Arc<Workers> {
-        &self.runtime.workers
-    }
-    /// Every counter now.
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot::take(self.runtime)
-    }
-    /// Port ids and names, in config order.
-    pub fn ports(&self) -> Vec<(u16, String)> {
-        self.runtime.ports.iter().map(|p| (p.id(), p.name().to_owned())).collect()
-    }
-    /// Link state of each port (None when the device cannot tell).
-    pub fn links(&self) -> Vec<Option<crate::dpdk::Link>> {
-        self.runtime.ports.iter().map(|p| p.link().ok()).collect()
-    }
-    /// Asks the workers to stop (as SIGTERM does).
-    pub fn stop(&self) {
-        self.runtime.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// How a run ended.
-pub struct RunOutcome {
-    /// The process exit code (0, [`EXIT_CONFIG`], [`EXIT_RUNTIME`]).
-    pub code: u8,
-    /// The counters after the workers stopped (None when nothing started).
-    pub last: Option<Snapshot>,
-    /// From launch to stop.
-    pub elapsed: Duration,
-}
-
-impl RunOutcome {
-    fn failed(code: u8) -> RunOutcome {
-        RunOutcome { code, last: None, elapsed: Duration::ZERO }
-    }
 }
 
 /// `dataplane run`. Returns the process exit code.
