@@ -3,6 +3,7 @@
 //! HTTP API (PUT, POST, DELETE), SIGHUP and the start-up state.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -20,13 +21,34 @@ pub struct Active {
     pub digest: String,
     /// Canonical JSON text of `rules` (what GET returns and the state file keeps).
     pub json: String,
+    /// Each rule's canonical document text, by name: an update re-serializes only the rules
+    /// it changes.
+    documents: BTreeMap<String, String>,
 }
 
 impl Active {
     pub fn new(rules: RuleSet, generation: u64) -> Active {
-        let json = canonical::to_json(rules.rules());
+        let documents = rules.rules().iter().map(|r| (r.name.clone(), canonical::document_json(r))).collect();
+        Active::with_documents(rules, generation, documents)
+    }
+
+    fn with_documents(rules: RuleSet, generation: u64, documents: BTreeMap<String, String>) -> Active {
+        let json = canonical::join(documents.values().map(String::as_str));
         let digest = canonical::digest_of_json(&json);
-        Active { rules, generation, digest, json }
+        Active { rules, generation, digest, json, documents }
+    }
+
+    /// The canonical documents of `rules`, reusing those of unchanged rules.
+    fn documents_of(&self, rules: &RuleSet) -> BTreeMap<String, String> {
+        let old: HashMap<&str, &Rule> = self.rules.rules().iter().map(|r| (r.name.as_str(), r)).collect();
+        rules
+            .rules()
+            .iter()
+            .map(|r| {
+                let cached = old.get(r.name.as_str()).filter(|o| **o == r).and_then(|_| self.documents.get(&r.name));
+                (r.name.clone(), cached.cloned().unwrap_or_else(|| canonical::document_json(r)))
+            })
+            .collect()
     }
 }
 
@@ -78,7 +100,8 @@ impl Store {
     pub fn apply(&mut self, workers: &Workers, rules: RuleSet, generation: Option<u64>) -> Result<Applied, ApplyError> {
         let started = Instant::now();
         let active_generation = workers.generation();
-        let json = canonical::to_json(rules.rules());
+        let documents = self.active.documents_of(&rules);
+        let json = canonical::join(documents.values().map(String::as_str));
         let digest = canonical::digest_of_json(&json);
         if let Some(g) = generation {
             if g < active_generation || (g == active_generation && digest != self.active.digest) {
@@ -112,7 +135,7 @@ impl Store {
         let adopted = workers.wait_adopted(generation, self.adopt_timeout);
         let activated = Instant::now();
         // Published: it is the active set from now on, whether or not every worker took it yet.
-        self.active = Active { rules, generation, digest: digest.clone(), json };
+        self.active = Active { rules, generation, digest: digest.clone(), json, documents };
         let persisted = match &self.state_dir {
             Some(dir) => match state::save(dir, generation, &self.active.digest, &self.active.json) {
                 Ok(()) => true,

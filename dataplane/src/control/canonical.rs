@@ -123,10 +123,32 @@ pub fn documents(rules: &[Rule]) -> Vec<Document<'_>> {
     sorted.into_iter().map(document).collect()
 }
 
+/// The canonical JSON text of one rule's document.
+pub fn document_json(rule: &Rule) -> String {
+    // Serializing plain structs of strings and integers cannot fail.
+    serde_json::to_string(&document(rule)).unwrap_or_default()
+}
+
+/// The canonical JSON text of a set from its documents' texts, in name order: a compact
+/// array (what `serde_json` writes for the documents as one `Vec`).
+pub fn join<'a>(documents_by_name: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = String::from("[");
+    for (i, d) in documents_by_name.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(d);
+    }
+    out.push(']');
+    out
+}
+
 /// The canonical JSON text of `rules` (a compact array, sorted by name).
 pub fn to_json(rules: &[Rule]) -> String {
-    // Serializing plain structs of strings and integers cannot fail.
-    serde_json::to_string(&documents(rules)).unwrap_or_else(|_| String::from("[]"))
+    let mut sorted: Vec<&Rule> = rules.iter().collect();
+    sorted.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    let docs: Vec<String> = sorted.into_iter().map(document_json).collect();
+    join(docs.iter().map(String::as_str))
 }
 
 /// `sha256:<hex>` of a canonical JSON text.
@@ -198,6 +220,13 @@ spec:
         // Same rules except list order, which the canonical form sorts.
         assert_eq!(digest(&strip(&again)), digest(&strip(&set)));
         assert_eq!(again.len(), 2);
+    }
+
+    #[test]
+    fn joined_documents_are_the_serialized_array() {
+        let set = rule_set_from_str(SET, "").unwrap();
+        assert_eq!(to_json(set.rules()), serde_json::to_string(&documents(set.rules())).unwrap());
+        assert_eq!(to_json(&[]), "[]");
     }
 
     #[test]
