@@ -234,3 +234,41 @@ fn tls_errors_name_the_field() {
     let e = errors_of(&typo);
     assert!(e[0].starts_with("rules/a.yaml: tls-y: spec.tls.serverName: unknown field `serverName`"), "{}", e[0]);
 }
+
+/// JSON texts take a faster path than YAML; the rules and every error message are the same.
+#[test]
+fn json_fast_path_gives_the_yaml_paths_rules_and_errors() {
+    let docs = [
+        r#"{"apiVersion":"policy.secure.example.com/v1","kind":"NetworkPolicyRule","metadata":{"name":"ok"},"spec":{"action":"DROP","cidrBlocks":["10.0.0.0/8"],"ports":[{"protocol":"UDP","port":53}],"tls":{"serverNames":["*.Example.com"]}}}"#,
+        r#"{"apiVersion":"policy.secure.example.com/v1","kind":"NetworkPolicyRule","metadata":{"name":"bad-cidr"},"spec":{"action":"DROP","cidrBlocks":["10.0.0.0/8","10.0.0.1/24"]}}"#,
+        r#"{"apiVersion":"policy.secure.example.com/v1","kind":"NetworkPolicyRule","metadata":{"name":"typo"},"spec":{"action":"DROP","cidrBlock":["10.0.0.0/8"]}}"#,
+        r#"{"apiVersion":"policy.secure.example.com/v1","kind":"NetworkPolicyRule","metadata":{"name":"wrong-type"},"spec":{"action":"DROP","priority":"high"}}"#,
+        r#"{"kind":"NetworkPolicyRule","spec":{"action":"MAYBE"}}"#,
+    ];
+    let json = format!("[{}]", docs.join(",\n"));
+    // The same documents, but YAML: a JSON object is a YAML flow mapping; a leading comment
+    // keeps the text off the JSON path.
+    let yaml = format!("# yaml\n{}", docs.map(|d| format!("{d}\n")).join("---\n"));
+    let list = format!(r#"{{"apiVersion":"v1","kind":"List","items":{json}}}"#);
+    let (j, y, l) = (errors_of(&json), errors_of(&yaml), errors_of(&list));
+    assert_eq!(j.len(), 6, "{j:?}");
+    assert!(j[0].contains("bad-cidr: spec.cidrBlocks[1]: host bits set in 10.0.0.1/24"), "{j:?}");
+    assert!(j[1].starts_with("rules/a.yaml: typo: spec.cidrBlock: unknown field `cidrBlock`"), "{j:?}");
+    assert_eq!(j[2], "rules/a.yaml: wrong-type: spec.priority: invalid type: string \"high\", expected i64");
+    assert_eq!(j[3], "rules/a.yaml: [4]: apiVersion: required field is missing");
+    assert_eq!(j[5], "rules/a.yaml: [4]: spec.action: unknown action \"MAYBE\" (expected ALLOW or DROP)");
+    // Positions differ by form ([i], document i, items[i]); everything else is identical.
+    let y_as_j: Vec<String> = y.iter().map(|e| e.replace("document 5", "[4]")).collect();
+    assert_eq!(y_as_j, j);
+    let l_as_j: Vec<String> = l.iter().map(|e| e.replace("items[4]", "[4]")).collect();
+    assert_eq!(l_as_j, j);
+
+    let good = format!("[{}]", docs[0]);
+    let single = docs[0].to_string();
+    let from_yaml = rule_set_from_str(&format!("# yaml\n{}", docs[0]), "s").unwrap();
+    assert_eq!(rule_set_from_str(&good, "s").unwrap(), from_yaml);
+    assert_eq!(rule_set_from_str(&single, "s").unwrap(), from_yaml);
+    // Not JSON after all (a YAML flow sequence followed by more): the YAML path decides.
+    assert!(rule_set_from_str("[]\nfoo: 1", "s").is_err());
+    assert!(rule_set_from_str("[]", "s").unwrap().is_empty());
+}

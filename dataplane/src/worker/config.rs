@@ -78,6 +78,8 @@ pub struct Config {
     /// Ingress port -> egress port.
     pub forward: BTreeMap<String, String>,
     pub workers: Vec<WorkerEntry>,
+    /// The control plane (HTTP API, persistence, metrics); absent: no control plane.
+    pub control: Option<ControlConfig>,
 }
 
 fn default_ring_size() -> u32 {
@@ -186,6 +188,114 @@ fn default_desc() -> u16 {
 }
 fn yes() -> bool {
     true
+}
+
+/// `[control]`: the HTTP control API beside the workers (see `config/dataplane.toml`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    /// `false` keeps the section but runs no control plane.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Address and port of the API; port 0 picks a free one (the bound address is printed).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// A file holding the bearer token (required when `listen` is not a loopback address).
+    pub token_file: Option<PathBuf>,
+    /// PEM certificate chain and private key: HTTPS instead of HTTP (both or neither).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Directory where the last applied rule set is kept; absent: nothing persists.
+    pub state_dir: Option<PathBuf>,
+    /// Largest request body accepted (bytes).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// A request (including an apply) that takes longer gets 408.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_ms: u64,
+    /// How long an apply waits for the one in progress before it gets 429 (0: at once).
+    #[serde(default = "default_apply_wait")]
+    pub apply_wait_ms: u64,
+    /// How long an apply waits for every worker to run the new generation (then 503).
+    #[serde(default = "default_adopt_timeout")]
+    pub adopt_timeout_ms: u64,
+}
+
+/// Default API address.
+pub const DEFAULT_CONTROL_LISTEN: &str = "127.0.0.1:9090";
+/// Bodies above this are refused whatever the configuration (the rule parser's bound).
+pub const MAX_CONTROL_BODY: usize = crate::policy::document::MAX_DOCUMENT_BYTES;
+
+fn default_listen() -> String {
+    DEFAULT_CONTROL_LISTEN.into()
+}
+fn default_max_body() -> usize {
+    16 << 20
+}
+fn default_request_timeout() -> u64 {
+    30_000
+}
+fn default_apply_wait() -> u64 {
+    10_000
+}
+fn default_adopt_timeout() -> u64 {
+    5_000
+}
+
+impl ControlConfig {
+    /// The defaults with `listen` set (what `--control ADDR` gives).
+    pub fn listening_on(listen: &str) -> ControlConfig {
+        ControlConfig {
+            enabled: true,
+            listen: listen.into(),
+            token_file: None,
+            tls_cert: None,
+            tls_key: None,
+            state_dir: None,
+            max_body_bytes: default_max_body(),
+            request_timeout_ms: default_request_timeout(),
+            apply_wait_ms: default_apply_wait(),
+            adopt_timeout_ms: default_adopt_timeout(),
+        }
+    }
+
+    /// The listen address, parsed.
+    pub fn listen_addr(&self) -> Result<std::net::SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|_| {
+            ConfigError::new(
+                "control.listen",
+                format!("{:?} is not an address and port (like 127.0.0.1:9090 or [::1]:9090)", self.listen),
+            )
+        })
+    }
+
+    /// Checks that need no file system.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let addr = self.listen_addr()?;
+        if !addr.ip().is_loopback() && self.token_file.is_none() {
+            return Err(ConfigError::new(
+                "control.token_file",
+                format!("required when control.listen ({addr}) is not a loopback address"),
+            ));
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return Err(ConfigError::new("control.tls_key", "required with control.tls_cert")),
+            (None, Some(_)) => return Err(ConfigError::new("control.tls_cert", "required with control.tls_key")),
+            _ => {}
+        }
+        if self.max_body_bytes < 1024 || self.max_body_bytes > MAX_CONTROL_BODY {
+            return Err(ConfigError::new(
+                "control.max_body_bytes",
+                format!("{} is out of range 1024..={MAX_CONTROL_BODY}", self.max_body_bytes),
+            ));
+        }
+        for (key, v) in [("request_timeout_ms", self.request_timeout_ms), ("adopt_timeout_ms", self.adopt_timeout_ms)] {
+            if v == 0 {
+                return Err(ConfigError::new(format!("control.{key}"), "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -342,6 +452,9 @@ impl Config {
                     return Err(ConfigError::new("distributor_lcore", "only with distribution = \"software\""));
                 }
             }
+        }
+        if let Some(c) = &self.control {
+            c.check()?;
         }
         // Every polled port forwards somewhere; every egress port has a TX queue per worker
         // that sends to it.

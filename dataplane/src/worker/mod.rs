@@ -62,16 +62,27 @@ impl Workers {
     /// Each worker adopts it at its next quiescent point (once per loop) without dropping or
     /// delaying packets. A policy published before and not adopted yet is replaced (and
     /// freed here). Policies the workers gave back are freed here too, never on a worker.
-    pub fn publish(&self, mut policy: CompiledPolicy) -> u64 {
+    pub fn publish(&self, policy: CompiledPolicy) -> u64 {
+        self.publish_as(policy, None).unwrap_or_default()
+    }
+
+    /// [`Workers::publish`] with the generation chosen by the caller (the control API's
+    /// `?generation=`): `Some(g)` must be above the last one published, else nothing is
+    /// published and the result is `None`. `None` takes the next one.
+    pub fn publish_as(&self, mut policy: CompiledPolicy, chosen: Option<u64>) -> Option<u64> {
         let mut generation = self.generation.lock().unwrap_or_else(|e| e.into_inner());
-        *generation += 1;
+        match chosen {
+            Some(g) if g <= *generation => return None,
+            Some(g) => *generation = g,
+            None => *generation += 1,
+        }
         policy.set_generation(*generation);
         let policy = Arc::new(policy);
         for s in &self.shared {
             drop(s.mailbox.force_push(policy.clone()));
         }
         self.reclaim();
-        *generation
+        Some(*generation)
     }
 
     /// Waits until every worker runs `generation` or a later one; false on timeout.
