@@ -20,6 +20,7 @@ pub mod wire;
 pub mod worker;
 
 pub mod bench;
+pub mod control;
 
 /// `println!` that does not panic when stdout is closed (`dataplane ... | head`): output is
 /// best effort, the dataplane keeps running.

@@ -71,6 +71,9 @@ enum RulesCommand {
         #[arg(long, default_value = "ALLOW", value_parser = parse_action)]
         default_action: Action,
     },
+    /// Send rule files to a running dataplane's control API (PUT /v1/rules, or POST with
+    /// --upsert); print the answer; exit 1 with every error when they are refused.
+    Apply(dataplane::control::client::ApplyArgs),
 }
 
 fn parse_action(s: &str) -> Result<Action, String> {
@@ -82,6 +85,23 @@ fn load_policy(paths: &[PathBuf], default_action: Action) -> Result<CompiledPoli
         eprintln!("{e}");
         ExitCode::from(1)
     })
+}
+
+/// `dataplane run`, with the control plane when the config has an enabled `[control]`.
+#[cfg(feature = "dpdk")]
+fn run(args: dataplane::worker::RunArgs) -> u8 {
+    use dataplane::worker::{Config, EXIT_CONFIG};
+    // A config that does not load is reported by `run` itself.
+    let control = Config::load(&args.config).ok().and_then(|c| c.control).filter(|c| c.enabled);
+    let Some(control) = control else { return dataplane::worker::run(&args) };
+    let base = args.config.parent().unwrap_or(std::path::Path::new("."));
+    match dataplane::control::ControlPlane::start(&control, base) {
+        Ok(mut plane) => dataplane::worker::run_with(&args, &mut plane).code,
+        Err(e) => {
+            eprintln!("config error: {}: {e}", args.config.display());
+            EXIT_CONFIG
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -112,8 +132,9 @@ fn main() -> ExitCode {
         Command::LookupBench(args) => dataplane::bench::lookup::run(args),
         #[cfg(feature = "dpdk")]
         Command::Run { config, duration, eal } => {
-            ExitCode::from(dataplane::worker::run(&dataplane::worker::RunArgs { config, duration, eal }))
+            ExitCode::from(run(dataplane::worker::RunArgs { config, duration, eal }))
         }
+        Command::Rules { command: RulesCommand::Apply(args) } => ExitCode::from(dataplane::control::client::apply(&args)),
         Command::Rules { command: RulesCommand::Check { paths, default_action } } => {
             match load_policy(&paths, default_action) {
                 Ok(policy) => {

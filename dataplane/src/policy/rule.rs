@@ -155,6 +155,11 @@ impl RuleSet {
         &self.rules
     }
 
+    /// The rules, in evaluation order.
+    pub fn into_rules(self) -> Vec<Rule> {
+        self.rules
+    }
+
     pub fn len(&self) -> usize {
         self.rules.len()
     }
