@@ -28,6 +28,7 @@ use super::auth::Token;
 use super::canonical;
 use super::metrics::Metrics;
 use crate::dpdk::{Link, PortStats};
+use crate::policy::RuleError;
 use crate::worker::counter;
 
 /// What the main thread last saw of the ports (refreshed about once a second).
@@ -120,7 +121,13 @@ async fn run_apply(state: &ApiState, change: Change, query: Option<String>) -> R
 
 fn apply_error(e: ApplyError) -> Response {
     match e {
-        ApplyError::Invalid(errors) => (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "errors": errors }))).into_response(),
+        ApplyError::Invalid(errors) => {
+            #[derive(Serialize)]
+            struct Errors {
+                errors: Vec<RuleError>,
+            }
+            (StatusCode::UNPROCESSABLE_ENTITY, Json(Errors { errors })).into_response()
+        }
         ApplyError::NotFound(name) => error(StatusCode::NOT_FOUND, format!("no rule named {name:?}")),
         ApplyError::Conflict { active, requested } => (
             StatusCode::CONFLICT,
