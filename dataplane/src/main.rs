@@ -134,7 +134,9 @@ fn main() -> ExitCode {
         Command::Run { config, duration, eal } => {
             ExitCode::from(run(dataplane::worker::RunArgs { config, duration, eal }))
         }
-        Command::Rules { command: RulesCommand::Apply(args) } => ExitCode::from(dataplane::control::client::apply(&args)),
+        Command::Rules { command: RulesCommand::Apply(args) } => {
+            ExitCode::from(dataplane::control::client::apply(&args))
+        }
         Command::Rules { command: RulesCommand::Check { paths, default_action } } => {
             match load_policy(&paths, default_action) {
                 Ok(policy) => {

@@ -84,34 +84,29 @@ async fn authorize(State(state): State<Arc<ApiState>>, request: Request, next: N
 }
 
 /// `?generation=N` (the only parameter).
-fn generation_param(query: Option<&str>) -> Result<Option<u64>, Response> {
+fn generation_param(query: Option<&str>) -> Result<Option<u64>, String> {
     let mut generation = None;
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
             "generation" => match value.parse::<u64>() {
                 Ok(g) => generation = Some(g),
-                Err(_) => {
-                    return Err(error(
-                        StatusCode::BAD_REQUEST,
-                        format!("generation: {value:?} is not a non-negative integer"),
-                    ))
-                }
+                Err(_) => return Err(format!("generation: {value:?} is not a non-negative integer")),
             },
-            _ => return Err(error(StatusCode::BAD_REQUEST, format!("unknown query parameter {key:?}"))),
+            _ => return Err(format!("unknown query parameter {key:?}")),
         }
     }
     Ok(generation)
 }
 
-fn body_text(body: Bytes) -> Result<String, Response> {
-    String::from_utf8(body.to_vec()).map_err(|e| error(StatusCode::BAD_REQUEST, format!("the body is not UTF-8: {e}")))
+fn body_text(body: Bytes) -> Result<String, String> {
+    String::from_utf8(body.to_vec()).map_err(|e| format!("the body is not UTF-8: {e}"))
 }
 
 async fn run_apply(state: &ApiState, change: Change, query: Option<String>) -> Response {
     let generation = match generation_param(query.as_deref()) {
         Ok(g) => g,
-        Err(r) => return r,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     match state.applier.apply(change, generation).await {
         Ok(applied) => (StatusCode::OK, Json(applied)).into_response(),
@@ -154,14 +149,14 @@ fn apply_error(e: ApplyError) -> Response {
 async fn put_rules(State(state): State<Arc<ApiState>>, RawQuery(query): RawQuery, body: Bytes) -> Response {
     match body_text(body) {
         Ok(text) => run_apply(&state, Change::Replace(text), query).await,
-        Err(r) => r,
+        Err(message) => error(StatusCode::BAD_REQUEST, message),
     }
 }
 
 async fn post_rules(State(state): State<Arc<ApiState>>, RawQuery(query): RawQuery, body: Bytes) -> Response {
     match body_text(body) {
         Ok(text) => run_apply(&state, Change::Upsert(text), query).await,
-        Err(r) => r,
+        Err(message) => error(StatusCode::BAD_REQUEST, message),
     }
 }
 
@@ -216,9 +211,9 @@ async fn status(State(state): State<Arc<ApiState>>) -> Response {
         .iter()
         .enumerate()
         .map(|(i, (id, name))| {
-            let link = view.links.get(i).copied().flatten().map(|l| {
-                json!({"up": l.up, "speed_mbps": l.speed_mbps, "full_duplex": l.full_duplex, "autoneg": l.autoneg})
-            });
+            let link = view.links.get(i).copied().flatten().map(
+                |l| json!({"up": l.up, "speed_mbps": l.speed_mbps, "full_duplex": l.full_duplex, "autoneg": l.autoneg}),
+            );
             let stats = view.stats.get(i).copied().flatten().map(|s| {
                 json!({
                     "rx": s.ipackets, "tx": s.opackets, "rx_bytes": s.ibytes, "tx_bytes": s.obytes,
@@ -246,5 +241,6 @@ async fn status(State(state): State<Arc<ApiState>>) -> Response {
 
 async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
     let text = state.metrics.render();
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))], text).into_response()
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))], text)
+        .into_response()
 }

@@ -233,9 +233,10 @@ impl Applier {
             Arc::new(ActiveSet { generation: published, digest: digest.clone(), rules });
 
         let t3 = Instant::now();
-        let persist_error = self.settings.state_dir.as_ref().and_then(|dir| {
-            state::save(dir, published, &digest, &json).err().inspect(|e| eprintln!("control: {e}"))
-        });
+        let persist_error =
+            self.settings.state_dir.as_ref().and_then(|dir| {
+                state::save(dir, published, &digest, &json).err().inspect(|e| eprintln!("control: {e}"))
+            });
         let persist_ms = ms(t3.elapsed());
         if !adopted {
             return Err(ApplyError::NotAdopted { generation: published, adopted: self.workers.adopted() });
@@ -307,7 +308,8 @@ mod tests {
             apply_wait: Duration::from_secs(5),
             adopt_timeout: Duration::from_secs(30),
         };
-        let applier = Arc::new(Applier::new(workers, settings, ActiveSet::new(1, Vec::new()), Arc::new(Metrics::new())));
+        let applier =
+            Arc::new(Applier::new(workers, settings, ActiveSet::new(1, Vec::new()), Arc::new(Metrics::new())));
         (applier, stop, threads)
     }
 
@@ -324,7 +326,8 @@ mod tests {
             assert_eq!((r.generation, r.rules, r.unchanged), (2, 2, false));
             assert_eq!(a.workers().adopted(), vec![2, 2]);
             // The same content (other order): a no-op at the current generation.
-            let same = a.apply(Change::Replace(rule("b", "10.1.0.0/16") + &rule("a", "10.0.0.0/8")), None).await.unwrap();
+            let same =
+                a.apply(Change::Replace(rule("b", "10.1.0.0/16") + &rule("a", "10.0.0.0/8")), None).await.unwrap();
             assert_eq!((same.generation, same.unchanged, &same.digest), (2, true, &r.digest));
             // Invalid: 422 with the field, nothing changes.
             match a.apply(Change::Replace(rule("a", "10.0.0.1/8")), None).await {
@@ -347,7 +350,9 @@ mod tests {
                 Err(ApplyError::Invalid(_))
             ));
             // Delete.
-            assert!(matches!(a.apply(Change::Delete("zz".into()), None).await, Err(ApplyError::NotFound(n)) if n == "zz"));
+            assert!(
+                matches!(a.apply(Change::Delete("zz".into()), None).await, Err(ApplyError::NotFound(n)) if n == "zz")
+            );
             let d = a.apply(Change::Delete("a".into()), None).await.unwrap();
             assert_eq!((d.generation, d.rules), (4, 2));
             // Generations: older or equal with other content is 409; a later one is taken.

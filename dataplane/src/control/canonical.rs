@@ -204,8 +204,10 @@ spec:
     #[test]
     fn digest_ignores_document_and_list_order_but_not_content() {
         let a = rule_set_from_str(SET, "").unwrap();
-        let reordered = SET
-            .replace(r#"["203.0.113.128/25", "192.168.211.0/24", "2001:db8::/32"]"#, r#"["2001:db8::/32", "192.168.211.0/24", "203.0.113.128/25"]"#);
+        let reordered = SET.replace(
+            r#"["203.0.113.128/25", "192.168.211.0/24", "2001:db8::/32"]"#,
+            r#"["2001:db8::/32", "192.168.211.0/24", "203.0.113.128/25"]"#,
+        );
         let parts: Vec<&str> = reordered.split("---").collect();
         let swapped = format!("{}\n---\n{}", parts[1], parts[0]);
         let b = rule_set_from_str(&swapped, "").unwrap();

@@ -129,8 +129,10 @@ fn report(status: u16, text: &str) -> u8 {
             match serde_json::from_str::<Errors>(text) {
                 Ok(e) => {
                     for i in &e.errors {
-                        let parts: Vec<&str> =
-                            [i.rule.as_str(), i.field.as_str(), i.message.as_str()].into_iter().filter(|s| !s.is_empty()).collect();
+                        let parts: Vec<&str> = [i.rule.as_str(), i.field.as_str(), i.message.as_str()]
+                            .into_iter()
+                            .filter(|s| !s.is_empty())
+                            .collect();
                         eprintln!("{}", parts.join(": "));
                     }
                     eprintln!("rejected (422): {} error(s); the active set stays in force", e.errors.len());
@@ -186,7 +188,9 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
             let mut found: Vec<PathBuf> = std::fs::read_dir(p)
                 .map_err(|e| format!("{}: {e}", p.display()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.is_file() && matches!(f.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")))
+                .filter(|f| {
+                    f.is_file() && matches!(f.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
+                })
                 .collect();
             found.sort();
             files.extend(found);

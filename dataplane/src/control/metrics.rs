@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, histogram, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 /// Buckets of `dataplane_control_apply_seconds`.
@@ -115,6 +115,7 @@ fn describe_all() {
 mod update {
     use super::*;
     use crate::dpdk::{Link, PortStats};
+    use metrics::gauge;
     use crate::policy::{Action, Rule};
     use crate::worker::{counter as c, Snapshot};
 
@@ -137,7 +138,8 @@ mod update {
                 for (k, w) in view.snapshot.workers.iter().enumerate() {
                     let worker = k.to_string();
                     let get = |i: usize| w.get(i).copied().unwrap_or(0);
-                    let set = |name: &'static str, i: usize| counter!(name, "worker" => worker.clone()).absolute(get(i));
+                    let set =
+                        |name: &'static str, i: usize| counter!(name, "worker" => worker.clone()).absolute(get(i));
                     set("dataplane_rx_packets_total", c::RX);
                     set("dataplane_tx_packets_total", c::TX);
                     for (reason, i) in

@@ -38,7 +38,7 @@ mod plane {
     use std::time::{Duration, Instant};
 
     use super::api::{self, ApiState, PortsView};
-    use super::apply::{ActiveSet, ApplySettings, Applier};
+    use super::apply::{ActiveSet, Applier, ApplySettings};
     use super::auth::Token;
     use super::metrics::{Metrics, View};
     use super::server::{self, Bound, Serve};
@@ -87,9 +87,9 @@ mod plane {
             config.check()?;
             let addr = config.listen_addr()?;
             let token = match &config.token_file {
-                Some(f) => Some(
-                    Token::from_file(&resolve(base, f)).map_err(|e| ConfigError::new("control.token_file", e))?,
-                ),
+                Some(f) => {
+                    Some(Token::from_file(&resolve(base, f)).map_err(|e| ConfigError::new("control.token_file", e))?)
+                }
                 None => None,
             };
             let tls_paths = match (&config.tls_cert, &config.tls_key) {

@@ -36,7 +36,8 @@ impl Bound {
             Some((cert, key)) => Some(Arc::new(tls_config(cert, key)?)),
             None => None,
         };
-        let listener = std::net::TcpListener::bind(addr).map_err(|e| ("control.listen", format!("binding {addr}: {e}")))?;
+        let listener =
+            std::net::TcpListener::bind(addr).map_err(|e| ("control.listen", format!("binding {addr}: {e}")))?;
         listener.set_nonblocking(true).map_err(|e| ("control.listen", e.to_string()))?;
         let addr = listener.local_addr().map_err(|e| ("control.listen", e.to_string()))?;
         Ok(Bound { listener, tls, addr })

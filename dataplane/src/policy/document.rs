@@ -176,12 +176,9 @@ fn parse_json_into(text: &str, source: &str, rules: &mut Vec<Rule>, errors: &mut
     } else if trimmed.starts_with('{') {
         let Ok(whole) = serde_json::from_str::<&RawValue>(text) else { return false };
         match serde_json::from_str::<ListHead<'_>>(whole.get()) {
-            Ok(ListHead { kind: Some("List"), items }) => items
-                .unwrap_or_default()
-                .into_iter()
-                .enumerate()
-                .map(|(i, raw)| (format!("items[{i}]"), raw))
-                .collect(),
+            Ok(ListHead { kind: Some("List"), items }) => {
+                items.unwrap_or_default().into_iter().enumerate().map(|(i, raw)| (format!("items[{i}]"), raw)).collect()
+            }
             Ok(_) => vec![("document 1".to_string(), whole)],
             // `kind` or `items` of an unexpected type: the YAML path explains.
             Err(_) => return false,
