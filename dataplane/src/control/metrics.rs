@@ -115,9 +115,9 @@ fn describe_all() {
 mod update {
     use super::*;
     use crate::dpdk::{Link, PortStats};
-    use metrics::gauge;
     use crate::policy::{Action, Rule};
     use crate::worker::{counter as c, Snapshot};
+    use metrics::gauge;
 
     /// What [`Metrics::update`] reads: the counters, the ports, the generations, the rules.
     pub struct View<'a> {
