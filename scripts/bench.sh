@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# testpmd (5tswap) and the dataplane back to back on the same virtual devices, the same
+# testpmd (5tswap) and `dataplane bench` back to back on the same virtual devices, the same
 # traffic file and the same core, with hugepages; prints both rates and the ratio.
 #   net_pcap0 (replaying the capture forever) -> one forwarding core -> net_null0 (sink)
 # Rules: 10k CIDR rules + 1k SNI rules; traffic: 64k connections, 5% TLS.
@@ -28,40 +28,16 @@ timeout -s INT "$((DURATION + 2))" dpdk-testpmd -l 0,1 --no-pci --file-prefix "b
 # Port 1's Tx-pps, averaged over the per-second samples after the first.
 testpmd_pps=$(awk '/Tx-pps:/ { n++; if (n % 2 == 0 && n > 2) { s += $2; c++ } } END { printf "%.0f", c ? s / c : 0 }' "$work/testpmd.log")
 
-echo "== dataplane run, ${DURATION}s"
-cat > "$work/bench.toml" <<TOML
-eal = ["--no-pci", "--file-prefix", "bench-dp-$$", "--lcores", "0@0,1@1", "--log-level", "lib.eal:warning", "--no-telemetry"]
-distribution = "rss"
-default_action = "ALLOW"
-rules = ["rules.json"]
-stats_period = 1.0
-[mempool]
-size = $mbufs
-cache = 256
-[flows]
-capacity = $((FLOWS * 2))
-[[ports]]
-device = "net_pcap0"
-rx_queues = 1
-tx_queues = 1
-[[ports]]
-device = "net_null0"
-rx_queues = 1
-tx_queues = 1
-[forward]
-net_pcap0 = "net_null0"
-net_null0 = "net_pcap0"
-[[workers]]
-lcore = 1
-rx = [{ port = "net_pcap0", queue = 0 }]
-TOML
-"$bin" run --config "$work/bench.toml" --duration "$DURATION" -- "${vdevs[@]}" > "$work/dataplane.log" 2>&1
-tail -4 "$work/dataplane.log"
-# Received packets per second (forwarded + policy drops), averaged over the samples after the first.
-dataplane_pps=$(awk '/^  worker 0 .*pps\)/ { n++; if (n > 1) { gsub(/[()]/, "", $7); s += $7; c++ } } END { printf "%.0f", c ? s / c : 0 }' "$work/dataplane.log")
+echo "== dataplane bench, ${DURATION}s"
+"$bin" bench --pcap "$work/traffic.pcap" --rules "$work/rules.json" --duration "$DURATION" --cpus 0,1 \
+  --flow-capacity $((FLOWS * 2)) --json > "$work/bench.json" 2> "$work/dataplane.log"
+cat "$work/dataplane.log"
+dataplane_pps=$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["rx_mpps"] * 1e6))' "$work/bench.json")
+cycles=$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["cycles_per_packet"], 1))' "$work/bench.json")
 
 echo
 printf '%-34s %12s\n' "" "Mpps"
 printf '%-34s %12.2f\n' "testpmd 5tswap (1 core)" "$(echo "$testpmd_pps" | awk '{print $1/1e6}')"
-printf '%-34s %12.2f\n' "dataplane run (1 worker core)" "$(echo "$dataplane_pps" | awk '{print $1/1e6}')"
+printf '%-34s %12.2f   (%s cycles/packet)\n' "dataplane bench (1 worker core)" "$(echo "$dataplane_pps" | awk '{print $1/1e6}')" "$cycles"
 awk -v a="$dataplane_pps" -v b="$testpmd_pps" 'BEGIN { if (b > 0) printf "ratio dataplane / testpmd: %.2f\n", a / b }'
+echo "summary: $(cat "$work/bench.json")"

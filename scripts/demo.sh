@@ -23,7 +23,30 @@ echo "== what the policy does to this traffic (offline, the same pipeline)"
 echo "== dataplane run for ${DURATION}s: net_pcap0 (replaying the capture) -> net_null0 (sink)"
 # The example config runs without hugepages. net_pcap keeps the whole capture in mbufs, so the
 # demo's copy of it gets a larger mempool; a unique file prefix lets demos run side by side.
+# Its control API listens on a free loopback port; halfway through, a rule dropping all UDP
+# is applied through it, and the stats show the new generation and the policy drops.
 config=$(mktemp --suffix=.toml -p config)
-trap 'rm -f "$config"' EXIT
-sed -e 's/^size = 8191$/size = 32767/' config/dataplane.toml > "$config"
-"$bin" run --config "$config" --duration "$DURATION" -- --file-prefix "demo-$$"
+log=$(mktemp)
+update=$(mktemp --suffix=.yaml)
+trap 'rm -f "$config" "$log" "$update"' EXIT
+sed -e 's/^size = 8191$/size = 32767/' -e 's/^listen = "127.0.0.1:9090"$/listen = "127.0.0.1:0"/' config/dataplane.toml > "$config"
+cat config/rules/*.yaml > "$update"
+cat >> "$update" <<'YAML'
+---
+apiVersion: policy.secure.example.com/v1
+kind: NetworkPolicyRule
+metadata:
+  name: demo-no-udp
+spec:
+  action: DROP
+  reason: "applied through the control API by scripts/demo.sh"
+  ports: [{protocol: UDP}]
+YAML
+"$bin" run --config "$config" --duration "$DURATION" -- --file-prefix "demo-$$" | tee "$log" &
+run_pid=$!
+for _ in $(seq 1 100); do grep -q "control API listening on" "$log" && break; sleep 0.1; done
+url=$(sed -n 's/^control API listening on //p' "$log")
+sleep "$(( DURATION / 2 ))"
+echo "== rules apply --control $url (the example rules + one dropping UDP)"
+"$bin" rules apply --control "$url" "$update" || true
+wait "$run_pid"

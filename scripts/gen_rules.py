@@ -57,5 +57,5 @@ for i in range(a.sni):
     rules.append(rule(f"sni-{i}", {"action": "DROP", "ports": [{"port": 443}],
                                    "tls": {"serverNames": [("*." if i % 5 == 0 else "") + name]}}))
 with open(a.out, "w") as f:
-    json.dump(rules, f)
+    json.dump(rules, f, separators=(",", ":"))
 print(f"wrote {a.out}: {len(rules)} rules")

@@ -8,6 +8,7 @@
 //! - [`control`]: control API, persistence, metrics; talks to workers through rings and counters.
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod control;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 
@@ -20,7 +21,6 @@ pub mod wire;
 pub mod worker;
 
 pub mod bench;
-pub mod control;
 
 /// `println!` that does not panic when stdout is closed (`dataplane ... | head`): output is
 /// best effort, the dataplane keeps running.

@@ -46,6 +46,13 @@ enum Command {
     /// Compare our LPM with DPDK's rte_lpm/rte_fib (v4) or rte_lpm6/rte_fib6 (v6) in one run.
     #[cfg(feature = "dpdk")]
     LookupBench(dataplane::bench::lookup::LookupBenchArgs),
+    /// testpmd-style throughput of the full pipeline: net_pcap replay -> workers -> net_null.
+    #[cfg(feature = "dpdk")]
+    Bench(Box<dataplane::bench::traffic::BenchArgs>),
+    /// Kubernetes validating admission webhook for NetworkPolicyRule objects (HTTPS, POST /validate).
+    Webhook(dataplane::control::webhook::WebhookArgs),
+    /// Keep a fleet of gateways on the rule set of a directory (GitOps): push, verify, fix drift.
+    Sync(dataplane::control::sync::SyncArgs),
     /// Run the dataplane: ports, worker lcores, policy (see config/dataplane.toml).
     #[cfg(feature = "dpdk")]
     Run {
@@ -71,8 +78,7 @@ enum RulesCommand {
         #[arg(long, default_value = "ALLOW", value_parser = parse_action)]
         default_action: Action,
     },
-    /// Send rule files to a running dataplane's control API (PUT /v1/rules, or POST with
-    /// --upsert); print the answer; exit 1 with every error when they are refused.
+    /// Send a rule set to a running dataplane's control API (PUT /v1/rules).
     Apply(dataplane::control::client::ApplyArgs),
 }
 
@@ -85,23 +91,6 @@ fn load_policy(paths: &[PathBuf], default_action: Action) -> Result<CompiledPoli
         eprintln!("{e}");
         ExitCode::from(1)
     })
-}
-
-/// `dataplane run`, with the control plane when the config has an enabled `[control]`.
-#[cfg(feature = "dpdk")]
-fn run(args: dataplane::worker::RunArgs) -> u8 {
-    use dataplane::worker::{Config, EXIT_CONFIG};
-    // A config that does not load is reported by `run` itself.
-    let control = Config::load(&args.config).ok().and_then(|c| c.control).filter(|c| c.enabled);
-    let Some(control) = control else { return dataplane::worker::run(&args) };
-    let base = args.config.parent().unwrap_or(std::path::Path::new("."));
-    match dataplane::control::ControlPlane::start(&control, base) {
-        Ok(mut plane) => dataplane::worker::run_with(&args, &mut plane).code,
-        Err(e) => {
-            eprintln!("config error: {}: {e}", args.config.display());
-            EXIT_CONFIG
-        }
-    }
 }
 
 fn main() -> ExitCode {
@@ -131,9 +120,31 @@ fn main() -> ExitCode {
         #[cfg(feature = "dpdk")]
         Command::LookupBench(args) => dataplane::bench::lookup::run(args),
         #[cfg(feature = "dpdk")]
-        Command::Run { config, duration, eal } => {
-            ExitCode::from(run(dataplane::worker::RunArgs { config, duration, eal }))
+        Command::Bench(args) => {
+            use dataplane::control::plane::ControlPlane;
+            let mut control = if args.json { ControlPlane::printing_to_stderr() } else { ControlPlane::new() };
+            ExitCode::from(dataplane::bench::traffic::run(&args, Some(&mut control)))
         }
+        #[cfg(feature = "dpdk")]
+        Command::Run { config, duration, eal } => {
+            let args = dataplane::worker::RunArgs { config, duration, eal };
+            ExitCode::from(dataplane::worker::run_with(&args, &mut dataplane::control::plane::ControlPlane::new()).code)
+        }
+        Command::Webhook(args) => match dataplane::control::webhook::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("webhook: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Sync(args) => match dataplane::control::sync::run(&args) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("sync: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Rules { command: RulesCommand::Apply(args) } => {
             ExitCode::from(dataplane::control::client::apply(&args))
         }

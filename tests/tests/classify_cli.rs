@@ -111,7 +111,7 @@ fn rules_check_accepts_the_example_rules() {
     let out = Command::new(dataplane_bin()).args(["rules", "check"]).arg(&examples).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.starts_with("ok: 4 rules, 4 IPv4 and 2 IPv6 prefixes"), "{text}");
+    assert!(text.starts_with("ok: 5 rules, 4 IPv4 and 2 IPv6 prefixes"), "{text}");
 }
 
 #[test]

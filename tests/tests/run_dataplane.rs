@@ -150,6 +150,37 @@ fn d(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// One worker between two net_pcap ports: `inp` comes in on net_pcap0, what it forwards is
+/// written to `out.pcap` (net_pcap1), what goes back to `back.pcap`; rules from `rules`.
+fn pcap_pair_config(prefix: &str, dp: &Path, inp: &Path, rules: &Path) -> String {
+    let empty = empty_pcap(dp);
+    let (out, back) = (dp.join("out.pcap"), dp.join("back.pcap"));
+    eal_line(
+        prefix,
+        "0@0,1@1",
+        &[
+            format!("net_pcap0,rx_pcap={},tx_pcap={}", d(inp), d(&back)),
+            format!("net_pcap1,rx_pcap={},tx_pcap={}", d(&empty), d(&out)),
+        ],
+    ) + &format!(
+        r#"
+rules = [{rules:?}]
+stats_period = 0
+[[ports]]
+device = "net_pcap0"
+[[ports]]
+device = "net_pcap1"
+[forward]
+net_pcap0 = "net_pcap1"
+net_pcap1 = "net_pcap0"
+[[workers]]
+lcore = 1
+rx = [{{ port = "net_pcap0", queue = 0 }}, {{ port = "net_pcap1" }}]
+"#,
+        rules = d(rules)
+    )
+}
+
 /// A pcap of known connections through net_pcap0 -> worker -> net_pcap1: the output holds
 /// exactly the packets the rules allow, in input order, byte for byte.
 #[test]
@@ -174,36 +205,12 @@ fn forwards_exactly_the_allowed_packets_in_order() {
 
     let (inp, out, back) = (dp.join("in.pcap"), dp.join("out.pcap"), dp.join("back.pcap"));
     write_pcap(&inp, &frames);
-    let empty = empty_pcap(dp);
     let rules = dp.join("rules.yaml");
     let yaml = rule_yaml("block-net", "  cidrBlocks: [\"10.0.2.0/24\"]\n  action: DROP\n  reason: test\n")
         + &rule_yaml("block-dns", "  action: DROP\n  reason: dns\n  ports: [{protocol: UDP, port: 53}]\n");
     std::fs::write(&rules, yaml).unwrap();
 
-    let config = eal_line(
-        "run-fwd",
-        "0@0,1@1",
-        &[
-            format!("net_pcap0,rx_pcap={},tx_pcap={}", d(&inp), d(&back)),
-            format!("net_pcap1,rx_pcap={},tx_pcap={}", d(&empty), d(&out)),
-        ],
-    ) + &format!(
-        r#"
-rules = [{rules:?}]
-stats_period = 0
-[[ports]]
-device = "net_pcap0"
-[[ports]]
-device = "net_pcap1"
-[forward]
-net_pcap0 = "net_pcap1"
-net_pcap1 = "net_pcap0"
-[[workers]]
-lcore = 1
-rx = [{{ port = "net_pcap0", queue = 0 }}, {{ port = "net_pcap1" }}]
-"#,
-        rules = d(&rules)
-    );
+    let config = pcap_pair_config("run-fwd", dp, &inp, &rules);
     let o = run(dp, &config, &["--duration", "2"]);
     assert_eq!(o.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&o.stdout);
@@ -221,6 +228,62 @@ rx = [{{ port = "net_pcap0", queue = 0 }}, {{ port = "net_pcap1" }}]
         )),
         "{stdout}"
     );
+}
+
+/// A TLS connection whose SNI a rule drops, through the real binary: the handshake and the
+/// first hello segment pass (the connection is pending), the segment completing the hello
+/// and everything after it are dropped; a connection to another name passes whole.
+#[test]
+fn a_dropped_sni_is_cut_from_the_completing_segment_on() {
+    use dataplane::bench::hello::client_hello_record;
+    use rand::{rngs::SmallRng, SeedableRng};
+    let dir = tempfile::tempdir().unwrap();
+    let dp = dir.path();
+    let (client, server) = ([10, 0, 1, 5], [192, 0, 2, 10]);
+    // SYN, SYN-ACK, ACK, the hello in two segments, the server's reply, the client's data.
+    let tls_conn = |sni: &str, sport: u16| -> Vec<Vec<u8>> {
+        let record = client_hello_record(sni, true, &mut SmallRng::seed_from_u64(7));
+        let (first, second) = record.split_at(1000);
+        let seq2 = 1000 + first.len() as u32;
+        let seq3 = seq2 + second.len() as u32;
+        vec![
+            tcp_v4(client, server, sport, 443, SYN, 999, &[]),
+            tcp_v4(server, client, 443, sport, SYN | ACK, 4999, &[]),
+            tcp_v4(client, server, sport, 443, ACK, 1000, &[]),
+            tcp_v4(client, server, sport, 443, PSH | ACK, 1000, first),
+            tcp_v4(client, server, sport, 443, PSH | ACK, seq2, second),
+            tcp_v4(server, client, 443, sport, PSH | ACK, 5000, b"server hello"),
+            tcp_v4(client, server, sport, 443, PSH | ACK, seq3, b"application data"),
+        ]
+    };
+    let bad = tls_conn("www.bad.example", 40000);
+    let good = tls_conn("www.good.example", 40001);
+    // The bad connection first, then the good one (one after the other, in order).
+    let frames: Vec<Vec<u8>> = bad.iter().chain(&good).cloned().collect();
+    let expected: Vec<Vec<u8>> = bad[..4].iter().chain(&good).cloned().collect();
+
+    let (inp, out, back) = (dp.join("in.pcap"), dp.join("out.pcap"), dp.join("back.pcap"));
+    write_pcap(&inp, &frames);
+    let rules = dp.join("rules.yaml");
+    let yaml = rule_yaml(
+        "bad-sni",
+        "  action: DROP\n  reason: test\n  ports: [{port: 443}]\n  tls: {serverNames: [\"*.bad.example\"]}\n",
+    );
+    std::fs::write(&rules, yaml).unwrap();
+    let config = pcap_pair_config("run-tls", dp, &inp, &rules);
+    let o = run(dp, &config, &["--duration", "2"]);
+    assert_eq!(o.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("mbufs in use: 0"), "{stdout}");
+    let got = read_pcap(&out);
+    assert_eq!(got.len(), expected.len(), "packets forwarded");
+    assert!(got == expected, "out.pcap: not the handshake + first segment of the bad connection and the good one");
+    assert!(read_pcap(&back).is_empty());
+    assert!(
+        stdout.contains(&format!("rx {}  tx {}  drops policy 3 malformed 0", frames.len(), expected.len())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("tls pending 2 decided 2 not_tls 0 failed 0"), "{stdout}");
 }
 
 /// Software distribution over two workers: a distributor lcore hashes every packet of both

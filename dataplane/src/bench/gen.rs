@@ -27,11 +27,18 @@ pub struct GenArgs {
     /// Output pcap file.
     #[arg(long)]
     pub out: std::path::PathBuf,
+    #[command(flatten)]
+    pub traffic: TrafficArgs,
+}
+
+/// What traffic to generate (shared by `gen` and `bench`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct TrafficArgs {
     /// Total packets.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 131_072)]
     pub packets: usize,
     /// Connections.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 65_536)]
     pub flows: usize,
     /// Share of TCP connections that are TLS (port 443, with a ClientHello).
     #[arg(long, default_value_t = 0.05)]
@@ -131,23 +138,24 @@ fn payload_for(frame_len: usize, flow: &Flow) -> usize {
 
 /// Generate the traffic into a pcap file.
 pub fn generate(args: &GenArgs) -> Result<GenSummary, String> {
-    if args.flows == 0 || args.packets == 0 {
+    let t = &args.traffic;
+    if t.flows == 0 || t.packets == 0 {
         return Err("--flows and --packets must be at least 1".into());
     }
-    if !(0.0..=1.0).contains(&args.tls_ratio) || !(0.0..=1.0).contains(&args.ipv6_ratio) {
+    if !(0.0..=1.0).contains(&t.tls_ratio) || !(0.0..=1.0).contains(&t.ipv6_ratio) {
         return Err("--tls-ratio and --ipv6-ratio must be between 0 and 1".into());
     }
-    if args.server_names.is_empty() {
+    if t.server_names.is_empty() {
         return Err("--server-names must not be empty".into());
     }
-    let mut rng = SmallRng::seed_from_u64(args.seed);
+    let mut rng = SmallRng::seed_from_u64(t.seed);
     let fb = FrameBuilder { pad: true, ..FrameBuilder::default() };
-    let mut summary = GenSummary { flows: args.flows, ..GenSummary::default() };
-    let mut flows: Vec<Flow> = (0..args.flows)
+    let mut summary = GenSummary { flows: t.flows, ..GenSummary::default() };
+    let mut flows: Vec<Flow> = (0..t.flows)
         .map(|i| {
-            let v6 = rng.random::<f64>() < args.ipv6_ratio;
+            let v6 = rng.random::<f64>() < t.ipv6_ratio;
             let tcp = rng.random::<f64>() < 0.8;
-            let tls = tcp && rng.random::<f64>() < args.tls_ratio;
+            let tls = tcp && rng.random::<f64>() < t.tls_ratio;
             let (client, server) = if v6 {
                 let mut c = [0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
                 let mut s = [0x20, 0x01, 0x0d, 0xb8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
@@ -170,7 +178,7 @@ pub fn generate(args: &GenArgs) -> Result<GenSummary, String> {
             let mut hello = Vec::new();
             if tls {
                 let pq = rng.random::<f64>() < 0.25;
-                let name = &args.server_names[rng.random_range(0..args.server_names.len())];
+                let name = &t.server_names[rng.random_range(0..t.server_names.len())];
                 let record = client_hello_record(name, pq, &mut rng);
                 let mss = if v6 { 1440 } else { 1460 };
                 hello = record.chunks(mss).map(<[u8]>::to_vec).collect();
@@ -203,11 +211,11 @@ pub fn generate(args: &GenArgs) -> Result<GenSummary, String> {
             }
         })
         .collect();
-    let mut frames = Vec::with_capacity(args.packets);
-    for i in 0..args.packets {
+    let mut frames = Vec::with_capacity(t.packets);
+    for i in 0..t.packets {
         let n = flows.len();
         let flow = &mut flows[i % n];
-        let frame_len = match args.size {
+        let frame_len = match t.size {
             FrameSize::Min => 60,
             FrameSize::Imix => [60, 60, 60, 60, 60, 60, 60, 590, 590, 590, 590, 1514][rng.random_range(0..12)],
         };

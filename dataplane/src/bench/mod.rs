@@ -4,3 +4,5 @@ pub mod gen;
 pub mod hello;
 #[cfg(feature = "dpdk")]
 pub mod lookup;
+#[cfg(feature = "dpdk")]
+pub mod traffic;

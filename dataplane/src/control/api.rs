@@ -1,81 +1,50 @@
-//! The HTTP API: routes, handlers, the bearer-token check, body limit and request timeout.
-//!
-//! ```text
-//! PUT    /v1/rules[?generation=N]   a complete rule set (YAML or JSON)      -> 200 Applied | 409 | 422 | 429
-//! POST   /v1/rules[?generation=N]   upsert rules by name                     -> same
-//! DELETE /v1/rules/{name}[?generation=N]                                     -> same, 404 for an unknown name
-//! GET    /v1/rules                  {"generation","digest","rules":[...]}
-//! GET    /v1/status                 per worker, per port, uptime
-//! GET    /metrics                   Prometheus text
-//! ```
+//! The HTTP control API (see the README's "Control API"): rule updates with atomic
+//! generations, the active set, status, Prometheus metrics. Bodies are rule documents in the
+//! formats rule files use (YAML or JSON); answers are JSON.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::Next;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get};
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::Deserialize;
 use serde_json::json;
 
-use super::apply::{Applier, ApplyError, Change};
-use super::auth::Token;
-use super::canonical;
-use super::metrics::Metrics;
-use crate::dpdk::{Link, PortStats};
-use crate::policy::RuleError;
-use crate::worker::counter;
+use super::apply::{ApplyError, Store};
+use super::metrics;
+use super::plane::Shared;
+use crate::policy::{parse_rules, rule_set_from_str, RuleError, RuleSet};
+use crate::worker::counter as c;
 
-/// What the main thread last saw of the ports (refreshed about once a second).
-#[derive(Clone, Debug, Default)]
-pub struct PortsView {
-    /// (port id, device name), in config order.
-    pub ports: Vec<(u16, String)>,
-    pub links: Vec<Option<Link>>,
-    pub stats: Vec<Option<PortStats>>,
-    /// The software distributor's counters.
-    pub distributor: Option<[u64; counter::COUNT]>,
-}
-
-/// Everything a handler needs.
-pub struct ApiState {
-    pub applier: Arc<Applier>,
-    pub metrics: Arc<Metrics>,
-    pub token: Option<Token>,
-    pub ports: Arc<Mutex<PortsView>>,
-    /// When the workers started.
-    pub started: Instant,
-}
-
-/// The router with its limits: bodies over `max_body` get 413, requests over `timeout` 408.
-pub fn router(state: Arc<ApiState>, max_body: usize, timeout: Duration) -> Router {
+pub fn router(shared: Arc<Shared>) -> Router {
+    let (max_body, timeout) = (shared.max_body, shared.request_timeout);
     Router::new()
         .route("/v1/rules", get(get_rules).put(put_rules).post(post_rules))
-        .route("/v1/rules/{name}", axum::routing::delete(delete_rule))
+        .route("/v1/rules/{name}", delete(delete_rule))
         .route("/v1/status", get(status))
-        .route("/metrics", get(metrics))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), authorize))
-        .layer(DefaultBodyLimit::max(max_body))
+        .route("/metrics", get(prometheus))
+        .layer(middleware::from_fn_with_state(shared.clone(), authorize))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+        .layer(DefaultBodyLimit::disable())
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
-        .with_state(state)
+        .with_state(shared)
 }
 
-fn error(status: StatusCode, message: String) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-async fn authorize(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
-    if let Some(token) = &state.token {
+/// With a token configured, every request must carry it (401 otherwise).
+async fn authorize(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    if let Some(token) = &shared.token {
         let given = request.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
         if !token.accepts(given) {
-            state.metrics.record_unauthorized();
-            let mut r = error(StatusCode::UNAUTHORIZED, "missing or invalid bearer token".into());
+            let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized");
             r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return r;
         }
@@ -83,48 +52,42 @@ async fn authorize(State(state): State<Arc<ApiState>>, request: Request, next: N
     next.run(request).await
 }
 
-/// `?generation=N` (the only parameter).
-fn generation_param(query: Option<&str>) -> Result<Option<u64>, String> {
-    let mut generation = None;
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match key {
-            "generation" => match value.parse::<u64>() {
-                Ok(g) => generation = Some(g),
-                Err(_) => return Err(format!("generation: {value:?} is not a non-negative integer")),
-            },
-            _ => return Err(format!("unknown query parameter {key:?}")),
-        }
-    }
-    Ok(generation)
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApplyQuery {
+    /// The generation to activate as (monotonic): not above the active one is 409.
+    generation: Option<u64>,
 }
 
-fn body_text(body: Bytes) -> Result<String, String> {
-    String::from_utf8(body.to_vec()).map_err(|e| format!("the body is not UTF-8: {e}"))
+fn invalid(errors: Vec<RuleError>) -> Response {
+    let errors: Vec<_> =
+        errors.into_iter().map(|e| json!({"rule": e.rule, "field": e.field, "message": e.message})).collect();
+    (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "errors": errors }))).into_response()
 }
 
-async fn run_apply(state: &ApiState, change: Change, query: Option<String>) -> Response {
-    let generation = match generation_param(query.as_deref()) {
-        Ok(g) => g,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+fn body_text(body: &Bytes) -> Result<&str, Box<Response>> {
+    std::str::from_utf8(body)
+        .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, format!("the body is not UTF-8: {e}"))))
+}
+
+/// Waits for the one apply in progress (at most `apply_wait`), then runs `f` on the store.
+async fn with_store(shared: &Shared, f: impl FnOnce(&mut Store, &Shared) -> Result<Response, ApplyError>) -> Response {
+    let Ok(mut store) = tokio::time::timeout(shared.apply_wait, shared.store.lock()).await else {
+        metrics::applied(429);
+        return error(StatusCode::TOO_MANY_REQUESTS, "another rule update is in progress; try again");
     };
-    match state.applier.apply(change, generation).await {
-        Ok(applied) => (StatusCode::OK, Json(applied)).into_response(),
+    let response = match f(&mut store, shared) {
+        Ok(r) => r,
         Err(e) => apply_error(e),
-    }
+    };
+    metrics::applied(response.status().as_u16());
+    response
 }
 
 fn apply_error(e: ApplyError) -> Response {
     match e {
-        ApplyError::Invalid(errors) => {
-            #[derive(Serialize)]
-            struct Errors {
-                errors: Vec<RuleError>,
-            }
-            (StatusCode::UNPROCESSABLE_ENTITY, Json(Errors { errors })).into_response()
-        }
-        ApplyError::NotFound(name) => error(StatusCode::NOT_FOUND, format!("no rule named {name:?}")),
-        ApplyError::Conflict { active, requested } => (
+        ApplyError::Invalid(errors) => invalid(errors),
+        ApplyError::Conflict { requested, active } => (
             StatusCode::CONFLICT,
             Json(json!({
                 "error": format!("generation {requested} is not above the active generation {active}"),
@@ -132,115 +95,146 @@ fn apply_error(e: ApplyError) -> Response {
             })),
         )
             .into_response(),
-        ApplyError::Busy => error(StatusCode::TOO_MANY_REQUESTS, "another apply is in progress".into()),
+        ApplyError::NotFound(name) => error(StatusCode::NOT_FOUND, format!("no rule named {name:?}")),
         ApplyError::NotAdopted { generation, adopted } => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({
-                "error": format!("generation {generation} was published but not every worker runs it yet"),
+                "error": format!("generation {generation} is published but not every worker runs it yet"),
                 "generation": generation,
                 "adopted": adopted,
             })),
         )
             .into_response(),
-        ApplyError::Internal(message) => error(StatusCode::INTERNAL_SERVER_ERROR, message),
     }
 }
 
-async fn put_rules(State(state): State<Arc<ApiState>>, RawQuery(query): RawQuery, body: Bytes) -> Response {
-    match body_text(body) {
-        Ok(text) => run_apply(&state, Change::Replace(text), query).await,
-        Err(message) => error(StatusCode::BAD_REQUEST, message),
-    }
+fn apply(store: &mut Store, shared: &Shared, rules: RuleSet, generation: Option<u64>) -> Result<Response, ApplyError> {
+    let applied = store.apply(&shared.workers, rules, generation)?;
+    Ok(Json(applied).into_response())
 }
 
-async fn post_rules(State(state): State<Arc<ApiState>>, RawQuery(query): RawQuery, body: Bytes) -> Response {
-    match body_text(body) {
-        Ok(text) => run_apply(&state, Change::Upsert(text), query).await,
-        Err(message) => error(StatusCode::BAD_REQUEST, message),
-    }
+/// `PUT /v1/rules[?generation=N]`: the complete rule set.
+async fn put_rules(State(shared): State<Arc<Shared>>, Query(q): Query<ApplyQuery>, body: Bytes) -> Response {
+    let text = match body_text(&body) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    let rules = match rule_set_from_str(text, "") {
+        Ok(r) => r,
+        Err(e) => {
+            metrics::applied(422);
+            return invalid(e.0);
+        }
+    };
+    with_store(&shared, |store, shared| apply(store, shared, rules, q.generation)).await
 }
 
+/// `POST /v1/rules[?generation=N]`: rules added, or replacing those of the same name.
+async fn post_rules(State(shared): State<Arc<Shared>>, Query(q): Query<ApplyQuery>, body: Bytes) -> Response {
+    let text = match body_text(&body) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    let new = match parse_rules(text, "") {
+        Ok(r) => r,
+        Err(e) => {
+            metrics::applied(422);
+            return invalid(e.0);
+        }
+    };
+    with_store(&shared, |store, shared| {
+        let rules = store.upserted(new)?;
+        apply(store, shared, rules, q.generation)
+    })
+    .await
+}
+
+/// `DELETE /v1/rules/{name}[?generation=N]`.
 async fn delete_rule(
-    State(state): State<Arc<ApiState>>,
+    State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
-    RawQuery(query): RawQuery,
+    Query(q): Query<ApplyQuery>,
 ) -> Response {
-    run_apply(&state, Change::Delete(name), query).await
+    with_store(&shared, |store, shared| {
+        let rules = store.without(&name)?;
+        apply(store, shared, rules, q.generation)
+    })
+    .await
 }
 
-async fn get_rules(State(state): State<Arc<ApiState>>) -> Response {
-    let active = state.applier.active();
-    #[derive(Serialize)]
-    struct Out<'a> {
-        generation: u64,
-        digest: &'a str,
-        rules: Vec<canonical::Document<'a>>,
-    }
-    let out = Out { generation: active.generation, digest: &active.digest, rules: canonical::documents(&active.rules) };
-    (StatusCode::OK, Json(out)).into_response()
+/// `GET /v1/rules`: the active set (canonical documents), its generation and digest.
+async fn get_rules(State(shared): State<Arc<Shared>>) -> Response {
+    let store = shared.store.lock().await;
+    let a = &store.active;
+    let body = format!(
+        "{{\"generation\":{},\"digest\":{},\"rules\":{}}}",
+        a.generation,
+        serde_json::Value::String(a.digest.clone()),
+        a.json
+    );
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-async fn status(State(state): State<Arc<ApiState>>) -> Response {
-    let active = state.applier.active();
-    let workers = state.applier.workers();
-    let adopted = workers.adopted();
-    let get = |c: &[u64; counter::COUNT], i: usize| c.get(i).copied().unwrap_or(0);
-    let worker_list: Vec<serde_json::Value> = workers
+/// `GET /v1/status`: per worker the generation it runs and its counters; ports and links.
+async fn status(State(shared): State<Arc<Shared>>) -> Response {
+    let adopted = shared.workers.adopted();
+    let workers: Vec<_> = shared
+        .workers
         .counters()
         .iter()
         .enumerate()
-        .map(|(k, c)| {
+        .map(|(k, w)| {
+            let get = |i: usize| w.get(i).copied().unwrap_or(0);
             json!({
                 "worker": k,
-                "lcore": workers.lcores().get(k),
+                "lcore": shared.workers.lcores().get(k),
                 "generation": adopted.get(k),
-                "rx": get(c, counter::RX),
-                "tx": get(c, counter::TX),
-                "drops": {
-                    "policy": get(c, counter::DROP_POLICY),
-                    "malformed": get(c, counter::DROP_MALFORMED),
-                    "tx_full": get(c, counter::DROP_TX_FULL),
-                },
-                "flows": get(c, counter::FLOWS),
+                "rx_packets": get(c::RX),
+                "tx_packets": get(c::TX),
+                "drops": {"policy": get(c::DROP_POLICY), "malformed": get(c::DROP_MALFORMED), "tx_full": get(c::DROP_TX_FULL)},
+                "flows": get(c::FLOWS),
             })
         })
         .collect();
-    let view = state.ports.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let ports: Vec<serde_json::Value> = view
-        .ports
-        .iter()
-        .enumerate()
-        .map(|(i, (id, name))| {
-            let link = view.links.get(i).copied().flatten().map(
-                |l| json!({"up": l.up, "speed_mbps": l.speed_mbps, "full_duplex": l.full_duplex, "autoneg": l.autoneg}),
-            );
-            let stats = view.stats.get(i).copied().flatten().map(|s| {
+    let ports: Vec<_> = match shared.view.lock() {
+        Ok(v) => v
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, (id, name))| {
+                let st = v.snapshot.as_ref().and_then(|s| s.ports.get(i).copied().flatten());
+                let link = v.links.get(i).copied().flatten();
                 json!({
-                    "rx": s.ipackets, "tx": s.opackets, "rx_bytes": s.ibytes, "tx_bytes": s.obytes,
-                    "rx_missed": s.imissed, "rx_errors": s.ierrors, "tx_errors": s.oerrors, "rx_nombuf": s.rx_nombuf,
+                    "port": id,
+                    "name": name,
+                    "link_up": link.map(|l| l.up),
+                    "speed_mbps": link.map(|l| l.speed_mbps),
+                    "rx_packets": st.map(|s| s.ipackets),
+                    "tx_packets": st.map(|s| s.opackets),
+                    "rx_missed": st.map(|s| s.imissed),
                 })
-            });
-            json!({"port": id, "name": name, "link": link, "stats": stats})
-        })
-        .collect();
-    let distributor = view
-        .distributor
-        .map(|d| json!({"rx": get(&d, counter::RX), "drops_ring_full": get(&d, counter::DROP_RING_FULL)}));
-    let uptime = (state.started.elapsed().as_secs_f64() * 1e3).round() / 1e3;
-    let body = json!({
-        "generation": active.generation,
-        "digest": active.digest,
-        "rules": active.rules.len(),
-        "uptime_s": uptime,
-        "workers": worker_list,
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let (generation, digest, rules) = {
+        let store = shared.store.lock().await;
+        (store.active.generation, store.active.digest.clone(), store.active.rules.len())
+    };
+    Json(json!({
+        "uptime_s": shared.started.elapsed().as_secs_f64(),
+        "generation": generation,
+        "digest": digest,
+        "rules": rules,
+        "workers": workers,
         "ports": ports,
-        "distributor": distributor,
-    });
-    (StatusCode::OK, Json(body)).into_response()
+    }))
+    .into_response()
 }
 
-async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
-    let text = state.metrics.render();
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))], text)
-        .into_response()
+/// `GET /metrics`: Prometheus text.
+async fn prometheus(State(shared): State<Arc<Shared>>) -> Response {
+    // The generation as of this request (the counters are copied a few times a second).
+    ::metrics::gauge!("dataplane_policy_generation").set(shared.workers.generation() as f64);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], shared.metrics.render()).into_response()
 }

@@ -88,6 +88,11 @@ pub fn document(rule: &Rule) -> Document<'_> {
             end_port: (r.first, r.last).ne(&(0, u16::MAX)).then_some(r.last),
         })
         .collect();
+    fn sorted(v: &[String]) -> Vec<&str> {
+        let mut s: Vec<&str> = v.iter().map(String::as_str).collect();
+        s.sort_unstable();
+        s
+    }
     let tls = rule.tls.as_ref().map(|t| Tls {
         server_names: sorted(&t.server_names),
         version_below: t.version_below.map(|v| version_str(v).map_or_else(|| format!("0x{v:04x}"), str::to_owned)),
@@ -109,12 +114,6 @@ pub fn document(rule: &Rule) -> Document<'_> {
             tls,
         },
     }
-}
-
-fn sorted(v: &[String]) -> Vec<&str> {
-    let mut s: Vec<&str> = v.iter().map(String::as_str).collect();
-    s.sort_unstable();
-    s
 }
 
 /// The canonical documents of `rules`, sorted by name.

@@ -18,7 +18,16 @@ pub fn tsc_hz() -> u64 {
 /// A prefetch is a hint: it never faults, whatever `p` points to, so this is safe.
 #[inline]
 pub fn prefetch0<T>(p: *const T) {
+    // The instruction itself on x86-64 (a call into DPDK's C wrapper cannot be inlined).
+    #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch instruction does not dereference `p` architecturally and cannot
-    // fault, even for a dangling or null pointer.
-    unsafe { dpdk_sys::rte_prefetch0(p.cast()) }
+    // fault, even for a dangling or null pointer; SSE is part of x86-64.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: as above: a prefetch cannot fault.
+    unsafe {
+        dpdk_sys::rte_prefetch0(p.cast())
+    }
 }

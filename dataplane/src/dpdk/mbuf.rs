@@ -149,12 +149,13 @@ impl Drop for Mbuf {
 /// `m` must be a valid mbuf that stays alive and unmodified for `'a`.
 #[inline]
 pub(crate) unsafe fn raw_data<'a>(m: *mut RawMbuf) -> &'a [u8] {
-    let mut len = 0u16;
-    // SAFETY: m is a valid mbuf (caller); the helper only reads it.
-    let data = unsafe { dpdk_sys::dpdk_sys_pktmbuf_data(m, &mut len) };
-    // SAFETY: data_len bytes from the data pointer are initialised packet data in the
+    // Read in Rust rather than through the C helper: this runs once per packet, and a call
+    // into C cannot be inlined (`rte_pktmbuf_mtod` is buf_addr + data_off).
+    // SAFETY: m is a valid mbuf (caller); its header fields are plain reads.
+    let (buf, off, len) = unsafe { ((*m).buf_addr, (*m).data_off, (*m).data_len) };
+    // SAFETY: data_len bytes from buf_addr + data_off are initialised packet data in the
     // mbuf's buffer, alive for 'a (caller).
-    unsafe { std::slice::from_raw_parts(data.cast::<u8>(), usize::from(len)) }
+    unsafe { std::slice::from_raw_parts(buf.cast::<u8>().add(usize::from(off)), usize::from(len)) }
 }
 
 /// The first segment's bytes of a raw mbuf, writable.
@@ -163,9 +164,8 @@ pub(crate) unsafe fn raw_data<'a>(m: *mut RawMbuf) -> &'a [u8] {
 /// `m` must be a valid mbuf, exclusively accessible through the returned slice for `'a`.
 #[inline]
 pub(crate) unsafe fn raw_data_mut<'a>(m: *mut RawMbuf) -> &'a mut [u8] {
-    let mut len = 0u16;
-    // SAFETY: m is a valid mbuf (caller); the helper only reads it.
-    let data = unsafe { dpdk_sys::dpdk_sys_pktmbuf_data(m, &mut len) };
+    // SAFETY: m is a valid mbuf (caller); its header fields are plain reads.
+    let (buf, off, len) = unsafe { ((*m).buf_addr, (*m).data_off, (*m).data_len) };
     // SAFETY: as in raw_data, and the caller guarantees exclusive access for 'a.
-    unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), usize::from(len)) }
+    unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>().add(usize::from(off)), usize::from(len)) }
 }

@@ -21,6 +21,7 @@ pub mod error;
 pub mod lcore;
 pub mod lpm_ref;
 pub mod mbuf;
+pub mod memory;
 pub mod mempool;
 pub mod port;
 pub mod queue;

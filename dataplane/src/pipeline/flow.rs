@@ -10,14 +10,17 @@ use crate::policy::Action;
 use crate::tls::HelloReassembly;
 use crate::wire::{tcp_flags, IpPair, PacketSummary};
 
-/// Entries per bucket: one probe reads one bucket's signatures (one cache line).
-pub const WAYS: usize = 8;
+/// Entries per bucket. A bucket's signatures fill one cache line, so one probe reads one
+/// line of signatures and then the one entry whose signature matches. Sixteen ways keep
+/// overflow (and so eviction of live flows) rare at half load.
+pub const WAYS: usize = 16;
 
-/// The connection's 5-tuple with the lower (address, port) end first.
+/// The connection's 5-tuple with the lower (address, port) end first. 40 bytes, so the key
+/// and the hot fields of an entry share one cache line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
-    lo_addr: u128,
-    hi_addr: u128,
+    /// lo address (high, low 64 bits), hi address (high, low).
+    addrs: [u64; 4],
     lo_port: u16,
     hi_port: u16,
     protocol: u8,
@@ -27,28 +30,53 @@ pub struct FlowKey {
 impl FlowKey {
     /// The key of a packet, and whether the packet travels from the `lo` end to the `hi` end.
     pub fn of(p: &PacketSummary) -> (FlowKey, bool) {
-        let (src, dst, v6) = match p.addrs {
-            IpPair::V4 { src, dst } => (u128::from(src), u128::from(dst), false),
-            IpPair::V6 { src, dst } => (src, dst, true),
-        };
-        let forward = (src, p.src_port) <= (dst, p.dst_port);
-        let (lo, hi) =
-            if forward { ((src, p.src_port), (dst, p.dst_port)) } else { ((dst, p.dst_port), (src, p.src_port)) };
-        let key = FlowKey { lo_addr: lo.0, hi_addr: hi.0, lo_port: lo.1, hi_port: hi.1, protocol: p.protocol, v6 };
-        (key, forward)
+        match p.addrs {
+            IpPair::V4 { src, dst } => {
+                // (address, port) pairs compared as one integer each.
+                let a = (u64::from(src) << 16) | u64::from(p.src_port);
+                let b = (u64::from(dst) << 16) | u64::from(p.dst_port);
+                let forward = a <= b;
+                let (lo, hi) = if forward { (a, b) } else { (b, a) };
+                let key = FlowKey {
+                    addrs: [0, lo >> 16, 0, hi >> 16],
+                    lo_port: lo as u16,
+                    hi_port: hi as u16,
+                    protocol: p.protocol,
+                    v6: false,
+                };
+                (key, forward)
+            }
+            IpPair::V6 { src, dst } => {
+                let forward = (src, p.src_port) <= (dst, p.dst_port);
+                let (lo, hi) = if forward {
+                    ((src, p.src_port), (dst, p.dst_port))
+                } else {
+                    ((dst, p.dst_port), (src, p.src_port))
+                };
+                let addrs = [(lo.0 >> 64) as u64, lo.0 as u64, (hi.0 >> 64) as u64, hi.0 as u64];
+                (FlowKey { addrs, lo_port: lo.1, hi_port: hi.1, protocol: p.protocol, v6: true }, forward)
+            }
+        }
     }
 
     /// A symmetric hash (both directions give the same value): the key is canonical.
     pub fn hash(&self) -> u32 {
         const K: u64 = 0x9e37_79b9_7f4a_7c15;
         let ports = (u64::from(self.lo_port) << 24) | (u64::from(self.hi_port) << 8) | u64::from(self.protocol);
+        let [a, b, c, d] = self.addrs;
         let mut h: u64 = 0x243f_6a88_85a3_08d3;
-        for w in
-            [self.lo_addr as u64, (self.lo_addr >> 64) as u64, self.hi_addr as u64, (self.hi_addr >> 64) as u64, ports]
-        {
+        let mut mix = |w: u64| {
             h = (h ^ w).wrapping_mul(K);
             h ^= h >> 29;
+        };
+        // IPv4 addresses fill the low words only: three rounds instead of five.
+        if self.v6 {
+            mix(a);
+            mix(c);
         }
+        mix(b);
+        mix(d);
+        mix(ports);
         // murmur3's finaliser: every input bit reaches every output bit.
         h ^= h >> 33;
         h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
@@ -59,6 +87,7 @@ impl FlowKey {
 
 /// Minimal TCP state: enough to pick the idle timeout.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
 pub enum TcpState {
     /// Seen from one side only (or a UDP flow).
     #[default]
@@ -69,29 +98,65 @@ pub enum TcpState {
     Closing,
 }
 
-/// One connection.
+/// One connection: the key and what a packet of a known flow reads in the first cache
+/// line; the ClientHello reassembly state (used only while pending) in the second.
 #[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(64))]
 pub struct FlowEntry {
     key: FlowKey,
     pub last_seen_ms: u64,
-    /// The decision, valid for `generation` of the policy.
-    pub action: Action,
-    pub rule: u32,
+    /// The policy generation `action` and `rule` were decided by.
     pub generation: u64,
-    /// Waiting for the ClientHello: packets pass, client payload feeds `hello`.
-    pub pending: bool,
+    pub rule: u32,
+    pub action: Action,
+    pub state: TcpState,
+    bits: u8,
     /// ClientHello reassembly state (holds a pool buffer while collecting).
     pub hello: HelloReassembly,
-    /// True when the initiator is the key's `lo` end.
-    pub initiator_is_lo: bool,
-    pub state: TcpState,
-    seen_lo_to_hi: bool,
-    seen_hi_to_lo: bool,
 }
 
+const PENDING: u8 = 1;
+const INITIATOR_IS_LO: u8 = 2;
+const SEEN_LO_TO_HI: u8 = 4;
+const SEEN_HI_TO_LO: u8 = 8;
+const INSPECTED: u8 = 16;
+
 impl FlowEntry {
+    fn new(key: FlowKey, initiator_is_lo: bool, now_ms: u64) -> FlowEntry {
+        let bits = if initiator_is_lo { INITIATOR_IS_LO } else { 0 };
+        FlowEntry { key, last_seen_ms: now_ms, bits, ..FlowEntry::default() }
+    }
+
+    /// Waiting for the ClientHello: packets pass, client payload feeds `hello`.
+    pub fn pending(&self) -> bool {
+        self.bits & PENDING != 0
+    }
+
+    /// True when the initiator is the key's `lo` end.
+    pub fn initiator_is_lo(&self) -> bool {
+        self.bits & INITIATOR_IS_LO != 0
+    }
+
+    /// The client's first payload was inspected (a ClientHello, or bytes that are not one):
+    /// it cannot be inspected again.
+    pub fn inspected(&self) -> bool {
+        self.bits & INSPECTED != 0
+    }
+
+    pub fn set_inspected(&mut self) {
+        self.bits |= INSPECTED;
+    }
+
+    fn set(&mut self, bit: u8, on: bool) {
+        if on {
+            self.bits |= bit;
+        } else {
+            self.bits &= !bit;
+        }
+    }
+
     pub fn decision(&self) -> Decision {
-        if self.pending {
+        if self.pending() {
             return Decision::pending();
         }
         Decision::new(self.action, (self.rule != u32::MAX).then_some(self.rule))
@@ -100,21 +165,19 @@ impl FlowEntry {
     pub fn set_decision(&mut self, d: Decision, generation: u64) {
         self.action = d.action;
         self.rule = d.rule().unwrap_or(u32::MAX);
-        self.pending = d.pending;
+        self.set(PENDING, d.pending);
         self.generation = generation;
     }
 
     /// Update state for a packet of this flow travelling lo->hi when `forward`.
     pub fn observe(&mut self, forward: bool, flags: u8, protocol: u8, now_ms: u64) {
         self.last_seen_ms = now_ms;
-        if forward {
-            self.seen_lo_to_hi = true;
-        } else {
-            self.seen_hi_to_lo = true;
-        }
+        self.bits |= if forward { SEEN_LO_TO_HI } else { SEEN_HI_TO_LO };
         if protocol == crate::wire::ip_proto::TCP && flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
             self.state = TcpState::Closing;
-        } else if self.state == TcpState::Opening && self.seen_lo_to_hi && self.seen_hi_to_lo {
+        } else if self.state == TcpState::Opening
+            && self.bits & (SEEN_LO_TO_HI | SEEN_HI_TO_LO) == SEEN_LO_TO_HI | SEEN_HI_TO_LO
+        {
             self.state = TcpState::Established;
         }
     }
@@ -142,20 +205,34 @@ pub struct FlowCounters {
     pub evicted: u64,
 }
 
+/// A bucket's signatures: 0 marks a free way; otherwise the entry's hash with the low bit
+/// forced to 1. One cache line.
 #[derive(Clone, Copy, Default)]
-struct Bucket {
-    /// 0 marks a free way; otherwise the entry's hash with the low bit forced to 1.
-    sig: [u32; WAYS],
-    entries: [FlowEntry; WAYS],
+#[repr(C, align(64))]
+struct Signatures([u32; WAYS]);
+
+/// Hints the memory system to load a cache line soon. The pipeline does not touch DPDK (or
+/// `unsafe`); the worker passes DPDK's prefetch, offline tools pass `()` (no hint).
+pub trait Prefetch: Copy {
+    fn prefetch<T>(self, p: *const T);
+}
+
+impl Prefetch for () {
+    #[inline(always)]
+    fn prefetch<T>(self, _: *const T) {}
 }
 
 /// A flow table of fixed capacity.
 pub struct FlowTable {
-    buckets: Vec<Bucket>,
+    sigs: Vec<Signatures>,
+    /// `WAYS` entries per bucket.
+    entries: Vec<FlowEntry>,
     mask: usize,
     timeouts: FlowTimeouts,
     pub counters: FlowCounters,
     live: usize,
+    /// One bit per bucket: some flow of it went to its second choice (see `buckets_of`).
+    spilled: Vec<u64>,
     /// Reassembly states of entries dropped (expired, evicted) while holding a hello buffer;
     /// the owner returns their buffers with [`FlowTable::drain_displaced`]. Preallocated.
     displaced: Vec<HelloReassembly>,
@@ -164,26 +241,35 @@ pub struct FlowTable {
 /// Room for the buffers displaced between two drains (the pipeline drains once per burst).
 const DISPLACED_CAPACITY: usize = 256;
 
-/// Where an entry lives: bucket and way.
+/// Where an entry lives: its index in the entry array (bucket * WAYS + way).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Slot(u32);
 
 impl FlowTable {
     /// Room for at least `capacity` flows (rounded up to a power-of-two number of buckets).
     pub fn new(capacity: usize, timeouts: FlowTimeouts) -> FlowTable {
+        FlowTable::with_memory_advice(capacity, timeouts, &|_, _| {})
+    }
+
+    /// [`FlowTable::new`], calling `advise(start, len)` on each large array after reserving
+    /// it and before touching it: the worker asks the kernel for transparent huge pages
+    /// there, since every lookup lands on a random entry and 4 KB pages would miss the TLB.
+    pub fn with_memory_advice(capacity: usize, timeouts: FlowTimeouts, advise: &dyn Fn(*const u8, usize)) -> FlowTable {
         let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
         FlowTable {
-            buckets: vec![Bucket::default(); buckets],
+            sigs: advised_vec(buckets, advise),
+            entries: advised_vec(buckets * WAYS, advise),
             mask: buckets - 1,
             timeouts,
             counters: FlowCounters::default(),
             live: 0,
+            spilled: vec![0; buckets.div_ceil(64)],
             displaced: Vec::with_capacity(DISPLACED_CAPACITY),
         }
     }
 
     pub fn capacity(&self) -> usize {
-        self.buckets.len() * WAYS
+        self.entries.len()
     }
 
     /// Flows currently held (expired ones are counted until they are found or replaced).
@@ -204,7 +290,8 @@ impl FlowTable {
     }
 
     /// Remember a dropped entry's hello buffer; never grows past the preallocated room.
-    fn displace(&mut self, e: &FlowEntry) {
+    fn displace(&mut self, index: usize) {
+        let Some(e) = self.entries.get(index) else { return };
         if e.hello.holds_slot() && self.displaced.len() < self.displaced.capacity() {
             self.displaced.push(e.hello);
         }
@@ -214,9 +301,24 @@ impl FlowTable {
         hash | 1
     }
 
-    fn bucket_index(&self, hash: u32) -> usize {
-        // The hash is fully mixed: its low bits pick the bucket; the signature keeps all of them.
-        hash as usize & self.mask
+    /// The two buckets a flow may live in (the same one twice in a one-bucket table).
+    /// A flow goes to its first bucket unless that is full, then to its second, and the
+    /// first is marked as having spilled: lookups read the second bucket only for marked
+    /// buckets (rare below full load), so a lookup costs one line of signatures, and a full
+    /// bucket does not evict live flows while its neighbour has room (with one bucket alone,
+    /// LRU eviction misses on every packet of a cyclic pattern).
+    #[inline(always)]
+    fn buckets_of(&self, hash: u32) -> (usize, usize) {
+        // The hash is fully mixed: its low bits pick the first bucket, a rotation the second.
+        let first = hash as usize & self.mask;
+        let second = (hash.rotate_right(16) ^ 0x5bd1_e995) as usize & self.mask;
+        (first, second)
+    }
+
+    /// Whether bucket `b` ever spilled a flow into its second choice.
+    #[inline(always)]
+    fn spilled(&self, b: usize) -> bool {
+        self.spilled.get(b / 64).is_some_and(|w| w & (1 << (b % 64)) != 0)
     }
 
     fn expired(&self, e: &FlowEntry, now_ms: u64) -> bool {
@@ -228,100 +330,177 @@ impl FlowTable {
         now_ms.saturating_sub(e.last_seen_ms) > timeout
     }
 
-    /// Look up a burst: `out[i]` is the slot of `keys[i]` if it is present and live.
-    /// All buckets are read before any key is compared, so their cache misses overlap.
-    pub fn lookup_burst(&mut self, keys: &[(FlowKey, u32)], now_ms: u64, out: &mut [Option<Slot>]) {
-        let mut first_sig = [0u32; 64];
-        for (chunk_keys, chunk_out) in keys.chunks(64).zip(out.chunks_mut(64)) {
-            for ((_, hash), s) in chunk_keys.iter().zip(first_sig.iter_mut()) {
-                let b = self.bucket_index(*hash);
-                *s = self.buckets.get(b).map_or(0, |b| b.sig[0]);
-            }
-            std::hint::black_box(&first_sig);
-            for ((key, hash), o) in chunk_keys.iter().zip(chunk_out.iter_mut()) {
-                *o = self.lookup(key, *hash, now_ms);
-            }
+    /// Ways of bucket `b` whose signature is `sig`, as a bit mask.
+    #[inline]
+    fn candidates_in(&self, b: usize, sig: u32) -> u32 {
+        let Some(sigs) = self.sigs.get(b) else { return 0 };
+        let mut mask = 0u32;
+        for (w, &s) in sigs.0.iter().enumerate() {
+            mask |= u32::from(s == sig) << w;
         }
+        mask
+    }
+
+    /// Ways of both buckets whose signature matches `hash`: bits 0..16 the first bucket's,
+    /// bits 16..32 the second's.
+    #[inline]
+    fn candidates(&self, hash: u32) -> u32 {
+        const _: () = assert!(2 * WAYS <= 32, "both buckets' ways must fit in a u32 mask");
+        let (b1, b2) = self.buckets_of(hash);
+        let sig = Self::signature(hash);
+        let second = if b2 != b1 && self.spilled(b1) { self.candidates_in(b2, sig) } else { 0 };
+        self.candidates_in(b1, sig) | (second << WAYS)
+    }
+
+    /// The entry index of candidate bit `bit` (see [`FlowTable::candidates`]).
+    #[inline(always)]
+    fn index_of(&self, hash: u32, bit: u32) -> usize {
+        let (b1, b2) = self.buckets_of(hash);
+        let bit = bit as usize;
+        if bit < WAYS {
+            b1 * WAYS + bit
+        } else {
+            b2 * WAYS + bit - WAYS
+        }
+    }
+
+    /// The entry index holding `key` among the `candidates` of its buckets.
+    #[inline]
+    fn find(&self, hash: u32, mut candidates: u32, key: &FlowKey) -> Option<usize> {
+        while candidates != 0 {
+            let index = self.index_of(hash, candidates.trailing_zeros());
+            if self.entries.get(index).is_some_and(|e| e.key == *key) {
+                return Some(index);
+            }
+            candidates &= candidates - 1;
+        }
+        None
+    }
+
+    /// Prefetch the signatures of the bucket `hash` falls in. A lookup in stages: the
+    /// pipeline prefetches a packet's bucket as soon as it knows its hash, probes it a few
+    /// packets later (prefetching the matching entry) and resolves it after the whole burst
+    /// is parsed, so the cache misses of different packets overlap with useful work.
+    #[inline(always)]
+    pub fn prefetch_bucket<H: Prefetch>(&self, hash: u32, hint: H) {
+        hint.prefetch(self.sigs.as_ptr().wrapping_add(self.buckets_of(hash).0));
+    }
+
+    /// The ways of `hash`'s buckets whose signature matches, as a bit mask, after
+    /// prefetching the first of them: call it once the buckets' signatures have had time to
+    /// arrive, and [`FlowTable::resolve`] once the entry has.
+    #[inline(always)]
+    pub fn probe<H: Prefetch>(&self, hash: u32, hint: H) -> u32 {
+        let candidates = self.candidates(hash);
+        if candidates != 0 {
+            hint.prefetch(self.entries.as_ptr().wrapping_add(self.index_of(hash, candidates.trailing_zeros())));
+        }
+        candidates
+    }
+
+    /// The live slot of `key` among the `candidates` [`FlowTable::probe`] found; an expired
+    /// entry found is freed.
+    #[inline]
+    pub fn resolve(&mut self, key: &FlowKey, hash: u32, candidates: u32, now_ms: u64) -> Option<Slot> {
+        let index = self.find(hash, candidates, key)?;
+        self.live_slot(index, now_ms)
     }
 
     /// Find a live entry; an expired one found on the way is freed.
     pub fn lookup(&mut self, key: &FlowKey, hash: u32, now_ms: u64) -> Option<Slot> {
-        let b = self.bucket_index(hash);
-        let sig = Self::signature(hash);
-        let way = {
-            let bucket = self.buckets.get(b)?;
-            (0..WAYS)
-                .find(|&w| bucket.sig.get(w) == Some(&sig) && bucket.entries.get(w).is_some_and(|e| e.key == *key))?
-        };
-        let expired = self.buckets.get(b).and_then(|bk| bk.entries.get(way)).is_some_and(|e| self.expired(e, now_ms));
+        let index = self.find(hash, self.candidates(hash), key)?;
+        self.live_slot(index, now_ms)
+    }
+
+    /// The slot of entry `index`, or None after freeing it if it has expired.
+    #[inline]
+    fn live_slot(&mut self, index: usize, now_ms: u64) -> Option<Slot> {
+        let expired = self.entries.get(index).is_some_and(|e| self.expired(e, now_ms));
         if expired {
-            if let Some(old) = self.buckets.get(b).and_then(|bk| bk.entries.get(way)).copied() {
-                self.displace(&old);
-            }
-            if let Some(s) = self.buckets.get_mut(b).and_then(|bk| bk.sig.get_mut(way)) {
+            self.displace(index);
+            if let Some(s) = self.sigs.get_mut(index / WAYS).and_then(|s| s.0.get_mut(index % WAYS)) {
                 *s = 0;
             }
             self.live -= 1;
             self.counters.expired += 1;
             return None;
         }
-        Some(Slot((b * WAYS + way) as u32))
+        Some(Slot(index as u32))
     }
 
-    /// Insert a new flow (the caller has checked it is absent). Takes a free way, else an
-    /// expired one, else evicts the stalest entry of the bucket.
+    /// Insert a new flow (the caller has checked it is absent). Takes a free way of its
+    /// first bucket, else of its second (marking the first as spilled), else an expired
+    /// entry, else evicts the stalest entry of the two.
     pub fn insert(&mut self, key: FlowKey, hash: u32, initiator_is_lo: bool, now_ms: u64) -> Slot {
-        let b = self.bucket_index(hash);
-        let mut victim = 0;
-        let mut reuse_expired = false;
-        if let Some(bucket) = self.buckets.get(b) {
-            if let Some(free) = bucket.sig.iter().position(|&s| s == 0) {
-                victim = free;
-                self.live += 1;
-            } else if let Some(old) =
-                (0..WAYS).find(|&w| bucket.entries.get(w).is_some_and(|e| self.expired(e, now_ms)))
-            {
-                victim = old;
-                reuse_expired = true;
+        let (b1, b2) = self.buckets_of(hash);
+        let free_way = |b: usize| self.sigs.get(b).and_then(|s| s.0.iter().position(|&s| s == 0));
+        let index = if let Some(way) = free_way(b1) {
+            self.live += 1;
+            b1 * WAYS + way
+        } else if let Some(way) = free_way(b2) {
+            self.live += 1;
+            if let Some(w) = self.spilled.get_mut(b1 / 64) {
+                *w |= 1 << (b1 % 64);
+            }
+            b2 * WAYS + way
+        } else {
+            // Both full. The second bucket's entries are candidates only if it is searched.
+            let second = if self.spilled(b1) { b2 * WAYS } else { b1 * WAYS };
+            let indexes = (b1 * WAYS..b1 * WAYS + WAYS).chain(second..second + WAYS);
+            if let Some(old) = indexes.clone().find(|&i| self.entries.get(i).is_some_and(|e| self.expired(e, now_ms))) {
+                self.counters.expired += 1;
+                self.displace(old);
+                old
             } else {
                 // Stalest first, but dropped connections last: a dropped connection pushed out
                 // would come back mid-stream, where its client bytes no longer look like TLS.
-                victim = (0..WAYS)
-                    .min_by_key(|&w| {
-                        bucket.entries.get(w).map_or((false, 0), |e| (e.action == Action::Drop, e.last_seen_ms))
+                let victim = indexes
+                    .min_by_key(|&i| {
+                        self.entries.get(i).map_or((false, 0), |e| (e.action == Action::Drop, e.last_seen_ms))
                     })
-                    .unwrap_or(0);
+                    .unwrap_or(b1 * WAYS);
                 self.counters.evicted += 1;
+                self.displace(victim);
+                victim
             }
-        }
-        if reuse_expired {
-            self.counters.expired += 1;
-        }
-        if let Some(old) = self.buckets.get(b).and_then(|bk| bk.entries.get(victim)).copied() {
-            if self.buckets.get(b).and_then(|bk| bk.sig.get(victim)).is_some_and(|&s| s != 0) {
-                self.displace(&old);
-            }
-        }
+        };
         self.counters.created += 1;
-        if let Some(bucket) = self.buckets.get_mut(b) {
-            if let (Some(s), Some(e)) = (bucket.sig.get_mut(victim), bucket.entries.get_mut(victim)) {
-                *s = Self::signature(hash);
-                *e = FlowEntry { key, last_seen_ms: now_ms, initiator_is_lo, ..FlowEntry::default() };
-            }
+        if let Some(s) = self.sigs.get_mut(index / WAYS).and_then(|s| s.0.get_mut(index % WAYS)) {
+            *s = Self::signature(hash);
         }
-        Slot((b * WAYS + victim) as u32)
+        if let Some(e) = self.entries.get_mut(index) {
+            *e = FlowEntry::new(key, initiator_is_lo, now_ms);
+        }
+        Slot(index as u32)
     }
 
     /// Whether `slot` still holds the flow `key` (an insertion may have reused it).
     pub fn holds(&self, slot: Slot, key: &FlowKey) -> bool {
-        let (b, w) = (slot.0 as usize / WAYS, slot.0 as usize % WAYS);
-        self.buckets.get(b).is_some_and(|bk| {
-            bk.sig.get(w).is_some_and(|&s| s != 0) && bk.entries.get(w).is_some_and(|e| e.key == *key)
-        })
+        let index = slot.0 as usize;
+        self.sigs.get(index / WAYS).and_then(|s| s.0.get(index % WAYS)).is_some_and(|&s| s != 0)
+            && self.entries.get(index).is_some_and(|e| e.key == *key)
     }
 
     pub fn entry_mut(&mut self, slot: Slot) -> Option<&mut FlowEntry> {
-        let (b, w) = (slot.0 as usize / WAYS, slot.0 as usize % WAYS);
-        self.buckets.get_mut(b).and_then(|bk| bk.entries.get_mut(w))
+        self.entries.get_mut(slot.0 as usize)
+    }
+}
+
+/// `n` default values in memory that `advise` saw before anything was written to it.
+fn advised_vec<T: Default + Clone>(n: usize, advise: &dyn Fn(*const u8, usize)) -> Vec<T> {
+    let mut v: Vec<T> = Vec::with_capacity(n);
+    advise(v.as_ptr().cast(), n * std::mem::size_of::<T>());
+    v.resize(n, T::default());
+    v
+}
+
+#[cfg(test)]
+mod layout {
+    #[test]
+    fn key_and_hot_fields_share_the_first_cache_line() {
+        assert_eq!(std::mem::size_of::<super::FlowKey>(), 40);
+        assert_eq!(std::mem::offset_of!(super::FlowEntry, hello), 64);
+        assert_eq!(std::mem::size_of::<super::FlowEntry>(), 128);
+        assert_eq!(std::mem::size_of::<super::Signatures>(), 64);
     }
 }

@@ -11,11 +11,16 @@ pub mod offline;
 use crate::policy::compile::{Decision, HelloFacts, Query, RuleId, TlsView};
 use crate::policy::{Action, CompiledPolicy};
 use crate::tls::{ClientHello, FeedResult, HelloBufferPool};
-use crate::wire::{ip_proto, parse_frame, tcp_flags, Fragment, IpPair, PacketSummary, Parsed};
+use crate::wire::{ip_proto, parse_frame_into, tcp_flags, Fragment, IpPair, PacketSummary};
+pub use flow::Prefetch;
 use flow::{FlowKey, FlowTable, FlowTimeouts, Slot};
 
 /// Most packets handled in one step; longer bursts are processed in chunks.
-pub const MAX_BURST: usize = 64;
+pub const MAX_BURST: usize = 32;
+
+/// Flows parsed between prefetching a flow's bucket and probing it (long enough for the
+/// line to arrive from memory, short enough to stay in cache).
+const PROBE_DISTANCE: usize = 8;
 
 /// What happens to one packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +107,8 @@ pub struct Pipeline {
     pub hellos: HelloBufferPool,
     pub counters: PipelineCounters,
     tls_fail: TlsFail,
+    /// Whether a flow was created since the chunk's lookups (which may then be stale).
+    inserted_in_chunk: bool,
 }
 
 /// How a packet is to be settled after the lookups.
@@ -110,19 +117,26 @@ enum Step {
     /// Verdict already known (non-IP, malformed).
     #[default]
     Done,
-    /// A TCP/UDP packet with ports: belongs to a flow.
-    Flow { key: FlowKey, hash: u32, forward: bool, flags: u8 },
+    /// A TCP/UDP packet with ports: belongs to a flow (its key is in `flow_keys`).
+    Flow { forward: bool, flags: u8 },
     /// Classified on its own by addresses (ICMP, other protocols, non-first fragments).
     Single,
 }
 
 impl Pipeline {
     pub fn new(config: PipelineConfig) -> Pipeline {
+        Pipeline::with_memory_advice(config, &|_, _| {})
+    }
+
+    /// [`Pipeline::new`], with `advise` called on the flow table's memory before it is
+    /// touched (see [`FlowTable::with_memory_advice`]).
+    pub fn with_memory_advice(config: PipelineConfig, advise: &dyn Fn(*const u8, usize)) -> Pipeline {
         Pipeline {
-            flows: FlowTable::new(config.flow_capacity, config.timeouts),
+            flows: FlowTable::with_memory_advice(config.flow_capacity, config.timeouts, advise),
             hellos: HelloBufferPool::new(config.hello_buffers),
             counters: PipelineCounters::default(),
             tls_fail: config.tls_fail,
+            inserted_in_chunk: false,
         }
     }
 
@@ -134,7 +148,20 @@ impl Pipeline {
         now_ms: u64,
         verdicts: &mut [Verdict],
     ) {
-        self.process_burst_observed(policy, packets, now_ms, verdicts, &mut ());
+        self.process_burst_with(policy, packets, now_ms, verdicts, &mut (), ());
+    }
+
+    /// [`Pipeline::process_burst`] with `hint` prefetching flow-table lines (the workers
+    /// pass DPDK's prefetch).
+    pub fn process_burst_prefetched<P: AsRef<[u8]>, H: Prefetch>(
+        &mut self,
+        policy: &CompiledPolicy,
+        packets: &[P],
+        now_ms: u64,
+        verdicts: &mut [Verdict],
+        hint: H,
+    ) {
+        self.process_burst_with(policy, packets, now_ms, verdicts, &mut (), hint);
     }
 
     /// [`Pipeline::process_burst`], showing each completed ClientHello to `observer`.
@@ -146,15 +173,28 @@ impl Pipeline {
         verdicts: &mut [Verdict],
         observer: &mut O,
     ) {
+        self.process_burst_with(policy, packets, now_ms, verdicts, observer, ());
+    }
+
+    fn process_burst_with<P: AsRef<[u8]>, O: HelloObserver, H: Prefetch>(
+        &mut self,
+        policy: &CompiledPolicy,
+        packets: &[P],
+        now_ms: u64,
+        verdicts: &mut [Verdict],
+        observer: &mut O,
+        hint: H,
+    ) {
         for (chunk, (ps, vs)) in packets.chunks(MAX_BURST).zip(verdicts.chunks_mut(MAX_BURST)).enumerate() {
-            self.process_chunk(policy, ps, now_ms, vs, chunk * MAX_BURST, observer);
+            self.process_chunk(policy, ps, now_ms, vs, chunk * MAX_BURST, observer, hint);
         }
         // Buffers of flows dropped by the table go back to the pool, off the per-packet path.
         let hellos = &mut self.hellos;
         self.flows.drain_displaced(|h| h.release(hellos));
     }
 
-    fn process_chunk<P: AsRef<[u8]>, O: HelloObserver>(
+    #[allow(clippy::too_many_arguments)]
+    fn process_chunk<P: AsRef<[u8]>, O: HelloObserver, H: Prefetch>(
         &mut self,
         policy: &CompiledPolicy,
         packets: &[P],
@@ -162,40 +202,50 @@ impl Pipeline {
         verdicts: &mut [Verdict],
         base: usize,
         observer: &mut O,
+        hint: H,
     ) {
         let default = policy.default_action();
         let generation = policy.generation();
         let mut steps = [Step::Done; MAX_BURST];
-        let mut summaries = [None::<PacketSummary>; MAX_BURST];
+        // Valid where `steps` is not `Done`.
+        let mut summaries = [PacketSummary::EMPTY; MAX_BURST];
         let mut flow_keys = [(FlowKey::default(), 0u32); MAX_BURST];
         let mut flow_of = [usize::MAX; MAX_BURST];
         let mut n_flows = 0;
 
-        // 1. Parse.
+        // 1. Parse; each flow's bucket is prefetched as soon as its hash is known, and probed
+        //    (its entry prefetched) `PROBE_DISTANCE` flows later.
+        let mut candidates = [0u32; MAX_BURST];
         for (i, (pkt, v)) in packets.iter().zip(verdicts.iter_mut()).enumerate() {
             self.counters.packets += 1;
             let (Some(step), Some(summary)) = (steps.get_mut(i), summaries.get_mut(i)) else { break };
             *v = Verdict::default();
-            match parse_frame(pkt.as_ref()) {
+            match parse_frame_into(pkt.as_ref(), summary) {
                 Err(_) => {
                     self.counters.malformed += 1;
                     *v = Verdict { action: default, rule: None, malformed: true };
                 }
-                Ok(Parsed::NonIp { .. }) => self.counters.non_ip += 1,
-                Ok(Parsed::Ip(p)) => {
-                    *summary = Some(p);
+                Ok(Some(_)) => self.counters.non_ip += 1,
+                Ok(None) => {
+                    let p = &*summary;
                     let flowed = p.has_ports
                         && matches!(p.protocol, ip_proto::TCP | ip_proto::UDP)
                         && p.fragment != Fragment::NonFirst;
                     if flowed {
-                        let (key, forward) = FlowKey::of(&p);
+                        let (key, forward) = FlowKey::of(p);
                         let hash = key.hash();
+                        self.flows.prefetch_bucket(hash, hint);
                         if let (Some(k), Some(f)) = (flow_keys.get_mut(n_flows), flow_of.get_mut(i)) {
                             *k = (key, hash);
                             *f = n_flows;
                         }
+                        if let Some(earlier) = n_flows.checked_sub(PROBE_DISTANCE) {
+                            if let (Some((_, h)), Some(c)) = (flow_keys.get(earlier), candidates.get_mut(earlier)) {
+                                *c = self.flows.probe(*h, hint);
+                            }
+                        }
                         n_flows += 1;
-                        *step = Step::Flow { key, hash, forward, flags: p.tcp_flags };
+                        *step = Step::Flow { forward, flags: p.tcp_flags };
                     } else {
                         *step = Step::Single;
                     }
@@ -203,10 +253,15 @@ impl Pipeline {
             }
         }
 
-        // 2. Look every flow up at once.
+        // 2. Probe the last flows, then resolve every lookup (the entries are in cache by now).
+        for f in n_flows.saturating_sub(PROBE_DISTANCE)..n_flows {
+            if let (Some((_, h)), Some(c)) = (flow_keys.get(f), candidates.get_mut(f)) {
+                *c = self.flows.probe(*h, hint);
+            }
+        }
         let mut slots = [None::<Slot>; MAX_BURST];
-        if let (Some(keys), Some(out)) = (flow_keys.get(..n_flows), slots.get_mut(..n_flows)) {
-            self.flows.lookup_burst(keys, now_ms, out);
+        for ((s, (key, hash)), c) in slots.iter_mut().zip(flow_keys.iter()).zip(candidates.iter()).take(n_flows) {
+            *s = self.flows.resolve(key, *hash, *c, now_ms);
         }
 
         // 3. Gather what needs the policy: new flows, flows decided by an older policy, singles.
@@ -214,7 +269,7 @@ impl Pipeline {
         let mut query_of = [usize::MAX; MAX_BURST];
         let mut n_queries = 0;
         for i in 0..packets.len().min(MAX_BURST) {
-            let (Some(step), Some(Some(p))) = (steps.get(i), summaries.get(i)) else { continue };
+            let (Some(step), Some(p)) = (steps.get(i), summaries.get(i)) else { continue };
             let query = match *step {
                 Step::Done => continue,
                 Step::Single => Query { addrs: p.addrs, protocol: p.protocol, dst_port: None },
@@ -224,7 +279,7 @@ impl Pipeline {
                     match entry {
                         Some(e) if e.generation == generation => continue,
                         // An older policy decided: re-ask from the recorded initiator's side.
-                        Some(e) => initiator_query(p, forward == e.initiator_is_lo),
+                        Some(e) => initiator_query(p, forward == e.initiator_is_lo()),
                         None => initiator_query(p, !is_syn_ack(p)),
                     }
                 }
@@ -244,6 +299,7 @@ impl Pipeline {
         }
 
         // 4. Settle each packet in order (a flow created earlier in this burst is found here).
+        self.inserted_in_chunk = false;
         for (i, v) in verdicts.iter_mut().enumerate().take(packets.len().min(MAX_BURST)) {
             let step = steps.get(i).copied().unwrap_or_default();
             let decided = query_of.get(i).and_then(|&q| decisions.get(q)).copied();
@@ -253,11 +309,12 @@ impl Pipeline {
                     let d = decided.unwrap_or(Decision::new(default, None));
                     *v = Verdict { action: d.action, rule: d.rule(), malformed: false };
                 }
-                Step::Flow { key, hash, forward, flags } => {
-                    let Some(p) = summaries.get(i).copied().flatten() else { continue };
+                Step::Flow { forward, flags } => {
+                    let flow = flow_of.get(i).and_then(|&f| flow_keys.get(f));
+                    let (Some(p), Some(&(key, hash))) = (summaries.get(i), flow) else { continue };
                     let pkt = packets.get(i).map_or(&[][..], |x| x.as_ref());
                     let found = flow_of.get(i).and_then(|&f| slots.get(f)).copied().flatten();
-                    *v = self.settle_flow(policy, &p, pkt, (key, hash, forward, flags), found, decided, now_ms, |h| {
+                    *v = self.settle_flow(policy, p, pkt, (key, hash, forward, flags), found, decided, now_ms, |h| {
                         observer.hello(base + i, h)
                     });
                 }
@@ -287,31 +344,45 @@ impl Pipeline {
         on_hello: impl FnOnce(&ClientHello<'_>),
     ) -> Verdict {
         let generation = policy.generation();
-        // The burst lookup's slot stands unless an insertion since reused it; a flow missed
-        // there may have been created by an earlier packet of this burst.
-        let known = found.filter(|&s| self.flows.holds(s, &key)).or_else(|| self.flows.lookup(&key, hash, now_ms));
+        // The burst lookup's answer stands unless a flow was created since: that may have
+        // reused the slot found, or created the flow missed.
+        let known = if self.inserted_in_chunk {
+            found.filter(|&s| self.flows.holds(s, &key)).or_else(|| self.flows.lookup(&key, hash, now_ms))
+        } else {
+            found
+        };
         let (slot, fresh) = match known {
             Some(s) => (s, false),
-            None => (self.flows.insert(key, hash, forward != is_syn_ack(p), now_ms), true),
+            None => {
+                self.inserted_in_chunk = true;
+                (self.flows.insert(key, hash, forward != is_syn_ack(p), now_ms), true)
+            }
         };
-        let Pipeline { flows, hellos, counters, tls_fail } = self;
+        let Pipeline { flows, hellos, counters, tls_fail, .. } = self;
         let Some(e) = flows.entry_mut(slot) else { return Verdict::default() };
-        let from_initiator = forward == e.initiator_is_lo;
+        let from_initiator = forward == e.initiator_is_lo();
         if fresh || e.generation != generation {
             // `decided` is missing only if the entry vanished since the lookups (evicted by a
             // flow created in this burst): ask again, alone.
             let d = decided.unwrap_or_else(|| policy.classify(&initiator_query(p, from_initiator)));
-            let was_pending = e.pending;
-            e.set_decision(d, generation);
-            if e.pending && !was_pending {
+            let was_pending = e.pending();
+            if d.pending && e.inspected() {
+                // The new policy wants the ClientHello, which went by under an older one: the
+                // TLS verdict stands (passing mid-stream bytes as "not TLS" would be a bypass).
+                let kept = e.decision();
+                e.set_decision(kept, generation);
+            } else {
+                e.set_decision(d, generation);
+            }
+            if e.pending() && !was_pending {
                 counters.tls_pending += 1;
             }
-            if !e.pending {
+            if !e.pending() {
                 e.hello.release(hellos);
             }
         }
         e.observe(forward, flags, p.protocol, now_ms);
-        if e.pending {
+        if e.pending() {
             if from_initiator && flags & tcp_flags::SYN != 0 {
                 e.hello.on_syn(p.tcp_seq);
             }
@@ -341,6 +412,7 @@ impl Pipeline {
                 };
                 if let Some(d) = outcome {
                     e.set_decision(d, generation);
+                    e.set_inspected();
                     e.hello.release(hellos);
                 }
             } else if flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
@@ -385,6 +457,8 @@ fn initiator_query(p: &PacketSummary, sender_is_initiator: bool) -> Query {
     }
 }
 
+#[cfg(test)]
+mod flow_proptests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -106,17 +106,44 @@ fn no_reassembly_buffer_applies_tls_fail() {
 #[test]
 fn evicted_pending_flows_return_their_buffers() {
     let policy = policy();
-    let mut p = Pipeline::new(PipelineConfig { flow_capacity: 8, hello_buffers: 4, ..PipelineConfig::default() });
+    let mut p = Pipeline::new(PipelineConfig { flow_capacity: 1, hello_buffers: 4, ..PipelineConfig::default() });
     // Four connections stop after the first of two hello segments: four buffers held.
     for port in 0..4 {
         let frames = connection("www.bad.example", true, 41000 + port);
         run(&mut p, &policy, &frames[..4]);
     }
     assert_eq!(p.hellos.available(), 0);
-    // Twenty newer connections push them out of the 8-entry table (stalest first).
-    for port in 0..20u16 {
+    // Newer connections push them out of the one-bucket table (stalest first).
+    for port in 0..super::flow::WAYS as u16 + 4 {
         let mut v = [Verdict::default()];
         p.process_burst(&policy, &[build::udp_v4(CLIENT, SERVER, 50000 + port, 53, b"q")], 1 + u64::from(port), &mut v);
     }
     assert_eq!(p.hellos.available(), 4);
+}
+
+/// A new policy generation re-decides connections on their next packet, but a ClientHello
+/// cannot be read twice: a connection decided by its hello keeps that TLS verdict when the
+/// new policy would wait for a hello again (it must not pass as "not TLS" mid-stream).
+#[test]
+fn a_tls_verdict_survives_a_new_generation() {
+    let mut old = policy();
+    old.set_generation(1);
+    let mut new = policy();
+    new.set_generation(2);
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let frames = connection("www.bad.example", true, 40010);
+    let drop = (Action::Drop, Some(0));
+    assert_eq!(run(&mut p, &old, &frames)[4..], [drop, drop]);
+    // The client's next bytes (application data) under generation 2: still dropped.
+    let data = build::tcp_v4(CLIENT, SERVER, 40010, 443, PSH | ACK, 5000, b"\x17\x03\x03\x00\x05hello");
+    assert_eq!(run(&mut p, &new, std::slice::from_ref(&data)), [drop]);
+    assert_eq!(p.counters.tls_not_tls, 0);
+    // A new connection to the same name under generation 2 is inspected as usual.
+    let again = connection("www.bad.example", true, 40011);
+    assert_eq!(run(&mut p, &new, &again)[4..], [drop, drop]);
+    // And one that passed under generation 1 keeps passing.
+    let good = connection("www.good.example", true, 40012);
+    assert_eq!(run(&mut p, &old, &good)[5], (Action::Allow, None));
+    let data = build::tcp_v4(CLIENT, SERVER, 40012, 443, PSH | ACK, 5000, b"\x17\x03\x03\x00\x05hello");
+    assert_eq!(run(&mut p, &new, std::slice::from_ref(&data)), [(Action::Allow, None)]);
 }

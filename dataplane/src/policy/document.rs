@@ -111,6 +111,26 @@ pub fn parse_rules(text: &str, source: &str) -> Result<Vec<Rule>, RuleErrors> {
     }
 }
 
+/// Parse one rule object that is already a JSON value (an admission request's `object`): the
+/// same checks as a rule file, so what the admission webhook admits is what a gateway accepts.
+pub fn parse_rule_value(value: &serde_json::Value, source: &str) -> Result<Rule, RuleErrors> {
+    let mut rules = Vec::new();
+    let mut errors = Vec::new();
+    match serde_yaml_ng::to_value(value) {
+        Ok(v) => parse_one(v, source, "object", &mut rules, &mut errors),
+        Err(e) => errors.push(RuleError {
+            source: source.to_string(),
+            rule: String::new(),
+            field: String::new(),
+            message: e.to_string(),
+        }),
+    }
+    match (errors.is_empty(), rules.pop()) {
+        (true, Some(rule)) => Ok(rule),
+        _ => Err(RuleErrors(errors)),
+    }
+}
+
 fn parse_into(text: &str, source: &str, rules: &mut Vec<Rule>, errors: &mut Vec<RuleError>) {
     let file_error = |errors: &mut Vec<RuleError>, message: String| {
         errors.push(RuleError { source: source.to_string(), rule: String::new(), field: String::new(), message })

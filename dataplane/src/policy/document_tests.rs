@@ -254,9 +254,10 @@ fn json_fast_path_gives_the_yaml_paths_rules_and_errors() {
     assert_eq!(j.len(), 6, "{j:?}");
     assert!(j[0].contains("bad-cidr: spec.cidrBlocks[1]: host bits set in 10.0.0.1/24"), "{j:?}");
     assert!(j[1].starts_with("rules/a.yaml: typo: spec.cidrBlock: unknown field `cidrBlock`"), "{j:?}");
-    assert_eq!(j[2], "rules/a.yaml: wrong-type: spec.priority: invalid type: string \"high\", expected i64");
-    assert_eq!(j[3], "rules/a.yaml: [4]: apiVersion: required field is missing");
-    assert_eq!(j[5], "rules/a.yaml: [4]: spec.action: unknown action \"MAYBE\" (expected ALLOW or DROP)");
+    assert!(j[2].starts_with("rules/a.yaml: wrong-type: spec.priority: invalid type"), "{j:?}");
+    assert!(j[3].contains("[4]: apiVersion: required field is missing"), "{j:?}");
+    assert!(j[4].contains("[4]: metadata.name: required field is missing"), "{j:?}");
+    assert!(j[5].contains("[4]: spec.action: unknown action \"MAYBE\""), "{j:?}");
     // Positions differ by form ([i], document i, items[i]); everything else is identical.
     let y_as_j: Vec<String> = y.iter().map(|e| e.replace("document 5", "[4]")).collect();
     assert_eq!(y_as_j, j);

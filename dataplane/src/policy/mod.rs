@@ -3,6 +3,7 @@
 pub mod compile;
 pub mod document;
 pub mod error;
+pub mod lint;
 pub mod lpm;
 pub mod reference;
 pub mod rule;

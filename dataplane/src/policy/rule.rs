@@ -155,11 +155,6 @@ impl RuleSet {
         &self.rules
     }
 
-    /// The rules, in evaluation order.
-    pub fn into_rules(self) -> Vec<Rule> {
-        self.rules
-    }
-
     pub fn len(&self) -> usize {
         self.rules.len()
     }

@@ -23,19 +23,7 @@ fn summary(frame: &[u8]) -> PacketSummary {
 
 /// A summary with no ports, flags or payload, to adjust with struct update syntax.
 fn base(addrs: IpPair, protocol: u8) -> PacketSummary {
-    PacketSummary {
-        addrs,
-        protocol,
-        src_port: 0,
-        dst_port: 0,
-        has_ports: false,
-        tcp_flags: 0,
-        tcp_seq: 0,
-        fragment: Fragment::None,
-        payload_offset: 0,
-        payload_len: 0,
-        vlan_tags: 0,
-    }
+    PacketSummary { addrs, protocol, ..PacketSummary::EMPTY }
 }
 
 fn ports(s: PacketSummary, src_port: u16, dst_port: u16) -> PacketSummary {

@@ -53,6 +53,23 @@ pub struct PacketSummary {
     pub vlan_tags: u8,
 }
 
+impl PacketSummary {
+    /// All zero, IPv4.
+    pub const EMPTY: PacketSummary = PacketSummary {
+        addrs: IpPair::V4 { src: 0, dst: 0 },
+        protocol: 0,
+        src_port: 0,
+        dst_port: 0,
+        has_ports: false,
+        tcp_flags: 0,
+        tcp_seq: 0,
+        fragment: Fragment::None,
+        payload_offset: 0,
+        payload_len: 0,
+        vlan_tags: 0,
+    };
+}
+
 /// The result of parsing a frame that is not malformed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Parsed {
@@ -82,6 +99,19 @@ pub enum Parsed {
 ///   is `Invalid(Ipv4)` / `Invalid(Ipv6Ext)`.
 /// - Checksums are not verified (NICs do; see `Ipv4Packet::verify_checksum`).
 pub fn parse_frame(frame: &[u8]) -> Result<Parsed, Malformed> {
+    let mut summary = PacketSummary::EMPTY;
+    match parse_frame_into(frame, &mut summary)? {
+        Some(ethertype) => Ok(Parsed::NonIp { ethertype }),
+        None => Ok(Parsed::Ip(summary)),
+    }
+}
+
+/// [`parse_frame`] writing the summary of an IP packet into `out` (the fast path's form:
+/// fields are stored once, where the pipeline keeps them, instead of a struct being
+/// returned and copied through each layer). `Ok(None)`: an IP packet, `out` is complete;
+/// `Ok(Some(ethertype))`: not IP, `out` is unspecified.
+#[inline]
+pub fn parse_frame_into(frame: &[u8], out: &mut PacketSummary) -> Result<Option<u16>, Malformed> {
     let eth = EthernetFrame::new_checked(frame)?;
     let mut ethertype = eth.ethertype();
     let mut offset = ethernet::HEADER_LEN;
@@ -96,17 +126,19 @@ pub fn parse_frame(frame: &[u8]) -> Result<Parsed, Malformed> {
         vlan_tags += 1;
     }
     let rest = slice(frame, offset, frame.len());
-    let summary = match ethertype {
-        ethertype::IPV4 => parse_ipv4(rest, offset)?,
-        ethertype::IPV6 => parse_ipv6(rest, offset)?,
-        _ => return Ok(Parsed::NonIp { ethertype }),
-    };
-    Ok(Parsed::Ip(PacketSummary { vlan_tags, ..summary }))
+    match ethertype {
+        ethertype::IPV4 => parse_ipv4(rest, offset, out)?,
+        ethertype::IPV6 => parse_ipv6(rest, offset, out)?,
+        _ => return Ok(Some(ethertype)),
+    }
+    out.vlan_tags = vlan_tags;
+    Ok(None)
 }
 
-fn parse_ipv4(packet: &[u8], offset: usize) -> Result<PacketSummary, Malformed> {
+#[inline]
+fn parse_ipv4(packet: &[u8], offset: usize, out: &mut PacketSummary) -> Result<(), Malformed> {
     let ip = Ipv4Packet::new_checked(packet)?;
-    let addrs = IpPair::V4 { src: u32::from_be_bytes(ip.src_addr()), dst: u32::from_be_bytes(ip.dst_addr()) };
+    out.addrs = IpPair::V4 { src: u32::from_be_bytes(ip.src_addr()), dst: u32::from_be_bytes(ip.dst_addr()) };
     let upper = IpPayload {
         protocol: ip.protocol(),
         icmp: ip_proto::ICMP,
@@ -115,14 +147,14 @@ fn parse_ipv4(packet: &[u8], offset: usize) -> Result<PacketSummary, Malformed> 
         offset: offset + ip.header_len(),
         ip_layer: Layer::Ipv4,
     };
-    upper.summarize(addrs)
+    upper.summarize(out)
 }
 
-fn parse_ipv6(packet: &[u8], offset: usize) -> Result<PacketSummary, Malformed> {
+fn parse_ipv6(packet: &[u8], offset: usize, out: &mut PacketSummary) -> Result<(), Malformed> {
     let ip = Ipv6Packet::new_checked(packet)?;
     let payload = ip.payload();
     let walked = ipv6_ext::walk(ip.next_header(), payload)?;
-    let addrs = IpPair::V6 { src: u128::from_be_bytes(ip.src_addr()), dst: u128::from_be_bytes(ip.dst_addr()) };
+    out.addrs = IpPair::V6 { src: u128::from_be_bytes(ip.src_addr()), dst: u128::from_be_bytes(ip.dst_addr()) };
     let upper = IpPayload {
         protocol: walked.protocol,
         icmp: ip_proto::ICMPV6,
@@ -131,7 +163,7 @@ fn parse_ipv6(packet: &[u8], offset: usize) -> Result<PacketSummary, Malformed> 
         offset: offset + ip.header_len() + walked.offset,
         ip_layer: Layer::Ipv6,
     };
-    upper.summarize(addrs)
+    upper.summarize(out)
 }
 
 /// What follows the IP header (and IPv6 extension headers), and where it sits in the frame.
@@ -148,20 +180,12 @@ struct IpPayload<'a> {
 }
 
 impl IpPayload<'_> {
-    fn summarize(&self, addrs: IpPair) -> Result<PacketSummary, Malformed> {
-        let mut s = PacketSummary {
-            addrs,
-            protocol: self.protocol,
-            src_port: 0,
-            dst_port: 0,
-            has_ports: false,
-            tcp_flags: 0,
-            tcp_seq: 0,
-            fragment: self.fragment,
-            payload_offset: 0,
-            payload_len: 0,
-            vlan_tags: 0,
-        };
+    /// Fills every field of `s` but `addrs` and `vlan_tags`.
+    #[inline]
+    fn summarize(&self, s: &mut PacketSummary) -> Result<(), Malformed> {
+        s.protocol = self.protocol;
+        (s.src_port, s.dst_port, s.has_ports, s.tcp_flags, s.tcp_seq) = (0, 0, false, 0, 0);
+        s.fragment = self.fragment;
         // Where the payload starts within `data`, and its length.
         let (start, len) = match self.protocol {
             _ if self.fragment == Fragment::NonFirst => (0, self.data.len()),
@@ -190,6 +214,6 @@ impl IpPayload<'_> {
         let too_long = Malformed::Invalid(self.ip_layer);
         s.payload_offset = u16::try_from(self.offset + start).map_err(|_| too_long)?;
         s.payload_len = u16::try_from(len).map_err(|_| too_long)?;
-        Ok(s)
+        Ok(())
     }
 }

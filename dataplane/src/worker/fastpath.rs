@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::dpdk::cycles::tsc;
+use crate::dpdk::cycles::{prefetch0, tsc};
 use crate::dpdk::{Consumer, Mbuf, MbufBurst, Producer, RxQueue, TxQueue};
 use crate::pipeline::flow::FlowKey;
-use crate::pipeline::{Pipeline, Verdict};
+use crate::pipeline::{Pipeline, Prefetch, Verdict};
 use crate::policy::{Action, CompiledPolicy};
 use crate::wire::{parse_frame, Fragment, Parsed};
 
@@ -45,7 +45,11 @@ pub mod counter {
     /// TSC cycles spent on bursts that carried packets (poll loops that found nothing are
     /// not counted), so `BUSY_CYCLES / RX` is the cost of one packet.
     pub const BUSY_CYCLES: usize = 13;
-    pub const COUNT: usize = 14;
+    /// Connections whose ClientHello completed and decided them.
+    pub const TLS_DECIDED: usize = 14;
+    /// Connections whose first client bytes were not TLS.
+    pub const TLS_NOT_TLS: usize = 15;
+    pub const COUNT: usize = 16;
 }
 
 /// A worker's own counters: plain integers, written only by that worker.
@@ -206,8 +210,21 @@ impl Worker {
         s.store(counter::EXPIRED, f.counters.expired);
         s.store(counter::TLS_PENDING, p.tls_pending);
         s.store(counter::TLS_FAILED, p.tls_failed);
+        s.store(counter::TLS_DECIDED, p.tls_decided);
+        s.store(counter::TLS_NOT_TLS, p.tls_not_tls);
         s.store(counter::CLASSIFIED, p.classified);
         s.store(counter::BUSY_CYCLES, c.busy_cycles);
+    }
+}
+
+/// DPDK's prefetch for the pipeline's flow-table lookups (the pipeline knows nothing of DPDK).
+#[derive(Clone, Copy)]
+struct CachePrefetch;
+
+impl Prefetch for CachePrefetch {
+    #[inline(always)]
+    fn prefetch<T>(self, p: *const T) {
+        prefetch0(p);
     }
 }
 
@@ -234,7 +251,7 @@ fn forward_burst(
             rx.clear();
             return;
         };
-        pipeline.process_burst(policy, views, now_ms, vs);
+        pipeline.process_burst_prefetched(policy, views, now_ms, vs, CachePrefetch);
     }
     for v in verdicts.iter().take(n) {
         if v.action == Action::Drop {

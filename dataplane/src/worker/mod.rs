@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod fastpath;
+mod supervisor;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -24,6 +25,7 @@ pub use config::{Config, ConfigError, Distribution};
 pub use fastpath::counter;
 pub use fastpath::Shared;
 use fastpath::{Distributor, Input, Source, Worker, WorkerCounters};
+pub use supervisor::{NoSupervisor, RunOutcome, Running, Supervisor};
 
 /// Exit code for a bad configuration, bad rules or bad EAL arguments (nothing started).
 pub const EXIT_CONFIG: u8 = 2;
@@ -67,7 +69,7 @@ impl Workers {
     }
 
     /// [`Workers::publish`] with the generation chosen by the caller (the control API's
-    /// `?generation=`): `Some(g)` must be above the last one published, else nothing is
+    /// `generation`): `Some(g)` must be above the last one published, else nothing is
     /// published and the result is `None`. `None` takes the next one.
     pub fn publish_as(&self, mut policy: CompiledPolicy, chosen: Option<u64>) -> Option<u64> {
         let mut generation = self.generation.lock().unwrap_or_else(|e| e.into_inner());
@@ -96,7 +98,8 @@ impl Workers {
             if Instant::now() >= deadline {
                 return false;
             }
-            std::thread::sleep(Duration::from_millis(1));
+            // Workers adopt within microseconds; this runs on the control thread only.
+            std::thread::sleep(Duration::from_micros(50));
         }
     }
 
@@ -140,66 +143,6 @@ fn config_error(e: impl std::fmt::Display) -> u8 {
     EXIT_CONFIG
 }
 
-/// What runs on the main (control) thread beside the workers: the HTTP control plane,
-/// the traffic benchmark's per-second lines. Never on a worker lcore.
-pub trait Supervisor {
-    /// The policy the workers start with. `None` loads the config's rule files.
-    fn initial_policy(&mut self, _config: &Config, _base: &Path) -> Option<CompiledPolicy> {
-        None
-    }
-    /// Called once the workers run, then about every 10 ms until they stop.
-    fn tick(&mut self, _running: &Running<'_>) {}
-    /// Whether `run` prints its own stats every `stats_period`.
-    fn print_stats(&self) -> bool {
-        true
-    }
-}
-
-/// No supervisor: `dataplane run` alone.
-pub struct NoSupervisor;
-impl Supervisor for NoSupervisor {}
-
-/// What a [`Supervisor`] sees of the running dataplane.
-pub struct Running<'a> {
-    runtime: &'a Runtime,
-    /// When the workers were launched.
-    pub started: Instant,
-    pub config: &'a Config,
-}
-
-impl Running<'_> {
-    /// The control side of the workers: publish policies, read counters and generations.
-    pub fn workers(&self) -> &Arc<Workers> {
-        &self.runtime.workers
-    }
-    /// Every counter now.
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot::take(self.runtime)
-    }
-    /// Port ids and names, in config order.
-    pub fn ports(&self) -> Vec<(u16, String)> {
-        self.runtime.ports.iter().map(|p| (p.id(), p.name().to_owned())).collect()
-    }
-    /// Link state of each port (None when the device cannot tell).
-    pub fn links(&self) -> Vec<Option<crate::dpdk::Link>> {
-        self.runtime.ports.iter().map(|p| p.link().ok()).collect()
-    }
-    /// Asks the workers to stop (as SIGTERM does).
-    pub fn stop(&self) {
-        self.runtime.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// How a run ended.
-pub struct RunOutcome {
-    /// The process exit code (0, [`EXIT_CONFIG`], [`EXIT_RUNTIME`]).
-    pub code: u8,
-    /// The counters after the workers stopped (None when nothing started).
-    pub last: Option<Snapshot>,
-    /// From launch to stop.
-    pub elapsed: Duration,
-}
-
 /// `dataplane run`. Returns the process exit code.
 pub fn run(args: &RunArgs) -> u8 {
     run_with(args, &mut NoSupervisor).code
@@ -207,27 +150,39 @@ pub fn run(args: &RunArgs) -> u8 {
 
 /// `dataplane run` with a [`Supervisor`] on the main thread.
 pub fn run_with(args: &RunArgs, supervisor: &mut dyn Supervisor) -> RunOutcome {
-    let failed = |code| RunOutcome { code, last: None, elapsed: Duration::ZERO };
-    let config = match Config::load(&args.config) {
-        Ok(c) => c,
-        Err(e) => return failed(config_error(format!("{}: {e}", args.config.display()))),
-    };
+    match Config::load(&args.config) {
+        Ok(config) => run_config(&config, args.config.parent().unwrap_or(Path::new(".")), args, supervisor),
+        Err(e) => RunOutcome::failed(config_error(format!("{}: {e}", args.config.display()))),
+    }
+}
+
+/// Runs an already parsed `config` (relative rule paths are relative to `base`);
+/// `args.config` is not read.
+pub fn run_config(config: &Config, base: &Path, args: &RunArgs, supervisor: &mut dyn Supervisor) -> RunOutcome {
     if let Some(d) = args.duration {
         if !(d.is_finite() && d >= 0.0) {
-            return failed(config_error(format!("--duration: {d} is not a number of seconds")));
+            return RunOutcome::failed(config_error(format!("--duration: {d} is not a number of seconds")));
         }
     }
-    let base = args.config.parent().unwrap_or(Path::new("."));
-    let policy = match supervisor.initial_policy(&config, base) {
-        Some(p) => p,
-        None => match load_policy(&config, base) {
+    let prepared = match supervisor.prepare(config, base) {
+        Ok(p) => p,
+        Err(e) => return RunOutcome::failed(config_error(e)),
+    };
+    let policy = match prepared {
+        Some(mut p) => {
+            if p.generation() == 0 {
+                p.set_generation(1);
+            }
+            p
+        }
+        None => match load_policy(config, base) {
             Ok(p) => p,
-            Err(code) => return failed(code),
+            Err(code) => return RunOutcome::failed(code),
         },
     };
-    match Runtime::start(&config, args, policy) {
-        Ok(rt) => rt.run_until_stopped(&config, args.duration, supervisor),
-        Err(code) => failed(code),
+    match Runtime::start(config, args, policy) {
+        Ok(rt) => rt.run_until_stopped(config, args.duration, supervisor),
+        Err(code) => RunOutcome::failed(code),
     }
 }
 
@@ -386,7 +341,9 @@ impl Runtime {
                 Worker {
                     inputs,
                     tx,
-                    pipeline: Pipeline::new(pipeline_config),
+                    pipeline: Pipeline::with_memory_advice(pipeline_config, &|start, len| {
+                        crate::dpdk::memory::advise_huge_pages(start, len);
+                    }),
                     policy: policy.clone(),
                     counters: WorkerCounters::default(),
                     shared,
@@ -434,7 +391,7 @@ impl Runtime {
                 Err(e) => {
                     eprintln!("launching the worker on lcore {lcore_id}: {e}");
                     rt.stop.store(true, Ordering::Relaxed);
-                    return Err(rt.shutdown(Instant::now()).code.max(EXIT_RUNTIME));
+                    return Err(rt.shutdown(Instant::now(), false).code.max(EXIT_RUNTIME));
                 }
             }
         }
@@ -448,22 +405,31 @@ impl Runtime {
                 Err(e) => {
                     eprintln!("launching the distributor on lcore {lcore_id}: {e}");
                     rt.stop.store(true, Ordering::Relaxed);
-                    return Err(rt.shutdown(Instant::now()).code.max(EXIT_RUNTIME));
+                    return Err(rt.shutdown(Instant::now(), false).code.max(EXIT_RUNTIME));
                 }
             }
         }
-        crate::out!(
-            "running: {} worker(s) on lcores {:?}, distribution {:?}, {} port(s), policy generation {}",
-            rt.workers.lcores().len(),
-            rt.workers.lcores(),
-            config.distribution,
-            rt.ports.len(),
-            rt.workers.generation()
-        );
         Ok(rt)
     }
 
+    fn announce(&self, config: &Config, to_stderr: bool) {
+        let line = format!(
+            "running: {} worker(s) on lcores {:?}, distribution {:?}, {} port(s), policy generation {}",
+            self.workers.lcores().len(),
+            self.workers.lcores(),
+            config.distribution,
+            self.ports.len(),
+            self.workers.generation()
+        );
+        if to_stderr {
+            eprintln!("{line}");
+        } else {
+            crate::out!("{line}");
+        }
+    }
+
     fn run_until_stopped(self, config: &Config, duration: Option<f64>, supervisor: &mut dyn Supervisor) -> RunOutcome {
+        self.announce(config, supervisor.report_to_stderr());
         let started = Instant::now();
         let deadline = duration.map(|d| started + Duration::from_secs_f64(d));
         let period = (config.stats_period > 0.0 && supervisor.print_stats())
@@ -491,11 +457,11 @@ impl Runtime {
                 }
             }
         }
-        self.shutdown(started)
+        self.shutdown(started, supervisor.report_to_stderr())
     }
 
     /// Stops the lcores, then the ports; prints the final stats and the mempool check.
-    fn shutdown(mut self, started: Instant) -> RunOutcome {
+    fn shutdown(mut self, started: Instant, to_stderr: bool) -> RunOutcome {
         self.stop.store(true, Ordering::Relaxed);
         let mut code = 0;
         // Join the loops: their queues, rings and pipelines come back and are dropped here.
@@ -525,7 +491,12 @@ impl Runtime {
         }
         let elapsed = started.elapsed();
         let snap = Snapshot::take(&self);
-        print!("{}", self.report(&format!("final stats after {:.1} s", elapsed.as_secs_f64()), &snap, None));
+        let report = self.report(&format!("final stats after {:.1} s", elapsed.as_secs_f64()), &snap, None);
+        if to_stderr {
+            eprint!("{report}");
+        } else {
+            print!("{report}");
+        }
         for p in self.ports.drain(..) {
             let name = p.name().to_owned();
             if let Err(e) = p.close() {
@@ -534,7 +505,11 @@ impl Runtime {
             }
         }
         let in_use = self.pool.in_use();
-        crate::out!("mbufs in use: {in_use}");
+        if to_stderr {
+            eprintln!("mbufs in use: {in_use}");
+        } else {
+            crate::out!("mbufs in use: {in_use}");
+        }
         if in_use != 0 {
             eprintln!("error: {in_use} mbufs leaked (still in use after every port and ring is closed)");
             code = EXIT_RUNTIME;
@@ -552,15 +527,18 @@ impl Runtime {
         };
         let mut s = String::new();
         let _ = writeln!(s, "######## {title} ########");
-        for (port, st) in self.ports.iter().zip(&now.ports) {
+        for (k, (port, st)) in self.ports.iter().zip(&now.ports).enumerate() {
+            let old = prev.and_then(|p| p.ports.get(k).copied().flatten());
             let _ = match st {
                 Some(st) => writeln!(
                     s,
-                    "  port {} ({}): ipackets {}  opackets {}  imissed {}  rx_nombuf {}  ierrors {}  oerrors {}",
+                    "  port {} ({}): ipackets {}{}  opackets {}{}  imissed {}  rx_nombuf {}  ierrors {}  oerrors {}",
                     port.id(),
                     port.name(),
                     st.ipackets,
+                    rate(st.ipackets, old.map(|o| o.ipackets)),
                     st.opackets,
+                    rate(st.opackets, old.map(|o| o.opackets)),
                     st.imissed,
                     st.rx_nombuf,
                     st.ierrors,
@@ -574,7 +552,7 @@ impl Runtime {
             let old = prev.and_then(|p| p.workers.get(k));
             let _ = writeln!(
                 s,
-                "  worker {k} (lcore {}): rx {}{}  tx {}{}  drops policy {} malformed {} tx_full {}  flows {} created {} evictions {} expired {}  generation {}",
+                "  worker {k} (lcore {}): rx {}{}  tx {}{}  drops policy {} malformed {} tx_full {}  flows {} created {} evictions {} expired {}  tls pending {} decided {} not_tls {} failed {}  generation {}",
                 self.workers.lcores().get(k).copied().unwrap_or_default(),
                 c[counter::RX],
                 rate(c[counter::RX], old.map(|o| o[counter::RX])),
@@ -587,6 +565,10 @@ impl Runtime {
                 c[counter::FLOWS_CREATED],
                 c[counter::EVICTIONS],
                 c[counter::EXPIRED],
+                c[counter::TLS_PENDING],
+                c[counter::TLS_DECIDED],
+                c[counter::TLS_NOT_TLS],
+                c[counter::TLS_FAILED],
                 adopted.get(k).copied().unwrap_or_default(),
             );
         }

@@ -79,24 +79,6 @@ fn example_config_parses() {
     let c = Config::parse(&text).unwrap();
     assert_eq!(c.workers.len(), 1);
     assert_eq!(c.forward.len(), 2);
-    assert!(c.control.is_none());
-    // The commented-out [control] section documents every key with its default.
-    let (head, tail) = text.split_at(text.find("# [control]").unwrap());
-    let uncommented: String = tail
-        .lines()
-        .map(|l| match l.strip_prefix("# ") {
-            Some(kv) if kv.starts_with('[') || kv.contains(" = ") => format!("{kv}\n"),
-            _ => format!("{l}\n"),
-        })
-        .collect();
-    let c = Config::parse(&format!("{head}{uncommented}")).unwrap();
-    let control = c.control.unwrap();
-    let mut expected = super::config::ControlConfig::listening_on("127.0.0.1:9090");
-    expected.token_file = Some("control.token".into());
-    expected.tls_cert = Some("control.crt".into());
-    expected.tls_key = Some("control.key".into());
-    expected.state_dir = Some("/var/lib/dataplane".into());
-    assert_eq!(control, expected);
 }
 
 #[test]

@@ -1,0 +1,453 @@
+//! `dataplane bench`: testpmd-style throughput of the full pipeline (parse, flow table,
+//! CIDR and TLS policy) through `dataplane run`'s own workers.
+//!
+//! Ingress is `net_pcap` replaying a capture forever (`infinite_rx=1`, which loads the whole
+//! file into mbufs at start), egress a `net_null` sink, unless other devices are named (a
+//! NIC's PCI address works too). The main thread prints a line per second and a summary
+//! measured after a warm-up; `--json` prints the summary as one JSON object.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::gen::{self, GenArgs, TrafficArgs};
+use crate::dpdk::cycles::tsc_hz;
+use crate::policy::CompiledPolicy;
+use crate::worker::{counter, run_config, Config, RunArgs, Running, Snapshot, Supervisor};
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct BenchArgs {
+    /// Rule files or directories (none: every packet gets the default action).
+    #[arg(long, num_args = 1..)]
+    pub rules: Vec<PathBuf>,
+    /// Traffic to replay (Ethernet pcap). Without it, traffic is generated with --flows,
+    /// --packets, --tls-ratio, --ipv6-ratio, --size and --seed (as `dataplane gen`).
+    #[arg(long)]
+    pub pcap: Option<PathBuf>,
+    #[command(flatten)]
+    pub traffic: TrafficArgs,
+    /// Seconds of traffic.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Seconds at the start left out of the summary (flow table and caches filling).
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Print the summary as one JSON object (per-second lines go to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Worker cores. With more than one, a distributor core spreads packets over them by a
+    /// symmetric flow hash (virtual devices have one RX queue).
+    #[arg(long, default_value_t = 1)]
+    pub workers: u32,
+    /// CPUs to run on: the first for the main (control) thread, the others for the
+    /// distributor and workers, in turn (several lcores may share a CPU).
+    #[arg(long, value_delimiter = ',', default_value = "0,1")]
+    pub cpus: Vec<u32>,
+    /// Ingress device (DPDK name or PCI address) instead of the net_pcap replay.
+    #[arg(long)]
+    pub rx_device: Option<String>,
+    /// Egress device instead of the net_null sink.
+    #[arg(long)]
+    pub tx_device: Option<String>,
+    /// Verdict when no rule matches.
+    #[arg(long, default_value = "ALLOW")]
+    pub default_action: String,
+    /// Flow-table capacity per worker (default: twice --flows).
+    #[arg(long)]
+    pub flow_capacity: Option<usize>,
+    /// Serve the control API on this address while traffic runs (rule updates under load,
+    /// as `scripts/bench-update.sh` does); request bodies up to 64 MiB.
+    #[arg(long)]
+    pub control: Option<String>,
+    /// With --control: the bearer token file.
+    #[arg(long, requires = "control")]
+    pub token_file: Option<PathBuf>,
+    /// EAL arguments (DPDK syntax), after `--`, e.g. `-- --no-huge -m 2048`.
+    #[arg(last = true)]
+    pub eal: Vec<String>,
+}
+
+/// The measured figures.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BenchSummary {
+    /// Seconds measured (after the warm-up).
+    pub seconds: f64,
+    pub workers: usize,
+    pub rules: usize,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub drop_policy: u64,
+    pub drop_malformed: u64,
+    pub drop_tx_full: u64,
+    /// Distributor only: packets a full worker ring refused.
+    pub drop_ring_full: u64,
+    pub rx_mpps: f64,
+    pub tx_mpps: f64,
+    pub mpps_per_worker: Vec<f64>,
+    /// Ingress frames' bytes (without preamble and gap), as testpmd counts them.
+    pub rx_gbps: f64,
+    /// Busy TSC cycles of the workers per packet received.
+    pub cycles_per_packet: f64,
+    pub tsc_hz: u64,
+    /// Totals over the whole run, including the warm-up.
+    pub total_rx: u64,
+    pub total_tx: u64,
+    pub total_drop_policy: u64,
+    pub total_drop_malformed: u64,
+    pub total_drop_tx_full: u64,
+    pub total_drop_ring_full: u64,
+    pub flows: u64,
+    pub evictions: u64,
+    pub tls_pending: u64,
+    pub exit_code: u8,
+}
+
+/// `dataplane bench`. Returns the process exit code.
+pub fn run(args: &BenchArgs, inner: Option<&mut dyn Supervisor>) -> u8 {
+    match prepare(args) {
+        Ok(prepared) => measure(args, &prepared, inner),
+        Err(e) => {
+            eprintln!("bench: {e}");
+            crate::worker::EXIT_CONFIG
+        }
+    }
+}
+
+struct Prepared {
+    config: Config,
+    /// Holds the generated traffic until the run ends.
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn prepare(args: &BenchArgs) -> Result<Prepared, String> {
+    if !(args.duration.is_finite() && args.duration > 0.0) {
+        return Err(format!("--duration: {} is not a positive number of seconds", args.duration));
+    }
+    if !(args.warmup.is_finite() && args.warmup >= 0.0 && args.warmup < args.duration) {
+        return Err(format!("--warmup: {} must be at least 0 and less than --duration", args.warmup));
+    }
+    if args.workers == 0 {
+        return Err("--workers: at least one".into());
+    }
+    let (main_cpu, rest) = args.cpus.split_first().ok_or("--cpus: at least one CPU")?;
+    let rest = if rest.is_empty() { std::slice::from_ref(main_cpu) } else { rest };
+
+    let mut dir = None;
+    let mut eal: Vec<String> = Vec::new();
+    let mut packets = 0usize;
+    let rx_device = match &args.rx_device {
+        Some(d) => d.clone(),
+        None => {
+            let pcap = match &args.pcap {
+                Some(p) => p.clone(),
+                None => {
+                    let d = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+                    let out = d.path().join("traffic.pcap");
+                    gen::generate(&GenArgs { out: out.clone(), traffic: args.traffic.clone() })?;
+                    dir = Some(d);
+                    out
+                }
+            };
+            packets = count_packets(&pcap)?;
+            eal.extend(["--vdev".into(), format!("net_pcap_bench0,rx_pcap={},infinite_rx=1", pcap.display())]);
+            "net_pcap_bench0".into()
+        }
+    };
+    let tx_device = match &args.tx_device {
+        Some(d) => d.clone(),
+        None => {
+            eal.extend(["--vdev".into(), "net_null_bench0,no-rx=1".into()]);
+            "net_null_bench0".into()
+        }
+    };
+    let software = args.workers > 1;
+    let cpu_of = |k: usize| rest.get(k % rest.len()).copied().unwrap_or(*main_cpu);
+    let lcore_count = args.workers as usize + usize::from(software);
+    let lcores: Vec<String> = std::iter::once(format!("0@{main_cpu}"))
+        .chain((1..=lcore_count).map(|l| format!("{l}@{}", cpu_of(l - 1))))
+        .collect();
+    let mut full_eal: Vec<String> = vec![
+        "--file-prefix".into(),
+        format!("dataplane-bench-{}", std::process::id()),
+        "--lcores".into(),
+        lcores.join(","),
+        "--log-level".into(),
+        "lib.eal:warning".into(),
+        "--no-telemetry".into(),
+    ];
+    if args.rx_device.is_none() && args.tx_device.is_none() {
+        full_eal.push("--no-pci".into());
+    }
+    full_eal.extend(eal);
+
+    // net_pcap's infinite_rx keeps every packet of the file in mbufs.
+    let needed = packets + 4 * 4096 + 4096;
+    let pool = (needed + 1).next_power_of_two() - 1;
+    let capacity = args.flow_capacity.unwrap_or(args.traffic.flows.saturating_mul(2).max(1024));
+    let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    let rules: Vec<String> = args.rules.iter().map(|p| quote(&absolute(p).display().to_string())).collect();
+    let worker_lcore0 = 1 + u32::from(software);
+    let mut t = String::new();
+    let eal_items: Vec<String> = full_eal.iter().map(|a| quote(a)).collect();
+    let _ = writeln!(t, "eal = [{}]", eal_items.join(", "));
+    let _ = writeln!(t, "distribution = {}", quote(if software { "software" } else { "rss" }));
+    if software {
+        let _ = writeln!(t, "distributor_lcore = 1");
+    }
+    let _ = writeln!(t, "default_action = {}", quote(&args.default_action));
+    let _ = writeln!(t, "rules = [{}]", rules.join(", "));
+    let _ = writeln!(t, "stats_period = 0");
+    let _ = writeln!(t, "[mempool]\nsize = {pool}\ncache = 256");
+    let _ = writeln!(t, "[flows]\ncapacity = {capacity}");
+    let tx_queues = args.workers;
+    for d in [&rx_device, &tx_device] {
+        let _ = writeln!(t, "[[ports]]\ndevice = {}\nrx_queues = 1\ntx_queues = {tx_queues}", quote(d));
+    }
+    let _ = writeln!(t, "[forward]\n{} = {}", quote(&rx_device), quote(&tx_device));
+    for k in 0..args.workers {
+        let _ = writeln!(t, "[[workers]]\nlcore = {}", worker_lcore0 + k);
+        if !software {
+            let _ = writeln!(t, "rx = [{{ port = {}, queue = 0 }}]", quote(&rx_device));
+        }
+    }
+    if let Some(listen) = &args.control {
+        // Bodies up to the parser's bound: a 100k-rule set in document form is about 18 MB,
+        // over the API's default limit of 16 MiB.
+        let _ = writeln!(t, "[control]\nlisten = {}\nmax_body_bytes = {}", quote(listen), 64 << 20);
+        if let Some(f) = &args.token_file {
+            let _ = writeln!(t, "token_file = {}", quote(&absolute(f).display().to_string()));
+        }
+    }
+    let config = Config::parse(&t).map_err(|e| e.to_string())?;
+    Ok(Prepared { config, _dir: dir })
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn count_packets(path: &Path) -> Result<usize, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("--pcap {}: {e}", path.display()))?;
+    let mut reader = pcap_file::pcap::PcapReader::new(std::io::BufReader::new(file))
+        .map_err(|e| format!("--pcap {}: {e}", path.display()))?;
+    let mut n = 0;
+    while let Some(p) = reader.next_packet() {
+        p.map_err(|e| format!("--pcap {}: packet {n}: {e}", path.display()))?;
+        n += 1;
+    }
+    if n == 0 {
+        return Err(format!("--pcap {}: no packets", path.display()));
+    }
+    Ok(n)
+}
+
+fn measure(args: &BenchArgs, prepared: &Prepared, inner: Option<&mut dyn Supervisor>) -> u8 {
+    let mut sup = BenchSupervisor {
+        inner,
+        warmup: Duration::from_secs_f64(args.warmup),
+        json: args.json,
+        rules: 0,
+        first: None,
+        measured_from: None,
+        latest: None,
+        last_line: None,
+    };
+    let run_args = RunArgs { config: PathBuf::new(), duration: Some(args.duration), eal: args.eal.clone() };
+    let outcome = run_config(&prepared.config, Path::new("."), &run_args, &mut sup);
+    let (Some(from), Some(to), Some(last)) = (&sup.measured_from, &sup.latest, &outcome.last) else {
+        eprintln!("bench: the workers did not run long enough to measure");
+        return outcome.code.max(crate::worker::EXIT_RUNTIME);
+    };
+    let summary = summarize(from, to, last, sup.rules, outcome.code);
+    if args.json {
+        match serde_json::to_string(&summary) {
+            Ok(s) => crate::out!("{s}"),
+            Err(e) => eprintln!("bench: {e}"),
+        }
+    } else {
+        print!("{}", render(&summary, args));
+    }
+    outcome.code
+}
+
+struct BenchSupervisor<'a> {
+    inner: Option<&'a mut dyn Supervisor>,
+    warmup: Duration,
+    json: bool,
+    rules: usize,
+    first: Option<Snapshot>,
+    measured_from: Option<Snapshot>,
+    latest: Option<Snapshot>,
+    last_line: Option<Snapshot>,
+}
+
+impl Supervisor for BenchSupervisor<'_> {
+    fn prepare(&mut self, config: &Config, base: &Path) -> Result<Option<CompiledPolicy>, String> {
+        let policy = match self.inner.as_mut() {
+            Some(inner) => inner.prepare(config, base)?,
+            None => None,
+        };
+        let policy = match policy {
+            Some(p) => Some(p),
+            None => crate::policy::load_policy(
+                &config.rules.iter().map(|p| base.join(p)).collect::<Vec<_>>(),
+                config.default_action,
+            )
+            // On error, `run` loads the rules again and reports the error.
+            .ok(),
+        };
+        self.rules = policy.as_ref().map_or(0, |p| p.stats().rules);
+        Ok(policy)
+    }
+
+    fn tick(&mut self, running: &Running<'_>) {
+        if let Some(inner) = self.inner.as_mut() {
+            inner.tick(running);
+        }
+        let snap = running.snapshot();
+        let since = snap.at.duration_since(running.started);
+        if self.first.is_none() {
+            self.first = Some(snap.clone());
+            self.last_line = Some(snap.clone());
+        }
+        if self.measured_from.is_none() && since >= self.warmup {
+            self.measured_from = Some(snap.clone());
+        }
+        if let Some(prev) = &self.last_line {
+            if snap.at.duration_since(prev.at) >= Duration::from_secs(1) {
+                let line = per_second_line(prev, &snap, since);
+                if self.json {
+                    eprintln!("{line}");
+                } else {
+                    crate::out!("{line}");
+                }
+                self.last_line = Some(snap.clone());
+            }
+        }
+        self.latest = Some(snap);
+    }
+
+    fn print_stats(&self) -> bool {
+        false
+    }
+
+    fn report_to_stderr(&self) -> bool {
+        self.json
+    }
+}
+
+fn sum(s: &Snapshot, i: usize) -> u64 {
+    s.workers.iter().map(|w| w.get(i).copied().unwrap_or(0)).sum()
+}
+
+fn ingress_bytes(s: &Snapshot) -> u64 {
+    s.ports.first().and_then(|p| p.as_ref()).map_or(0, |p| p.ibytes)
+}
+
+fn per_second_line(prev: &Snapshot, now: &Snapshot, since: Duration) -> String {
+    let dt = now.at.duration_since(prev.at).as_secs_f64().max(1e-9);
+    let d = |i| sum(now, i).saturating_sub(sum(prev, i));
+    let rx = d(counter::RX);
+    let drops = d(counter::DROP_POLICY) + d(counter::DROP_MALFORMED) + d(counter::DROP_TX_FULL);
+    let cycles = d(counter::BUSY_CYCLES) as f64 / (rx.max(1) as f64);
+    let gbps = ingress_bytes(now).saturating_sub(ingress_bytes(prev)) as f64 * 8.0 / dt / 1e9;
+    format!(
+        "{:6.1} s  rx {:7.3} Mpps  tx {:7.3} Mpps  drop {:7.3} Mpps  {:6.2} Gbps  {:7.1} cycles/pkt  flows {}",
+        since.as_secs_f64(),
+        rx as f64 / dt / 1e6,
+        d(counter::TX) as f64 / dt / 1e6,
+        drops as f64 / dt / 1e6,
+        gbps,
+        cycles,
+        sum(now, counter::FLOWS),
+    )
+}
+
+fn summarize(from: &Snapshot, to: &Snapshot, last: &Snapshot, rules: usize, code: u8) -> BenchSummary {
+    let seconds = to.at.duration_since(from.at).as_secs_f64().max(1e-9);
+    let d = |i| sum(to, i).saturating_sub(sum(from, i));
+    let rx = d(counter::RX);
+    let dist = |s: &Snapshot, i: usize| s.distributor.map_or(0, |c| c.get(i).copied().unwrap_or(0));
+    BenchSummary {
+        seconds,
+        workers: to.workers.len(),
+        rules,
+        rx_packets: rx,
+        tx_packets: d(counter::TX),
+        drop_policy: d(counter::DROP_POLICY),
+        drop_malformed: d(counter::DROP_MALFORMED),
+        drop_tx_full: d(counter::DROP_TX_FULL),
+        drop_ring_full: dist(to, counter::DROP_RING_FULL).saturating_sub(dist(from, counter::DROP_RING_FULL)),
+        rx_mpps: rx as f64 / seconds / 1e6,
+        tx_mpps: d(counter::TX) as f64 / seconds / 1e6,
+        mpps_per_worker: to
+            .workers
+            .iter()
+            .zip(&from.workers)
+            .map(|(t, f)| t[counter::RX].saturating_sub(f[counter::RX]) as f64 / seconds / 1e6)
+            .collect(),
+        rx_gbps: ingress_bytes(to).saturating_sub(ingress_bytes(from)) as f64 * 8.0 / seconds / 1e9,
+        cycles_per_packet: d(counter::BUSY_CYCLES) as f64 / rx.max(1) as f64,
+        tsc_hz: tsc_hz(),
+        total_rx: sum(last, counter::RX),
+        total_tx: sum(last, counter::TX),
+        total_drop_policy: sum(last, counter::DROP_POLICY),
+        total_drop_malformed: sum(last, counter::DROP_MALFORMED),
+        total_drop_tx_full: sum(last, counter::DROP_TX_FULL),
+        total_drop_ring_full: dist(last, counter::DROP_RING_FULL),
+        flows: sum(last, counter::FLOWS),
+        evictions: sum(last, counter::EVICTIONS),
+        tls_pending: sum(last, counter::TLS_PENDING),
+        exit_code: code,
+    }
+}
+
+fn render(s: &BenchSummary, args: &BenchArgs) -> String {
+    let mut o = String::new();
+    let traffic = match (&args.rx_device, &args.pcap) {
+        (Some(d), _) => format!("device {d}"),
+        (None, Some(p)) => p.display().to_string(),
+        (None, None) => {
+            format!(
+                "generated: {} packets, {} flows, {:.0}% TLS",
+                args.traffic.packets,
+                args.traffic.flows,
+                args.traffic.tls_ratio * 100.0
+            )
+        }
+    };
+    let _ =
+        writeln!(o, "######## bench summary: {:.1} s measured after {:.1} s warm-up ########", s.seconds, args.warmup);
+    let _ = writeln!(o, "  traffic: {traffic}; rules: {}; default action {}", s.rules, args.default_action);
+    let per_worker: Vec<String> = s.mpps_per_worker.iter().map(|m| format!("{m:.2}")).collect();
+    let _ = writeln!(
+        o,
+        "  rx {:.2} Mpps ({} worker core(s): {} Mpps each), {:.2} Gbps; tx {:.2} Mpps",
+        s.rx_mpps,
+        s.workers,
+        per_worker.join(" / "),
+        s.rx_gbps,
+        s.tx_mpps
+    );
+    let _ = writeln!(o, "  cycles per packet: {:.1} (TSC {:.2} GHz)", s.cycles_per_packet, s.tsc_hz as f64 / 1e9);
+    let _ = writeln!(
+        o,
+        "  verdicts (measured): forwarded {}  dropped by policy {}  malformed {}  tx full {}  ring full {}",
+        s.tx_packets, s.drop_policy, s.drop_malformed, s.drop_tx_full, s.drop_ring_full
+    );
+    let _ = writeln!(
+        o,
+        "  totals: rx {}  forwarded {}  policy {}  malformed {}  tx full {}; flows {}  evictions {}  tls pending {}",
+        s.total_rx,
+        s.total_tx,
+        s.total_drop_policy,
+        s.total_drop_malformed,
+        s.total_drop_tx_full,
+        s.flows,
+        s.evictions,
+        s.tls_pending
+    );
+    o
+}

@@ -1,0 +1,236 @@
+//! The control plane beside the workers: a [`Supervisor`] for `dataplane run` (and `bench
+//! --control`). It loads the last good rule set (or the config's rule files), serves the HTTP
+//! API on its own thread with a current-thread tokio runtime (spawned from the main thread, so
+//! it shares the main lcore's CPUs and never runs on a worker core), and on the main thread
+//! copies the counters for `/v1/status` and `/metrics` a few times a second and reloads the
+//! rule files on SIGHUP.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::apply::{Active, Store};
+use super::auth::Token;
+use super::{api, metrics, state};
+use crate::dpdk::Link;
+use crate::policy::{load_rule_set, CompiledPolicy, RuleSet};
+use crate::worker::config::ControlConfig;
+use crate::worker::{Config, Running, Snapshot, Supervisor, Workers};
+
+/// How often the main thread copies counters for the API.
+const REFRESH: Duration = Duration::from_millis(250);
+
+/// What the API thread sees of the running dataplane, refreshed by the main thread.
+#[derive(Default)]
+pub struct View {
+    pub snapshot: Option<Snapshot>,
+    /// (port id, device name), in config order.
+    pub ports: Vec<(u16, String)>,
+    pub links: Vec<Option<Link>>,
+}
+
+/// Everything the API handlers share.
+pub struct Shared {
+    pub store: tokio::sync::Mutex<Store>,
+    pub workers: Arc<Workers>,
+    pub view: Mutex<View>,
+    pub token: Option<Token>,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub started: Instant,
+    pub apply_wait: Duration,
+    pub max_body: usize,
+    pub request_timeout: Duration,
+}
+
+/// The control plane; inert when the config has no (enabled) `[control]` section.
+#[derive(Default)]
+pub struct ControlPlane {
+    prepared: Option<Prepared>,
+    shared: Option<Arc<Shared>>,
+    last_refresh: Option<Instant>,
+    reload: Arc<AtomicBool>,
+    rule_paths: Vec<PathBuf>,
+    /// Messages go to stderr (stdout carries `bench --json`'s summary).
+    to_stderr: bool,
+}
+
+/// What `prepare` set up before the workers exist.
+struct Prepared {
+    control: ControlConfig,
+    listener: std::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    token: Option<Token>,
+    store: Store,
+}
+
+impl ControlPlane {
+    pub fn new() -> ControlPlane {
+        ControlPlane::default()
+    }
+
+    /// A control plane that prints its messages to stderr.
+    pub fn printing_to_stderr() -> ControlPlane {
+        ControlPlane { to_stderr: true, ..ControlPlane::default() }
+    }
+
+    fn say(&self, line: String) {
+        if self.to_stderr {
+            eprintln!("{line}");
+        } else {
+            crate::out!("{line}");
+        }
+    }
+}
+
+fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+impl Supervisor for ControlPlane {
+    fn prepare(&mut self, config: &Config, base: &Path) -> Result<Option<CompiledPolicy>, String> {
+        let Some(control) = config.control.clone().filter(|c| c.enabled) else { return Ok(None) };
+        let addr: SocketAddr = control.listen_addr().map_err(|e| e.to_string())?;
+        let token = match &control.token_file {
+            Some(f) => Some(Token::from_file(&resolve(base, f)).map_err(|e| format!("control.token_file: {e}"))?),
+            None => None,
+        };
+        let tls = match (&control.tls_cert, &control.tls_key) {
+            (Some(c), Some(k)) => Some(
+                super::http::tls_acceptor(&resolve(base, c), &resolve(base, k))
+                    .map_err(|e| format!("control.tls_cert: {e}"))?,
+            ),
+            _ => None,
+        };
+        self.rule_paths = config.rules.iter().map(|p| resolve(base, p)).collect();
+        let state_dir = control.state_dir.as_ref().map(|d| resolve(base, d));
+        // The last good set, else the config's rule files.
+        let saved = match &state_dir {
+            Some(dir) => match state::load(dir) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!(
+                        "control: state file {} is corrupt ({e}); starting from the config's rule files",
+                        state::path(dir).display()
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        let (rules, generation) = match saved {
+            Some(s) => {
+                self.say(format!(
+                    "control: restored generation {} ({}, {} rules)",
+                    s.generation,
+                    s.digest,
+                    s.rules.len()
+                ));
+                (s.rules, s.generation.max(1))
+            }
+            None => match load_rule_set(&self.rule_paths) {
+                Ok(r) => (r, 1),
+                // `run` loads them again and reports every error.
+                Err(_) => return Ok(None),
+            },
+        };
+        let mut policy =
+            CompiledPolicy::compile(rules.clone(), config.default_action).map_err(|e| format!("rules: {e}"))?;
+        policy.set_generation(generation);
+        let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("control.listen: {addr}: {e}"))?;
+        listener.set_nonblocking(true).map_err(|e| format!("control.listen: {e}"))?;
+        let store = Store {
+            active: Active::new(rules, generation),
+            default_action: config.default_action,
+            state_dir,
+            adopt_timeout: Duration::from_millis(control.adopt_timeout_ms),
+        };
+        if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, self.reload.clone()) {
+            return Err(format!("control: installing the SIGHUP handler: {e}"));
+        }
+        self.prepared = Some(Prepared { control, listener, tls, token, store });
+        Ok(Some(policy))
+    }
+
+    fn tick(&mut self, running: &Running<'_>) {
+        if let Some(p) = self.prepared.take() {
+            self.start(p, running);
+        }
+        let Some(shared) = &self.shared else { return };
+        let now = Instant::now();
+        if self.last_refresh.is_none_or(|t| now.duration_since(t) >= REFRESH) {
+            self.last_refresh = Some(now);
+            let snapshot = running.snapshot();
+            metrics::record(&snapshot, &running.ports(), shared);
+            if let Ok(mut v) = shared.view.lock() {
+                v.snapshot = Some(snapshot);
+                v.links = running.links();
+            }
+        }
+        if self.reload.swap(false, Ordering::Relaxed) {
+            reload(shared, &self.rule_paths);
+        }
+    }
+}
+
+impl ControlPlane {
+    /// Starts the API thread (first tick: the workers exist now).
+    fn start(&mut self, p: Prepared, running: &Running<'_>) {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // The first control plane of the process installs the recorder; a second (tests) keeps it.
+        let _ = ::metrics::set_global_recorder(recorder);
+        let shared = Arc::new(Shared {
+            store: tokio::sync::Mutex::new(p.store),
+            workers: running.workers().clone(),
+            view: Mutex::new(View { snapshot: None, ports: running.ports(), links: running.links() }),
+            token: p.token,
+            metrics: handle,
+            started: running.started,
+            apply_wait: Duration::from_millis(p.control.apply_wait_ms),
+            max_body: p.control.max_body_bytes,
+            request_timeout: Duration::from_millis(p.control.request_timeout_ms),
+        });
+        let scheme = if p.tls.is_some() { "https" } else { "http" };
+        match p.listener.local_addr() {
+            Ok(a) => self.say(format!("control API listening on {scheme}://{a}")),
+            Err(e) => eprintln!("control: {e}"),
+        }
+        let (listener, tls, app) = (p.listener, p.tls, api::router(shared.clone()));
+        let spawned = std::thread::Builder::new().name("control-api".into()).spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(r) => r,
+                Err(e) => return eprintln!("control: runtime: {e}"),
+            };
+            runtime.block_on(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => super::http::serve(l, tls, app, "control").await,
+                    Err(e) => eprintln!("control: {e}"),
+                }
+            });
+        });
+        if let Err(e) = spawned {
+            eprintln!("control: starting the API thread: {e}");
+            running.stop();
+        }
+        self.shared = Some(shared);
+    }
+}
+
+/// SIGHUP: the config's rule files again, through the same validation and apply.
+fn reload(shared: &Shared, paths: &[PathBuf]) {
+    let rules: RuleSet = match load_rule_set(paths) {
+        Ok(r) => r,
+        Err(e) => return eprintln!("control: SIGHUP: the rule files are invalid, nothing changed:\n{e}"),
+    };
+    let mut store = shared.store.blocking_lock();
+    match store.apply(&shared.workers, rules, None) {
+        Ok(a) => crate::out!("control: SIGHUP: generation {} ({}, {} rules)", a.generation, a.digest, a.rules),
+        Err(e) => eprintln!("control: SIGHUP: {e:?}"),
+    }
+}
