@@ -65,23 +65,46 @@ fn invalid(errors: Vec<RuleError>) -> Response {
     (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "errors": errors }))).into_response()
 }
 
-fn body_text(body: &Bytes) -> Result<&str, Box<Response>> {
-    std::str::from_utf8(body)
-        .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, format!("the body is not UTF-8: {e}"))))
-}
-
-/// Waits for the one apply in progress (at most `apply_wait`), then runs `f` on the store.
-async fn with_store(shared: &Shared, f: impl FnOnce(&mut Store, &Shared) -> Result<Response, ApplyError>) -> Response {
-    let Ok(mut store) = tokio::time::timeout(shared.apply_wait, shared.store.lock()).await else {
+/// Waits for the one apply in progress (at most `apply_wait`), then runs `f` on the store on
+/// a blocking thread: compiling and waiting for the workers never stall the runtime, which
+/// keeps answering `/metrics` and `/v1/status` meanwhile.
+async fn with_store<F>(shared: &Arc<Shared>, f: F) -> Response
+where
+    F: FnOnce(&mut Store, &Shared) -> Result<Response, ApplyError> + Send + 'static,
+{
+    let Ok(mut store) = tokio::time::timeout(shared.apply_wait, shared.store.clone().lock_owned()).await else {
         metrics::applied(429);
         return error(StatusCode::TOO_MANY_REQUESTS, "another rule update is in progress; try again");
     };
-    let response = match f(&mut store, shared) {
-        Ok(r) => r,
-        Err(e) => apply_error(e),
+    let sh = shared.clone();
+    let response = match tokio::task::spawn_blocking(move || f(&mut store, &sh)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => apply_error(e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("apply task: {e}")),
     };
     metrics::applied(response.status().as_u16());
     response
+}
+
+/// Parses a request body on a blocking thread (a 100k-rule body takes tens of ms).
+async fn parse_off_runtime<T: Send + 'static>(
+    body: Bytes,
+    parse: impl FnOnce(&str) -> Result<T, crate::policy::RuleErrors> + Send + 'static,
+) -> Result<T, Response> {
+    let parsed = tokio::task::spawn_blocking(move || match std::str::from_utf8(&body) {
+        Ok(text) => Ok(parse(text)),
+        Err(e) => Err(format!("the body is not UTF-8: {e}")),
+    })
+    .await;
+    match parsed {
+        Ok(Ok(Ok(v))) => Ok(v),
+        Ok(Ok(Err(e))) => {
+            metrics::applied(422);
+            Err(invalid(e.0))
+        }
+        Ok(Err(message)) => Err(error(StatusCode::BAD_REQUEST, message)),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, format!("parse task: {e}"))),
+    }
 }
 
 fn apply_error(e: ApplyError) -> Response {
@@ -115,34 +138,20 @@ fn apply(store: &mut Store, shared: &Shared, rules: RuleSet, generation: Option<
 
 /// `PUT /v1/rules[?generation=N]`: the complete rule set.
 async fn put_rules(State(shared): State<Arc<Shared>>, Query(q): Query<ApplyQuery>, body: Bytes) -> Response {
-    let text = match body_text(&body) {
-        Ok(t) => t,
-        Err(r) => return *r,
-    };
-    let rules = match rule_set_from_str(text, "") {
+    let rules = match parse_off_runtime(body, |t| rule_set_from_str(t, "")).await {
         Ok(r) => r,
-        Err(e) => {
-            metrics::applied(422);
-            return invalid(e.0);
-        }
+        Err(r) => return r,
     };
-    with_store(&shared, |store, shared| apply(store, shared, rules, q.generation)).await
+    with_store(&shared, move |store, shared| apply(store, shared, rules, q.generation)).await
 }
 
 /// `POST /v1/rules[?generation=N]`: rules added, or replacing those of the same name.
 async fn post_rules(State(shared): State<Arc<Shared>>, Query(q): Query<ApplyQuery>, body: Bytes) -> Response {
-    let text = match body_text(&body) {
-        Ok(t) => t,
-        Err(r) => return *r,
-    };
-    let new = match parse_rules(text, "") {
+    let new = match parse_off_runtime(body, |t| parse_rules(t, "")).await {
         Ok(r) => r,
-        Err(e) => {
-            metrics::applied(422);
-            return invalid(e.0);
-        }
+        Err(r) => return r,
     };
-    with_store(&shared, |store, shared| {
+    with_store(&shared, move |store, shared| {
         let rules = store.upserted(new)?;
         apply(store, shared, rules, q.generation)
     })
@@ -155,7 +164,7 @@ async fn delete_rule(
     Path(name): Path<String>,
     Query(q): Query<ApplyQuery>,
 ) -> Response {
-    with_store(&shared, |store, shared| {
+    with_store(&shared, move |store, shared| {
         let rules = store.without(&name)?;
         apply(store, shared, rules, q.generation)
     })

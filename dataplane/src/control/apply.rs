@@ -162,8 +162,10 @@ impl Store {
 
     /// The active set with `new` rules added or replacing those of the same name.
     pub fn upserted(&self, new: Vec<Rule>) -> Result<RuleSet, ApplyError> {
+        // A set of the new names: an upsert of many rules into a large set stays linear.
+        let names: std::collections::HashSet<&str> = new.iter().map(|n| n.name.as_str()).collect();
         let mut rules: Vec<Rule> =
-            self.active.rules.rules().iter().filter(|r| !new.iter().any(|n| n.name == r.name)).cloned().collect();
+            self.active.rules.rules().iter().filter(|r| !names.contains(r.name.as_str())).cloned().collect();
         rules.extend(new);
         Ok(build_rule_set(rules)?)
     }
@@ -175,5 +177,97 @@ impl Store {
             return Err(ApplyError::NotFound(name.to_owned()));
         }
         Ok(build_rule_set(rules.iter().filter(|r| r.name != name).cloned().collect())?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{parse_rules, rule_set_from_str};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    fn rule(name: &str, cidr: &str) -> String {
+        format!(
+            "apiVersion: policy.secure.example.com/v1\nkind: NetworkPolicyRule\nmetadata: {{name: {name}}}\nspec: {{cidrBlocks: [\"{cidr}\"], action: DROP}}\n---\n"
+        )
+    }
+
+    /// Two threads stand in for worker lcores, adopting what is published.
+    fn workers() -> (Arc<Workers>, Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>) {
+        let workers = Arc::new(Workers::new(vec![1, 2], 1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..2)
+            .map(|k| {
+                let side = workers.lcore_side(k).unwrap();
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut p = CompiledPolicy::compile(RuleSet::new(Vec::new()), Action::Allow).unwrap();
+                    p.set_generation(1);
+                    let mut current = Arc::new(p);
+                    while !stop.load(Ordering::Relaxed) {
+                        side.adopt(&mut current);
+                        std::thread::yield_now();
+                    }
+                })
+            })
+            .collect();
+        (workers, stop, threads)
+    }
+
+    #[test]
+    fn replace_upsert_delete_generations_no_op_and_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, stop, threads) = workers();
+        let mut store = Store {
+            active: Active::new(RuleSet::new(Vec::new()), 1),
+            default_action: Action::Allow,
+            state_dir: Some(dir.path().to_path_buf()),
+            adopt_timeout: Duration::from_secs(30),
+        };
+        let set = |t: &str| rule_set_from_str(t, "").unwrap();
+
+        let a = store.apply(&w, set(&(rule("a", "10.0.0.0/8") + &rule("b", "10.1.0.0/16"))), None).unwrap();
+        assert_eq!((a.generation, a.rules, a.unchanged, a.persisted), (2, 2, false, true));
+        assert_eq!(w.adopted(), vec![2, 2]);
+        // Same content, other document order: a no-op at the active generation.
+        let same = store.apply(&w, set(&(rule("b", "10.1.0.0/16") + &rule("a", "10.0.0.0/8"))), None).unwrap();
+        assert_eq!((same.generation, same.unchanged, &same.digest), (2, true, &a.digest));
+
+        // Upsert replaces by name and adds; duplicate names in one upsert are invalid.
+        let up = store.upserted(parse_rules(&(rule("b", "10.2.0.0/16") + &rule("c", "10.3.0.0/16")), "").unwrap());
+        let u = store.apply(&w, up.unwrap(), None).unwrap();
+        assert_eq!((u.generation, u.rules), (3, 3));
+        let b = store.active.rules.rules().iter().find(|r| r.name == "b").unwrap();
+        assert_eq!(b.cidr_blocks, vec!["10.2.0.0/16".parse().unwrap()]);
+        let dup = parse_rules(&(rule("d", "10.4.0.0/16") + &rule("d", "10.5.0.0/16")), "").unwrap();
+        assert!(matches!(store.upserted(dup), Err(ApplyError::Invalid(e)) if e[0].field == "metadata.name"));
+
+        // Delete; an unknown name is NotFound.
+        assert!(matches!(store.without("zz"), Err(ApplyError::NotFound(n)) if n == "zz"));
+        let d = store.apply(&w, store.without("a").unwrap(), None).unwrap();
+        assert_eq!((d.generation, d.rules), (4, 2));
+
+        // Generations: older, or the active one with other content, is a conflict and
+        // publishes nothing; a later one is taken as given.
+        let fewer = store.without("b").unwrap();
+        assert!(matches!(
+            store.apply(&w, fewer.clone(), Some(3)),
+            Err(ApplyError::Conflict { requested: 3, active: 4 })
+        ));
+        assert!(matches!(
+            store.apply(&w, fewer.clone(), Some(4)),
+            Err(ApplyError::Conflict { requested: 4, active: 4 })
+        ));
+        assert_eq!((w.generation(), store.active.generation), (4, 4));
+        let g = store.apply(&w, fewer, Some(10)).unwrap();
+        assert_eq!((g.generation, g.rules), (10, 1));
+        assert_eq!(w.adopted(), vec![10, 10]);
+
+        // The state file holds the last applied set.
+        let saved = state::load(dir.path()).unwrap().unwrap();
+        assert_eq!((saved.generation, saved.digest.as_str(), saved.rules.len()), (10, g.digest.as_str(), 1));
+        stop.store(true, Ordering::Relaxed);
+        threads.into_iter().for_each(|t| t.join().unwrap());
     }
 }

@@ -33,7 +33,8 @@ pub struct View {
 
 /// Everything the API handlers share.
 pub struct Shared {
-    pub store: tokio::sync::Mutex<Store>,
+    /// The apply lock and the active set; held by the blocking thread an apply runs on.
+    pub store: Arc<tokio::sync::Mutex<Store>>,
     pub workers: Arc<Workers>,
     pub view: Mutex<View>,
     pub token: Option<Token>,
@@ -186,7 +187,7 @@ impl ControlPlane {
         // The first control plane of the process installs the recorder; a second (tests) keeps it.
         let _ = ::metrics::set_global_recorder(recorder);
         let shared = Arc::new(Shared {
-            store: tokio::sync::Mutex::new(p.store),
+            store: Arc::new(tokio::sync::Mutex::new(p.store)),
             workers: running.workers().clone(),
             view: Mutex::new(View { snapshot: None, ports: running.ports(), links: running.links() }),
             token: p.token,
