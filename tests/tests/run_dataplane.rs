@@ -181,6 +181,22 @@ rx = [{{ port = "net_pcap0", queue = 0 }}, {{ port = "net_pcap1" }}]
     )
 }
 
+/// Runs `frames` through one worker between two net_pcap ports with the rules `yaml`: a clean
+/// exit, no mbuf left, nothing sent back; returns stdout and the frames forwarded.
+fn run_pcap_pair(dp: &Path, prefix: &str, frames: &[Vec<u8>], yaml: &str) -> (String, Vec<Vec<u8>>) {
+    let inp = dp.join("in.pcap");
+    write_pcap(&inp, frames);
+    let rules = dp.join("rules.yaml");
+    std::fs::write(&rules, yaml).unwrap();
+    let config = pcap_pair_config(prefix, dp, &inp, &rules);
+    let o = run(dp, &config, &["--duration", "2"]);
+    assert_eq!(o.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(stdout.contains("mbufs in use: 0"), "{stdout}");
+    assert!(read_pcap(&dp.join("back.pcap")).is_empty());
+    (stdout, read_pcap(&dp.join("out.pcap")))
+}
+
 /// A pcap of known connections through net_pcap0 -> worker -> net_pcap1: the output holds
 /// exactly the packets the rules allow, in input order, byte for byte.
 #[test]
@@ -203,22 +219,11 @@ fn forwards_exactly_the_allowed_packets_in_order() {
     let expected: Vec<Vec<u8>> = input.iter().filter(|(id, _)| !dropped.contains(id)).map(|(_, f)| f.clone()).collect();
     assert!(expected.len() < frames.len() && !expected.is_empty());
 
-    let (inp, out, back) = (dp.join("in.pcap"), dp.join("out.pcap"), dp.join("back.pcap"));
-    write_pcap(&inp, &frames);
-    let rules = dp.join("rules.yaml");
     let yaml = rule_yaml("block-net", "  cidrBlocks: [\"10.0.2.0/24\"]\n  action: DROP\n  reason: test\n")
         + &rule_yaml("block-dns", "  action: DROP\n  reason: dns\n  ports: [{protocol: UDP, port: 53}]\n");
-    std::fs::write(&rules, yaml).unwrap();
-
-    let config = pcap_pair_config("run-fwd", dp, &inp, &rules);
-    let o = run(dp, &config, &["--duration", "2"]);
-    assert_eq!(o.status.code(), Some(0));
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("mbufs in use: 0"), "{stdout}");
-    let got = read_pcap(&out);
+    let (stdout, got) = run_pcap_pair(dp, "run-fwd", &frames, &yaml);
     assert_eq!(got.len(), expected.len(), "packets forwarded");
     assert!(got == expected, "out.pcap differs from the allowed packets of in.pcap");
-    assert!(read_pcap(&back).is_empty());
     let drops = frames.len() - expected.len();
     assert!(
         stdout.contains(&format!(
@@ -262,23 +267,13 @@ fn a_dropped_sni_is_cut_from_the_completing_segment_on() {
     let frames: Vec<Vec<u8>> = bad.iter().chain(&good).cloned().collect();
     let expected: Vec<Vec<u8>> = bad[..4].iter().chain(&good).cloned().collect();
 
-    let (inp, out, back) = (dp.join("in.pcap"), dp.join("out.pcap"), dp.join("back.pcap"));
-    write_pcap(&inp, &frames);
-    let rules = dp.join("rules.yaml");
     let yaml = rule_yaml(
         "bad-sni",
         "  action: DROP\n  reason: test\n  ports: [{port: 443}]\n  tls: {serverNames: [\"*.bad.example\"]}\n",
     );
-    std::fs::write(&rules, yaml).unwrap();
-    let config = pcap_pair_config("run-tls", dp, &inp, &rules);
-    let o = run(dp, &config, &["--duration", "2"]);
-    assert_eq!(o.status.code(), Some(0));
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("mbufs in use: 0"), "{stdout}");
-    let got = read_pcap(&out);
+    let (stdout, got) = run_pcap_pair(dp, "run-tls", &frames, &yaml);
     assert_eq!(got.len(), expected.len(), "packets forwarded");
     assert!(got == expected, "out.pcap: not the handshake + first segment of the bad connection and the good one");
-    assert!(read_pcap(&back).is_empty());
     assert!(
         stdout.contains(&format!("rx {}  tx {}  drops policy 3 malformed 0", frames.len(), expected.len())),
         "{stdout}"
