@@ -291,12 +291,9 @@ impl Supervisor for BenchSupervisor<'_> {
         };
         let policy = match policy {
             Some(p) => Some(p),
-            None => crate::policy::load_policy(
-                &config.rules.iter().map(|p| base.join(p)).collect::<Vec<_>>(),
-                config.default_action,
-            )
-            // On error, `run` loads the rules again and reports the error.
-            .ok(),
+            None => crate::policy::load_policy(&config.rule_paths(base), config.default_action)
+                // On error, `run` loads the rules again and reports the error.
+                .ok(),
         };
         self.rules = policy.as_ref().map_or(0, |p| p.stats().rules);
         Ok(policy)

@@ -16,7 +16,7 @@ use super::auth::Token;
 use super::{api, metrics, state};
 use crate::dpdk::Link;
 use crate::policy::{load_rule_set, CompiledPolicy, RuleSet};
-use crate::worker::config::ControlConfig;
+use crate::worker::config::{resolve, ControlConfig};
 use crate::worker::{Config, Running, Snapshot, Supervisor, Workers};
 
 /// How often the main thread copies counters for the API.
@@ -85,14 +85,6 @@ impl ControlPlane {
     }
 }
 
-fn resolve(base: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    }
-}
-
 impl Supervisor for ControlPlane {
     fn prepare(&mut self, config: &Config, base: &Path) -> Result<Option<CompiledPolicy>, String> {
         let Some(control) = config.control.clone().filter(|c| c.enabled) else { return Ok(None) };
@@ -108,7 +100,7 @@ impl Supervisor for ControlPlane {
             ),
             _ => None,
         };
-        self.rule_paths = config.rules.iter().map(|p| resolve(base, p)).collect();
+        self.rule_paths = config.rule_paths(base);
         let state_dir = control.state_dir.as_ref().map(|d| resolve(base, d));
         // The last good set, else the config's rule files.
         let saved = match &state_dir {

@@ -151,19 +151,6 @@ impl Pipeline {
         self.process_burst_with(policy, packets, now_ms, verdicts, &mut (), ());
     }
 
-    /// [`Pipeline::process_burst`] with `hint` prefetching flow-table lines (the workers
-    /// pass DPDK's prefetch).
-    pub fn process_burst_prefetched<P: AsRef<[u8]>, H: Prefetch>(
-        &mut self,
-        policy: &CompiledPolicy,
-        packets: &[P],
-        now_ms: u64,
-        verdicts: &mut [Verdict],
-        hint: H,
-    ) {
-        self.process_burst_with(policy, packets, now_ms, verdicts, &mut (), hint);
-    }
-
     /// [`Pipeline::process_burst`], showing each completed ClientHello to `observer`.
     pub fn process_burst_observed<P: AsRef<[u8]>, O: HelloObserver>(
         &mut self,
@@ -176,7 +163,9 @@ impl Pipeline {
         self.process_burst_with(policy, packets, now_ms, verdicts, observer, ());
     }
 
-    fn process_burst_with<P: AsRef<[u8]>, O: HelloObserver, H: Prefetch>(
+    /// The general form: `observer` sees each completed ClientHello, `hint` prefetches
+    /// flow-table lines (the workers pass DPDK's prefetch; `()` does nothing).
+    pub fn process_burst_with<P: AsRef<[u8]>, O: HelloObserver, H: Prefetch>(
         &mut self,
         policy: &CompiledPolicy,
         packets: &[P],

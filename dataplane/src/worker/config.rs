@@ -500,6 +500,12 @@ impl Config {
         }
     }
 
+    /// The rule files and directories, relative ones taken from `base` (the config's
+    /// directory).
+    pub fn rule_paths(&self, base: &Path) -> Vec<PathBuf> {
+        self.rules.iter().map(|p| resolve(base, p)).collect()
+    }
+
     /// The pipeline settings.
     pub fn pipeline(&self) -> PipelineConfig {
         PipelineConfig {
@@ -512,5 +518,14 @@ impl Config {
             hello_buffers: self.flows.hello_buffers,
             tls_fail: self.tls_fail,
         }
+    }
+}
+
+/// A path from the config: relative ones are relative to `base`, the config's directory.
+pub fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
     }
 }

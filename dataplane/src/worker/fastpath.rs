@@ -251,7 +251,7 @@ fn forward_burst(
             rx.clear();
             return;
         };
-        pipeline.process_burst_prefetched(policy, views, now_ms, vs, CachePrefetch);
+        pipeline.process_burst_with(policy, views, now_ms, vs, &mut (), CachePrefetch);
     }
     for v in verdicts.iter().take(n) {
         if v.action == Action::Drop {

@@ -187,9 +187,7 @@ pub fn run_config(config: &Config, base: &Path, args: &RunArgs, supervisor: &mut
 }
 
 fn load_policy(config: &Config, base: &Path) -> Result<CompiledPolicy, u8> {
-    let paths: Vec<PathBuf> =
-        config.rules.iter().map(|p| if p.is_absolute() { p.clone() } else { base.join(p) }).collect();
-    let mut policy = crate::policy::load_policy(&paths, config.default_action).map_err(|e| {
+    let mut policy = crate::policy::load_policy(&config.rule_paths(base), config.default_action).map_err(|e| {
         eprintln!("{e}");
         EXIT_CONFIG
     })?;
