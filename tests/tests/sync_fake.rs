@@ -30,7 +30,7 @@ struct Fake {
 /// The digest a real gateway reports: of the canonical form of the set.
 fn digest_of(body: &str) -> Result<String, String> {
     let set = dataplane::policy::rule_set_from_str(body, "api").map_err(|e| e.to_string())?;
-    Ok(dataplane::control::canonical::digest(set.rules()))
+    Ok(dataplane::control::canonical::digest(&set))
 }
 
 impl Fake {

@@ -6,7 +6,7 @@
 //! review itself are ignored (the API server may add some); the rule object is strict.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use crate::policy::document::{build_rule_set, parse_rule_value};
+use crate::policy::document::{parse_rule_value, upsert_rule_set};
 use crate::policy::lint::findings_for;
 use crate::policy::{Action, CompiledPolicy, RuleError, RuleSet};
 use serde::{Deserialize, Serialize};
@@ -149,10 +149,7 @@ fn decide(uid: String, object: &serde_json::Value, request_name: Option<&str>, o
         Err(errors) => return deny(errors.0),
     };
     let rule_name = rule.name.clone();
-    let mut rules: Vec<_> =
-        others.map(|s| s.rules().iter().filter(|r| r.name != rule_name).cloned().collect()).unwrap_or_default();
-    rules.push(rule);
-    let set = match build_rule_set(rules) {
+    let set = match upsert_rule_set(others.unwrap_or(&RuleSet::default()), vec![rule]) {
         Ok(set) => set,
         Err(errors) => return deny(errors.0),
     };

@@ -4,6 +4,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -86,14 +87,18 @@ where
     response
 }
 
-/// Parses a request body on a blocking thread (a 100k-rule body takes tens of ms).
+/// Parses a request body on a blocking thread (a 100k-rule body takes tens of ms). Returns
+/// what it parsed and how long parsing took.
 async fn parse_off_runtime<T: Send + 'static>(
     body: Bytes,
     parse: impl FnOnce(&str) -> Result<T, crate::policy::RuleErrors> + Send + 'static,
-) -> Result<T, Response> {
-    let parsed = tokio::task::spawn_blocking(move || match std::str::from_utf8(&body) {
-        Ok(text) => Ok(parse(text)),
-        Err(e) => Err(format!("the body is not UTF-8: {e}")),
+) -> Result<(T, Duration), Response> {
+    let parsed = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        match std::str::from_utf8(&body) {
+            Ok(text) => Ok(parse(text).map(|v| (v, started.elapsed()))),
+            Err(e) => Err(format!("the body is not UTF-8: {e}")),
+        }
     })
     .await;
     match parsed {
@@ -131,29 +136,38 @@ fn apply_error(e: ApplyError) -> Response {
     }
 }
 
-fn apply(store: &mut Store, shared: &Shared, rules: RuleSet, generation: Option<u64>) -> Result<Response, ApplyError> {
-    let applied = store.apply(&shared.workers, rules, generation)?;
+/// Applies `rules`; `parsed` is the time spent turning the request into them (reported).
+fn apply(
+    store: &mut Store,
+    shared: &Shared,
+    rules: RuleSet,
+    generation: Option<u64>,
+    parsed: Duration,
+) -> Result<Response, ApplyError> {
+    let mut applied = store.apply(&shared.workers, rules, generation)?;
+    applied.parse_ms = parsed.as_secs_f64() * 1e3;
     Ok(Json(applied).into_response())
 }
 
 /// `PUT /v1/rules[?generation=N]`: the complete rule set.
 async fn put_rules(State(shared): State<Arc<Shared>>, Query(q): Query<ApplyQuery>, body: Bytes) -> Response {
-    let rules = match parse_off_runtime(body, |t| rule_set_from_str(t, "")).await {
+    let (rules, parsed) = match parse_off_runtime(body, |t| rule_set_from_str(t, "")).await {
         Ok(r) => r,
         Err(r) => return r,
     };
-    with_store(&shared, move |store, shared| apply(store, shared, rules, q.generation)).await
+    with_store(&shared, move |store, shared| apply(store, shared, rules, q.generation, parsed)).await
 }
 
 /// `POST /v1/rules[?generation=N]`: rules added, or replacing those of the same name.
 async fn post_rules(State(shared): State<Arc<Shared>>, Query(q): Query<ApplyQuery>, body: Bytes) -> Response {
-    let new = match parse_off_runtime(body, |t| parse_rules(t, "")).await {
+    let (new, parsed) = match parse_off_runtime(body, |t| parse_rules(t, "")).await {
         Ok(r) => r,
         Err(r) => return r,
     };
     with_store(&shared, move |store, shared| {
+        let started = Instant::now();
         let rules = store.upserted(new)?;
-        apply(store, shared, rules, q.generation)
+        apply(store, shared, rules, q.generation, parsed + started.elapsed())
     })
     .await
 }
@@ -165,8 +179,9 @@ async fn delete_rule(
     Query(q): Query<ApplyQuery>,
 ) -> Response {
     with_store(&shared, move |store, shared| {
+        let started = Instant::now();
         let rules = store.without(&name)?;
-        apply(store, shared, rules, q.generation)
+        apply(store, shared, rules, q.generation, started.elapsed())
     })
     .await
 }
@@ -179,7 +194,7 @@ async fn get_rules(State(shared): State<Arc<Shared>>) -> Response {
         "{{\"generation\":{},\"digest\":{},\"rules\":{}}}",
         a.generation,
         serde_json::Value::String(a.digest.clone()),
-        a.json
+        a.json()
     );
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }

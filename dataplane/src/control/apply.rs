@@ -3,14 +3,14 @@
 //! HTTP API (PUT, POST, DELETE), SIGHUP and the start-up state.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{canonical, state};
-use crate::policy::document::build_rule_set;
+use super::canonical::{self, RuleHashes};
+use super::state;
+use crate::policy::document::upsert_rule_set;
 use crate::policy::{Action, CompiledPolicy, Rule, RuleError, RuleErrors, RuleSet};
 use crate::worker::Workers;
 
@@ -19,36 +19,19 @@ pub struct Active {
     pub rules: RuleSet,
     pub generation: u64,
     pub digest: String,
-    /// Canonical JSON text of `rules` (what GET returns and the state file keeps).
-    pub json: String,
-    /// Each rule's canonical document text, by name: an update re-serializes only the rules
-    /// it changes.
-    documents: BTreeMap<String, String>,
+    /// The hash of each rule's canonical document: an update re-hashes only what it changes.
+    hashes: RuleHashes,
 }
 
 impl Active {
     pub fn new(rules: RuleSet, generation: u64) -> Active {
-        let documents = rules.rules().iter().map(|r| (r.name.clone(), canonical::document_json(r))).collect();
-        Active::with_documents(rules, generation, documents)
+        let hashes = RuleHashes::of(&rules);
+        Active { digest: hashes.digest(), rules, generation, hashes }
     }
 
-    fn with_documents(rules: RuleSet, generation: u64, documents: BTreeMap<String, String>) -> Active {
-        let json = canonical::join(documents.values().map(String::as_str));
-        let digest = canonical::digest_of_json(&json);
-        Active { rules, generation, digest, json, documents }
-    }
-
-    /// The canonical documents of `rules`, reusing those of unchanged rules.
-    fn documents_of(&self, rules: &RuleSet) -> BTreeMap<String, String> {
-        let old: HashMap<&str, &Rule> = self.rules.rules().iter().map(|r| (r.name.as_str(), r)).collect();
-        rules
-            .rules()
-            .iter()
-            .map(|r| {
-                let cached = old.get(r.name.as_str()).filter(|o| **o == r).and_then(|_| self.documents.get(&r.name));
-                (r.name.clone(), cached.cloned().unwrap_or_else(|| canonical::document_json(r)))
-            })
-            .collect()
+    /// The canonical JSON text of the set (what GET returns and the state file keeps).
+    pub fn json(&self) -> String {
+        canonical::to_json(&self.rules)
     }
 }
 
@@ -58,7 +41,9 @@ pub struct Applied {
     pub generation: u64,
     pub digest: String,
     pub rules: usize,
-    /// Canonical form, digest and compilation.
+    /// Reading the request into rules (and, for POST and DELETE, merging them into the set).
+    pub parse_ms: f64,
+    /// Digest and compilation.
     pub compile_ms: f64,
     /// From publication until every worker runs the new generation.
     pub activate_ms: f64,
@@ -100,9 +85,8 @@ impl Store {
     pub fn apply(&mut self, workers: &Workers, rules: RuleSet, generation: Option<u64>) -> Result<Applied, ApplyError> {
         let started = Instant::now();
         let active_generation = workers.generation();
-        let documents = self.active.documents_of(&rules);
-        let json = canonical::join(documents.values().map(String::as_str));
-        let digest = canonical::digest_of_json(&json);
+        let hashes = self.active.hashes.updated(&self.active.rules, &rules);
+        let digest = hashes.digest();
         if let Some(g) = generation {
             if g < active_generation || (g == active_generation && digest != self.active.digest) {
                 return Err(ApplyError::Conflict { requested: g, active: active_generation });
@@ -113,6 +97,7 @@ impl Store {
                 generation: self.active.generation,
                 digest,
                 rules: rules.len(),
+                parse_ms: 0.0,
                 compile_ms: 0.0,
                 activate_ms: 0.0,
                 persisted: true,
@@ -135,9 +120,9 @@ impl Store {
         let adopted = workers.wait_adopted(generation, self.adopt_timeout);
         let activated = Instant::now();
         // Published: it is the active set from now on, whether or not every worker took it yet.
-        self.active = Active { rules, generation, digest: digest.clone(), json, documents };
+        self.active = Active { rules, generation, digest: digest.clone(), hashes };
         let persisted = match &self.state_dir {
-            Some(dir) => match state::save(dir, generation, &self.active.digest, &self.active.json) {
+            Some(dir) => match state::save(dir, generation, &self.active.digest, &self.active.json()) {
                 Ok(()) => true,
                 Err(e) => {
                     eprintln!("control: generation {generation} is active but not persisted: {e}");
@@ -153,6 +138,7 @@ impl Store {
             generation,
             digest,
             rules: count,
+            parse_ms: 0.0,
             compile_ms: compiled.duration_since(started).as_secs_f64() * 1e3,
             activate_ms: activated.duration_since(compiled).as_secs_f64() * 1e3,
             persisted,
@@ -162,21 +148,12 @@ impl Store {
 
     /// The active set with `new` rules added or replacing those of the same name.
     pub fn upserted(&self, new: Vec<Rule>) -> Result<RuleSet, ApplyError> {
-        // A set of the new names: an upsert of many rules into a large set stays linear.
-        let names: std::collections::HashSet<&str> = new.iter().map(|n| n.name.as_str()).collect();
-        let mut rules: Vec<Rule> =
-            self.active.rules.rules().iter().filter(|r| !names.contains(r.name.as_str())).cloned().collect();
-        rules.extend(new);
-        Ok(build_rule_set(rules)?)
+        Ok(upsert_rule_set(&self.active.rules, new)?)
     }
 
     /// The active set without the rule `name`.
     pub fn without(&self, name: &str) -> Result<RuleSet, ApplyError> {
-        let rules = self.active.rules.rules();
-        if !rules.iter().any(|r| r.name == name) {
-            return Err(ApplyError::NotFound(name.to_owned()));
-        }
-        Ok(build_rule_set(rules.iter().filter(|r| r.name != name).cloned().collect())?)
+        self.active.rules.without(name).ok_or_else(|| ApplyError::NotFound(name.to_owned()))
     }
 }
 

@@ -35,7 +35,7 @@ pub fn apply(args: &ApplyArgs) -> u8 {
             }
         },
         paths => match load_rule_set(paths) {
-            Ok(set) => canonical::to_json(set.rules()),
+            Ok(set) => canonical::to_json(&set),
             Err(e) => {
                 eprintln!("{e}");
                 return 1;

@@ -93,7 +93,7 @@ pub fn load(dir: &Path) -> Result<Option<Saved>, String> {
         return Err(format!("version {} (expected {FORMAT_VERSION})", parsed.version));
     }
     let rules = rule_set_from_str(parsed.rules.get(), "").map_err(|e| format!("invalid rules: {e}"))?;
-    let digest = canonical::digest(rules.rules());
+    let digest = canonical::digest(&rules);
     if digest != parsed.digest {
         return Err(format!("digest {} does not match its rules ({digest})", parsed.digest));
     }
@@ -111,8 +111,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(load(dir.path()).unwrap().is_none());
         let set = rule_set_from_str(RULE, "").unwrap();
-        let json = canonical::to_json(set.rules());
-        let digest = canonical::digest_of_json(&json);
+        let json = canonical::to_json(&set);
+        let digest = canonical::digest(&set);
         save(dir.path(), 7, &digest, &json).unwrap();
         let saved = load(dir.path()).unwrap().unwrap();
         assert_eq!(saved.generation, 7);
@@ -127,8 +127,8 @@ mod tests {
     fn corrupt_files_are_errors_not_panics() {
         let dir = tempfile::tempdir().unwrap();
         let set = rule_set_from_str(RULE, "").unwrap();
-        let json = canonical::to_json(set.rules());
-        let digest = canonical::digest_of_json(&json);
+        let json = canonical::to_json(&set);
+        let digest = canonical::digest(&set);
         save(dir.path(), 3, &digest, &json).unwrap();
         let good = std::fs::read_to_string(path(dir.path())).unwrap();
         for (bad, needle) in [

@@ -371,7 +371,7 @@ fn agent(args: &SyncArgs) -> Result<ureq::Agent, SyncError> {
 fn load_desired(paths: &[PathBuf]) -> Result<Desired, String> {
     let set = load_rule_set(paths).map_err(|e| e.to_string())?;
     // The canonical form: the digest a gateway reports for this set is known before any push.
-    let body = super::canonical::to_json(set.rules());
-    let digest = super::canonical::digest_of_json(&body);
+    let body = super::canonical::to_json(&set);
+    let digest = super::canonical::digest(&set);
     Ok(Desired { body, rules: set.len(), digest })
 }

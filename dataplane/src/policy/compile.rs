@@ -14,7 +14,8 @@ use super::sni::SniMatcher;
 use super::transport::TransportTable;
 use crate::wire::IpPair;
 use ipnet::IpNet;
-use std::collections::{BTreeSet, HashMap};
+use rustc_hash::FxHashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Why a validated rule set could not be compiled (limits of the lookup structures).
@@ -255,7 +256,7 @@ impl CompiledPolicy {
 
     /// The source rule of a decision, for names and reasons.
     pub fn rule(&self, id: RuleId) -> Option<&Rule> {
-        self.rule_set.rules().get(id as usize)
+        self.rule_set.rules().get(id as usize).map(|r| &**r)
     }
 
     pub fn default_action(&self) -> Action {
@@ -528,7 +529,7 @@ pub(crate) fn mask(len: u8, bits: u32) -> u128 {
 
 /// Build the LPM table and class lists of one family. Returns the number of distinct prefixes.
 fn build_family<K: LpmKey>(
-    rules: &[Rule],
+    rules: &[Arc<Rule>],
     bits: u32,
     family: impl Fn(&IpNet) -> Option<(u128, u8)>,
     to_key: impl Fn(u128) -> K,
@@ -549,18 +550,22 @@ fn build_family<K: LpmKey>(
     let is_terminal: Vec<bool> = rules.iter().map(|r| r.ports.is_empty() && r.tls.is_none()).collect();
     let mut builder = ClassBuilder::new(rules, &is_terminal);
     let mut inside = vec![(0u32, 0u32); rules.len()];
-    let mut members: BTreeSet<RuleId> = BTreeSet::new();
+    // The rules containing the current prefix, sorted: few (the nesting depth), so a vector.
+    let mut members: Vec<RuleId> = Vec::new();
     let mut stack: Vec<(u128, u8, usize, usize)> = Vec::new();
-    let mut routes: Vec<Route<K>> = Vec::new();
-    let apply = |group: &[PrefixEntry], delta: i32, inside: &mut [(u32, u32)], members: &mut BTreeSet<RuleId>| {
+    let mut routes: Vec<Route<K>> = Vec::with_capacity(entries.len());
+    let apply = |group: &[PrefixEntry], delta: i32, inside: &mut [(u32, u32)], members: &mut Vec<RuleId>| {
         for e in group {
             let Some(counts) = inside.get_mut(e.rule as usize) else { continue };
             let c = if e.except { &mut counts.1 } else { &mut counts.0 };
             *c = c.saturating_add_signed(delta);
-            if counts.0 > 0 && counts.1 == 0 {
-                members.insert(e.rule);
-            } else {
-                members.remove(&e.rule);
+            let member = counts.0 > 0 && counts.1 == 0;
+            match (members.binary_search(&e.rule), member) {
+                (Err(at), true) => members.insert(at, e.rule),
+                (Ok(at), false) => {
+                    members.remove(at);
+                }
+                _ => {}
             }
         }
     };
@@ -593,42 +598,58 @@ fn build_family<K: LpmKey>(
 /// answer for addresses no prefix covers. Rules matching any address are not in classes: the
 /// [`TransportTable`] holds them.
 struct ClassBuilder<'a> {
-    rules: &'a [Rule],
+    rules: &'a [Arc<Rule>],
     is_terminal: &'a [bool],
-    ids: HashMap<(Vec<RuleId>, Vec<RuleId>), u32>,
+    /// Key: the source list, `NO_RULE`, the destination list.
+    ids: FxHashMap<Box<[RuleId]>, u32>,
+    key: Vec<RuleId>,
     spans: Vec<[u32; 4]>,
     members: Vec<RuleId>,
 }
 
 impl<'a> ClassBuilder<'a> {
-    fn new(rules: &'a [Rule], is_terminal: &'a [bool]) -> Self {
-        let mut b = ClassBuilder { rules, is_terminal, ids: HashMap::new(), spans: Vec::new(), members: Vec::new() };
-        b.class_of(&BTreeSet::new());
+    fn new(rules: &'a [Arc<Rule>], is_terminal: &'a [bool]) -> Self {
+        let mut b = ClassBuilder {
+            rules,
+            is_terminal,
+            ids: FxHashMap::default(),
+            key: Vec::new(),
+            spans: Vec::new(),
+            members: Vec::new(),
+        };
+        b.class_of(&[]);
         b
     }
 
-    fn class_of(&mut self, members: &BTreeSet<RuleId>) -> u32 {
-        let src = self.side_list(members, true);
-        let dst = self.side_list(members, false);
-        let key = (src, dst);
-        if let Some(&id) = self.ids.get(&key) {
-            return id;
-        }
-        let id = self.spans.len() as u32;
-        let s0 = self.members.len() as u32;
-        self.members.extend_from_slice(&key.0);
-        let s1 = self.members.len() as u32;
-        self.members.extend_from_slice(&key.1);
-        let s2 = self.members.len() as u32;
-        self.spans.push([s0, s1, s1, s2]);
-        self.ids.insert(key, id);
+    fn class_of(&mut self, members: &[RuleId]) -> u32 {
+        let mut key = std::mem::take(&mut self.key);
+        key.clear();
+        self.push_side_list(members, true, &mut key);
+        let src_len = key.len();
+        key.push(NO_RULE);
+        self.push_side_list(members, false, &mut key);
+        let id = match self.ids.get(key.as_slice()) {
+            Some(&id) => id,
+            None => {
+                let id = self.spans.len() as u32;
+                let s0 = self.members.len() as u32;
+                let (src, dst) = (key.get(..src_len).unwrap_or(&[]), key.get(src_len + 1..).unwrap_or(&[]));
+                self.members.extend_from_slice(src);
+                let s1 = self.members.len() as u32;
+                self.members.extend_from_slice(dst);
+                let s2 = self.members.len() as u32;
+                self.spans.push([s0, s1, s1, s2]);
+                self.ids.insert(key.as_slice().into(), id);
+                id
+            }
+        };
+        self.key = key;
         id
     }
 
-    /// The members that can match on this side, stopping after the first rule that matches
-    /// whatever the transport and TLS.
-    fn side_list(&self, members: &BTreeSet<RuleId>, source_side: bool) -> Vec<RuleId> {
-        let mut out = Vec::new();
+    /// Appends the members that can match on this side, stopping after the first rule that
+    /// matches whatever the transport and TLS.
+    fn push_side_list(&self, members: &[RuleId], source_side: bool, out: &mut Vec<RuleId>) {
         for &id in members {
             let Some(rule) = self.rules.get(id as usize) else { continue };
             let side_ok =
@@ -640,6 +661,5 @@ impl<'a> ClassBuilder<'a> {
                 }
             }
         }
-        out
     }
 }

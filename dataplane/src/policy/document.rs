@@ -355,9 +355,20 @@ fn check_rule(raw: RawRule, sink: &mut ErrorSink<'_>) -> Option<Rule> {
 
 /// Check names are unique across everything loaded and sort into evaluation order.
 pub fn build_rule_set(rules: Vec<Rule>) -> Result<RuleSet, RuleErrors> {
-    let mut seen: HashMap<&str, &str> = HashMap::new();
+    check_unique_names(&rules)?;
+    Ok(RuleSet::new(rules))
+}
+
+/// `set` with `new` rules added or replacing those of the same name (`POST /v1/rules`).
+pub fn upsert_rule_set(set: &RuleSet, new: Vec<Rule>) -> Result<RuleSet, RuleErrors> {
+    check_unique_names(&new)?;
+    Ok(set.upserted(new))
+}
+
+fn check_unique_names(rules: &[Rule]) -> Result<(), RuleErrors> {
+    let mut seen: HashMap<&str, &str> = HashMap::with_capacity(rules.len());
     let mut errors = Vec::new();
-    for rule in &rules {
+    for rule in rules {
         if let Some(first) = seen.insert(&rule.name, &rule.source) {
             errors.push(RuleError {
                 source: rule.source.clone(),
@@ -368,7 +379,7 @@ pub fn build_rule_set(rules: Vec<Rule>) -> Result<RuleSet, RuleErrors> {
         }
     }
     if errors.is_empty() {
-        Ok(RuleSet::new(rules))
+        Ok(())
     } else {
         Err(RuleErrors(errors))
     }

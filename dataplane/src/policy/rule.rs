@@ -2,6 +2,7 @@
 
 use ipnet::IpNet;
 use std::fmt;
+use std::sync::Arc;
 
 /// The verdict a rule (or the default) gives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -138,20 +139,28 @@ impl Rule {
     }
 }
 
-/// A validated rule set, sorted in evaluation order.
+/// A validated rule set, sorted in evaluation order. Rules are shared (`Arc`): a changed set
+/// (an upsert, a delete) copies pointers, not rules, and the control plane can tell unchanged
+/// rules by pointer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RuleSet {
-    rules: Vec<Rule>,
+    rules: Vec<Arc<Rule>>,
+}
+
+/// Evaluation order; total because names are unique within a set.
+fn precedence(a: &Arc<Rule>, b: &Arc<Rule>) -> std::cmp::Ordering {
+    a.precedence_key().cmp(&b.precedence_key())
 }
 
 impl RuleSet {
     /// Sorts the rules into evaluation order. Names must already be unique (validation).
-    pub fn new(mut rules: Vec<Rule>) -> RuleSet {
-        rules.sort_by(|a, b| a.precedence_key().cmp(&b.precedence_key()));
+    pub fn new(rules: Vec<Rule>) -> RuleSet {
+        let mut rules: Vec<Arc<Rule>> = rules.into_iter().map(Arc::new).collect();
+        rules.sort_unstable_by(precedence);
         RuleSet { rules }
     }
 
-    pub fn rules(&self) -> &[Rule] {
+    pub fn rules(&self) -> &[Arc<Rule>] {
         &self.rules
     }
 
@@ -161,5 +170,37 @@ impl RuleSet {
 
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+
+    /// This set with `new` rules added or replacing those of the same name. The names in `new`
+    /// must be unique (validation). The other rules are shared with `self`.
+    pub fn upserted(&self, new: Vec<Rule>) -> RuleSet {
+        let mut rules: Vec<Arc<Rule>> = if new.len() <= 4 {
+            // Comparing a few names beats hashing every name of the set.
+            self.rules.iter().filter(|r| !new.iter().any(|n| n.name == r.name)).cloned().collect()
+        } else {
+            let names: std::collections::HashSet<&str> = new.iter().map(|r| r.name.as_str()).collect();
+            self.rules.iter().filter(|r| !names.contains(r.name.as_str())).cloned().collect()
+        };
+        // A few rules go in by binary search (the set stays sorted); many by one sort.
+        if new.len() <= 16 {
+            for rule in new {
+                let rule = Arc::new(rule);
+                let at = rules.partition_point(|r| precedence(r, &rule).is_lt());
+                rules.insert(at, rule);
+            }
+        } else {
+            rules.extend(new.into_iter().map(Arc::new));
+            rules.sort_unstable_by(precedence);
+        }
+        RuleSet { rules }
+    }
+
+    /// This set without the rule `name`; `None` when there is no such rule.
+    pub fn without(&self, name: &str) -> Option<RuleSet> {
+        let at = self.rules.iter().position(|r| r.name == name)?;
+        let mut rules = self.rules.clone();
+        rules.remove(at);
+        Some(RuleSet { rules })
     }
 }

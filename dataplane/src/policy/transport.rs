@@ -23,12 +23,16 @@ pub(crate) struct TransportTable {
 impl TransportTable {
     /// The any-address rules that `include` accepts. `ends_list(rule)`: a rule after which no
     /// later rule can decide (it has no TLS predicate).
-    pub fn build(rules: &[Rule], ends_list: impl Fn(&Rule) -> bool, include: impl Fn(&Rule) -> bool) -> TransportTable {
+    pub fn build(
+        rules: &[std::sync::Arc<Rule>],
+        ends_list: impl Fn(&Rule) -> bool,
+        include: impl Fn(&Rule) -> bool,
+    ) -> TransportTable {
         let any: Vec<(RuleId, &Rule)> = rules
             .iter()
             .enumerate()
             .filter(|(_, r)| r.cidr_blocks.is_empty() && include(r))
-            .map(|(i, r)| (i as RuleId, r))
+            .map(|(i, r)| (i as RuleId, &**r))
             .collect();
         let mut t =
             TransportTable { tcp: Vec::new(), udp: Vec::new(), portless: 0, spans: Vec::new(), members: Vec::new() };

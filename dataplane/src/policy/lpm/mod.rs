@@ -427,14 +427,20 @@ impl<K: LpmKey> Builder<K> {
     /// value), so that a batch whose keys all end in buckets resolves them without looking at
     /// tags: no branch on the leaf/bucket mix of the keys.
     fn leaves_to_buckets(&mut self, top: &mut [u32]) {
-        let mut shared = std::collections::HashMap::new();
+        let mut shared = rustc_hash::FxHashMap::default();
+        // Runs of one value are common (a short prefix covers many slots): skip the map for them.
+        let mut last: Option<(u32, u32)> = None;
         for e in top.iter_mut().filter(|e| tag(**e) == TAG_LEAF) {
             let value = *e;
-            *e = *shared.entry(value).or_insert_with(|| {
-                let entry = (TAG_SHORT << TAG_SHIFT) | self.short.len() as u32;
-                self.short.push(K::Short::new(TOP_BITS, value, &[]));
-                entry
-            });
+            *e = match last {
+                Some((v, entry)) if v == value => entry,
+                _ => *shared.entry(value).or_insert_with(|| {
+                    let entry = (TAG_SHORT << TAG_SHIFT) | self.short.len() as u32;
+                    self.short.push(K::Short::new(TOP_BITS, value, &[]));
+                    entry
+                }),
+            };
+            last = Some((value, *e));
         }
     }
 
