@@ -43,7 +43,7 @@ pub struct Applied {
     pub rules: usize,
     /// Reading the request into rules (and, for POST and DELETE, merging them into the set).
     pub parse_ms: f64,
-    /// Digest and compilation.
+    /// Comparison with the active set and compilation.
     pub compile_ms: f64,
     /// From publication until every worker runs the new generation.
     pub activate_ms: f64,
@@ -85,17 +85,16 @@ impl Store {
     pub fn apply(&mut self, workers: &Workers, rules: RuleSet, generation: Option<u64>) -> Result<Applied, ApplyError> {
         let started = Instant::now();
         let active_generation = workers.generation();
-        let hashes = self.active.hashes.updated(&self.active.rules, &rules);
-        let digest = hashes.digest();
+        let unchanged = canonical::same_documents(&self.active.rules, &rules);
         if let Some(g) = generation {
-            if g < active_generation || (g == active_generation && digest != self.active.digest) {
+            if g < active_generation || (g == active_generation && !unchanged) {
                 return Err(ApplyError::Conflict { requested: g, active: active_generation });
             }
         }
-        if digest == self.active.digest {
+        if unchanged {
             return Ok(Applied {
                 generation: self.active.generation,
-                digest,
+                digest: self.active.digest.clone(),
                 rules: rules.len(),
                 parse_ms: 0.0,
                 compile_ms: 0.0,
@@ -120,6 +119,11 @@ impl Store {
         let adopted = workers.wait_adopted(generation, self.adopt_timeout);
         let activated = Instant::now();
         // Published: it is the active set from now on, whether or not every worker took it yet.
+        // Its digest is bookkeeping for the answer and the state file: computed once the
+        // workers run it, hashing only the rules that changed.
+        workers.reclaim();
+        let hashes = self.active.hashes.updated(&self.active.rules, &rules);
+        let digest = hashes.digest();
         self.active = Active { rules, generation, digest: digest.clone(), hashes };
         let persisted = match &self.state_dir {
             Some(dir) => match state::save(dir, generation, &self.active.digest, &self.active.json()) {

@@ -548,7 +548,7 @@ fn build_family<K: LpmKey>(
     entries.sort_unstable();
     // A rule that matches whatever the transport and TLS ends every candidate list.
     let is_terminal: Vec<bool> = rules.iter().map(|r| r.ports.is_empty() && r.tls.is_none()).collect();
-    let mut builder = ClassBuilder::new(rules, &is_terminal);
+    let mut builder = ClassBuilder::new(rules, &is_terminal, entries.len());
     let mut inside = vec![(0u32, 0u32); rules.len()];
     // The rules containing the current prefix, sorted: few (the nesting depth), so a vector.
     let mut members: Vec<RuleId> = Vec::new();
@@ -608,14 +608,15 @@ struct ClassBuilder<'a> {
 }
 
 impl<'a> ClassBuilder<'a> {
-    fn new(rules: &'a [Arc<Rule>], is_terminal: &'a [bool]) -> Self {
+    /// `capacity`: how many classes there may be (at most one per prefix, plus the empty one).
+    fn new(rules: &'a [Arc<Rule>], is_terminal: &'a [bool], capacity: usize) -> Self {
         let mut b = ClassBuilder {
             rules,
             is_terminal,
-            ids: FxHashMap::default(),
+            ids: FxHashMap::with_capacity_and_hasher(capacity + 1, Default::default()),
             key: Vec::new(),
-            spans: Vec::new(),
-            members: Vec::new(),
+            spans: Vec::with_capacity(capacity + 1),
+            members: Vec::with_capacity(2 * capacity),
         };
         b.class_of(&[]);
         b

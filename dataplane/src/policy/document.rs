@@ -6,9 +6,9 @@
 use super::error::{RuleError, RuleErrors};
 use super::rule::{Action, Direction, Rule, RuleSet, TlsMatch};
 use super::validate;
+use rustc_hash::FxHashMap;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub const API_VERSION: &str = "policy.secure.example.com/v1";
@@ -188,6 +188,22 @@ fn parse_json_into(text: &str, source: &str, rules: &mut Vec<Rule>, errors: &mut
         items: Option<Vec<&'a RawValue>>,
     }
     let trimmed = text.trim_start();
+    // A JSON array whose every document deserializes (sets written by tools, the state file,
+    // `dataplane sync`): one pass, no path tracking. Anything else goes document by document
+    // below, for messages that name the document and field.
+    if trimmed.starts_with('[') {
+        if let Ok(all) = serde_json::from_str::<Vec<RawRule>>(text) {
+            rules.reserve(all.len());
+            for (i, parsed) in all.into_iter().enumerate() {
+                let name = parsed.metadata.as_ref().and_then(|m| m.name.clone());
+                let mut sink = ErrorSink { source, rule: name.unwrap_or_else(|| format!("[{i}]")), errors };
+                if let Some(rule) = check_rule(parsed, &mut sink) {
+                    rules.push(rule);
+                }
+            }
+            return true;
+        }
+    }
     let documents: Vec<(String, &RawValue)> = if trimmed.starts_with('[') {
         match serde_json::from_str::<Vec<&RawValue>>(text) {
             Ok(items) => items.into_iter().enumerate().map(|(i, raw)| (format!("[{i}]"), raw)).collect(),
@@ -366,7 +382,7 @@ pub fn upsert_rule_set(set: &RuleSet, new: Vec<Rule>) -> Result<RuleSet, RuleErr
 }
 
 fn check_unique_names(rules: &[Rule]) -> Result<(), RuleErrors> {
-    let mut seen: HashMap<&str, &str> = HashMap::with_capacity(rules.len());
+    let mut seen: FxHashMap<&str, &str> = FxHashMap::with_capacity_and_hasher(rules.len(), Default::default());
     let mut errors = Vec::new();
     for rule in rules {
         if let Some(first) = seen.insert(&rule.name, &rule.source) {

@@ -87,19 +87,25 @@ impl Workers {
         Some(*generation)
     }
 
-    /// Waits until every worker runs `generation` or a later one; false on timeout.
+    /// Waits until every worker runs `generation` or a later one; false on timeout. Workers
+    /// adopt at the top of their next loop, within microseconds: the first 2 ms are spent
+    /// polling (a sleep on a busy control CPU can overshoot by a millisecond), then it sleeps.
+    /// The old policies are freed afterwards ([`Workers::reclaim`]), not while waiting.
     pub fn wait_adopted(&self, generation: u64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
         loop {
-            self.reclaim();
             if self.shared.iter().all(|s| s.adopted() >= generation) {
                 return true;
             }
-            if Instant::now() >= deadline {
+            let waited = started.elapsed();
+            if waited >= timeout {
                 return false;
             }
-            // Workers adopt within microseconds; this runs on the control thread only.
-            std::thread::sleep(Duration::from_micros(50));
+            if waited < Duration::from_millis(2) {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(50));
+            }
         }
     }
 
