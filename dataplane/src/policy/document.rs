@@ -192,17 +192,14 @@ fn parse_json_into(text: &str, source: &str, rules: &mut Vec<Rule>, errors: &mut
     // `dataplane sync`): one pass, no path tracking. Anything else goes document by document
     // below, for messages that name the document and field.
     if trimmed.starts_with('[') {
-        if let Ok(all) = serde_json::from_str::<Vec<RawRule>>(text) {
-            rules.reserve(all.len());
-            for (i, parsed) in all.into_iter().enumerate() {
-                let name = parsed.metadata.as_ref().and_then(|m| m.name.clone());
-                let mut sink = ErrorSink { source, rule: name.unwrap_or_else(|| format!("[{i}]")), errors };
-                if let Some(rule) = check_rule(parsed, &mut sink) {
-                    rules.push(rule);
-                }
-            }
+        let (rules_before, errors_before) = (rules.len(), errors.len());
+        let mut de = serde_json::Deserializer::from_str(text);
+        let each = EachRule { source, rules: &mut *rules, errors: &mut *errors };
+        if serde::Deserializer::deserialize_seq(&mut de, each).and_then(|()| de.end()).is_ok() {
             return true;
         }
+        rules.truncate(rules_before);
+        errors.truncate(errors_before);
     }
     let documents: Vec<(String, &RawValue)> = if trimmed.starts_with('[') {
         match serde_json::from_str::<Vec<&RawValue>>(text) {
@@ -245,6 +242,35 @@ fn parse_json_into(text: &str, source: &str, rules: &mut Vec<Rule>, errors: &mut
         }
     }
     true
+}
+
+/// Checks each rule of a JSON array as it is deserialized: no array of raw documents is built.
+struct EachRule<'a> {
+    source: &'a str,
+    rules: &'a mut Vec<Rule>,
+    errors: &'a mut Vec<RuleError>,
+}
+
+impl<'de> serde::de::Visitor<'de> for EachRule<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of NetworkPolicyRule documents")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0;
+        while let Some(parsed) = seq.next_element::<RawRule>()? {
+            let name = parsed.metadata.as_ref().and_then(|m| m.name.clone());
+            let mut sink =
+                ErrorSink { source: self.source, rule: name.unwrap_or_else(|| format!("[{i}]")), errors: self.errors };
+            if let Some(rule) = check_rule(parsed, &mut sink) {
+                self.rules.push(rule);
+            }
+            i += 1;
+        }
+        Ok(())
+    }
 }
 
 fn parse_one(
