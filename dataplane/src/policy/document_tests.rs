@@ -264,6 +264,15 @@ fn json_fast_path_gives_the_yaml_paths_rules_and_errors() {
     let l_as_j: Vec<String> = l.iter().map(|e| e.replace("items[4]", "[4]")).collect();
     assert_eq!(l_as_j, j);
 
+    // Every document deserializes, only checks fail: the one-pass array path, same messages.
+    let checked_only = format!("[{},{},{}]", docs[0], docs[1], docs[4]);
+    let yaml_checked = format!("# yaml\n{}\n---\n{}\n---\n{}\n", docs[0], docs[1], docs[4]);
+    let c = errors_of(&checked_only);
+    assert_eq!(c.len(), 4, "{c:?}");
+    assert!(c[1].contains("[2]: apiVersion: required field is missing"), "{c:?}");
+    let y_as_c: Vec<String> = errors_of(&yaml_checked).iter().map(|e| e.replace("document 3", "[2]")).collect();
+    assert_eq!(y_as_c, c);
+
     let good = format!("[{}]", docs[0]);
     let single = docs[0].to_string();
     let from_yaml = rule_set_from_str(&format!("# yaml\n{}", docs[0]), "s").unwrap();
