@@ -193,6 +193,10 @@ fn parse_json_into(text: &str, source: &str, rules: &mut Vec<Rule>, errors: &mut
     // below, for messages that name the document and field.
     if trimmed.starts_with('[') {
         let (rules_before, errors_before) = (rules.len(), errors.len());
+        // Room for as many rules as such a text can hold (a rule is at least ~100 bytes of
+        // JSON): growing a vector of 100k rules copied it ~17 times. Untouched room costs no
+        // memory.
+        rules.reserve(text.len() / 100);
         let mut de = serde_json::Deserializer::from_str(text);
         let each = EachRule { source, rules: &mut *rules, errors: &mut *errors };
         if serde::Deserializer::deserialize_seq(&mut de, each).and_then(|()| de.end()).is_ok() {

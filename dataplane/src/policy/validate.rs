@@ -42,19 +42,20 @@ pub fn dns1123_subdomain(name: &str) -> Result<(), String> {
 pub(crate) fn cidr_list(items: &[String], field: &str, sink: &mut ErrorSink<'_>) -> Vec<Option<IpNet>> {
     let mut out: Vec<Option<IpNet>> = Vec::with_capacity(items.len());
     for (i, text) in items.iter().enumerate() {
-        let path = format!("{field}[{i}]");
-        let parsed = parse_canonical_cidr(text);
-        match parsed {
+        // The field path is formatted only for an error (100k-rule sets are parsed in the
+        // time budget of an update).
+        let path = || format!("{field}[{i}]");
+        match parse_canonical_cidr(text) {
             Ok(net) => {
                 if let Some(j) = out.iter().position(|o| *o == Some(net)) {
-                    sink.push(path, format!("duplicate CIDR {net} (same as {field}[{j}])"));
+                    sink.push(path(), format!("duplicate CIDR {net} (same as {field}[{j}])"));
                     out.push(None);
                 } else {
                     out.push(Some(net));
                 }
             }
             Err(msg) => {
-                sink.push(path, msg);
+                sink.push(path(), msg);
                 out.push(None);
             }
         }
