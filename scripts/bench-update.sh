@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Rule updates under load: `dataplane bench` forwards traffic (net_pcap -> one worker ->
-# net_null, 10k CIDR + 1k SNI rules) with its control API on loopback, while this script
+# net_null, 10k CIDR + 1k SNI rules) with its control API on loopback and a state directory,
+# while this script
 #   1. changes one rule 200 times (POST /v1/rules: one rule upserted, a new generation each),
 #   2. replaces the whole set with 100k rules 10 times (PUT /v1/rules, two sets alternating),
-# and reports, per kind, the apply-to-active latency (the API answers only once every worker
-# runs the new generation): p50/p99 of the server's compile + activate time and of the whole
-# request as the client sees it. At the end: packets lost, which must be 0 (every packet
-# received was transmitted or dropped by policy).
+# and reports, per kind, p50/p99 of the phases the API reports (parse, compile, activate:
+# until every worker runs the new generation), of their sum ("server": apply-to-active from
+# the request's body) and of the whole request as the client sees it (sending the body, and
+# the answer, which waits for the set to be persisted). At the end: packets lost, which must
+# be 0 (every packet received was transmitted or dropped by policy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +29,7 @@ python3 scripts/gen_rules.py "$work/full2.json" --cidr 80000 --v6 20000 --sni 0 
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$bin" bench --pcap "$work/traffic.pcap" --rules "$work/base.json" --duration 600 --warmup 1 --cpus 0,1 \
-  --control "127.0.0.1:$port" --json > "$work/bench.json" 2> "$work/bench.log" &
+  --control "127.0.0.1:$port" --state-dir "$work/state" --json > "$work/bench.json" 2> "$work/bench.log" &
 bench_pid=$!
 for _ in $(seq 1 300); do
   grep -q "control API listening" "$work/bench.log" 2>/dev/null && break

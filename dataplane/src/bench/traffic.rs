@@ -64,6 +64,10 @@ pub struct BenchArgs {
     /// With --control: the bearer token file.
     #[arg(long, requires = "control")]
     pub token_file: Option<PathBuf>,
+    /// With --control: persist each applied set in this directory (as `run` does with
+    /// `state_dir`; the API answers once the set is written).
+    #[arg(long, requires = "control")]
+    pub state_dir: Option<PathBuf>,
     /// EAL arguments (DPDK syntax), after `--`, e.g. `-- --no-huge -m 2048`.
     #[arg(last = true)]
     pub eal: Vec<String>,
@@ -218,6 +222,9 @@ fn prepare(args: &BenchArgs) -> Result<Prepared, String> {
         let _ = writeln!(t, "[control]\nlisten = {}\nmax_body_bytes = {}", quote(listen), 64 << 20);
         if let Some(f) = &args.token_file {
             let _ = writeln!(t, "token_file = {}", quote(&absolute(f).display().to_string()));
+        }
+        if let Some(d) = &args.state_dir {
+            let _ = writeln!(t, "state_dir = {}", quote(&absolute(d).display().to_string()));
         }
     }
     let config = Config::parse(&t).map_err(|e| e.to_string())?;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::canonical::{self, RuleHashes};
+use super::canonical::{self, Documents};
 use super::state;
 use crate::policy::document::upsert_rule_set;
 use crate::policy::{Action, CompiledPolicy, Rule, RuleError, RuleErrors, RuleSet};
@@ -19,19 +19,19 @@ pub struct Active {
     pub rules: RuleSet,
     pub generation: u64,
     pub digest: String,
-    /// The hash of each rule's canonical document: an update re-hashes only what it changes.
-    hashes: RuleHashes,
+    /// Each rule's canonical document and hash: an update writes only the rules it changes.
+    documents: Documents,
 }
 
 impl Active {
     pub fn new(rules: RuleSet, generation: u64) -> Active {
-        let hashes = RuleHashes::of(&rules);
-        Active { digest: hashes.digest(), rules, generation, hashes }
+        let documents = Documents::of(&rules);
+        Active { digest: documents.digest(), rules, generation, documents }
     }
 
     /// The canonical JSON text of the set (what GET returns and the state file keeps).
     pub fn json(&self) -> String {
-        canonical::to_json(&self.rules)
+        self.documents.json()
     }
 }
 
@@ -122,9 +122,9 @@ impl Store {
         // Its digest is bookkeeping for the answer and the state file: computed once the
         // workers run it, hashing only the rules that changed.
         workers.reclaim();
-        let hashes = self.active.hashes.updated(&self.active.rules, &rules);
-        let digest = hashes.digest();
-        self.active = Active { rules, generation, digest: digest.clone(), hashes };
+        let documents = self.active.documents.updated(&self.active.rules, &rules);
+        let digest = documents.digest();
+        self.active = Active { rules, generation, digest: digest.clone(), documents };
         let persisted = match &self.state_dir {
             Some(dir) => match state::save(dir, generation, &self.active.digest, &self.active.json()) {
                 Ok(()) => true,

@@ -200,57 +200,59 @@ pub fn to_json(set: &RuleSet) -> String {
     out
 }
 
-/// SHA-256 of one rule's canonical document.
-pub fn rule_hash(rule: &Rule) -> [u8; 32] {
-    hash_with(rule, &mut String::new())
+/// One rule's canonical document and its SHA-256.
+#[derive(Clone, Debug)]
+struct Document {
+    text: Arc<str>,
+    hash: [u8; 32],
 }
 
-/// [`rule_hash`] writing the document into `text` (reused: no allocation per rule).
-fn hash_with(rule: &Rule, text: &mut String) -> [u8; 32] {
-    text.clear();
-    write_document(rule, text);
-    Sha256::digest(text.as_bytes()).into()
+impl Document {
+    fn of(rule: &Rule) -> Document {
+        let text = document_json(rule);
+        let hash = Sha256::digest(text.as_bytes()).into();
+        Document { text: text.into(), hash }
+    }
 }
 
 /// The digest of a set: `sha256:` and the hex SHA-256 of its rules' hashes in evaluation order.
 pub fn digest(set: &RuleSet) -> String {
-    RuleHashes::of(set).digest()
+    Documents::of(set).digest()
 }
 
-/// The hash of each rule of a set, in the set's order. Kept beside the active set so that an
-/// update hashes only the rules it changes: the digest of 11k rules then costs one SHA-256 over
-/// 350 KB instead of serializing 2 MB.
+/// The canonical document (text and hash) of each rule of a set, in the set's order. Kept
+/// beside the active set so that an update writes and hashes only the rules it changes: the
+/// digest of 11k rules then costs one SHA-256 over 350 KB, the state file a copy of 2 MB.
 #[derive(Clone, Debug, Default)]
-pub struct RuleHashes(Vec<[u8; 32]>);
+pub struct Documents(Vec<Document>);
 
-impl RuleHashes {
-    pub fn of(set: &RuleSet) -> RuleHashes {
-        let mut text = String::new();
+impl Documents {
+    pub fn of(set: &RuleSet) -> Documents {
         let rules = set.rules();
-        let hashes = rules
+        let docs = rules
             .iter()
             .enumerate()
             .map(|(i, r)| {
                 touch_ahead(rules, i);
-                hash_with(r, &mut text)
+                Document::of(r)
             })
             .collect();
-        RuleHashes(hashes)
+        Documents(docs)
     }
 
-    /// The hashes of `new`, given that `self` holds those of `old`: both sets are in evaluation
-    /// order, so one merge walk finds the unchanged rules (shared pointers, or equal rules).
-    pub fn updated(&self, old: &RuleSet, new: &RuleSet) -> RuleHashes {
+    /// The documents of `new`, given that `self` holds those of `old`: both sets are in
+    /// evaluation order, so one merge walk finds the unchanged rules (shared pointers, or
+    /// equal rules).
+    pub fn updated(&self, old: &RuleSet, new: &RuleSet) -> Documents {
         let old_rules = old.rules();
         let mut out = Vec::with_capacity(new.len());
-        let mut text = String::new();
         let mut i = 0;
         for (k, rule) in new.rules().iter().enumerate() {
             touch_ahead(new.rules(), k);
             let mut reused = None;
-            while let (Some(o), Some(hash)) = (old_rules.get(i), self.0.get(i)) {
+            while let (Some(o), Some(doc)) = (old_rules.get(i), self.0.get(i)) {
                 if Arc::ptr_eq(o, rule) {
-                    reused = Some(*hash);
+                    reused = Some(doc.clone());
                     i += 1;
                     break;
                 }
@@ -260,7 +262,7 @@ impl RuleHashes {
                     std::cmp::Ordering::Equal => {
                         // Same name and place; is the document the same?
                         if same_document(o, rule) {
-                            reused = Some(*hash);
+                            reused = Some(doc.clone());
                         }
                         i += 1;
                         break;
@@ -268,15 +270,15 @@ impl RuleHashes {
                     std::cmp::Ordering::Greater => break,
                 }
             }
-            out.push(reused.unwrap_or_else(|| hash_with(rule, &mut text)));
+            out.push(reused.unwrap_or_else(|| Document::of(rule)));
         }
-        RuleHashes(out)
+        Documents(out)
     }
 
     pub fn digest(&self) -> String {
         let mut sha = Sha256::new();
-        for h in &self.0 {
-            sha.update(h);
+        for d in &self.0 {
+            sha.update(d.hash);
         }
         let mut out = String::with_capacity(7 + 64);
         out.push_str("sha256:");
@@ -284,6 +286,20 @@ impl RuleHashes {
             out.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
             out.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
         }
+        out
+    }
+
+    /// The canonical JSON text of the set (the same as [`to_json`]).
+    pub fn json(&self) -> String {
+        let mut out = String::with_capacity(2 + self.0.iter().map(|d| d.text.len() + 1).sum::<usize>());
+        out.push('[');
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&d.text);
+        }
+        out.push(']');
         out
     }
 }
@@ -435,7 +451,7 @@ spec:
     }
 
     #[test]
-    fn updated_hashes_equal_hashes_computed_afresh() {
+    fn updated_documents_equal_documents_computed_afresh() {
         let rule = |name: &str, prio: u16, cidr: &str| {
             format!(
                 "apiVersion: policy.secure.example.com/v1\nkind: NetworkPolicyRule\nmetadata: {{name: {name}}}\nspec: {{cidrBlocks: [\"{cidr}\"], action: DROP, priority: {prio}}}\n---\n"
@@ -444,7 +460,7 @@ spec:
         let text: String =
             (0..40).map(|i| rule(&format!("r{i}"), (i * 7 % 13) as u16, &format!("10.{i}.0.0/16"))).collect();
         let mut set = rule_set_from_str(&text, "").unwrap();
-        let mut hashes = RuleHashes::of(&set);
+        let mut docs = Documents::of(&set);
         let parse = |t: &str| crate::policy::parse_rules(t, "").unwrap();
         type Step = Box<dyn Fn(&RuleSet) -> RuleSet>;
         let steps: Vec<Step> = vec![
@@ -463,11 +479,14 @@ spec:
         ];
         for (k, step) in steps.iter().enumerate() {
             let next = step(&set);
-            let updated = hashes.updated(&set, &next);
-            assert_eq!(updated.0, RuleHashes::of(&next).0, "step {k}");
+            let updated = docs.updated(&set, &next);
+            let fresh = Documents::of(&next);
+            let hashes = |d: &Documents| d.0.iter().map(|d| d.hash).collect::<Vec<_>>();
+            assert_eq!(hashes(&updated), hashes(&fresh), "step {k}");
+            assert_eq!(updated.json(), to_json(&next), "step {k}");
             assert_eq!(updated.digest(), digest(&next), "step {k}");
-            assert_eq!(same_documents(&set, &next), hashes.digest() == updated.digest(), "step {k}");
-            (set, hashes) = (next, updated);
+            assert_eq!(same_documents(&set, &next), docs.digest() == updated.digest(), "step {k}");
+            (set, docs) = (next, updated);
         }
     }
 
