@@ -10,6 +10,7 @@ use rustc_hash::FxHashMap;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub const API_VERSION: &str = "policy.secure.example.com/v1";
 pub const KIND: &str = "NetworkPolicyRule";
@@ -101,6 +102,12 @@ impl ErrorSink<'_> {
 /// Parse every rule in `text` (YAML documents, a JSON array, or a `List`). `source` names the
 /// file in messages. Rules come back unsorted and not yet checked for duplicate names.
 pub fn parse_rules(text: &str, source: &str) -> Result<Vec<Rule>, RuleErrors> {
+    Ok(parse_shared(text, source)?.into_iter().map(Arc::unwrap_or_clone).collect())
+}
+
+/// [`parse_rules`], each rule in its own allocation as a [`RuleSet`] holds it (a 100k-rule
+/// set is not copied from a vector of rules into one of pointers).
+fn parse_shared(text: &str, source: &str) -> Result<Vec<Arc<Rule>>, RuleErrors> {
     let mut rules = Vec::new();
     let mut errors = Vec::new();
     parse_into(text, source, &mut rules, &mut errors);
@@ -126,12 +133,12 @@ pub fn parse_rule_value(value: &serde_json::Value, source: &str) -> Result<Rule,
         }),
     }
     match (errors.is_empty(), rules.pop()) {
-        (true, Some(rule)) => Ok(rule),
+        (true, Some(rule)) => Ok(Arc::unwrap_or_clone(rule)),
         _ => Err(RuleErrors(errors)),
     }
 }
 
-fn parse_into(text: &str, source: &str, rules: &mut Vec<Rule>, errors: &mut Vec<RuleError>) {
+fn parse_into(text: &str, source: &str, rules: &mut Vec<Arc<Rule>>, errors: &mut Vec<RuleError>) {
     let file_error = |errors: &mut Vec<RuleError>, message: String| {
         errors.push(RuleError { source: source.to_string(), rule: String::new(), field: String::new(), message })
     };
@@ -179,7 +186,7 @@ fn parse_into(text: &str, source: &str, rules: &mut Vec<Rule>, errors: &mut Vec<
 /// documents without building values, and each is deserialized straight into a rule. The
 /// rules and errors are those of the YAML path. Returns false, touching nothing, when the text
 /// is not such JSON (then the YAML path reads it, and reports syntax errors).
-fn parse_json_into(text: &str, source: &str, rules: &mut Vec<Rule>, errors: &mut Vec<RuleError>) -> bool {
+fn parse_json_into(text: &str, source: &str, rules: &mut Vec<Arc<Rule>>, errors: &mut Vec<RuleError>) -> bool {
     use serde_json::value::RawValue;
     #[derive(Deserialize)]
     struct ListHead<'a> {
@@ -230,7 +237,7 @@ fn parse_json_into(text: &str, source: &str, rules: &mut Vec<Rule>, errors: &mut
                 let name = parsed.metadata.as_ref().and_then(|m| m.name.clone());
                 let mut sink = ErrorSink { source, rule: name.unwrap_or(position), errors };
                 if let Some(rule) = check_rule(parsed, &mut sink) {
-                    rules.push(rule);
+                    rules.push(Arc::new(rule));
                 }
             }
             // Same messages as the YAML path: it reads this document again.
@@ -251,7 +258,7 @@ fn parse_json_into(text: &str, source: &str, rules: &mut Vec<Rule>, errors: &mut
 /// Checks each rule of a JSON array as it is deserialized: no array of raw documents is built.
 struct EachRule<'a> {
     source: &'a str,
-    rules: &'a mut Vec<Rule>,
+    rules: &'a mut Vec<Arc<Rule>>,
     errors: &'a mut Vec<RuleError>,
 }
 
@@ -269,7 +276,7 @@ impl<'de> serde::de::Visitor<'de> for EachRule<'_> {
             let mut sink =
                 ErrorSink { source: self.source, rule: name.unwrap_or_else(|| format!("[{i}]")), errors: self.errors };
             if let Some(rule) = check_rule(parsed, &mut sink) {
-                self.rules.push(rule);
+                self.rules.push(Arc::new(rule));
             }
             i += 1;
         }
@@ -281,7 +288,7 @@ fn parse_one(
     value: serde_yaml_ng::Value,
     source: &str,
     position: &str,
-    rules: &mut Vec<Rule>,
+    rules: &mut Vec<Arc<Rule>>,
     errors: &mut Vec<RuleError>,
 ) {
     // Name the rule in messages even when the document does not deserialize.
@@ -297,7 +304,7 @@ fn parse_one(
         }
     };
     if let Some(rule) = check_rule(raw, &mut sink) {
-        rules.push(rule);
+        rules.push(Arc::new(rule));
     }
 }
 
@@ -401,17 +408,21 @@ fn check_rule(raw: RawRule, sink: &mut ErrorSink<'_>) -> Option<Rule> {
 
 /// Check names are unique across everything loaded and sort into evaluation order.
 pub fn build_rule_set(rules: Vec<Rule>) -> Result<RuleSet, RuleErrors> {
-    check_unique_names(&rules)?;
-    Ok(RuleSet::new(rules))
+    build_shared(rules.into_iter().map(Arc::new).collect())
+}
+
+fn build_shared(rules: Vec<Arc<Rule>>) -> Result<RuleSet, RuleErrors> {
+    check_unique_names(rules.iter().map(|r| &**r))?;
+    Ok(RuleSet::from_shared(rules))
 }
 
 /// `set` with `new` rules added or replacing those of the same name (`POST /v1/rules`).
 pub fn upsert_rule_set(set: &RuleSet, new: Vec<Rule>) -> Result<RuleSet, RuleErrors> {
-    check_unique_names(&new)?;
+    check_unique_names(new.iter())?;
     Ok(set.upserted(new))
 }
 
-fn check_unique_names(rules: &[Rule]) -> Result<(), RuleErrors> {
+fn check_unique_names<'a>(rules: impl ExactSizeIterator<Item = &'a Rule>) -> Result<(), RuleErrors> {
     let mut seen: FxHashMap<&str, &str> = FxHashMap::with_capacity_and_hasher(rules.len(), Default::default());
     let mut errors = Vec::new();
     for rule in rules {
@@ -433,7 +444,7 @@ fn check_unique_names(rules: &[Rule]) -> Result<(), RuleErrors> {
 
 /// Parse a complete rule set from one text (an API request body, a state file).
 pub fn rule_set_from_str(text: &str, source: &str) -> Result<RuleSet, RuleErrors> {
-    build_rule_set(parse_rules(text, source)?)
+    build_shared(parse_shared(text, source)?)
 }
 
 /// Load rule files and directories (every `*.yaml`, `*.yml`, `*.json` inside, sorted by name).
@@ -451,7 +462,7 @@ pub fn load_rule_set(paths: &[PathBuf]) -> Result<RuleSet, RuleErrors> {
     if !errors.is_empty() {
         return Err(RuleErrors(errors));
     }
-    build_rule_set(rules)
+    build_shared(rules)
 }
 
 fn read_bounded(file: &Path) -> Result<String, String> {

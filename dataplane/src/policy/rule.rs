@@ -155,13 +155,18 @@ fn precedence(a: &Arc<Rule>, b: &Arc<Rule>) -> std::cmp::Ordering {
 impl RuleSet {
     /// Sorts the rules into evaluation order. Names must already be unique (validation).
     pub fn new(rules: Vec<Rule>) -> RuleSet {
+        RuleSet::from_shared(rules.into_iter().map(Arc::new).collect())
+    }
+
+    /// [`RuleSet::new`] for rules already shared.
+    pub fn from_shared(rules: Vec<Arc<Rule>>) -> RuleSet {
         // Sorting (priority, action, name, index) keys in one array touches each rule once,
         // where comparing through the pointers missed the cache on every comparison.
         let mut order: Vec<(u16, Action, &str, usize)> =
             rules.iter().enumerate().map(|(i, r)| (r.priority, r.action, r.name.as_str(), i)).collect();
         order.sort_unstable();
         let order: Vec<usize> = order.into_iter().map(|(.., i)| i).collect();
-        let mut slots: Vec<Option<Arc<Rule>>> = rules.into_iter().map(|r| Some(Arc::new(r))).collect();
+        let mut slots: Vec<Option<Arc<Rule>>> = rules.into_iter().map(Some).collect();
         let rules = order.into_iter().filter_map(|i| slots.get_mut(i).and_then(Option::take)).collect();
         RuleSet { rules }
     }
