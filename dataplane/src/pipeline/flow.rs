@@ -133,6 +133,9 @@ const INITIATOR_IS_LO: u8 = 2;
 const SEEN_LO_TO_HI: u8 = 4;
 const SEEN_HI_TO_LO: u8 = 8;
 const INSPECTED: u8 = 16;
+/// `hello` has its base sequence number (`on_syn` would change nothing): a SYN of a pending
+/// flow need not read the entry's second cache line.
+const HELLO_BASE_KNOWN: u8 = 32;
 
 impl FlowEntry {
     fn new(key: FlowKey, initiator_is_lo: bool, now_ms: u64) -> FlowEntry {
@@ -158,6 +161,22 @@ impl FlowEntry {
 
     pub fn set_inspected(&mut self) {
         self.bits |= INSPECTED;
+    }
+
+    /// The client's SYN was seen: gives `hello` its base sequence number unless it has one.
+    /// Reads the second cache line only the first time.
+    #[inline]
+    pub fn on_client_syn(&mut self, syn_seq: u32) {
+        if self.bits & HELLO_BASE_KNOWN == 0 {
+            self.hello.on_syn(syn_seq);
+            self.note_hello_base();
+        }
+    }
+
+    /// Records whether `hello` has its base sequence number; call after changing `hello`.
+    #[inline]
+    pub fn note_hello_base(&mut self) {
+        self.set(HELLO_BASE_KNOWN, self.hello.base_seq().is_some());
     }
 
     fn set(&mut self, bit: u8, on: bool) {

@@ -373,14 +373,16 @@ impl Pipeline {
         e.observe(forward, flags, p.protocol, now_ms);
         if e.pending() {
             if from_initiator && flags & tcp_flags::SYN != 0 {
-                e.hello.on_syn(p.tcp_seq);
+                e.on_client_syn(p.tcp_seq);
             }
             let start = usize::from(p.payload_offset);
             let payload = pkt.get(start..start + usize::from(p.payload_len)).unwrap_or(&[]);
             if from_initiator && !payload.is_empty() {
                 let query = initiator_query(p, true);
                 let needs = (policy.needs_ja3(), policy.needs_ja4());
-                let outcome = match e.hello.feed(hellos, p.tcp_seq, payload) {
+                let fed = e.hello.feed(hellos, p.tcp_seq, payload);
+                e.note_hello_base();
+                let outcome = match fed {
                     FeedResult::NeedMore | FeedResult::Finished => None,
                     FeedResult::Complete(h) => {
                         counters.tls_decided += 1;
