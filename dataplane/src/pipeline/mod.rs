@@ -385,7 +385,7 @@ impl Pipeline {
             }
         };
         let Pipeline { flows, hellos, counters, tls_fail, .. } = self;
-        let Some(e) = flows.entry_mut(slot) else { return Verdict::default() };
+        let Some((e, hello)) = flows.entry_and_hello_mut(slot) else { return Verdict::default() };
         let from_initiator = forward == e.initiator_is_lo();
         if fresh || e.generation != generation {
             // `decided` is missing only if the entry vanished since the lookups (evicted by a
@@ -404,21 +404,21 @@ impl Pipeline {
                 counters.tls_pending += 1;
             }
             if !e.pending() {
-                e.hello.release(hellos);
+                hello.release(hellos);
             }
         }
         e.observe(forward, flags, p.protocol, now_ms);
         if e.pending() {
             if from_initiator && flags & tcp_flags::SYN != 0 {
-                e.on_client_syn(p.tcp_seq);
+                e.on_client_syn(hello, p.tcp_seq);
             }
             let start = usize::from(p.payload_offset);
             let payload = pkt.get(start..start + usize::from(p.payload_len)).unwrap_or(&[]);
             if from_initiator && !payload.is_empty() {
                 let query = initiator_query(p, true);
                 let needs = (policy.needs_ja3(), policy.needs_ja4());
-                let fed = e.hello.feed(hellos, p.tcp_seq, payload);
-                e.note_hello_base();
+                let fed = hello.feed(hellos, p.tcp_seq, payload);
+                e.note_hello_base(hello);
                 let outcome = match fed {
                     FeedResult::NeedMore | FeedResult::Finished => None,
                     FeedResult::Complete(h) => {
@@ -441,10 +441,10 @@ impl Pipeline {
                 if let Some(d) = outcome {
                     e.set_decision(d, generation);
                     e.set_inspected();
-                    e.hello.release(hellos);
+                    hello.release(hellos);
                 }
             } else if flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
-                e.hello.release(hellos);
+                hello.release(hellos);
             }
         }
         let d = e.decision();
