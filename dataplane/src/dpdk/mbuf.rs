@@ -136,6 +136,14 @@ impl Mbuf {
     }
 }
 
+/// The packet bytes (first segment), so a burst of mbufs is a burst of packets for the pipeline.
+impl AsRef<[u8]> for Mbuf {
+    #[inline]
+    fn as_ref(&self) -> &[u8] {
+        self.data()
+    }
+}
+
 impl Drop for Mbuf {
     fn drop(&mut self) {
         // SAFETY: we own the buffer; after this it is never used again.

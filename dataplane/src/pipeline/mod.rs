@@ -17,6 +17,7 @@ use flow::{FlowKey, FlowTable, FlowTimeouts, Slot};
 
 /// Most packets handled in one step; longer bursts are processed in chunks.
 pub const MAX_BURST: usize = 32;
+const _: () = assert!(MAX_BURST <= 64, "a chunk's packets are marked in a u64");
 
 /// Flows parsed between prefetching a flow's bucket and probing it (long enough for the
 /// line to arrive from memory, short enough to stay in cache).
@@ -253,45 +254,30 @@ impl Pipeline {
             *s = self.flows.resolve(key, *hash, *c, now_ms);
         }
 
-        // 3. Gather what needs the policy: new flows, flows decided by an older policy, singles.
-        let mut queries = [Query { addrs: IpPair::V4 { src: 0, dst: 0 }, protocol: 0, dst_port: None }; MAX_BURST];
-        let mut query_of = [usize::MAX; MAX_BURST];
-        let mut n_queries = 0;
-        for i in 0..packets.len().min(MAX_BURST) {
-            let (Some(step), Some(p)) = (steps.get(i), summaries.get(i)) else { continue };
-            let query = match *step {
-                Step::Done => continue,
-                Step::Single => Query { addrs: p.addrs, protocol: p.protocol, dst_port: None },
-                Step::Flow { forward, .. } => {
+        // 3. Mark what needs the policy: new flows, flows decided by an older policy, singles.
+        //    A burst of known flows (the usual case) builds no query at all.
+        let mut asking = 0u64;
+        for (i, step) in steps.iter().enumerate().take(packets.len().min(MAX_BURST)) {
+            let ask = match *step {
+                Step::Done => false,
+                Step::Single => true,
+                Step::Flow { .. } => {
                     let slot = flow_of.get(i).and_then(|&f| slots.get(f)).copied().flatten();
-                    let entry = slot.and_then(|s| self.flows.entry_mut(s));
-                    match entry {
-                        Some(e) if e.generation == generation => continue,
-                        // An older policy decided: re-ask from the recorded initiator's side.
-                        Some(e) => initiator_query(p, forward == e.initiator_is_lo()),
-                        None => initiator_query(p, !is_syn_ack(p)),
-                    }
+                    slot.and_then(|s| self.flows.entry_mut(s)).is_none_or(|e| e.generation != generation)
                 }
             };
-            if let (Some(q), Some(qi)) = (queries.get_mut(n_queries), query_of.get_mut(i)) {
-                *q = query;
-                *qi = n_queries;
-            }
-            n_queries += 1;
+            asking |= u64::from(ask) << i;
         }
-        let mut decisions = [Decision::new(default, None); MAX_BURST];
-        if let (Some(q), Some(d)) = (queries.get(..n_queries), decisions.get_mut(..n_queries)) {
-            if !q.is_empty() {
-                policy.classify_bulk(q, d);
-                self.counters.classified += q.len() as u64;
-            }
+        let mut decided = [None::<Decision>; MAX_BURST];
+        if asking != 0 {
+            self.classify_marked(policy, asking, &steps, &summaries, &flow_of, &slots, &mut decided);
         }
 
         // 4. Settle each packet in order (a flow created earlier in this burst is found here).
         self.inserted_in_chunk = false;
         for (i, v) in verdicts.iter_mut().enumerate().take(packets.len().min(MAX_BURST)) {
             let step = steps.get(i).copied().unwrap_or_default();
-            let decided = query_of.get(i).and_then(|&q| decisions.get(q)).copied();
+            let decided = decided.get(i).copied().flatten();
             match step {
                 Step::Done => {}
                 Step::Single => {
@@ -317,6 +303,57 @@ impl Pipeline {
 }
 
 impl Pipeline {
+    /// Classify, in one bulk policy lookup, the packets marked in `asking` (bit `i`: packet
+    /// `i`), each from its connection's initiator side; `decided[i]` gets packet `i`'s decision.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn classify_marked(
+        &mut self,
+        policy: &CompiledPolicy,
+        asking: u64,
+        steps: &[Step; MAX_BURST],
+        summaries: &[PacketSummary; MAX_BURST],
+        flow_of: &[usize; MAX_BURST],
+        slots: &[Option<Slot>; MAX_BURST],
+        decided: &mut [Option<Decision>; MAX_BURST],
+    ) {
+        let mut queries = [Query { addrs: IpPair::V4 { src: 0, dst: 0 }, protocol: 0, dst_port: None }; MAX_BURST];
+        let mut packet_of = [0usize; MAX_BURST];
+        let mut n = 0;
+        for (i, (step, p)) in steps.iter().zip(summaries.iter()).enumerate() {
+            if asking & (1 << i) == 0 {
+                continue;
+            }
+            let query = match *step {
+                Step::Done => continue,
+                Step::Single => Query { addrs: p.addrs, protocol: p.protocol, dst_port: None },
+                Step::Flow { forward, .. } => {
+                    let slot = flow_of.get(i).and_then(|&f| slots.get(f)).copied().flatten();
+                    match slot.and_then(|s| self.flows.entry_mut(s)) {
+                        // An older policy decided: re-ask from the recorded initiator's side.
+                        Some(e) => initiator_query(p, forward == e.initiator_is_lo()),
+                        None => initiator_query(p, !is_syn_ack(p)),
+                    }
+                }
+            };
+            if let (Some(q), Some(at)) = (queries.get_mut(n), packet_of.get_mut(n)) {
+                *q = query;
+                *at = i;
+            }
+            n += 1;
+        }
+        let mut decisions = [Decision::new(policy.default_action(), None); MAX_BURST];
+        if let (Some(q), Some(d)) = (queries.get(..n), decisions.get_mut(..n)) {
+            policy.classify_bulk(q, d);
+            self.counters.classified += q.len() as u64;
+        }
+        for (&i, &d) in packet_of.iter().zip(decisions.iter()).take(n) {
+            if let Some(slot) = decided.get_mut(i) {
+                *slot = Some(d);
+            }
+        }
+    }
+
     /// Settle one packet of a flow: find or create its entry, (re)decide it when needed,
     /// feed a pending connection's ClientHello, and give the packet its verdict.
     #[allow(clippy::too_many_arguments)]
@@ -348,7 +385,7 @@ impl Pipeline {
             }
         };
         let Pipeline { flows, hellos, counters, tls_fail, .. } = self;
-        let Some(e) = flows.entry_mut(slot) else { return Verdict::default() };
+        let Some((e, hello)) = flows.entry_and_hello_mut(slot) else { return Verdict::default() };
         let from_initiator = forward == e.initiator_is_lo();
         if fresh || e.generation != generation {
             // `decided` is missing only if the entry vanished since the lookups (evicted by a
@@ -367,20 +404,22 @@ impl Pipeline {
                 counters.tls_pending += 1;
             }
             if !e.pending() {
-                e.hello.release(hellos);
+                hello.release(hellos);
             }
         }
         e.observe(forward, flags, p.protocol, now_ms);
         if e.pending() {
             if from_initiator && flags & tcp_flags::SYN != 0 {
-                e.hello.on_syn(p.tcp_seq);
+                e.on_client_syn(hello, p.tcp_seq);
             }
             let start = usize::from(p.payload_offset);
             let payload = pkt.get(start..start + usize::from(p.payload_len)).unwrap_or(&[]);
             if from_initiator && !payload.is_empty() {
                 let query = initiator_query(p, true);
                 let needs = (policy.needs_ja3(), policy.needs_ja4());
-                let outcome = match e.hello.feed(hellos, p.tcp_seq, payload) {
+                let fed = hello.feed(hellos, p.tcp_seq, payload);
+                e.note_hello_base(hello);
+                let outcome = match fed {
                     FeedResult::NeedMore | FeedResult::Finished => None,
                     FeedResult::Complete(h) => {
                         counters.tls_decided += 1;
@@ -402,10 +441,10 @@ impl Pipeline {
                 if let Some(d) = outcome {
                     e.set_decision(d, generation);
                     e.set_inspected();
-                    e.hello.release(hellos);
+                    hello.release(hellos);
                 }
             } else if flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
-                e.hello.release(hellos);
+                hello.release(hellos);
             }
         }
         let d = e.decision();

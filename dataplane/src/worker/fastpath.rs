@@ -242,17 +242,12 @@ fn forward_burst(
     let n = rx.len();
     c.rx += n as u64;
     let mut verdicts = [Verdict::default(); BURST];
-    {
-        let mut views: [&[u8]; BURST] = [&[]; BURST];
-        for (v, m) in views.iter_mut().zip(rx.iter()) {
-            *v = m.data();
-        }
-        let (Some(views), Some(vs)) = (views.get(..n), verdicts.get_mut(..n)) else {
-            rx.clear();
-            return;
-        };
-        pipeline.process_burst_with(policy, views, now_ms, vs, &mut (), CachePrefetch);
-    }
+    let Some(vs) = verdicts.get_mut(..n) else {
+        rx.clear();
+        return;
+    };
+    // The mbufs themselves are the packets: no array of byte views to build first.
+    pipeline.process_burst_with(policy, rx.as_slice(), now_ms, vs, &mut (), CachePrefetch);
     for v in verdicts.iter().take(n) {
         if v.action == Action::Drop {
             if v.malformed {
