@@ -9,11 +9,6 @@ use std::process::ExitCode;
 
 use dataplane::out;
 
-/// mimalloc rather than glibc's allocator: parsing and compiling a 100k-rule update is millions
-/// of small allocations and frees on the control thread (the fast path allocates nothing).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(name = "dataplane", version, about = "Userspace packet dataplane on DPDK: CIDR and TLS policy at line rate")]
 struct Cli {
