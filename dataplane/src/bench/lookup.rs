@@ -5,7 +5,7 @@
 //! lookups in batches of [`BATCH`] and reported in TSC cycles per lookup.
 
 use crate::dpdk::{cycles, lpm_ref, Eal};
-use crate::policy::compile::mask;
+use crate::policy::classes::mask;
 use crate::policy::lpm::{Lpm, Route};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};

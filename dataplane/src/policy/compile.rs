@@ -8,7 +8,6 @@
 //! after that rule can ever decide. Per-packet cost therefore does not grow with the rule count.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-pub(crate) use super::classes::mask;
 use super::classes::{build_family, FamilyTable, PrefixEntry, Role};
 use super::lpm::LpmError;
 use super::rule::{Action, PortRange, Rule, RuleSet};

@@ -1,6 +1,6 @@
 //! Rule model, validation, compiler -> immutable `CompiledPolicy`; LPM matchers.
 
-mod classes;
+pub(crate) mod classes;
 pub mod compile;
 pub mod document;
 pub mod error;
