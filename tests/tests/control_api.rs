@@ -162,7 +162,7 @@ fn a_restart_comes_back_with_the_last_applied_set() {
 
     // A corrupt state file is reported; the config's rule files (none) are used.
     std::fs::write(dir.path().join("state/rules.json"), "{\"version\":1,\"generation\":").unwrap();
-    let mut child = std::process::Command::new(dataplane_tests::dataplane_bin())
+    let child = std::process::Command::new(dataplane_tests::dataplane_bin())
         .args(["run", "--config"])
         .arg(&cfg)
         .args(["--duration", "1"])
@@ -171,7 +171,6 @@ fn a_restart_comes_back_with_the_last_applied_set() {
     let stderr = String::from_utf8_lossy(&child.stderr).to_string();
     assert_eq!(child.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("is corrupt") && stderr.contains("starting from the config's rule files"), "{stderr}");
-    child.stdout.retain(|_| true);
     assert!(String::from_utf8_lossy(&child.stdout).contains("policy generation 1"));
 }
 

@@ -228,16 +228,7 @@ pub struct Documents(Vec<Document>);
 
 impl Documents {
     pub fn of(set: &RuleSet) -> Documents {
-        let rules = set.rules();
-        let docs = rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                touch_ahead(rules, i);
-                Document::of(r)
-            })
-            .collect();
-        Documents(docs)
+        Documents(set.rules().iter().map(|r| Document::of(r)).collect())
     }
 
     /// The documents of `new`, given that `self` holds those of `old`: both sets are in
@@ -247,8 +238,7 @@ impl Documents {
         let old_rules = old.rules();
         let mut out = Vec::with_capacity(new.len());
         let mut i = 0;
-        for (k, rule) in new.rules().iter().enumerate() {
-            touch_ahead(new.rules(), k);
+        for rule in new.rules() {
             let mut reused = None;
             while let (Some(o), Some(doc)) = (old_rules.get(i), self.0.get(i)) {
                 if Arc::ptr_eq(o, rule) {
@@ -301,20 +291,6 @@ impl Documents {
         }
         out.push(']');
         out
-    }
-}
-
-/// Reads, without using them, the rule 16 places ahead and the lists of the rule 8 places
-/// ahead: a set of 100k rules is larger than the caches, and writing a document waits on
-/// misses (the rule, its name, its CIDRs) that these loads start early.
-#[inline(always)]
-fn touch_ahead(rules: &[Arc<Rule>], i: usize) {
-    if let Some(r) = rules.get(i + 16) {
-        std::hint::black_box(r.priority);
-    }
-    if let Some(r) = rules.get(i + 8) {
-        std::hint::black_box(r.name.as_bytes().first());
-        std::hint::black_box(r.cidr_blocks.first());
     }
 }
 

@@ -233,13 +233,7 @@ fn parse_json_into(text: &str, source: &str, rules: &mut Vec<Arc<Rule>>, errors:
     for (position, raw) in documents {
         let mut de = serde_json::Deserializer::from_str(raw.get());
         match serde_path_to_error::deserialize::<_, RawRule>(&mut de) {
-            Ok(parsed) => {
-                let name = parsed.metadata.as_ref().and_then(|m| m.name.clone());
-                let mut sink = ErrorSink { source, rule: name.unwrap_or(position), errors };
-                if let Some(rule) = check_rule(parsed, &mut sink) {
-                    rules.push(Arc::new(rule));
-                }
-            }
+            Ok(parsed) => check_and_keep(parsed, source, || position, rules, errors),
             // Same messages as the YAML path: it reads this document again.
             Err(_) => match serde_yaml_ng::from_str::<serde_yaml_ng::Value>(raw.get()) {
                 Ok(value) => parse_one(value, source, &position, rules, errors),
@@ -272,15 +266,26 @@ impl<'de> serde::de::Visitor<'de> for EachRule<'_> {
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 0;
         while let Some(parsed) = seq.next_element::<RawRule>()? {
-            let name = parsed.metadata.as_ref().and_then(|m| m.name.clone());
-            let mut sink =
-                ErrorSink { source: self.source, rule: name.unwrap_or_else(|| format!("[{i}]")), errors: self.errors };
-            if let Some(rule) = check_rule(parsed, &mut sink) {
-                self.rules.push(Arc::new(rule));
-            }
+            check_and_keep(parsed, self.source, || format!("[{i}]"), self.rules, self.errors);
             i += 1;
         }
         Ok(())
+    }
+}
+
+/// Checks one deserialized document and keeps its rule. Errors name the rule, or the
+/// document's `position` when it has no name.
+fn check_and_keep(
+    raw: RawRule,
+    source: &str,
+    position: impl FnOnce() -> String,
+    rules: &mut Vec<Arc<Rule>>,
+    errors: &mut Vec<RuleError>,
+) {
+    let name = raw.metadata.as_ref().and_then(|m| m.name.clone());
+    let mut sink = ErrorSink { source, rule: name.unwrap_or_else(position), errors };
+    if let Some(rule) = check_rule(raw, &mut sink) {
+        rules.push(Arc::new(rule));
     }
 }
 
