@@ -3,10 +3,11 @@
 //! evaluation order (see the compiler's module doc).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use super::compile::{RuleId, NO_RULE};
+use super::compile::RuleId;
 use super::lpm::{Lpm, LpmError, LpmKey, Route};
 use super::rule::Rule;
-use rustc_hash::FxHashMap;
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
 
 /// One address family: its LPM table and the class lists the table's values point to.
 pub(super) struct FamilyTable<K: LpmKey> {
@@ -93,7 +94,7 @@ pub(super) fn build_family<K: LpmKey>(
 ) -> Result<(FamilyTable<K>, usize), LpmError> {
     // (addr, len) order is a depth-first walk of the prefix tree: a prefix comes after every
     // prefix that contains it, so a stack of open prefixes tracks the enclosing ones.
-    entries.sort_unstable();
+    entries.sort_unstable_by_key(|e| (e.addr, e.len));
     let mut builder = ClassBuilder::new(roles, entries.len());
     let mut inside = vec![(0u32, 0u32); roles.len()];
     // The rules containing the current prefix, sorted: few (the nesting depth), so a vector.
@@ -145,8 +146,10 @@ pub(super) fn build_family<K: LpmKey>(
 /// [`TransportTable`] holds them.
 struct ClassBuilder<'a> {
     roles: &'a [Role],
-    /// Key: the source list, `NO_RULE`, the destination list.
-    ids: FxHashMap<Box<[RuleId]>, u32>,
+    /// Class ids, hashed by their lists; a class's lists are read back from `members` to
+    /// compare, so interning allocates nothing per class.
+    ids: HashTable<u32>,
+    /// The lists being looked up: source, then destination (`src_len` entries, then the rest).
     key: Vec<RuleId>,
     spans: Vec<[u32; 4]>,
     members: Vec<RuleId>,
@@ -157,7 +160,7 @@ impl<'a> ClassBuilder<'a> {
     fn new(roles: &'a [Role], capacity: usize) -> Self {
         let mut b = ClassBuilder {
             roles,
-            ids: FxHashMap::with_capacity_and_hasher(capacity + 1, Default::default()),
+            ids: HashTable::with_capacity(capacity + 1),
             key: Vec::new(),
             spans: Vec::with_capacity(capacity + 1),
             members: Vec::with_capacity(2 * capacity),
@@ -171,20 +174,25 @@ impl<'a> ClassBuilder<'a> {
         key.clear();
         self.push_side_list(members, true, &mut key);
         let src_len = key.len();
-        key.push(NO_RULE);
         self.push_side_list(members, false, &mut key);
-        let id = match self.ids.get(key.as_slice()) {
+        let (src, dst) = key.split_at(src_len.min(key.len()));
+        let hash = lists_hash(src, dst);
+        let (spans, arena) = (&self.spans, &self.members);
+        let id = match self.ids.find(hash, |&id| lists_of(spans, arena, id) == (src, dst)) {
             Some(&id) => id,
             None => {
                 let id = self.spans.len() as u32;
                 let s0 = self.members.len() as u32;
-                let (src, dst) = (key.get(..src_len).unwrap_or(&[]), key.get(src_len + 1..).unwrap_or(&[]));
                 self.members.extend_from_slice(src);
                 let s1 = self.members.len() as u32;
                 self.members.extend_from_slice(dst);
                 let s2 = self.members.len() as u32;
                 self.spans.push([s0, s1, s1, s2]);
-                self.ids.insert(key.as_slice().into(), id);
+                let (spans, arena) = (&self.spans, &self.members);
+                self.ids.insert_unique(hash, id, |&id| {
+                    let (src, dst) = lists_of(spans, arena, id);
+                    lists_hash(src, dst)
+                });
                 id
             }
         };
@@ -206,4 +214,20 @@ impl<'a> ClassBuilder<'a> {
             }
         }
     }
+}
+
+/// Class `id`'s (source, destination) lists in the arena.
+fn lists_of<'m>(spans: &[[u32; 4]], arena: &'m [RuleId], id: u32) -> (&'m [RuleId], &'m [RuleId]) {
+    let [s0, s1, _, s2] = spans.get(id as usize).copied().unwrap_or_default();
+    let list = |a: u32, b: u32| arena.get(a as usize..b as usize).unwrap_or(&[]);
+    (list(s0, s1), list(s1, s2))
+}
+
+/// The hash a class is interned by: of both lists, and of where one ends.
+fn lists_hash(src: &[RuleId], dst: &[RuleId]) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = FxBuildHasher.build_hasher();
+    src.hash(&mut h);
+    dst.hash(&mut h);
+    h.finish()
 }

@@ -153,11 +153,14 @@ impl CompiledPolicy {
         let started = Instant::now();
         let mut port_ranges = Vec::new();
         let mut tls = Vec::new();
-        let mut names: Vec<(String, RuleId)> = Vec::new();
+        let mut names: Vec<(&str, RuleId)> = Vec::new();
         // One pass over the rules (100k of them do not fit in cache) also collects each
-        // family's prefixes and what the class builder needs to know of each rule.
-        let (mut v4_entries, mut v6_entries) = (Vec::new(), Vec::new());
-        let mut roles = Vec::with_capacity(rule_set.len());
+        // family's prefixes, the any-address rules and what the class builder needs to know of
+        // each rule. Room for a prefix per rule: growing copied the arrays many times.
+        let n = rule_set.len();
+        let (mut v4_entries, mut v6_entries) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let mut any_address_rules: Vec<(RuleId, &Rule)> = Vec::new();
+        let mut roles = Vec::with_capacity(n);
         let rules: Vec<CompiledRule> = rule_set
             .rules()
             .iter()
@@ -182,13 +185,16 @@ impl CompiledPolicy {
                         }
                     }
                 }
+                if r.cidr_blocks.is_empty() {
+                    any_address_rules.push((id as RuleId, &**r));
+                }
                 roles.push(Role::of(r));
                 let start = port_ranges.len() as u32;
                 port_ranges.extend_from_slice(&r.ports);
                 let tls_index = match &r.tls {
                     None => NO_TLS,
                     Some(t) => {
-                        names.extend(t.server_names.iter().map(|n| (n.clone(), id as RuleId)));
+                        names.extend(t.server_names.iter().map(|n| (n.as_str(), id as RuleId)));
                         tls.push(CompiledTls {
                             any_name: t.server_names.is_empty(),
                             version_below: t.version_below,
@@ -209,13 +215,15 @@ impl CompiledPolicy {
             .collect();
         let needs_ja3 = tls.iter().any(|t| !t.ja3.is_empty());
         let needs_ja4 = tls.iter().any(|t| !t.ja4.is_empty());
-        let sni = SniMatcher::new(names.iter().map(|(n, id)| (n.as_str(), *id))).map_err(CompileError::ServerName)?;
+        let sni = SniMatcher::new(names.iter().copied()).map_err(CompileError::ServerName)?;
         let (v4, v4_prefixes) = build_family::<u32>(v4_entries, &roles, 32, |a| a as u32)?;
         let (v6, v6_prefixes) = build_family::<u128>(v6_entries, &roles, 128, |a| a)?;
         let ends_list = |r: &Rule| r.tls.is_none();
-        let any_address = TransportTable::build(rule_set.rules(), ends_list, |_| true);
+        let any_address = TransportTable::build(&any_address_rules, ends_list, |_| true);
         let named = |r: &Rule| r.tls.as_ref().is_some_and(|t| !t.server_names.is_empty());
-        let any_address_unnamed = TransportTable::build(rule_set.rules(), ends_list, |r| !named(r));
+        let any_address_unnamed = TransportTable::build(&any_address_rules, ends_list, |r| !named(r));
+        drop(any_address_rules);
+        drop(names);
         let memory_bytes = v4.memory_bytes()
             + v6.memory_bytes()
             + any_address.memory_bytes()

@@ -312,3 +312,29 @@ fn tls_rules_pend_until_the_hello_then_decide_on_sni_version_and_fingerprints() 
     // A non-TLS rule ahead of every TLS rule decides at once, without waiting for a hello.
     assert_eq!(p.classify(&v4("10.0.0.1", "10.0.0.2", ip_proto::TCP, Some(22))), Decision::pending());
 }
+
+proptest! {
+    /// `RuleSet` sorts flat keys (priority, action, the name's first eight bytes); the order
+    /// must be the plain one: `precedence_key`, names compared as strings. Names are drawn
+    /// from a small alphabet so that long shared prefixes and prefix-of-another names occur.
+    #[test]
+    fn rule_set_order_equals_sort_by_precedence_key(
+        specs in prop::collection::vec(("[ab.-]{0,12}", 0u16..3, any::<bool>()), 0..40),
+    ) {
+        let mut seen = std::collections::HashSet::new();
+        let rules: Vec<Rule> = specs
+            .iter()
+            .filter(|(name, ..)| seen.insert(name.clone()))
+            .map(|(name, priority, drop)| {
+                let action = if *drop { Action::Drop } else { Action::Allow };
+                rule(name, action, *priority, Direction::Any, &[], &[], &[])
+            })
+            .collect();
+        let mut expected: Vec<&Rule> = rules.iter().collect();
+        expected.sort_by(|a, b| a.precedence_key().cmp(&b.precedence_key()));
+        let expected: Vec<&str> = expected.iter().map(|r| r.name.as_str()).collect();
+        let set = RuleSet::new(rules.clone());
+        let got: Vec<&str> = set.rules().iter().map(|r| r.name.as_str()).collect();
+        prop_assert_eq!(got, expected);
+    }
+}

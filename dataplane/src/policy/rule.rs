@@ -147,6 +147,17 @@ pub struct RuleSet {
     rules: Vec<Arc<Rule>>,
 }
 
+/// A name's first eight bytes, zero-padded, as a big-endian integer: integers compare as the
+/// names' prefixes do (a shorter name that is a prefix of another sorts first, or ties and the
+/// names themselves decide).
+fn name_prefix(name: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    for (b, n) in bytes.iter_mut().zip(name.bytes()) {
+        *b = n;
+    }
+    u64::from_be_bytes(bytes)
+}
+
 /// Evaluation order; total because names are unique within a set.
 fn precedence(a: &Arc<Rule>, b: &Arc<Rule>) -> std::cmp::Ordering {
     a.precedence_key().cmp(&b.precedence_key())
@@ -160,10 +171,17 @@ impl RuleSet {
 
     /// [`RuleSet::new`] for rules already shared.
     pub fn from_shared(rules: Vec<Arc<Rule>>) -> RuleSet {
-        // Sorting (priority, action, name, index) keys in one array touches each rule once,
-        // where comparing through the pointers missed the cache on every comparison.
-        let mut order: Vec<(u16, Action, &str, usize)> =
-            rules.iter().enumerate().map(|(i, r)| (r.priority, r.action, r.name.as_str(), i)).collect();
+        // Sorting flat keys touches each rule once, where comparing through the pointers
+        // missed the cache on every comparison. Priority, action and the name's first eight
+        // bytes are integers, so only names sharing those compare as strings.
+        let mut order: Vec<(u32, u64, &str, usize)> = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let rank = (u32::from(r.priority) << 8) | r.action as u32;
+                (rank, name_prefix(&r.name), r.name.as_str(), i)
+            })
+            .collect();
         order.sort_unstable();
         let order: Vec<usize> = order.into_iter().map(|(.., i)| i).collect();
         let mut slots: Vec<Option<Arc<Rule>>> = rules.into_iter().map(Some).collect();

@@ -21,19 +21,15 @@ pub(crate) struct TransportTable {
 }
 
 impl TransportTable {
-    /// The any-address rules that `include` accepts. `ends_list(rule)`: a rule after which no
-    /// later rule can decide (it has no TLS predicate).
+    /// The table of the rules in `any_address` (the rules without `cidrBlocks`, with their
+    /// ids, in evaluation order) that `include` accepts. `ends_list(rule)`: a rule after which
+    /// no later rule can decide (it has no TLS predicate).
     pub fn build(
-        rules: &[std::sync::Arc<Rule>],
+        any_address: &[(RuleId, &Rule)],
         ends_list: impl Fn(&Rule) -> bool,
         include: impl Fn(&Rule) -> bool,
     ) -> TransportTable {
-        let any: Vec<(RuleId, &Rule)> = rules
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.cidr_blocks.is_empty() && include(r))
-            .map(|(i, r)| (i as RuleId, &**r))
-            .collect();
+        let any: Vec<(RuleId, &Rule)> = any_address.iter().filter(|(_, r)| include(r)).copied().collect();
         let mut t =
             TransportTable { tcp: Vec::new(), udp: Vec::new(), portless: 0, spans: Vec::new(), members: Vec::new() };
         let mut ids: HashMap<Vec<RuleId>, u16> = HashMap::new();

@@ -39,13 +39,13 @@ pub fn dns1123_subdomain(name: &str) -> Result<(), String> {
 }
 
 /// Parse a list of CIDRs, keeping positions (an invalid entry is `None`) for later messages.
-pub(crate) fn cidr_list(items: &[String], field: &str, sink: &mut ErrorSink<'_>) -> Vec<Option<IpNet>> {
+pub(crate) fn cidr_list(items: &[impl AsRef<str>], field: &str, sink: &mut ErrorSink<'_>) -> Vec<Option<IpNet>> {
     let mut out: Vec<Option<IpNet>> = Vec::with_capacity(items.len());
     for (i, text) in items.iter().enumerate() {
         // The field path is formatted only for an error (100k-rule sets are parsed in the
         // time budget of an update).
         let path = || format!("{field}[{i}]");
-        match parse_canonical_cidr(text) {
+        match parse_canonical_cidr(text.as_ref()) {
             Ok(net) => {
                 if let Some(j) = out.iter().position(|o| *o == Some(net)) {
                     sink.push(path(), format!("duplicate CIDR {net} (same as {field}[{j}])"));
@@ -146,14 +146,14 @@ pub(crate) fn port_range(
 
 /// Check every entry of an optional list with `check`, keeping the normalised good ones.
 pub(crate) fn each(
-    items: Option<Vec<String>>,
+    items: Option<Vec<impl AsRef<str>>>,
     field: &str,
     sink: &mut ErrorSink<'_>,
     check: fn(&str) -> Result<String, String>,
 ) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for (i, item) in items.unwrap_or_default().iter().enumerate() {
-        match check(item) {
+        match check(item.as_ref()) {
             Ok(v) if out.contains(&v) => sink.push(format!("{field}[{i}]"), format!("duplicate entry {v:?}")),
             Ok(v) => out.push(v),
             Err(msg) => sink.push(format!("{field}[{i}]"), msg),

@@ -66,6 +66,11 @@ const TOP_BITS: u32 = 16;
 const TOP_SIZE: usize = 1 << TOP_BITS;
 /// Key bits resolved by one node.
 const STRIDE: u32 = 8;
+/// Most prefixes a bucket of any kind holds.
+const BUCKET_MAX: usize = 8;
+const _: () = assert!(<u32 as LpmKey>::Short::CAP <= BUCKET_MAX && <u128 as LpmKey>::Short::CAP <= BUCKET_MAX);
+const _: () = assert!(<u32 as LpmKey>::Long::CAP <= BUCKET_MAX && <u128 as LpmKey>::Long::CAP <= BUCKET_MAX);
+
 /// Keys looked up together by [`Lpm::lookup_bulk`].
 const BATCH: usize = 64;
 
@@ -447,22 +452,29 @@ impl<K: LpmKey> Builder<K> {
     /// Places `ps` — distinct prefixes sorted by `(addr, len)`, all longer than `pos` and agreeing
     /// on the first `pos` bits — below a slot whose inherited value is `def`; returns the entry.
     fn place(&mut self, pos: u32, def: u32, ps: &[Route<K>], depth: usize) -> u32 {
-        if ps.is_empty() {
-            return def;
-        }
+        let Some(&first) = ps.first() else { return def };
         let reach = ps.iter().map(|r| u32::from(r.len) - pos).max().unwrap_or(0);
+        // A bucket's few prefixes, by ascending length, sorted on the stack: a large table has
+        // tens of thousands of buckets.
+        let by_length = |buf: &mut [Route<K>; BUCKET_MAX]| {
+            let n = ps.len().min(BUCKET_MAX);
+            let sorted = buf.get_mut(..n).unwrap_or(&mut []);
+            sorted.copy_from_slice(ps.get(..n).unwrap_or(&[]));
+            sorted.sort_unstable_by_key(|r| r.len);
+            n
+        };
         if ps.len() <= K::Short::CAP && reach <= K::Short::SPAN {
-            let mut sorted = ps.to_vec();
-            sorted.sort_by_key(|r| r.len);
+            let mut buf = [first; BUCKET_MAX];
+            let n = by_length(&mut buf);
             let entry = (TAG_SHORT << TAG_SHIFT) | self.short.len() as u32;
-            self.short.push(K::Short::new(pos, def, &sorted));
+            self.short.push(K::Short::new(pos, def, buf.get(..n).unwrap_or(&[])));
             return entry;
         }
         if ps.len() <= K::Long::CAP && reach <= K::Long::SPAN {
-            let mut sorted = ps.to_vec();
-            sorted.sort_by_key(|r| r.len);
+            let mut buf = [first; BUCKET_MAX];
+            let n = by_length(&mut buf);
             let entry = (TAG_LONG << TAG_SHIFT) | self.long.len() as u32;
-            self.long.push(K::Long::new(pos, def, &sorted));
+            self.long.push(K::Long::new(pos, def, buf.get(..n).unwrap_or(&[])));
             return entry;
         }
 
