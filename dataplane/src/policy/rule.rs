@@ -144,7 +144,9 @@ impl Rule {
 /// rules by pointer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RuleSet {
-    rules: Vec<Arc<Rule>>,
+    /// Shared as a whole too: the control plane and the compiled policy hold the same set
+    /// without copying (and counting) 100k pointers.
+    rules: Arc<[Arc<Rule>]>,
 }
 
 /// A name's first eight bytes, zero-padded, as a big-endian integer: integers compare as the
@@ -185,8 +187,8 @@ impl RuleSet {
         order.sort_unstable();
         let order: Vec<usize> = order.into_iter().map(|(.., i)| i).collect();
         let mut slots: Vec<Option<Arc<Rule>>> = rules.into_iter().map(Some).collect();
-        let rules = order.into_iter().filter_map(|i| slots.get_mut(i).and_then(Option::take)).collect();
-        RuleSet { rules }
+        let rules: Vec<Arc<Rule>> = order.into_iter().filter_map(|i| slots.get_mut(i).and_then(Option::take)).collect();
+        RuleSet { rules: rules.into() }
     }
 
     pub fn rules(&self) -> &[Arc<Rule>] {
@@ -222,14 +224,14 @@ impl RuleSet {
             rules.extend(new.into_iter().map(Arc::new));
             rules.sort_unstable_by(precedence);
         }
-        RuleSet { rules }
+        RuleSet { rules: rules.into() }
     }
 
     /// This set without the rule `name`; `None` when there is no such rule.
     pub fn without(&self, name: &str) -> Option<RuleSet> {
         let at = self.rules.iter().position(|r| r.name == name)?;
-        let mut rules = self.rules.clone();
+        let mut rules = self.rules.to_vec();
         rules.remove(at);
-        Some(RuleSet { rules })
+        Some(RuleSet { rules: rules.into() })
     }
 }
