@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::canonical::{self, Documents};
 use super::state;
 use crate::policy::document::upsert_rule_set;
+use crate::policy::prepared::Prepared;
 use crate::policy::{Action, CompiledPolicy, Rule, RuleError, RuleErrors, RuleSet};
 use crate::worker::Workers;
 
@@ -21,12 +22,15 @@ pub struct Active {
     pub digest: String,
     /// Each rule's canonical document and hash: an update writes only the rules it changes.
     documents: Documents,
+    /// The compiler's input for this set: an update reads only the rules it changes.
+    prepared: Prepared,
 }
 
 impl Active {
     pub fn new(rules: RuleSet, generation: u64) -> Active {
         let documents = Documents::of(&rules);
-        Active { digest: documents.digest(), rules, generation, documents }
+        let prepared = Prepared::of(&rules);
+        Active { digest: documents.digest(), rules, generation, documents, prepared }
     }
 
     /// The canonical JSON text of the set (what GET returns and the state file keeps).
@@ -104,7 +108,8 @@ impl Store {
             });
         }
         let count = rules.len();
-        let policy = CompiledPolicy::compile(rules.clone(), self.default_action).map_err(|e| {
+        let prepared = self.active.prepared.updated(&self.active.rules, &rules);
+        let policy = CompiledPolicy::compile_prepared(rules.clone(), &prepared, self.default_action).map_err(|e| {
             ApplyError::Invalid(vec![RuleError {
                 source: String::new(),
                 rule: String::new(),
@@ -124,7 +129,7 @@ impl Store {
         workers.reclaim();
         let documents = self.active.documents.updated(&self.active.rules, &rules);
         let digest = documents.digest();
-        self.active = Active { rules, generation, digest: digest.clone(), documents };
+        self.active = Active { rules, generation, digest: digest.clone(), documents, prepared };
         let persisted = match &self.state_dir {
             Some(dir) => match state::save(dir, generation, &self.active.digest, &self.active.json()) {
                 Ok(()) => true,

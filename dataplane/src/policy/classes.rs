@@ -40,7 +40,7 @@ impl<K: LpmKey> FamilyTable<K> {
 }
 
 /// One CIDR or except entry of one family, widened to u128.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct PrefixEntry {
     pub(super) addr: u128,
     pub(super) len: u8,
@@ -60,7 +60,7 @@ pub(crate) fn mask(len: u8, bits: u32) -> u128 {
 
 /// What the class builder needs of a rule, in one byte (so that 100k rules are 100 KB to read,
 /// not 100k cache misses).
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Role(u8);
 
 impl Role {
@@ -87,14 +87,14 @@ impl Role {
 /// Build the LPM table and class lists of one family from its prefixes (`PrefixEntry::addr`
 /// widened to u128). Returns the number of distinct prefixes.
 pub(super) fn build_family<K: LpmKey>(
-    mut entries: Vec<PrefixEntry>,
+    entries: &[PrefixEntry],
     roles: &[Role],
     bits: u32,
     to_key: impl Fn(u128) -> K,
 ) -> Result<(FamilyTable<K>, usize), LpmError> {
-    // (addr, len) order is a depth-first walk of the prefix tree: a prefix comes after every
-    // prefix that contains it, so a stack of open prefixes tracks the enclosing ones.
-    entries.sort_unstable_by_key(|e| (e.addr, e.len));
+    // `entries` is sorted (see `Prepared`): (addr, len) order is a depth-first walk of the
+    // prefix tree, where a prefix comes after every prefix that contains it, so a stack of
+    // open prefixes tracks the enclosing ones.
     let mut builder = ClassBuilder::new(roles, entries.len());
     let mut inside = vec![(0u32, 0u32); roles.len()];
     // The rules containing the current prefix, sorted: few (the nesting depth), so a vector.

@@ -8,13 +8,13 @@
 //! after that rule can ever decide. Per-packet cost therefore does not grow with the rule count.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use super::classes::{build_family, FamilyTable, PrefixEntry, Role};
+use super::classes::{build_family, FamilyTable};
 use super::lpm::LpmError;
+use super::prepared::Prepared;
 use super::rule::{Action, PortRange, Rule, RuleSet};
 use super::sni::SniMatcher;
-use super::transport::TransportTable;
+use super::transport::{AnyAddressRule, TransportTable};
 use crate::wire::IpPair;
-use ipnet::IpNet;
 use std::time::{Duration, Instant};
 
 /// Why a validated rule set could not be compiled (limits of the lookup structures).
@@ -88,28 +88,28 @@ pub struct HelloFacts<'a> {
     pub ja4: Option<&'a str>,
 }
 
-const NO_TLS: u32 = u32::MAX;
+pub(super) const NO_TLS: u32 = u32::MAX;
 
 /// A rule's TLS predicates; the server names live in the policy's [`SniMatcher`].
-#[derive(Clone, Debug)]
-struct CompiledTls {
-    any_name: bool,
-    version_below: Option<u16>,
-    ja3: Vec<String>,
-    ja4: Vec<String>,
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct CompiledTls {
+    pub(super) any_name: bool,
+    pub(super) version_below: Option<u16>,
+    pub(super) ja3: Vec<String>,
+    pub(super) ja4: Vec<String>,
 }
 
 /// The per-rule data the fast path needs; names and reasons stay with the [`RuleSet`].
-#[derive(Clone, Copy, Debug)]
-struct CompiledRule {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct CompiledRule {
     /// Index into `CompiledPolicy::tls`, or `NO_TLS`.
-    tls: u32,
+    pub(super) tls: u32,
     /// No `cidrBlocks`: matches any address.
-    any_address: bool,
-    action: Action,
+    pub(super) any_address: bool,
+    pub(super) action: Action,
     /// Range of this rule's entries in `CompiledPolicy::port_ranges`; empty = any transport.
-    ports_start: u32,
-    ports_end: u32,
+    pub(super) ports_start: u32,
+    pub(super) ports_end: u32,
 }
 
 /// Figures about a compiled policy, for `rules check` and the control API.
@@ -150,80 +150,43 @@ const CHUNK: usize = 64;
 
 impl CompiledPolicy {
     pub fn compile(rule_set: RuleSet, default_action: Action) -> Result<CompiledPolicy, CompileError> {
+        let prepared = Prepared::of(&rule_set);
+        CompiledPolicy::compile_prepared(rule_set, &prepared, default_action)
+    }
+
+    /// [`CompiledPolicy::compile`] from `rule_set`'s preparation (see [`Prepared::updated`]:
+    /// the control plane keeps the active set's, so a small change reads only the rules it
+    /// changes).
+    pub fn compile_prepared(
+        rule_set: RuleSet,
+        prepared: &Prepared,
+        default_action: Action,
+    ) -> Result<CompiledPolicy, CompileError> {
         let started = Instant::now();
-        let mut port_ranges = Vec::new();
-        let mut tls = Vec::new();
-        let mut names: Vec<(&str, RuleId)> = Vec::new();
-        // One pass over the rules (100k of them do not fit in cache) also collects each
-        // family's prefixes, the any-address rules and what the class builder needs to know of
-        // each rule. Room for a prefix per rule: growing copied the arrays many times.
-        let n = rule_set.len();
-        let (mut v4_entries, mut v6_entries) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        let mut any_address_rules: Vec<(RuleId, &Rule)> = Vec::new();
-        let mut roles = Vec::with_capacity(n);
-        let rules: Vec<CompiledRule> = rule_set
-            .rules()
+        let Prepared { rules, roles, port_ranges, tls, names, v4, v6 } = prepared;
+        let (rules, port_ranges, tls) = (rules.clone(), port_ranges.clone(), tls.clone());
+        let needs_ja3 = tls.iter().any(|t| !t.ja3.is_empty());
+        let needs_ja4 = tls.iter().any(|t| !t.ja4.is_empty());
+        let sni = SniMatcher::new(names.iter().map(|(n, id)| (n.as_str(), *id))).map_err(CompileError::ServerName)?;
+        let (v4, v4_prefixes) = build_family::<u32>(v4, roles, 32, |a| a as u32)?;
+        let (v6, v6_prefixes) = build_family::<u128>(v6, roles, 128, |a| a)?;
+        let any_rules: Vec<AnyAddressRule<'_>> = rules
             .iter()
             .enumerate()
+            .filter(|(_, r)| r.any_address)
             .map(|(id, r)| {
-                for (nets, except) in [(&r.cidr_blocks, false), (&r.except, true)] {
-                    for net in nets {
-                        let rule = id as RuleId;
-                        match net {
-                            IpNet::V4(n) => v4_entries.push(PrefixEntry {
-                                addr: u128::from(u32::from(n.network())),
-                                len: n.prefix_len(),
-                                rule,
-                                except,
-                            }),
-                            IpNet::V6(n) => v6_entries.push(PrefixEntry {
-                                addr: u128::from(n.network()),
-                                len: n.prefix_len(),
-                                rule,
-                                except,
-                            }),
-                        }
-                    }
-                }
-                if r.cidr_blocks.is_empty() {
-                    any_address_rules.push((id as RuleId, &**r));
-                }
-                roles.push(Role::of(r));
-                let start = port_ranges.len() as u32;
-                port_ranges.extend_from_slice(&r.ports);
-                let tls_index = match &r.tls {
-                    None => NO_TLS,
-                    Some(t) => {
-                        names.extend(t.server_names.iter().map(|n| (n.as_str(), id as RuleId)));
-                        tls.push(CompiledTls {
-                            any_name: t.server_names.is_empty(),
-                            version_below: t.version_below,
-                            ja3: t.ja3.clone(),
-                            ja4: t.ja4.clone(),
-                        });
-                        (tls.len() - 1) as u32
-                    }
-                };
-                CompiledRule {
-                    tls: tls_index,
-                    any_address: r.cidr_blocks.is_empty(),
-                    action: r.action,
-                    ports_start: start,
-                    ports_end: port_ranges.len() as u32,
+                let tls = tls.get(r.tls as usize);
+                AnyAddressRule {
+                    id: id as RuleId,
+                    ports: port_ranges.get(r.ports_start as usize..r.ports_end as usize).unwrap_or(&[]),
+                    tls: tls.is_some(),
+                    named: tls.is_some_and(|t| !t.any_name),
                 }
             })
             .collect();
-        let needs_ja3 = tls.iter().any(|t| !t.ja3.is_empty());
-        let needs_ja4 = tls.iter().any(|t| !t.ja4.is_empty());
-        let sni = SniMatcher::new(names.iter().copied()).map_err(CompileError::ServerName)?;
-        let (v4, v4_prefixes) = build_family::<u32>(v4_entries, &roles, 32, |a| a as u32)?;
-        let (v6, v6_prefixes) = build_family::<u128>(v6_entries, &roles, 128, |a| a)?;
-        let ends_list = |r: &Rule| r.tls.is_none();
-        let any_address = TransportTable::build(&any_address_rules, ends_list, |_| true);
-        let named = |r: &Rule| r.tls.as_ref().is_some_and(|t| !t.server_names.is_empty());
-        let any_address_unnamed = TransportTable::build(&any_address_rules, ends_list, |r| !named(r));
-        drop(any_address_rules);
-        drop(names);
+        let any_address = TransportTable::build(&any_rules, |_| true);
+        let any_address_unnamed = TransportTable::build(&any_rules, |r| !r.named);
+        drop(any_rules);
         let memory_bytes = v4.memory_bytes()
             + v6.memory_bytes()
             + any_address.memory_bytes()

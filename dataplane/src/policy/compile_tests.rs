@@ -1,6 +1,7 @@
 //! The compiled policy against the plain reference scan: exact verdict and rule.
 
 use super::compile::{CompiledPolicy, Decision, HelloFacts, Query, TlsView};
+use super::prepared::{changed_rules, Prepared};
 use super::reference;
 use super::rule::{Action, Direction, PortRange, Rule, RuleSet, TlsMatch};
 use crate::wire::{ip_proto, IpPair};
@@ -337,4 +338,52 @@ proptest! {
         let got: Vec<&str> = set.rules().iter().map(|r| r.name.as_str()).collect();
         prop_assert_eq!(got, expected);
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+    /// A set changed by upserts and deletes, prepared by splicing the old set's preparation,
+    /// is prepared exactly as from scratch, and its policy decides as the reference scan.
+    #[test]
+    fn spliced_preparation_equals_fresh_one(
+        rules in arb_rules(),
+        upserts in prop::collection::vec((0usize..30).prop_flat_map(arb_rule), 0..4),
+        deletes in prop::collection::vec(0usize..30, 0..3),
+        queries in prop::collection::vec(arb_query(), 1..40),
+    ) {
+        let old = RuleSet::new(rules);
+        let mut seen = std::collections::HashSet::new();
+        let upserts: Vec<Rule> = upserts.into_iter().filter(|r| seen.insert(r.name.clone())).collect();
+        let mut new = old.upserted(upserts);
+        for d in deletes {
+            if let Some(smaller) = new.without(&format!("r{d}")) {
+                new = smaller;
+            }
+        }
+        let spliced = Prepared::of(&old).updated_within(&old, &new, usize::MAX);
+        prop_assert_eq!(&spliced, &Prepared::of(&new));
+        let policy = CompiledPolicy::compile_prepared(new.clone(), &spliced, Action::Drop).unwrap();
+        for q in &queries {
+            let (action, rule, pending) = reference::classify(&new, Action::Drop, q);
+            let expected = if pending { Decision::pending() } else { Decision::new(action, rule.map(|r| r as u32)) };
+            prop_assert_eq!(policy.classify(q), expected, "query {:?}", q);
+        }
+    }
+}
+
+#[test]
+fn splice_matches_rules_by_pointer() {
+    let old = RuleSet::new(
+        (0..8).map(|i| rule(&format!("r{i}"), Action::Drop, 5, Direction::Any, &["10.0.0.0/8"], &[], &[])).collect(),
+    );
+    // Same names and content, other allocations: nothing is shared, the diff gives up.
+    let copy = RuleSet::new(old.rules().iter().map(|r| (**r).clone()).collect());
+    assert_eq!(changed_rules(&old, &copy), Some(16));
+    assert_eq!(Prepared::of(&old).updated(&old, &copy), Prepared::of(&copy));
+    // One rule replaced (moving to the front) and one deleted: three changes, spliced.
+    let one = old.upserted(vec![rule("r3", Action::Allow, 1, Direction::Any, &["10.1.0.0/16"], &[], &[])]);
+    let two = one.without("r6").unwrap();
+    assert_eq!(changed_rules(&old, &two), Some(3));
+    assert_eq!(two.rules()[0].name, "r3");
+    assert_eq!(Prepared::of(&old).updated_within(&old, &two, 3), Prepared::of(&two));
 }

@@ -6,6 +6,7 @@ pub mod document;
 pub mod error;
 pub mod lint;
 pub mod lpm;
+pub mod prepared;
 pub mod reference;
 pub mod rule;
 pub mod sni;

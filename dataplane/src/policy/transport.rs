@@ -4,7 +4,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use super::compile::RuleId;
-use super::rule::Rule;
+use super::rule::PortRange;
 use crate::wire::ip_proto;
 use std::collections::HashMap;
 
@@ -20,16 +20,20 @@ pub(crate) struct TransportTable {
     members: Vec<RuleId>,
 }
 
+/// What the table needs of a rule without `cidrBlocks`.
+pub(crate) struct AnyAddressRule<'a> {
+    pub id: RuleId,
+    pub ports: &'a [PortRange],
+    /// Has TLS predicates (so a later rule may still decide).
+    pub tls: bool,
+    /// Has server names (reached through the SNI matcher once the hello is known).
+    pub named: bool,
+}
+
 impl TransportTable {
-    /// The table of the rules in `any_address` (the rules without `cidrBlocks`, with their
-    /// ids, in evaluation order) that `include` accepts. `ends_list(rule)`: a rule after which
-    /// no later rule can decide (it has no TLS predicate).
-    pub fn build(
-        any_address: &[(RuleId, &Rule)],
-        ends_list: impl Fn(&Rule) -> bool,
-        include: impl Fn(&Rule) -> bool,
-    ) -> TransportTable {
-        let any: Vec<(RuleId, &Rule)> = any_address.iter().filter(|(_, r)| include(r)).copied().collect();
+    /// The table of the any-address rules (in evaluation order) that `include` accepts.
+    pub fn build(any_address: &[AnyAddressRule<'_>], include: impl Fn(&AnyAddressRule<'_>) -> bool) -> TransportTable {
+        let any: Vec<&AnyAddressRule<'_>> = any_address.iter().filter(|r| include(r)).collect();
         let mut t =
             TransportTable { tcp: Vec::new(), udp: Vec::new(), portless: 0, spans: Vec::new(), members: Vec::new() };
         let mut ids: HashMap<Vec<RuleId>, u16> = HashMap::new();
@@ -41,21 +45,22 @@ impl TransportTable {
                 (t.spans.len() - 1) as u16
             })
         };
-        let select = |matches: &dyn Fn(&Rule) -> bool| -> Vec<RuleId> {
+        let select = |matches: &dyn Fn(&AnyAddressRule<'_>) -> bool| -> Vec<RuleId> {
             let mut out = Vec::new();
-            for (id, r) in any.iter().filter(|(_, r)| matches(r)) {
-                out.push(*id);
-                if ends_list(r) {
+            for r in any.iter().filter(|r| matches(r)) {
+                out.push(r.id);
+                // A rule without TLS predicates decides whenever its transport matches.
+                if !r.tls {
                     break;
                 }
             }
             out
         };
-        t.portless = intern(select(&|r: &Rule| r.ports.is_empty()), &mut t);
+        t.portless = intern(select(&|r| r.ports.is_empty()), &mut t);
         for protocol in [ip_proto::TCP, ip_proto::UDP] {
             // Port ranges cut 0..=65535 into intervals on which every rule's predicate is constant.
             let mut cuts: Vec<u32> = vec![0, 65536];
-            for range in any.iter().flat_map(|(_, r)| &r.ports).filter(|p| p.protocol == protocol) {
+            for range in any.iter().flat_map(|r| r.ports).filter(|p| p.protocol == protocol) {
                 cuts.extend([u32::from(range.first), u32::from(range.last) + 1]);
             }
             cuts.sort_unstable();
@@ -64,7 +69,7 @@ impl TransportTable {
             for w in cuts.windows(2) {
                 let (Some(&lo), Some(&hi)) = (w.first(), w.get(1)) else { continue };
                 let port = lo as u16;
-                let list = select(&|r: &Rule| r.ports.is_empty() || r.ports.iter().any(|p| p.contains(protocol, port)));
+                let list = select(&|r| r.ports.is_empty() || r.ports.iter().any(|p| p.contains(protocol, port)));
                 let class = intern(list, &mut t);
                 if let Some(slots) = table.get_mut(lo as usize..hi as usize) {
                     slots.fill(class);
