@@ -135,9 +135,14 @@ fn metrics_count_exactly_the_traffic_sent() {
     assert_eq!(get("dataplane_worker_dropped_packets_total{worker=\"0\",cause=\"malformed\"}"), 0.0);
     assert_eq!(get("dataplane_worker_tx_packets_total{worker=\"0\"}"), sent - 9.0);
     assert_eq!(get("dataplane_port_rx_packets_total{port=\"net_pcap0\"}"), sent);
+    assert_eq!(get("dataplane_port_rx_queue_packets_total{port=\"net_pcap0\",queue=\"0\"}"), sent);
     assert_eq!(get("dataplane_port_tx_packets_total{port=\"net_pcap1\"}"), sent - 9.0);
     assert_eq!(get("dataplane_worker_flows{worker=\"0\"}"), 6.0);
     assert_eq!(get("dataplane_policy_generation"), 1.0);
+    // Per rule: clients .10 and .11 by drop-some, .12 by drop-one, the rest by the default.
+    assert_eq!(get("dataplane_rule_packets_total{rule=\"drop-some\",action=\"DROP\"}"), 6.0);
+    assert_eq!(get("dataplane_rule_packets_total{rule=\"drop-one\",action=\"DROP\"}"), 3.0);
+    assert_eq!(get("dataplane_rule_packets_total{rule=\"_default\",action=\"ALLOW\"}"), sent - 9.0);
 }
 
 #[test]

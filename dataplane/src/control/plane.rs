@@ -159,7 +159,8 @@ impl Supervisor for ControlPlane {
         if self.last_refresh.is_none_or(|t| now.duration_since(t) >= REFRESH) {
             self.last_refresh = Some(now);
             let snapshot = running.snapshot();
-            metrics::record(&snapshot, &running.ports(), shared);
+            let queues: Vec<usize> = running.config.ports.iter().map(|p| usize::from(p.rx_queues)).collect();
+            metrics::record(&snapshot, &running.ports(), &queues, shared);
             if let Ok(mut v) = shared.view.lock() {
                 v.snapshot = Some(snapshot);
                 v.links = running.links();

@@ -88,6 +88,9 @@ pub struct PortStats {
     pub oerrors: u64,
     /// RX buffer allocation failures.
     pub rx_nombuf: u64,
+    /// Packets received per RX queue (the first 16 queues; drivers that keep no per-queue
+    /// counters leave them 0).
+    pub rx_queue_packets: [u64; 16],
 }
 
 /// An ethdev port.
@@ -383,6 +386,7 @@ impl Port {
             ierrors: s.ierrors,
             oerrors: s.oerrors,
             rx_nombuf: s.rx_nombuf,
+            rx_queue_packets: s.q_ipackets,
         })
     }
 

@@ -9,6 +9,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use super::classes::{build_family, FamilyTable};
+use super::hits::RuleHits;
 use super::lpm::LpmError;
 use super::prepared::Prepared;
 use super::rule::{Action, PortRange, Rule, RuleSet};
@@ -143,6 +144,8 @@ pub struct CompiledPolicy {
     needs_ja3: bool,
     needs_ja4: bool,
     stats: CompileStats,
+    /// Packets decided by each rule, per worker (sized when published).
+    hits: RuleHits,
 }
 
 /// Largest burst `classify_bulk` handles at once (it chunks longer inputs).
@@ -217,6 +220,7 @@ impl CompiledPolicy {
             needs_ja3,
             needs_ja4,
             stats,
+            hits: RuleHits::default(),
         })
     }
 
@@ -245,6 +249,17 @@ impl CompiledPolicy {
 
     pub fn stats(&self) -> &CompileStats {
         &self.stats
+    }
+
+    /// Gives the policy per-rule packet counters for `workers` workers (before it is shared).
+    pub fn attach_hits(&mut self, workers: usize) {
+        self.hits = RuleHits::new(workers, self.rules.len());
+    }
+
+    /// The per-rule packet counters (empty until [`CompiledPolicy::attach_hits`]).
+    #[inline]
+    pub fn hits(&self) -> &RuleHits {
+        &self.hits
     }
 
     /// Whether some rule tests JA3 (so the pipeline computes it for each hello).

@@ -4,6 +4,7 @@ pub(crate) mod classes;
 pub mod compile;
 pub mod document;
 pub mod error;
+pub mod hits;
 pub mod lint;
 pub mod lpm;
 pub mod prepared;

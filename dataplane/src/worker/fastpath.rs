@@ -76,11 +76,14 @@ pub struct Shared {
     pub(crate) mailbox: ArrayQueue<Arc<CompiledPolicy>>,
     /// Policies the worker replaced, for the control thread to drop.
     pub(crate) returns: ArrayQueue<Arc<CompiledPolicy>>,
+    /// The worker's row in each policy's per-rule counters.
+    lane: usize,
 }
 
 impl Shared {
-    pub(crate) fn new(generation: u64) -> Shared {
+    pub(crate) fn new(generation: u64, lane: usize) -> Shared {
         Shared {
+            lane,
             counters: [const { AtomicU64::new(0) }; counter::COUNT],
             adopted: AtomicU64::new(generation),
             mailbox: ArrayQueue::new(1),
@@ -160,6 +163,7 @@ impl Worker {
         let tsc_per_ms = self.tsc_per_ms.max(1);
         let mut loops: u64 = 0;
         while !self.stop.load(Relaxed) {
+            let lane = self.shared.lane;
             let Worker { inputs, tx, pipeline, policy, counters, .. } = &mut self;
             for input in inputs.iter_mut() {
                 let start = tsc();
@@ -172,7 +176,7 @@ impl Worker {
                 }
                 let now_ms = start / tsc_per_ms;
                 match tx.get_mut(input.egress) {
-                    Some(txq) => forward_burst(pipeline, policy, now_ms, &mut rx, &mut out, txq, counters),
+                    Some(txq) => forward_burst(pipeline, policy, now_ms, &mut rx, &mut out, txq, counters, lane),
                     None => rx.clear(),
                 }
                 counters.busy_cycles = counters.busy_cycles.wrapping_add(tsc().wrapping_sub(start));
@@ -228,8 +232,10 @@ impl Prefetch for CachePrefetch {
     }
 }
 
-/// Decides one burst, sends the allowed packets in order, frees the rest.
+/// Decides one burst, sends the allowed packets in order, frees the rest; counts each packet
+/// for the rule that decided it (row `lane` of the policy's counters).
 #[inline]
+#[allow(clippy::too_many_arguments)]
 fn forward_burst(
     pipeline: &mut Pipeline,
     policy: &CompiledPolicy,
@@ -238,6 +244,7 @@ fn forward_burst(
     out: &mut MbufBurst<BURST>,
     txq: &mut TxQueue,
     c: &mut WorkerCounters,
+    lane: usize,
 ) {
     let n = rx.len();
     c.rx += n as u64;
@@ -248,7 +255,9 @@ fn forward_burst(
     };
     // The mbufs themselves are the packets: no array of byte views to build first.
     pipeline.process_burst_with(policy, rx.as_slice(), now_ms, vs, &mut (), CachePrefetch);
+    let hits = policy.hits();
     for v in verdicts.iter().take(n) {
+        hits.add(lane, v.rule, 1);
         if v.action == Action::Drop {
             if v.malformed {
                 c.drop_malformed += 1;

@@ -9,7 +9,7 @@ pub mod config;
 pub mod fastpath;
 mod supervisor;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +20,8 @@ use crate::dpdk::lcore::{self, Launched};
 use crate::dpdk::mempool::DEFAULT_DATA_ROOM;
 use crate::dpdk::{cycles, Eal, Mempool, Port, PortConfig, Ring, RxQueue, TxQueue};
 use crate::pipeline::Pipeline;
-use crate::policy::CompiledPolicy;
+use crate::policy::hits::RuleTotals;
+use crate::policy::{Action, CompiledPolicy};
 pub use config::{Config, ConfigError, Distribution};
 pub use fastpath::counter;
 pub use fastpath::Shared;
@@ -50,14 +51,59 @@ pub struct Workers {
     shared: Vec<Arc<Shared>>,
     lcores: Vec<u32>,
     generation: Mutex<u64>,
+    /// Every policy published that some worker may still count into, the latest last (the
+    /// per-rule counters live in the policies).
+    published: Mutex<Vec<Arc<CompiledPolicy>>>,
+    /// Per-rule counts of the policies no worker runs any more.
+    retired: Mutex<RuleTotals>,
 }
 
 impl Workers {
     /// Control state for workers on `lcores`, all starting with policy `generation`. The
     /// lcore side of each worker is [`Workers::lcore_side`]`(k)`.
     pub fn new(lcores: Vec<u32>, generation: u64) -> Workers {
-        let shared = lcores.iter().map(|_| Arc::new(Shared::new(generation))).collect();
-        Workers { shared, lcores, generation: Mutex::new(generation) }
+        let shared = (0..lcores.len()).map(|lane| Arc::new(Shared::new(generation, lane))).collect();
+        Workers {
+            shared,
+            lcores,
+            generation: Mutex::new(generation),
+            published: Mutex::new(Vec::new()),
+            retired: Mutex::new(RuleTotals::default()),
+        }
+    }
+
+    /// The policy the workers start with, with its per-rule counters.
+    pub fn share_initial(&self, mut policy: CompiledPolicy) -> Arc<CompiledPolicy> {
+        policy.attach_hits(self.shared.len());
+        let policy = Arc::new(policy);
+        lock(&self.published).push(policy.clone());
+        policy
+    }
+
+    /// Packets per (rule name, action) since start, over every generation (see
+    /// [`crate::policy::hits`]).
+    pub fn rule_packets(&self) -> HashMap<(String, Action), u64> {
+        self.retire_unused();
+        let published = lock(&self.published);
+        lock(&self.retired).snapshot(published.iter().map(|p| &**p))
+    }
+
+    /// Folds the counts of the policies no worker runs any more into the retired totals,
+    /// and frees them.
+    fn retire_unused(&self) {
+        let mut published = lock(&self.published);
+        let mut retired = lock(&self.retired);
+        let latest = published.len().saturating_sub(1);
+        let mut k = 0;
+        published.retain(|p| {
+            // Only this list holds it: every worker has moved on and given it back.
+            let gone = k < latest && Arc::strong_count(p) == 1;
+            k += 1;
+            if gone {
+                retired.retire(p);
+            }
+            !gone
+        });
     }
 
     /// Hands `policy` to every worker as the next generation; returns that generation.
@@ -79,11 +125,15 @@ impl Workers {
             None => *generation += 1,
         }
         policy.set_generation(*generation);
+        policy.attach_hits(self.shared.len());
         let policy = Arc::new(policy);
+        lock(&self.published).push(policy.clone());
         for s in &self.shared {
             drop(s.mailbox.force_push(policy.clone()));
         }
-        self.reclaim();
+        // Only references dropped here: folding counts and freeing wait for `reclaim`, off
+        // the update's path.
+        self.drop_returned();
         Some(*generation)
     }
 
@@ -134,14 +184,26 @@ impl Workers {
         self.shared.get(k).cloned()
     }
 
-    /// Frees the policies the workers have given back.
+    /// Frees the policies the workers have given back (their counts kept).
     pub fn reclaim(&self) {
+        self.drop_returned();
+        self.retire_unused();
+    }
+
+    /// Drops the workers' references to the policies they gave back (cheap: the published
+    /// list still holds each; [`Workers::reclaim`] frees them).
+    fn drop_returned(&self) {
         for s in &self.shared {
             while let Some(old) = s.returns.pop() {
                 drop(old);
             }
         }
     }
+}
+
+/// A lock that a panicked holder did not poison for good (the data are counters and lists).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn config_error(e: impl std::fmt::Display) -> u8 {
@@ -265,7 +327,7 @@ impl Runtime {
         let stop = Arc::new(AtomicBool::new(false));
         let lcores: Vec<u32> = config.workers.iter().map(|w| w.lcore).collect();
         let workers = Arc::new(Workers::new(lcores, policy.generation()));
-        let policy = Arc::new(policy);
+        let policy = workers.share_initial(policy);
         let tsc_per_ms = (cycles::tsc_hz() / 1000).max(1);
         let pipeline_config = config.pipeline();
 
@@ -297,7 +359,7 @@ impl Runtime {
                 inputs,
                 rings: producers,
                 counters: WorkerCounters::default(),
-                shared: Arc::new(Shared::new(0)),
+                shared: Arc::new(Shared::new(0, 0)),
                 stop: stop.clone(),
             });
         }

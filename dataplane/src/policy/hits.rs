@@ -1,0 +1,128 @@
+//! Packets decided by each rule: counted by the workers into the policy they run, summed by
+//! the control thread, kept by rule name across generations.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use super::compile::{CompiledPolicy, RuleId};
+use super::rule::Action;
+
+/// One policy's counts: a row per worker, a slot per rule plus one for the default action.
+/// Each slot has one writer (its worker), which adds with a plain load and store (no
+/// read-modify-write instruction); the control thread only loads.
+#[derive(Debug, Default)]
+pub struct RuleHits {
+    slots: usize,
+    counts: Box<[AtomicU64]>,
+}
+
+impl RuleHits {
+    /// Counters for `workers` workers and `rules` rules, allocated by the control thread.
+    pub fn new(workers: usize, rules: usize) -> RuleHits {
+        let slots = rules + 1;
+        RuleHits { slots, counts: (0..workers * slots).map(|_| AtomicU64::new(0)).collect() }
+    }
+
+    /// Worker `lane` decided `packets` packets by `rule` (`None`: the default action).
+    #[inline]
+    pub fn add(&self, lane: usize, rule: Option<RuleId>, packets: u64) {
+        let slot = rule.map_or(self.slots - 1, |r| r as usize);
+        if let Some(c) = self.counts.get(lane * self.slots + slot) {
+            c.store(c.load(Relaxed).wrapping_add(packets), Relaxed);
+        }
+    }
+
+    /// Packets decided by `rule` (`None`: the default action), summed over the workers.
+    pub fn total(&self, rule: Option<RuleId>) -> u64 {
+        let slot = rule.map_or(self.slots.saturating_sub(1), |r| r as usize);
+        self.counts.iter().skip(slot).step_by(self.slots.max(1)).map(|c| c.load(Relaxed)).sum()
+    }
+}
+
+/// At most this many rules get their own series; the rest are summed as [`OTHER_RULES`], so a
+/// 100k-rule set cannot make 100k series.
+pub const MAX_RULE_SERIES: usize = 1000;
+/// The series of rules beyond [`MAX_RULE_SERIES`].
+pub const OTHER_RULES: &str = "_other";
+/// The series of packets no rule decided.
+pub const DEFAULT_RULE: &str = "_default";
+
+/// Packets per rule name and action since start: what retired policies counted, plus what the
+/// running ones count so far.
+#[derive(Debug, Default)]
+pub struct RuleTotals {
+    retired: HashMap<(String, Action), u64>,
+}
+
+impl RuleTotals {
+    /// Keeps the final counts of a policy no worker runs any more.
+    pub fn retire(&mut self, policy: &CompiledPolicy) {
+        let mut retired = std::mem::take(&mut self.retired);
+        Self::add_counts(policy, &mut retired);
+        self.retired = retired;
+    }
+
+    /// Totals by (rule name, action), with the current counts of the `running` policies.
+    pub fn snapshot<'a>(
+        &self,
+        running: impl IntoIterator<Item = &'a CompiledPolicy>,
+    ) -> HashMap<(String, Action), u64> {
+        let mut totals = self.retired.clone();
+        for p in running {
+            Self::add_counts(p, &mut totals);
+        }
+        totals
+    }
+
+    fn add_counts(policy: &CompiledPolicy, into: &mut HashMap<(String, Action), u64>) {
+        let hits = policy.hits();
+        let default = hits.total(None);
+        if default > 0 {
+            *into.entry((DEFAULT_RULE.to_string(), policy.default_action())).or_default() += default;
+        }
+        for (id, rule) in policy.rule_set().rules().iter().enumerate() {
+            let n = hits.total(Some(id as RuleId));
+            if n == 0 {
+                continue;
+            }
+            let key = (rule.name.clone(), rule.action);
+            // A rule gets its own series while there is room; a rule that has one keeps it.
+            let key = if into.contains_key(&key) || into.len() < MAX_RULE_SERIES {
+                key
+            } else {
+                (OTHER_RULES.to_string(), rule.action)
+            };
+            *into.entry(key).or_default() += n;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{rule_set_from_str, CompiledPolicy};
+
+    #[test]
+    fn counts_by_worker_and_rule_and_keeps_names_across_generations() {
+        let text = "[{\"apiVersion\":\"policy.secure.example.com/v1\",\"kind\":\"NetworkPolicyRule\",\"metadata\":{\"name\":\"a\"},\"spec\":{\"cidrBlocks\":[\"10.0.0.0/8\"],\"action\":\"DROP\"}}]";
+        let mut p = CompiledPolicy::compile(rule_set_from_str(text, "").unwrap(), Action::Allow).unwrap();
+        p.attach_hits(2);
+        p.hits().add(0, Some(0), 3);
+        p.hits().add(1, Some(0), 4);
+        p.hits().add(1, None, 5);
+        // Out of range: ignored, not a panic.
+        p.hits().add(2, Some(0), 100);
+        p.hits().add(0, Some(7), 100);
+        assert_eq!((p.hits().total(Some(0)), p.hits().total(None)), (7, 5));
+        let mut totals = RuleTotals::default();
+        let running = totals.snapshot([&p]);
+        assert_eq!(running.get(&("a".to_string(), Action::Drop)), Some(&7));
+        assert_eq!(running.get(&(DEFAULT_RULE.to_string(), Action::Allow)), Some(&5));
+        totals.retire(&p);
+        let mut next = CompiledPolicy::compile(rule_set_from_str(text, "").unwrap(), Action::Allow).unwrap();
+        next.attach_hits(2);
+        next.hits().add(1, Some(0), 1);
+        assert_eq!(totals.snapshot([&next]).get(&("a".to_string(), Action::Drop)), Some(&8));
+    }
+}
