@@ -99,7 +99,7 @@ fn main() -> ExitCode {
         Command::Gen(args) => match dataplane::bench::gen::generate(&args) {
             Ok(s) => {
                 out!(
-                    "wrote {}: {} packets ({} bytes), {} flows ({} TCP, {} UDP, {} IPv6, {} TLS of which {} post-quantum)",
+                    "wrote {}: {} packets ({} bytes), {} flows ({} TCP, {} UDP, {} IPv6, {} TLS of which {} post-quantum, {} with the whole ClientHello)",
                     args.out.display(),
                     s.packets,
                     s.bytes,
@@ -108,7 +108,8 @@ fn main() -> ExitCode {
                     s.udp_flows,
                     s.ipv6_flows,
                     s.tls_flows,
-                    s.post_quantum_hellos
+                    s.post_quantum_hellos,
+                    s.complete_hellos
                 );
                 ExitCode::SUCCESS
             }

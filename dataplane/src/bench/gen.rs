@@ -69,6 +69,9 @@ pub struct GenSummary {
     pub ipv6_flows: usize,
     pub tls_flows: usize,
     pub post_quantum_hellos: usize,
+    /// TLS connections whose whole ClientHello is in the capture (the others ran out of
+    /// packets first: raise --packets).
+    pub complete_hellos: usize,
 }
 
 struct Flow {
@@ -82,6 +85,8 @@ struct Flow {
     sseq: u32,
     /// Hello segments still to send (TLS connections).
     hello: Vec<Vec<u8>>,
+    /// Too few packets for the handshake and the hello: the hello follows the SYN at once.
+    hello_first: bool,
     step: usize,
 }
 
@@ -110,8 +115,8 @@ impl Flow {
         }
         match step {
             0 => self.frame(fb, true, SYN, self.cseq.wrapping_sub(1), &[]),
-            1 => self.frame(fb, false, SYN | ACK, self.sseq.wrapping_sub(1), &[]),
-            2 => self.frame(fb, true, ACK, self.cseq, &[]),
+            1 if !self.hello_first => self.frame(fb, false, SYN | ACK, self.sseq.wrapping_sub(1), &[]),
+            2 if !self.hello_first => self.frame(fb, true, ACK, self.cseq, &[]),
             _ if !self.hello.is_empty() => {
                 let seg = self.hello.remove(0);
                 let f = self.frame(fb, true, PSH | ACK, self.cseq, &seg);
@@ -207,13 +212,27 @@ pub fn generate(args: &GenArgs) -> Result<GenSummary, String> {
                 cseq: rng.random(),
                 sseq: rng.random(),
                 hello,
+                hello_first: false,
                 step: 0,
             }
         })
         .collect();
+    // Packets go to the connections in turn: connection k gets `packets / flows` of them, one
+    // more for the first `packets % flows`. A TLS connection short of packets for the
+    // handshake and its hello sends the hello right after the SYN, so that bench traffic of
+    // two packets per connection still carries ClientHellos.
+    let n = flows.len();
+    for (k, flow) in flows.iter_mut().enumerate() {
+        let budget = t.packets / n + usize::from(k < t.packets % n);
+        if flow.hello.is_empty() {
+            continue;
+        }
+        flow.hello_first = budget < 3 + flow.hello.len();
+        let hello_room = if flow.hello_first { budget.saturating_sub(1) } else { budget - 3 };
+        summary.complete_hellos += usize::from(hello_room >= flow.hello.len());
+    }
     let mut frames = Vec::with_capacity(t.packets);
     for i in 0..t.packets {
-        let n = flows.len();
         let flow = &mut flows[i % n];
         let frame_len = match t.size {
             FrameSize::Min => 60,
@@ -230,4 +249,59 @@ pub fn generate(args: &GenArgs) -> Result<GenSummary, String> {
         frames.iter().enumerate().map(|(i, f)| (Duration::from_micros(i as u64), f.as_slice())),
     )?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{parse_frame, tcp_flags, Parsed};
+
+    fn traffic(packets: usize, flows: usize) -> TrafficArgs {
+        TrafficArgs {
+            packets,
+            flows,
+            tls_ratio: 1.0,
+            ipv6_ratio: 0.0,
+            size: FrameSize::Min,
+            seed: 7,
+            server_names: vec!["www.example.com".into()],
+        }
+    }
+
+    /// Each connection's packets, in order: (flags, payload starts a TLS handshake record).
+    fn connections(packets: usize, flows: usize) -> (GenSummary, Vec<Vec<(u8, bool)>>) {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("t.pcap");
+        let summary = generate(&GenArgs { out: out.clone(), traffic: traffic(packets, flows) }).unwrap();
+        let mut by_flow = vec![Vec::new(); flows];
+        for (i, f) in crate::pcap::read_all(&out).unwrap().iter().enumerate() {
+            let Ok(Parsed::Ip(p)) = parse_frame(&f.data) else { panic!("frame {i} does not parse") };
+            let payload = &f.data[usize::from(p.payload_offset)..][..usize::from(p.payload_len)];
+            by_flow[i % flows].push((p.tcp_flags, payload.starts_with(&[0x16, 0x03])));
+        }
+        (summary, by_flow)
+    }
+
+    #[test]
+    fn tls_connections_short_of_packets_send_the_hello_after_the_syn() {
+        let (summary, flows) = connections(2 * 40, 40);
+        let tcp: Vec<_> = flows.iter().filter(|f| f[0].0 == tcp_flags::SYN).collect();
+        assert_eq!(summary.tls_flows, tcp.len());
+        assert!(!tcp.is_empty());
+        for f in &tcp {
+            assert_eq!(f.len(), 2);
+            assert!(f[1].1, "the second packet carries the hello: {f:?}");
+        }
+        // Every hello of one segment is whole (only post-quantum ones may need two).
+        assert!(summary.complete_hellos >= summary.tls_flows - summary.post_quantum_hellos);
+
+        // With room for it, the handshake comes first: SYN, SYN-ACK, ACK, then the hello.
+        let (summary, flows) = connections(8 * 40, 40);
+        assert_eq!(summary.complete_hellos, summary.tls_flows);
+        for f in flows.iter().filter(|f| f[0].0 == tcp_flags::SYN) {
+            assert_eq!(f[1].0, tcp_flags::SYN | tcp_flags::ACK);
+            assert_eq!((f[2].0, f[2].1), (tcp_flags::ACK, false));
+            assert!(f[3].1, "{f:?}");
+        }
+    }
 }
