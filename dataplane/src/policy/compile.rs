@@ -153,8 +153,12 @@ const CHUNK: usize = 64;
 
 impl CompiledPolicy {
     pub fn compile(rule_set: RuleSet, default_action: Action) -> Result<CompiledPolicy, CompileError> {
+        let started = Instant::now();
         let prepared = Prepared::of(&rule_set);
-        CompiledPolicy::compile_prepared(rule_set, &prepared, default_action)
+        let mut policy = CompiledPolicy::compile_prepared(rule_set, &prepared, default_action)?;
+        // The whole compile, preparation included.
+        policy.stats.compile_time = started.elapsed();
+        Ok(policy)
     }
 
     /// [`CompiledPolicy::compile`] from `rule_set`'s preparation (see [`Prepared::updated`]:
