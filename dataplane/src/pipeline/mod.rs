@@ -125,6 +125,35 @@ enum Step {
     Single,
 }
 
+/// What of a chunk needs the policy: its singles, and its flows not found or decided by an
+/// older policy. A chunk of known flows (the usual case) builds no query at all.
+#[derive(Clone, Copy, Default)]
+struct Asking {
+    /// Bit `i`: packet `i`, a single.
+    singles: u64,
+    /// Bit `f`: the chunk's flow `f`.
+    stale_flows: u64,
+}
+
+impl Asking {
+    fn any(self) -> bool {
+        self.singles | self.stale_flows != 0
+    }
+
+    fn flow(self, flow: u8) -> bool {
+        self.stale_flows & (1 << flow) != 0
+    }
+
+    /// Whether packet `i`, to be settled as `step`, needs the policy.
+    fn packet(self, i: usize, step: Step) -> bool {
+        match step {
+            Step::Done => false,
+            Step::Single => self.singles & (1 << i) != 0,
+            Step::Flow { flow, .. } => self.flow(flow),
+        }
+    }
+}
+
 impl Pipeline {
     pub fn new(config: PipelineConfig) -> Pipeline {
         Pipeline::with_memory_advice(config, &|_, _| {})
@@ -206,9 +235,7 @@ impl Pipeline {
         let mut candidates = [0u32; MAX_BURST];
         let mut slots = [None::<Slot>; MAX_BURST];
         let mut n_flows = 0;
-        // Bit `i`: packet `i` needs the policy (a single, a new flow, a flow an older policy
-        // decided). A burst of known flows (the usual case) builds no query at all.
-        let mut asking = 0u64;
+        let mut asking = Asking::default();
         let (mut malformed, mut non_ip) = (0, 0);
 
         // 1. Parse; each flow's bucket is prefetched as soon as its hash is known, and probed
@@ -243,7 +270,7 @@ impl Pipeline {
                         n_flows += 1;
                     } else {
                         *step = Step::Single;
-                        asking |= 1 << i;
+                        asking.singles |= 1 << i;
                     }
                 }
             }
@@ -258,18 +285,14 @@ impl Pipeline {
                 *c = self.flows.probe(*h, hint);
             }
         }
-        for ((s, (key, hash)), c) in slots.iter_mut().zip(flow_keys.iter()).zip(candidates.iter()).take(n_flows) {
+        let lookups = slots.iter_mut().zip(flow_keys.iter()).zip(candidates.iter()).take(n_flows);
+        for (f, ((s, (key, hash)), c)) in lookups.enumerate() {
             *s = self.flows.resolve(key, *hash, *c, now_ms);
-        }
-        for (i, step) in steps.iter().enumerate() {
-            if let Step::Flow { flow, .. } = *step {
-                let slot = slots.get(usize::from(flow)).copied().flatten();
-                let current = slot.and_then(|s| self.flows.entry_mut(s)).is_some_and(|e| e.generation == generation);
-                asking |= u64::from(!current) << i;
-            }
+            let current = s.and_then(|s| self.flows.entry_mut(s)).is_some_and(|e| e.generation == generation);
+            asking.stale_flows |= u64::from(!current) << f;
         }
         let mut decided = [None::<Decision>; MAX_BURST];
-        if asking != 0 {
+        if asking.any() {
             self.classify_marked(policy, asking, &steps, &summaries, &slots, &mut decided);
         }
 
@@ -288,7 +311,7 @@ impl Pipeline {
                     let found = slots.get(usize::from(flow)).copied().flatten();
                     // The common case: a known flow the current policy decided, no flow created
                     // since the lookup (which may have reused its slot), no ClientHello awaited.
-                    let known = asking & (1 << i) == 0 && !self.inserted_in_chunk;
+                    let known = !asking.flow(flow) && !self.inserted_in_chunk;
                     match found.and_then(|s| self.flows.entry_mut(s)).filter(|e| known && !e.pending()) {
                         Some(e) => {
                             e.observe(forward, flags, p.protocol, now_ms);
@@ -317,14 +340,14 @@ impl Pipeline {
 }
 
 impl Pipeline {
-    /// Classify, in one bulk policy lookup, the packets marked in `asking` (bit `i`: packet
-    /// `i`), each from its connection's initiator side; `decided[i]` gets packet `i`'s decision.
+    /// Classify, in one bulk policy lookup, the packets `asking` marks, each from its
+    /// connection's initiator side; `decided[i]` gets packet `i`'s decision.
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     fn classify_marked(
         &mut self,
         policy: &CompiledPolicy,
-        asking: u64,
+        asking: Asking,
         steps: &[Step; MAX_BURST],
         summaries: &[PacketSummary; MAX_BURST],
         slots: &[Option<Slot>; MAX_BURST],
@@ -334,7 +357,7 @@ impl Pipeline {
         let mut packet_of = [0usize; MAX_BURST];
         let mut n = 0;
         for (i, (step, p)) in steps.iter().zip(summaries.iter()).enumerate() {
-            if asking & (1 << i) == 0 {
+            if !asking.packet(i, *step) {
                 continue;
             }
             let query = match *step {
