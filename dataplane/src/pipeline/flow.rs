@@ -378,7 +378,7 @@ impl FlowTable {
 
     /// Ways of both buckets whose signature matches `hash`: bits 0..16 the first bucket's,
     /// bits 16..32 the second's.
-    #[inline]
+    #[inline(always)]
     fn candidates(&self, hash: u32) -> u32 {
         const _: () = assert!(2 * WAYS <= 32, "both buckets' ways must fit in a u32 mask");
         let (b1, b2) = self.buckets_of(hash);

@@ -118,10 +118,40 @@ enum Step {
     /// Verdict already known (non-IP, malformed).
     #[default]
     Done,
-    /// A TCP/UDP packet with ports: belongs to a flow (its key is in `flow_keys`).
-    Flow { forward: bool, flags: u8 },
+    /// A TCP/UDP packet with ports: belongs to the chunk's flow `flow` (an index into the
+    /// chunk's flow arrays).
+    Flow { flow: u8, forward: bool, flags: u8 },
     /// Classified on its own by addresses (ICMP, other protocols, non-first fragments).
     Single,
+}
+
+/// What of a chunk needs the policy: its singles, and its flows not found or decided by an
+/// older policy. A chunk of known flows (the usual case) builds no query at all.
+#[derive(Clone, Copy, Default)]
+struct Asking {
+    /// Bit `i`: packet `i`, a single.
+    singles: u64,
+    /// Bit `f`: the chunk's flow `f`.
+    stale_flows: u64,
+}
+
+impl Asking {
+    fn any(self) -> bool {
+        self.singles | self.stale_flows != 0
+    }
+
+    fn flow(self, flow: u8) -> bool {
+        self.stale_flows & (1 << flow) != 0
+    }
+
+    /// Whether packet `i`, to be settled as `step`, needs the policy.
+    fn packet(self, i: usize, step: Step) -> bool {
+        match step {
+            Step::Done => false,
+            Step::Single => self.singles & (1 << i) != 0,
+            Step::Flow { flow, .. } => self.flow(flow),
+        }
+    }
 }
 
 impl Pipeline {
@@ -196,26 +226,29 @@ impl Pipeline {
     ) {
         let default = policy.default_action();
         let generation = policy.generation();
+        self.counters.packets += packets.len().min(MAX_BURST) as u64;
         let mut steps = [Step::Done; MAX_BURST];
         // Valid where `steps` is not `Done`.
         let mut summaries = [PacketSummary::EMPTY; MAX_BURST];
+        // The chunk's flows in packet order: key and hash, candidate ways, slot found.
         let mut flow_keys = [(FlowKey::default(), 0u32); MAX_BURST];
-        let mut flow_of = [usize::MAX; MAX_BURST];
+        let mut candidates = [0u32; MAX_BURST];
+        let mut slots = [None::<Slot>; MAX_BURST];
         let mut n_flows = 0;
+        let mut asking = Asking::default();
+        let (mut malformed, mut non_ip) = (0, 0);
 
         // 1. Parse; each flow's bucket is prefetched as soon as its hash is known, and probed
         //    (its entry prefetched) `PROBE_DISTANCE` flows later.
-        let mut candidates = [0u32; MAX_BURST];
-        for (i, (pkt, v)) in packets.iter().zip(verdicts.iter_mut()).enumerate() {
-            self.counters.packets += 1;
-            let (Some(step), Some(summary)) = (steps.get_mut(i), summaries.get_mut(i)) else { break };
+        let parsing = packets.iter().zip(verdicts.iter_mut()).zip(steps.iter_mut().zip(summaries.iter_mut()));
+        for (i, ((pkt, v), (step, summary))) in parsing.enumerate() {
             *v = Verdict::default();
             match parse_frame_into(pkt.as_ref(), summary) {
                 Err(_) => {
-                    self.counters.malformed += 1;
+                    malformed += 1;
                     *v = Verdict { action: default, rule: None, malformed: true };
                 }
-                Ok(Some(_)) => self.counters.non_ip += 1,
+                Ok(Some(_)) => non_ip += 1,
                 Ok(None) => {
                     let p = &*summary;
                     let flowed = p.has_ports
@@ -225,95 +258,98 @@ impl Pipeline {
                         let (key, forward) = FlowKey::of(p);
                         let hash = key.hash();
                         self.flows.prefetch_bucket(hash, hint);
-                        if let (Some(k), Some(f)) = (flow_keys.get_mut(n_flows), flow_of.get_mut(i)) {
+                        if let Some(k) = flow_keys.get_mut(n_flows) {
                             *k = (key, hash);
-                            *f = n_flows;
                         }
                         if let Some(earlier) = n_flows.checked_sub(PROBE_DISTANCE) {
                             if let (Some((_, h)), Some(c)) = (flow_keys.get(earlier), candidates.get_mut(earlier)) {
                                 *c = self.flows.probe(*h, hint);
                             }
                         }
+                        *step = Step::Flow { flow: n_flows as u8, forward, flags: p.tcp_flags };
                         n_flows += 1;
-                        *step = Step::Flow { forward, flags: p.tcp_flags };
                     } else {
                         *step = Step::Single;
+                        asking.singles |= 1 << i;
                     }
                 }
             }
         }
+        self.counters.malformed += malformed;
+        self.counters.non_ip += non_ip;
 
-        // 2. Probe the last flows, then resolve every lookup (the entries are in cache by now).
+        // 2. Probe the last flows, then resolve every lookup (the entries are in cache by now)
+        //    and mark the flows the current policy has not decided.
         for f in n_flows.saturating_sub(PROBE_DISTANCE)..n_flows {
             if let (Some((_, h)), Some(c)) = (flow_keys.get(f), candidates.get_mut(f)) {
                 *c = self.flows.probe(*h, hint);
             }
         }
-        let mut slots = [None::<Slot>; MAX_BURST];
-        for ((s, (key, hash)), c) in slots.iter_mut().zip(flow_keys.iter()).zip(candidates.iter()).take(n_flows) {
+        let lookups = slots.iter_mut().zip(flow_keys.iter()).zip(candidates.iter()).take(n_flows);
+        for (f, ((s, (key, hash)), c)) in lookups.enumerate() {
             *s = self.flows.resolve(key, *hash, *c, now_ms);
-        }
-
-        // 3. Mark what needs the policy: new flows, flows decided by an older policy, singles.
-        //    A burst of known flows (the usual case) builds no query at all.
-        let mut asking = 0u64;
-        for (i, step) in steps.iter().enumerate().take(packets.len().min(MAX_BURST)) {
-            let ask = match *step {
-                Step::Done => false,
-                Step::Single => true,
-                Step::Flow { .. } => {
-                    let slot = flow_of.get(i).and_then(|&f| slots.get(f)).copied().flatten();
-                    slot.and_then(|s| self.flows.entry_mut(s)).is_none_or(|e| e.generation != generation)
-                }
-            };
-            asking |= u64::from(ask) << i;
+            let current = s.and_then(|s| self.flows.entry_mut(s)).is_some_and(|e| e.generation == generation);
+            asking.stale_flows |= u64::from(!current) << f;
         }
         let mut decided = [None::<Decision>; MAX_BURST];
-        if asking != 0 {
-            self.classify_marked(policy, asking, &steps, &summaries, &flow_of, &slots, &mut decided);
+        if asking.any() {
+            self.classify_marked(policy, asking, &steps, &summaries, &slots, &mut decided);
         }
 
-        // 4. Settle each packet in order (a flow created earlier in this burst is found here).
+        // 3. Settle each packet in order (a flow created earlier in this burst is found here).
         self.inserted_in_chunk = false;
-        for (i, v) in verdicts.iter_mut().enumerate().take(packets.len().min(MAX_BURST)) {
-            let step = steps.get(i).copied().unwrap_or_default();
-            let decided = decided.get(i).copied().flatten();
-            match step {
+        let (mut allowed, mut dropped) = (0, 0);
+        for (i, (v, (step, p))) in verdicts.iter_mut().zip(steps.iter().zip(summaries.iter())).enumerate() {
+            match *step {
                 Step::Done => {}
                 Step::Single => {
-                    let d = decided.unwrap_or(Decision::new(default, None));
+                    let d = decided.get(i).copied().flatten().unwrap_or(Decision::new(default, None));
                     *v = Verdict { action: d.action, rule: d.rule(), malformed: false };
                 }
-                Step::Flow { forward, flags } => {
-                    let flow = flow_of.get(i).and_then(|&f| flow_keys.get(f));
-                    let (Some(p), Some(&(key, hash))) = (summaries.get(i), flow) else { continue };
-                    let pkt = packets.get(i).map_or(&[][..], |x| x.as_ref());
-                    let found = flow_of.get(i).and_then(|&f| slots.get(f)).copied().flatten();
-                    *v = self.settle_flow(policy, p, pkt, (key, hash, forward, flags), found, decided, now_ms, |h| {
-                        observer.hello(base + i, h)
-                    });
+                Step::Flow { flow, forward, flags } => {
+                    let Some(&(key, hash)) = flow_keys.get(usize::from(flow)) else { continue };
+                    let found = slots.get(usize::from(flow)).copied().flatten();
+                    // The common case: a known flow the current policy decided, no flow created
+                    // since the lookup (which may have reused its slot), no ClientHello awaited.
+                    let known = !asking.flow(flow) && !self.inserted_in_chunk;
+                    match found.and_then(|s| self.flows.entry_mut(s)).filter(|e| known && !e.pending()) {
+                        Some(e) => {
+                            e.observe(forward, flags, p.protocol, now_ms);
+                            let d = e.decision();
+                            *v = Verdict { action: d.action, rule: d.rule(), malformed: false };
+                        }
+                        None => {
+                            let pkt = packets.get(i).map_or(&[][..], |x| x.as_ref());
+                            let decided = decided.get(i).copied().flatten();
+                            let flow = (key, hash, forward, flags);
+                            *v = self.settle_flow(policy, p, pkt, flow, found, decided, now_ms, |h| {
+                                observer.hello(base + i, h)
+                            });
+                        }
+                    }
                 }
             }
             match v.action {
-                Action::Allow => self.counters.allowed += 1,
-                Action::Drop => self.counters.dropped += 1,
+                Action::Allow => allowed += 1,
+                Action::Drop => dropped += 1,
             }
         }
+        self.counters.allowed += allowed;
+        self.counters.dropped += dropped;
     }
 }
 
 impl Pipeline {
-    /// Classify, in one bulk policy lookup, the packets marked in `asking` (bit `i`: packet
-    /// `i`), each from its connection's initiator side; `decided[i]` gets packet `i`'s decision.
+    /// Classify, in one bulk policy lookup, the packets `asking` marks, each from its
+    /// connection's initiator side; `decided[i]` gets packet `i`'s decision.
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     fn classify_marked(
         &mut self,
         policy: &CompiledPolicy,
-        asking: u64,
+        asking: Asking,
         steps: &[Step; MAX_BURST],
         summaries: &[PacketSummary; MAX_BURST],
-        flow_of: &[usize; MAX_BURST],
         slots: &[Option<Slot>; MAX_BURST],
         decided: &mut [Option<Decision>; MAX_BURST],
     ) {
@@ -321,14 +357,14 @@ impl Pipeline {
         let mut packet_of = [0usize; MAX_BURST];
         let mut n = 0;
         for (i, (step, p)) in steps.iter().zip(summaries.iter()).enumerate() {
-            if asking & (1 << i) == 0 {
+            if !asking.packet(i, *step) {
                 continue;
             }
             let query = match *step {
                 Step::Done => continue,
                 Step::Single => Query { addrs: p.addrs, protocol: p.protocol, dst_port: None },
-                Step::Flow { forward, .. } => {
-                    let slot = flow_of.get(i).and_then(|&f| slots.get(f)).copied().flatten();
+                Step::Flow { flow, forward, .. } => {
+                    let slot = slots.get(usize::from(flow)).copied().flatten();
                     match slot.and_then(|s| self.flows.entry_mut(s)) {
                         // An older policy decided: re-ask from the recorded initiator's side.
                         Some(e) => initiator_query(p, forward == e.initiator_is_lo()),

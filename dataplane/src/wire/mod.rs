@@ -17,6 +17,7 @@ pub mod udp;
 pub mod vlan;
 
 mod field;
+mod plain;
 mod summary;
 
 #[cfg(test)]

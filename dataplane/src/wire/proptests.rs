@@ -25,6 +25,17 @@ fn check_invariants(frame: &[u8]) {
     }
 }
 
+/// The straight path for common frames and the general walk agree on every frame: the same
+/// result and, for an IP packet, the same summary.
+fn check_paths_agree(frame: &[u8]) {
+    let (mut fast, mut general) = (PacketSummary::EMPTY, PacketSummary::EMPTY);
+    let result = super::parse_frame_into(frame, &mut fast);
+    assert_eq!(result, super::summary::parse_general_into(frame, &mut general), "{frame:02x?}");
+    if result == Ok(None) {
+        assert_eq!(fast, general, "{frame:02x?}");
+    }
+}
+
 /// Frames that get past Ethernet: an IP or VLAN ethertype, then random bytes with a plausible
 /// first IP byte, so the fuzzing reaches the deeper layers.
 fn ip_shaped_frame() -> impl Strategy<Value = Vec<u8>> {
@@ -136,11 +147,13 @@ proptest! {
     #[test]
     fn random_bytes_never_panic(frame in prop::collection::vec(any::<u8>(), 0..200)) {
         check_invariants(&frame);
+        check_paths_agree(&frame);
     }
 
     #[test]
     fn ip_shaped_bytes_never_panic(frame in ip_shaped_frame()) {
         check_invariants(&frame);
+        check_paths_agree(&frame);
     }
 
     #[test]
@@ -149,14 +162,17 @@ proptest! {
         let i = at.index(frame.len());
         frame[i] = byte;
         check_invariants(&frame);
+        check_paths_agree(&frame);
         frame.truncate(cut.index(frame.len() + 1));
         check_invariants(&frame);
+        check_paths_agree(&frame);
     }
 
     #[test]
     fn built_frames_round_trip(s in spec()) {
         let frame = build(&s);
         prop_assert_eq!(parse_frame(&frame), Ok(Parsed::Ip(expected(&s))));
+        check_paths_agree(&frame);
         let sum = expected(&s);
         let data = &frame[usize::from(sum.payload_offset)..][..usize::from(sum.payload_len)];
         prop_assert_eq!(data, &s.payload[..]);

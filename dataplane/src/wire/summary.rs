@@ -5,6 +5,7 @@ use super::field::slice;
 use super::icmp::IcmpPacket;
 use super::ipv4::Ipv4Packet;
 use super::ipv6::Ipv6Packet;
+use super::plain::parse_plain;
 use super::tcp::TcpPacket;
 use super::udp::UdpPacket;
 use super::vlan::{self, VlanTag};
@@ -110,8 +111,21 @@ pub fn parse_frame(frame: &[u8]) -> Result<Parsed, Malformed> {
 /// fields are stored once, where the pipeline keeps them, instead of a struct being
 /// returned and copied through each layer). `Ok(None)`: an IP packet, `out` is complete;
 /// `Ok(Some(ethertype))`: not IP, `out` is unspecified.
+///
+/// The common frame (untagged IPv4/IPv6 TCP or UDP, see [`super::plain`]) takes a straight
+/// path; everything else the general walk.
 #[inline]
 pub fn parse_frame_into(frame: &[u8], out: &mut PacketSummary) -> Result<Option<u16>, Malformed> {
+    if parse_plain(frame, out) {
+        return Ok(None);
+    }
+    parse_general_into(frame, out)
+}
+
+/// The general walk: any frame, whatever its tags and extension headers. The reference that
+/// the straight path must agree with.
+#[inline(never)]
+pub(super) fn parse_general_into(frame: &[u8], out: &mut PacketSummary) -> Result<Option<u16>, Malformed> {
     let eth = EthernetFrame::new_checked(frame)?;
     let mut ethertype = eth.ethertype();
     let mut offset = ethernet::HEADER_LEN;
