@@ -22,15 +22,15 @@ pub struct Active {
     pub digest: String,
     /// Each rule's canonical document and hash: an update writes only the rules it changes.
     documents: Documents,
-    /// The compiler's input for this set: an update reads only the rules it changes.
-    prepared: Prepared,
+    /// The compiler's input for this set: an update reads only the rules it changes. Made by
+    /// the first update (the start-up set was compiled before the control plane existed).
+    prepared: Option<Prepared>,
 }
 
 impl Active {
     pub fn new(rules: RuleSet, generation: u64) -> Active {
         let documents = Documents::of(&rules);
-        let prepared = Prepared::of(&rules);
-        Active { digest: documents.digest(), rules, generation, documents, prepared }
+        Active { digest: documents.digest(), rules, generation, documents, prepared: None }
     }
 
     /// The canonical JSON text of the set (what GET returns and the state file keeps).
@@ -108,7 +108,10 @@ impl Store {
             });
         }
         let count = rules.len();
-        let prepared = self.active.prepared.updated(&self.active.rules, &rules);
+        let prepared = match &self.active.prepared {
+            Some(p) => p.updated(&self.active.rules, &rules),
+            None => Prepared::of(&rules),
+        };
         let policy = CompiledPolicy::compile_prepared(rules.clone(), &prepared, self.default_action).map_err(|e| {
             ApplyError::Invalid(vec![RuleError {
                 source: String::new(),
@@ -129,7 +132,7 @@ impl Store {
         workers.reclaim();
         let documents = self.active.documents.updated(&self.active.rules, &rules);
         let digest = documents.digest();
-        self.active = Active { rules, generation, digest: digest.clone(), documents, prepared };
+        self.active = Active { rules, generation, digest: digest.clone(), documents, prepared: Some(prepared) };
         let persisted = match &self.state_dir {
             Some(dir) => match state::save(dir, generation, &self.active.digest, &self.active.json()) {
                 Ok(()) => true,

@@ -58,9 +58,7 @@ pub struct RuleTotals {
 impl RuleTotals {
     /// Keeps the final counts of a policy no worker runs any more.
     pub fn retire(&mut self, policy: &CompiledPolicy) {
-        let mut retired = std::mem::take(&mut self.retired);
-        Self::add_counts(policy, &mut retired);
-        self.retired = retired;
+        Self::add_counts(policy, &mut self.retired);
     }
 
     /// Totals by (rule name, action), with the current counts of the `running` policies.

@@ -162,8 +162,8 @@ impl Worker {
         let mut out = MbufBurst::<BURST>::new();
         let tsc_per_ms = self.tsc_per_ms.max(1);
         let mut loops: u64 = 0;
+        let lane = self.shared.lane;
         while !self.stop.load(Relaxed) {
-            let lane = self.shared.lane;
             let Worker { inputs, tx, pipeline, policy, counters, .. } = &mut self;
             for input in inputs.iter_mut() {
                 let start = tsc();

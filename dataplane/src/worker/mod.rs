@@ -72,8 +72,9 @@ impl Workers {
         }
     }
 
-    /// The policy the workers start with, with its per-rule counters.
-    pub fn share_initial(&self, mut policy: CompiledPolicy) -> Arc<CompiledPolicy> {
+    /// The policy the workers start with (or the next one), given its per-rule counters and
+    /// listed as published, so its counts are kept once no worker runs it.
+    pub fn share(&self, mut policy: CompiledPolicy) -> Arc<CompiledPolicy> {
         policy.attach_hits(self.shared.len());
         let policy = Arc::new(policy);
         lock(&self.published).push(policy.clone());
@@ -118,16 +119,14 @@ impl Workers {
     /// `generation`): `Some(g)` must be above the last one published, else nothing is
     /// published and the result is `None`. `None` takes the next one.
     pub fn publish_as(&self, mut policy: CompiledPolicy, chosen: Option<u64>) -> Option<u64> {
-        let mut generation = self.generation.lock().unwrap_or_else(|e| e.into_inner());
+        let mut generation = lock(&self.generation);
         match chosen {
             Some(g) if g <= *generation => return None,
             Some(g) => *generation = g,
             None => *generation += 1,
         }
         policy.set_generation(*generation);
-        policy.attach_hits(self.shared.len());
-        let policy = Arc::new(policy);
-        lock(&self.published).push(policy.clone());
+        let policy = self.share(policy);
         for s in &self.shared {
             drop(s.mailbox.force_push(policy.clone()));
         }
@@ -161,7 +160,7 @@ impl Workers {
 
     /// The last generation published.
     pub fn generation(&self) -> u64 {
-        *self.generation.lock().unwrap_or_else(|e| e.into_inner())
+        *lock(&self.generation)
     }
 
     /// The generation each worker runs, in worker order.
@@ -327,7 +326,7 @@ impl Runtime {
         let stop = Arc::new(AtomicBool::new(false));
         let lcores: Vec<u32> = config.workers.iter().map(|w| w.lcore).collect();
         let workers = Arc::new(Workers::new(lcores, policy.generation()));
-        let policy = workers.share_initial(policy);
+        let policy = workers.share(policy);
         let tsc_per_ms = (cycles::tsc_hz() / 1000).max(1);
         let pipeline_config = config.pipeline();
 
