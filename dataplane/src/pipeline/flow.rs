@@ -5,6 +5,7 @@
 //! evicted and counted, so forwarding never stops for lack of room.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+use super::huge_array::HugeArray;
 use crate::policy::compile::Decision;
 use crate::policy::Action;
 use crate::tls::HelloReassembly;
@@ -61,20 +62,18 @@ impl FlowKey {
 
     /// A symmetric hash (both directions give the same value): the key is canonical.
     ///
-    /// Folded 64x64->128-bit multiplies (as in wyhash): two dependent multiplies, where a
-    /// chain of xor-multiply-shift rounds and murmur3's finaliser took five to seven; every
-    /// output bit depends on every key bit through the high half of a product.
+    /// Folded 64x64->128-bit multiplies (as in wyhash's final mix): one multiply for IPv4,
+    /// where a chain of xor-multiply-shift rounds and murmur3's finaliser took five to seven;
+    /// every output bit depends on every key bit through the high half of the product.
     #[inline]
     pub fn hash(&self) -> u32 {
-        const S: [u64; 8] = [
+        const S: [u64; 6] = [
             0xa076_1d64_78bd_642f,
             0xe703_7ed1_a0b4_28db,
             0x8ebc_6af0_9c88_c6e3,
             0x5899_65cc_7537_4cc3,
             0x1d8e_4e27_c47d_124f,
             0x9e37_79b9_7f4a_7c15,
-            0xff51_afd7_ed55_8ccd,
-            0xc4ce_b9fe_1a85_ec53,
         ];
         let ports = (u64::from(self.lo_port) << 24) | (u64::from(self.hi_port) << 8) | u64::from(self.protocol);
         let [a, b, c, d] = self.addrs;
@@ -86,7 +85,6 @@ impl FlowKey {
             b ^ (d << 32)
         };
         let h = fold(addrs ^ S[4], ports ^ S[5]);
-        let h = fold(h ^ S[6], S[7]);
         (h ^ (h >> 32)) as u32
     }
 }
@@ -255,12 +253,12 @@ impl Prefetch for () {
 
 /// A flow table of fixed capacity.
 pub struct FlowTable {
-    sigs: Vec<Signatures>,
+    sigs: HugeArray<Signatures>,
     /// `WAYS` entries per bucket.
-    entries: Vec<FlowEntry>,
+    entries: HugeArray<FlowEntry>,
     /// The ClientHello reassembly state of each entry (same index; holds a pool buffer while
     /// collecting).
-    hellos: Vec<HelloReassembly>,
+    hellos: HugeArray<HelloReassembly>,
     mask: usize,
     timeouts: FlowTimeouts,
     pub counters: FlowCounters,
@@ -291,9 +289,9 @@ impl FlowTable {
     pub fn with_memory_advice(capacity: usize, timeouts: FlowTimeouts, advise: &dyn Fn(*const u8, usize)) -> FlowTable {
         let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
         FlowTable {
-            sigs: advised_vec(buckets, advise),
-            entries: advised_vec(buckets * WAYS, advise),
-            hellos: advised_vec(buckets * WAYS, advise),
+            sigs: HugeArray::new(buckets, advise),
+            entries: HugeArray::new(buckets * WAYS, advise),
+            hellos: HugeArray::new(buckets * WAYS, advise),
             mask: buckets - 1,
             timeouts,
             counters: FlowCounters::default(),
@@ -528,14 +526,6 @@ impl FlowTable {
         let index = slot.0 as usize;
         self.entries.get_mut(index).zip(self.hellos.get_mut(index))
     }
-}
-
-/// `n` default values in memory that `advise` saw before anything was written to it.
-fn advised_vec<T: Default + Clone>(n: usize, advise: &dyn Fn(*const u8, usize)) -> Vec<T> {
-    let mut v: Vec<T> = Vec::with_capacity(n);
-    advise(v.as_ptr().cast(), n * std::mem::size_of::<T>());
-    v.resize(n, T::default());
-    v
 }
 
 #[cfg(test)]

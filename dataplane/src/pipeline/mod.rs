@@ -6,6 +6,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 pub mod flow;
+mod huge_array;
 pub mod offline;
 
 use crate::policy::compile::{Decision, HelloFacts, Query, RuleId, TlsView};
@@ -110,6 +111,36 @@ pub struct Pipeline {
     tls_fail: TlsFail,
     /// Whether a flow was created since the chunk's lookups (which may then be stale).
     inserted_in_chunk: bool,
+    /// The per-chunk arrays, kept between bursts so that no chunk pays for clearing them
+    /// (each entry is written before it is read). Taken while a burst is processed.
+    chunk: Option<Box<Chunk>>,
+}
+
+/// What a chunk knows of its packets between the steps. Entry `i` of `steps`, `summaries`
+/// and `decided` is packet `i`'s; entry `f` of the others the chunk's flow `f`'s.
+struct Chunk {
+    steps: [Step; MAX_BURST],
+    /// Valid where `steps` is not `Done`.
+    summaries: [PacketSummary; MAX_BURST],
+    /// Valid where `Asking::packet` marks the packet.
+    decided: [Option<Decision>; MAX_BURST],
+    /// The chunk's flows in packet order: key and hash, candidate ways, slot found.
+    flow_keys: [(FlowKey, u32); MAX_BURST],
+    candidates: [u32; MAX_BURST],
+    slots: [Option<Slot>; MAX_BURST],
+}
+
+impl Chunk {
+    fn new() -> Box<Chunk> {
+        Box::new(Chunk {
+            steps: [Step::Done; MAX_BURST],
+            summaries: [PacketSummary::EMPTY; MAX_BURST],
+            decided: [None; MAX_BURST],
+            flow_keys: [(FlowKey::default(), 0); MAX_BURST],
+            candidates: [0; MAX_BURST],
+            slots: [None; MAX_BURST],
+        })
+    }
 }
 
 /// How a packet is to be settled after the lookups.
@@ -168,6 +199,7 @@ impl Pipeline {
             counters: PipelineCounters::default(),
             tls_fail: config.tls_fail,
             inserted_in_chunk: false,
+            chunk: Some(Chunk::new()),
         }
     }
 
@@ -205,9 +237,12 @@ impl Pipeline {
         observer: &mut O,
         hint: H,
     ) {
-        for (chunk, (ps, vs)) in packets.chunks(MAX_BURST).zip(verdicts.chunks_mut(MAX_BURST)).enumerate() {
-            self.process_chunk(policy, ps, now_ms, vs, chunk * MAX_BURST, observer, hint);
+        // Always there: only this function takes it, and it puts it back.
+        let mut chunk = self.chunk.take().unwrap_or_else(Chunk::new);
+        for (n, (ps, vs)) in packets.chunks(MAX_BURST).zip(verdicts.chunks_mut(MAX_BURST)).enumerate() {
+            self.process_chunk(&mut chunk, policy, ps, now_ms, vs, n * MAX_BURST, observer, hint);
         }
+        self.chunk = Some(chunk);
         // Buffers of flows dropped by the table go back to the pool, off the per-packet path.
         let hellos = &mut self.hellos;
         self.flows.drain_displaced(|h| h.release(hellos));
@@ -216,6 +251,7 @@ impl Pipeline {
     #[allow(clippy::too_many_arguments)]
     fn process_chunk<P: AsRef<[u8]>, O: HelloObserver, H: Prefetch>(
         &mut self,
+        chunk: &mut Chunk,
         policy: &CompiledPolicy,
         packets: &[P],
         now_ms: u64,
@@ -227,13 +263,7 @@ impl Pipeline {
         let default = policy.default_action();
         let generation = policy.generation();
         self.counters.packets += packets.len().min(MAX_BURST) as u64;
-        let mut steps = [Step::Done; MAX_BURST];
-        // Valid where `steps` is not `Done`.
-        let mut summaries = [PacketSummary::EMPTY; MAX_BURST];
-        // The chunk's flows in packet order: key and hash, candidate ways, slot found.
-        let mut flow_keys = [(FlowKey::default(), 0u32); MAX_BURST];
-        let mut candidates = [0u32; MAX_BURST];
-        let mut slots = [None::<Slot>; MAX_BURST];
+        let Chunk { steps, summaries, decided, flow_keys, candidates, slots } = chunk;
         let mut n_flows = 0;
         let mut asking = Asking::default();
         let (mut malformed, mut non_ip) = (0, 0);
@@ -243,6 +273,7 @@ impl Pipeline {
         let parsing = packets.iter().zip(verdicts.iter_mut()).zip(steps.iter_mut().zip(summaries.iter_mut()));
         for (i, ((pkt, v), (step, summary))) in parsing.enumerate() {
             *v = Verdict::default();
+            *step = Step::Done;
             match parse_frame_into(pkt.as_ref(), summary) {
                 Err(_) => {
                     malformed += 1;
@@ -291,9 +322,8 @@ impl Pipeline {
             let current = s.and_then(|s| self.flows.entry_mut(s)).is_some_and(|e| e.generation == generation);
             asking.stale_flows |= u64::from(!current) << f;
         }
-        let mut decided = [None::<Decision>; MAX_BURST];
         if asking.any() {
-            self.classify_marked(policy, asking, &steps, &summaries, &slots, &mut decided);
+            self.classify_marked(policy, asking, steps, summaries, slots, decided);
         }
 
         // 3. Settle each packet in order (a flow created earlier in this burst is found here).
@@ -303,6 +333,7 @@ impl Pipeline {
             match *step {
                 Step::Done => {}
                 Step::Single => {
+                    // Singles are always asked about.
                     let d = decided.get(i).copied().flatten().unwrap_or(Decision::new(default, None));
                     *v = Verdict { action: d.action, rule: d.rule(), malformed: false };
                 }
@@ -320,7 +351,7 @@ impl Pipeline {
                         }
                         None => {
                             let pkt = packets.get(i).map_or(&[][..], |x| x.as_ref());
-                            let decided = decided.get(i).copied().flatten();
+                            let decided = asking.packet(i, *step).then(|| decided.get(i).copied().flatten()).flatten();
                             let flow = (key, hash, forward, flags);
                             *v = self.settle_flow(policy, p, pkt, flow, found, decided, now_ms, |h| {
                                 observer.hello(base + i, h)
