@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # testpmd (5tswap) and `dataplane bench` back to back on the same virtual devices, the same
-# traffic file and the same core, with hugepages; prints both rates and the ratio.
+# traffic file and the same core, with hugepages, for ROUNDS rounds; prints both rates and
+# their ratio for each round and the medians.
 #   net_pcap0 (replaying the capture forever) -> one forwarding core -> net_null0 (sink)
 # Rules: 10k CIDR rules + 1k SNI rules; traffic: 64k connections, 5% TLS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION="${DURATION:-10}"
+ROUNDS="${ROUNDS:-3}"
 FLOWS="${FLOWS:-65536}"
 PACKETS="${PACKETS:-131072}"
 work=$(mktemp -d)
@@ -21,23 +23,38 @@ python3 scripts/gen_rules.py "$work/rules.json" --cidr 10000 --sni 1000
 mbufs=$(( (PACKETS / 32768 + 2) * 32768 * 2 - 1 ))
 vdevs=(--vdev "net_pcap0,rx_pcap=$work/traffic.pcap,infinite_rx=1" --vdev "net_null0,no-rx=1")
 
-echo "== testpmd --forward-mode=5tswap, ${DURATION}s"
-timeout -s INT "$((DURATION + 2))" dpdk-testpmd -l 0,1 --no-pci --file-prefix "bench-tp-$$" "${vdevs[@]}" \
-  --log-level lib.eal:warning -- --forward-mode=5tswap --nb-cores=1 --total-num-mbufs="$mbufs" \
-  --stats-period 1 -a > "$work/testpmd.log" 2>&1 || true
-# Port 1's Tx-pps, averaged over the per-second samples after the first.
-testpmd_pps=$(awk '/Tx-pps:/ { n++; if (n % 2 == 0 && n > 2) { s += $2; c++ } } END { printf "%.0f", c ? s / c : 0 }' "$work/testpmd.log")
+# Rounds alternate testpmd and the dataplane, so that both see the same host: other tenants of
+# a shared machine move both rates by 10-15% from minute to minute.
+for round in $(seq "$ROUNDS"); do
+  echo "== round $round: testpmd --forward-mode=5tswap, ${DURATION}s"
+  timeout -s INT "$((DURATION + 2))" dpdk-testpmd -l 0,1 --no-pci --file-prefix "bench-tp-$$" "${vdevs[@]}" \
+    --log-level lib.eal:warning -- --forward-mode=5tswap --nb-cores=1 --total-num-mbufs="$mbufs" \
+    --stats-period 1 -a > "$work/testpmd.log" 2>&1 || true
+  # Port 1's Tx-pps, averaged over the per-second samples after the first.
+  testpmd_pps=$(awk '/Tx-pps:/ { n++; if (n % 2 == 0 && n > 2) { s += $2; c++ } } END { printf "%.0f", c ? s / c : 0 }' "$work/testpmd.log")
 
-echo "== dataplane bench, ${DURATION}s"
-"$bin" bench --pcap "$work/traffic.pcap" --rules "$work/rules.json" --duration "$DURATION" --cpus 0,1 \
-  --flow-capacity $((FLOWS * 2)) --json > "$work/bench.json" 2> "$work/dataplane.log"
-cat "$work/dataplane.log"
-dataplane_pps=$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["rx_mpps"] * 1e6))' "$work/bench.json")
-cycles=$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["cycles_per_packet"], 1))' "$work/bench.json")
+  echo "== round $round: dataplane bench, ${DURATION}s"
+  "$bin" bench --pcap "$work/traffic.pcap" --rules "$work/rules.json" --duration "$DURATION" --cpus 0,1 \
+    --flow-capacity $((FLOWS * 2)) --json > "$work/bench.json" 2> "$work/dataplane.log"
+  [ "$round" = 1 ] && cat "$work/dataplane.log"
+  python3 - "$work/bench.json" "$testpmd_pps" "$round" >> "$work/rounds" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+testpmd = float(sys.argv[2]) / 1e6
+ratio = d["rx_mpps"] / testpmd if testpmd else 0
+print(f'{sys.argv[3]} {testpmd:.2f} {d["rx_mpps"]:.2f} {d["cycles_per_packet"]:.1f} {ratio:.2f}')
+PY
+done
 
 echo
-printf '%-34s %12s\n' "" "Mpps"
-printf '%-34s %12.2f\n' "testpmd 5tswap (1 core)" "$(echo "$testpmd_pps" | awk '{print $1/1e6}')"
-printf '%-34s %12.2f   (%s cycles/packet)\n' "dataplane bench (1 worker core)" "$(echo "$dataplane_pps" | awk '{print $1/1e6}')" "$cycles"
-awk -v a="$dataplane_pps" -v b="$testpmd_pps" 'BEGIN { if (b > 0) printf "ratio dataplane / testpmd: %.2f\n", a / b }'
-echo "summary: $(cat "$work/bench.json")"
+python3 - "$work/rounds" <<'PY'
+import statistics, sys
+rows = [line.split() for line in open(sys.argv[1])]
+print(f'{"round":<8}{"testpmd 5tswap Mpps":>22}{"dataplane Mpps":>17}{"cycles/packet":>16}{"ratio":>8}')
+for r in rows:
+    print(f'{r[0]:<8}{r[1]:>22}{r[2]:>17}{r[3]:>16}{r[4]:>8}')
+med = [statistics.median(float(r[i]) for r in rows) for i in range(1, 5)]
+print(f'{"median":<8}{med[0]:>22.2f}{med[1]:>17.2f}{med[2]:>16.1f}{med[3]:>8.2f}')
+print("(testpmd: 1 forwarding core; dataplane: 1 worker core; same devices, traffic and core)")
+PY
+echo "summary of the last round: $(cat "$work/bench.json")"
