@@ -1,9 +1,9 @@
 //! Fixed-length arrays for tables read at random addresses on every packet (the flow table).
 //!
 //! A large one starts on a 2 MB boundary, so that transparent huge pages can back all of it:
-//! the allocator returns large blocks 16 bytes past a 4 KB page, and then only the whole
-//! 2 MB pages inside the block can be huge (6 of an 8 MB array's; every lookup that lands
-//! on the rest walks the page tables). With it, `/proc/PID/smaps` shows all 8 MB of the
+//! the allocator places large blocks just past the start of a 4 KB page, and then only the
+//! whole 2 MB pages inside the block can be huge (6 of an 8 MB array's; every lookup that
+//! lands on the rest walks the page tables). With it, `/proc/PID/smaps` shows all 8 MB of the
 //! benchmark's entry array huge; the speed difference was within the benchmark's noise.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
