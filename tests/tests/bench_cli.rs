@@ -17,7 +17,8 @@ const EAL: [&str; 5] = ["--", "--no-huge", "--no-shconf", "-m", "512"];
 
 /// Every packet received is accounted for: forwarded or dropped by cause; a rule dropping
 /// UDP drops some of gen's mixed traffic and forwards the rest; the summary is one JSON
-/// object on stdout, with the per-second lines on stderr.
+/// object on stdout, with the per-second lines on stderr; `--phases` splits the busy cycles
+/// into the steps of the work on bursts.
 #[test]
 fn json_summary_accounts_for_every_packet() {
     let dir = tempfile::tempdir().unwrap();
@@ -26,8 +27,20 @@ fn json_summary_accounts_for_every_packet() {
     std::fs::write(&rules, rule_yaml("no-udp", "  action: DROP\n  reason: test\n  ports: [{protocol: UDP}]\n"))
         .unwrap();
     let rules = rules.display().to_string();
-    let mut args =
-        vec!["--rules", &rules, "--packets", "4096", "--flows", "256", "--duration", "2", "--warmup", "0.5", "--json"];
+    let mut args = vec![
+        "--rules",
+        &rules,
+        "--packets",
+        "4096",
+        "--flows",
+        "256",
+        "--duration",
+        "2",
+        "--warmup",
+        "0.5",
+        "--json",
+        "--phases",
+    ];
     args.extend(EAL);
     let (code, stdout, stderr) = bench(&args);
     assert_eq!(code, Some(0));
@@ -48,6 +61,18 @@ fn json_summary_accounts_for_every_packet() {
     assert!(summary["rx_mpps"].as_f64().unwrap() > 0.0);
     assert!(summary["cycles_per_packet"].as_f64().unwrap() > 0.0);
     assert!(stderr.contains("Mpps"), "per-second lines go to stderr with --json");
+
+    // Each step took time, and the steps cover the busy time between them: the busy span
+    // only adds one TSC reading before the first step and one after the last.
+    let busy = summary["cycles_per_packet"].as_f64().unwrap();
+    let steps = ["receive", "parse", "resolve", "settle", "transmit"];
+    let cycles: Vec<f64> = steps
+        .iter()
+        .map(|s| summary["phase_cycles"][s].as_f64().unwrap_or_else(|| panic!("phase_cycles.{s} missing in {summary}")))
+        .collect();
+    assert!(cycles.iter().all(|&c| c > 0.0), "{cycles:?}");
+    let total: f64 = cycles.iter().sum();
+    assert!(total <= busy && total >= 0.8 * busy, "steps {total} of busy {busy}");
 }
 
 /// The text summary without rules (nothing dropped), and bad arguments (exit 2, named).
@@ -60,6 +85,7 @@ fn text_summary_and_bad_arguments() {
     assert!(stdout.contains("bench summary"), "{stdout}");
     assert!(stdout.contains("rules: 0"), "{stdout}");
     assert!(stdout.contains("dropped by policy 0"), "{stdout}");
+    assert!(!stdout.contains("by step"), "steps are timed only when asked: {stdout}");
 
     let (code, _, stderr) = bench(&["--duration", "1", "--warmup", "2"]);
     assert_eq!(code, Some(2));

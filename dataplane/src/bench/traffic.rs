@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::gen::{self, GenArgs, TrafficArgs};
 use crate::dpdk::cycles::tsc_hz;
+use crate::pipeline::Phase;
 use crate::policy::CompiledPolicy;
 use crate::worker::{counter, run_config, Config, RunArgs, Running, Snapshot, Supervisor};
 
@@ -64,6 +65,10 @@ pub struct BenchArgs {
     /// With --control: the bearer token file.
     #[arg(long, requires = "control")]
     pub token_file: Option<PathBuf>,
+    /// Read the TSC at each step of every burst and report the cycles per packet of each
+    /// (receive, parse, resolve, settle, transmit). Costs a few cycles per packet itself.
+    #[arg(long)]
+    pub phases: bool,
     /// With --control: persist each applied set in this directory (as `run` does with
     /// `state_dir`; the API answers once the set is written).
     #[arg(long, requires = "control")]
@@ -105,7 +110,20 @@ pub struct BenchSummary {
     pub flows: u64,
     pub evictions: u64,
     pub tls_pending: u64,
+    /// With --phases: busy TSC cycles per packet received, by step of the work on bursts.
+    pub phase_cycles: Option<PhaseCycles>,
     pub exit_code: u8,
+}
+
+/// Cycles per packet in each step (see [`Phase`]); their sum is about `cycles_per_packet`
+/// (which also holds the steps' own TSC readings).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PhaseCycles {
+    pub receive: f64,
+    pub parse: f64,
+    pub resolve: f64,
+    pub settle: f64,
+    pub transmit: f64,
 }
 
 /// `dataplane bench`. Returns the process exit code.
@@ -227,7 +245,8 @@ fn prepare(args: &BenchArgs) -> Result<Prepared, String> {
             let _ = writeln!(t, "state_dir = {}", quote(&absolute(d).display().to_string()));
         }
     }
-    let config = Config::parse(&t).map_err(|e| e.to_string())?;
+    let mut config = Config::parse(&t).map_err(|e| e.to_string())?;
+    config.phase_timing = args.phases;
     Ok(Prepared { config, _dir: dir })
 }
 
@@ -267,7 +286,10 @@ fn measure(args: &BenchArgs, prepared: &Prepared, inner: Option<&mut dyn Supervi
         eprintln!("bench: the workers did not run long enough to measure");
         return outcome.code.max(crate::worker::EXIT_RUNTIME);
     };
-    let summary = summarize(from, to, last, sup.rules, outcome.code);
+    let mut summary = summarize(from, to, last, sup.rules, outcome.code);
+    if args.phases {
+        summary.phase_cycles = Some(phase_cycles(from, to));
+    }
     if args.json {
         match serde_json::to_string(&summary) {
             Ok(s) => crate::out!("{s}"),
@@ -404,7 +426,23 @@ fn summarize(from: &Snapshot, to: &Snapshot, last: &Snapshot, rules: usize, code
         flows: sum(last, counter::FLOWS),
         evictions: sum(last, counter::EVICTIONS),
         tls_pending: sum(last, counter::TLS_PENDING),
+        phase_cycles: None,
         exit_code: code,
+    }
+}
+
+fn phase_cycles(from: &Snapshot, to: &Snapshot) -> PhaseCycles {
+    let rx = sum(to, counter::RX).saturating_sub(sum(from, counter::RX)).max(1) as f64;
+    let per_packet = |p: Phase| {
+        let i = counter::PHASE_CYCLES + p as usize;
+        sum(to, i).saturating_sub(sum(from, i)) as f64 / rx
+    };
+    PhaseCycles {
+        receive: per_packet(Phase::Receive),
+        parse: per_packet(Phase::Parse),
+        resolve: per_packet(Phase::Resolve),
+        settle: per_packet(Phase::Settle),
+        transmit: per_packet(Phase::Transmit),
     }
 }
 
@@ -436,6 +474,13 @@ fn render(s: &BenchSummary, args: &BenchArgs) -> String {
         s.tx_mpps
     );
     let _ = writeln!(o, "  cycles per packet: {:.1} (TSC {:.2} GHz)", s.cycles_per_packet, s.tsc_hz as f64 / 1e9);
+    if let Some(p) = &s.phase_cycles {
+        let _ = writeln!(
+            o,
+            "  by step: receive {:.1}  parse {:.1}  resolve {:.1}  settle {:.1}  transmit {:.1}",
+            p.receive, p.parse, p.resolve, p.settle, p.transmit
+        );
+    }
     let _ = writeln!(
         o,
         "  verdicts (measured): forwarded {}  dropped by policy {}  malformed {}  tx full {}  ring full {}",

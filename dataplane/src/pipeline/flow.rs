@@ -6,6 +6,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use super::huge_array::HugeArray;
+use super::Hints;
 use crate::policy::compile::Decision;
 use crate::policy::Action;
 use crate::tls::HelloReassembly;
@@ -240,17 +241,6 @@ pub struct FlowCounters {
 #[repr(C, align(64))]
 struct Signatures([u32; WAYS]);
 
-/// Hints the memory system to load a cache line soon. The pipeline does not touch DPDK (or
-/// `unsafe`); the worker passes DPDK's prefetch, offline tools pass `()` (no hint).
-pub trait Prefetch: Copy {
-    fn prefetch<T>(self, p: *const T);
-}
-
-impl Prefetch for () {
-    #[inline(always)]
-    fn prefetch<T>(self, _: *const T) {}
-}
-
 /// A flow table of fixed capacity.
 pub struct FlowTable {
     sigs: HugeArray<Signatures>,
@@ -415,7 +405,7 @@ impl FlowTable {
     /// packets later (prefetching the matching entry) and resolves it after the whole burst
     /// is parsed, so the cache misses of different packets overlap with useful work.
     #[inline(always)]
-    pub fn prefetch_bucket<H: Prefetch>(&self, hash: u32, hint: H) {
+    pub fn prefetch_bucket<H: Hints>(&self, hash: u32, hint: H) {
         hint.prefetch(self.sigs.as_ptr().wrapping_add(self.buckets_of(hash).0));
     }
 
@@ -423,7 +413,7 @@ impl FlowTable {
     /// prefetching the first of them: call it once the buckets' signatures have had time to
     /// arrive, and [`FlowTable::resolve`] once the entry has.
     #[inline(always)]
-    pub fn probe<H: Prefetch>(&self, hash: u32, hint: H) -> u32 {
+    pub fn probe<H: Hints>(&self, hash: u32, hint: H) -> u32 {
         let candidates = self.candidates(hash);
         if candidates != 0 {
             hint.prefetch(self.entries.as_ptr().wrapping_add(self.index_of(hash, candidates.trailing_zeros())));

@@ -13,7 +13,6 @@ use crate::policy::compile::{Decision, HelloFacts, Query, RuleId, TlsView};
 use crate::policy::{Action, CompiledPolicy};
 use crate::tls::{ClientHello, FeedResult, HelloBufferPool};
 use crate::wire::{ip_proto, parse_frame_into, tcp_flags, Fragment, IpPair, PacketSummary};
-pub use flow::Prefetch;
 use flow::{FlowKey, FlowTable, FlowTimeouts, Slot};
 
 /// Most packets handled in one step; longer bursts are processed in chunks.
@@ -80,6 +79,58 @@ pub trait HelloObserver {
 impl HelloObserver for () {
     #[inline(always)]
     fn hello(&mut self, _: usize, _: &ClientHello<'_>) {}
+}
+
+/// What the caller lends the fast path: cache prefetches, and marks at the end of each step
+/// of the work on a burst (read by `dataplane bench --phases`). The pipeline does not touch
+/// DPDK (or `unsafe`): the worker passes DPDK's prefetch and, when asked, a TSC reading at
+/// each mark; offline tools pass `()` (no hint, no mark).
+pub trait Hints: Copy {
+    /// Hints the memory system to load the cache line at `p` soon.
+    fn prefetch<T>(self, p: *const T);
+
+    /// A step of the work on a burst starts now.
+    #[inline(always)]
+    fn phase_start(self) {}
+
+    /// `phase` (which began at the last mark) ends now.
+    #[inline(always)]
+    fn phase_done(self, _phase: Phase) {}
+}
+
+impl Hints for () {
+    #[inline(always)]
+    fn prefetch<T>(self, _: *const T) {}
+}
+
+/// The steps of a worker's work on a burst, in order. The pipeline marks the end of
+/// `Parse`, `Resolve` and `Settle`; the worker those of `Receive` and `Transmit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// The RX (or ring) burst.
+    Receive,
+    /// Headers parsed, flow keys hashed, buckets prefetched and probed.
+    Parse,
+    /// Flow lookups resolved, connections not decided by the current policy classified.
+    Resolve,
+    /// Each packet settled in order (flows created, ClientHellos fed, verdicts).
+    Settle,
+    /// Counting, the TX burst and the frees.
+    Transmit,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 5] = [Phase::Receive, Phase::Parse, Phase::Resolve, Phase::Settle, Phase::Transmit];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Receive => "receive",
+            Phase::Parse => "parse",
+            Phase::Resolve => "resolve",
+            Phase::Settle => "settle",
+            Phase::Transmit => "transmit",
+        }
+    }
 }
 
 /// Pipeline settings fixed at start.
@@ -227,8 +278,8 @@ impl Pipeline {
     }
 
     /// The general form: `observer` sees each completed ClientHello, `hint` prefetches
-    /// flow-table lines (the workers pass DPDK's prefetch; `()` does nothing).
-    pub fn process_burst_with<P: AsRef<[u8]>, O: HelloObserver, H: Prefetch>(
+    /// flow-table lines and hears the end of each step (see [`Hints`]; `()` does nothing).
+    pub fn process_burst_with<P: AsRef<[u8]>, O: HelloObserver, H: Hints>(
         &mut self,
         policy: &CompiledPolicy,
         packets: &[P],
@@ -249,7 +300,7 @@ impl Pipeline {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn process_chunk<P: AsRef<[u8]>, O: HelloObserver, H: Prefetch>(
+    fn process_chunk<P: AsRef<[u8]>, O: HelloObserver, H: Hints>(
         &mut self,
         chunk: &mut Chunk,
         policy: &CompiledPolicy,
@@ -308,6 +359,7 @@ impl Pipeline {
         }
         self.counters.malformed += malformed;
         self.counters.non_ip += non_ip;
+        hint.phase_done(Phase::Parse);
 
         // 2. Probe the last flows, then resolve every lookup (the entries are in cache by now)
         //    and mark the flows the current policy has not decided.
@@ -325,6 +377,7 @@ impl Pipeline {
         if asking.any() {
             self.classify_marked(policy, asking, steps, summaries, slots, decided);
         }
+        hint.phase_done(Phase::Resolve);
 
         // 3. Settle each packet in order (a flow created earlier in this burst is found here).
         self.inserted_in_chunk = false;
@@ -367,6 +420,7 @@ impl Pipeline {
         }
         self.counters.allowed += allowed;
         self.counters.dropped += dropped;
+        hint.phase_done(Phase::Settle);
     }
 }
 

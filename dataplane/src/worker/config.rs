@@ -80,6 +80,10 @@ pub struct Config {
     pub workers: Vec<WorkerEntry>,
     /// The control plane (HTTP API, persistence, metrics); absent: no control plane.
     pub control: Option<ControlConfig>,
+    /// Workers read the TSC at each step of every burst (`dataplane bench --phases`; not a
+    /// key of the file).
+    #[serde(skip)]
+    pub phase_timing: bool,
 }
 
 fn default_ring_size() -> u32 {

@@ -8,6 +8,7 @@
 //! `Relaxed` store of the counters for the control thread.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use crossbeam_queue::ArrayQueue;
 use crate::dpdk::cycles::{prefetch0, tsc};
 use crate::dpdk::{Consumer, Mbuf, MbufBurst, Producer, RxQueue, TxQueue};
 use crate::pipeline::flow::FlowKey;
-use crate::pipeline::{Pipeline, Prefetch, Verdict};
+use crate::pipeline::{Hints, Phase, Pipeline, Verdict};
 use crate::policy::{Action, CompiledPolicy};
 use crate::wire::{parse_frame, Fragment, Parsed};
 
@@ -49,7 +50,10 @@ pub mod counter {
     pub const TLS_DECIDED: usize = 14;
     /// Connections whose first client bytes were not TLS.
     pub const TLS_NOT_TLS: usize = 15;
-    pub const COUNT: usize = 16;
+    /// TSC cycles spent in each step of the work on bursts, in the order of
+    /// [`Phase::ALL`](crate::pipeline::Phase::ALL); zero unless the worker times them.
+    pub const PHASE_CYCLES: usize = 16;
+    pub const COUNT: usize = PHASE_CYCLES + 5;
 }
 
 /// A worker's own counters: plain integers, written only by that worker.
@@ -153,20 +157,33 @@ pub struct Worker {
     pub shared: Arc<Shared>,
     pub stop: Arc<AtomicBool>,
     pub tsc_per_ms: u64,
+    /// Read the TSC at each step of every burst (see [`Phase`]).
+    pub phase_timing: bool,
 }
 
 impl Worker {
     /// The worker loop; returns when `stop` is set, after finishing the burst in hand.
     pub fn run(mut self) -> Worker {
+        let clock = PhaseClock::default();
+        if self.phase_timing {
+            self.poll(TimedHints(&clock), &clock);
+        } else {
+            self.poll(CacheHints, &clock);
+        }
+        self
+    }
+
+    fn poll<H: Hints>(&mut self, hint: H, clock: &PhaseClock) {
         let mut rx = MbufBurst::<BURST>::new();
         let mut out = MbufBurst::<BURST>::new();
         let tsc_per_ms = self.tsc_per_ms.max(1);
         let mut loops: u64 = 0;
         let lane = self.shared.lane;
         while !self.stop.load(Relaxed) {
-            let Worker { inputs, tx, pipeline, policy, counters, .. } = &mut self;
+            let Worker { inputs, tx, pipeline, policy, counters, .. } = &mut *self;
             for input in inputs.iter_mut() {
                 let start = tsc();
+                hint.phase_start();
                 let n = match &mut input.source {
                     Source::Rx(q) => q.burst(&mut rx),
                     Source::Ring(c) => c.dequeue_burst(&mut rx),
@@ -174,21 +191,22 @@ impl Worker {
                 if n == 0 {
                     continue;
                 }
+                hint.phase_done(Phase::Receive);
                 let now_ms = start / tsc_per_ms;
                 match tx.get_mut(input.egress) {
-                    Some(txq) => forward_burst(pipeline, policy, now_ms, &mut rx, &mut out, txq, counters, lane),
+                    Some(txq) => forward_burst(pipeline, policy, now_ms, &mut rx, &mut out, txq, counters, lane, hint),
                     None => rx.clear(),
                 }
+                hint.phase_done(Phase::Transmit);
                 counters.busy_cycles = counters.busy_cycles.wrapping_add(tsc().wrapping_sub(start));
             }
             self.quiescent();
             loops = loops.wrapping_add(1);
             if loops.is_multiple_of(PUBLISH_EVERY) {
-                self.publish();
+                self.publish(clock);
             }
         }
-        self.publish();
-        self
+        self.publish(clock);
     }
 
     /// The quiescent point: adopts a policy waiting in the mailbox.
@@ -198,7 +216,7 @@ impl Worker {
     }
 
     /// Copies the counters to the shared array (plain stores).
-    fn publish(&self) {
+    fn publish(&self, clock: &PhaseClock) {
         let c = &self.counters;
         let p = &self.pipeline.counters;
         let f = &self.pipeline.flows;
@@ -218,17 +236,54 @@ impl Worker {
         s.store(counter::TLS_NOT_TLS, p.tls_not_tls);
         s.store(counter::CLASSIFIED, p.classified);
         s.store(counter::BUSY_CYCLES, c.busy_cycles);
+        for (i, cycles) in clock.cycles.iter().enumerate() {
+            s.store(counter::PHASE_CYCLES + i, cycles.get());
+        }
     }
 }
 
 /// DPDK's prefetch for the pipeline's flow-table lookups (the pipeline knows nothing of DPDK).
 #[derive(Clone, Copy)]
-struct CachePrefetch;
+struct CacheHints;
 
-impl Prefetch for CachePrefetch {
+impl Hints for CacheHints {
     #[inline(always)]
     fn prefetch<T>(self, p: *const T) {
         prefetch0(p);
+    }
+}
+
+/// TSC cycles per step of the work on bursts (see [`Phase`]), for `bench --phases`.
+#[derive(Default)]
+struct PhaseClock {
+    /// The TSC at the last mark.
+    last: Cell<u64>,
+    cycles: [Cell<u64>; Phase::ALL.len()],
+}
+
+/// [`CacheHints`], and a TSC reading at each mark: about 6 readings per burst, a few cycles
+/// per packet, so timing is asked for, not always on.
+#[derive(Clone, Copy)]
+struct TimedHints<'a>(&'a PhaseClock);
+
+impl Hints for TimedHints<'_> {
+    #[inline(always)]
+    fn prefetch<T>(self, p: *const T) {
+        prefetch0(p);
+    }
+
+    #[inline(always)]
+    fn phase_start(self) {
+        self.0.last.set(tsc());
+    }
+
+    #[inline(always)]
+    fn phase_done(self, phase: Phase) {
+        let now = tsc();
+        if let Some(c) = self.0.cycles.get(phase as usize) {
+            c.set(c.get().wrapping_add(now.wrapping_sub(self.0.last.get())));
+        }
+        self.0.last.set(now);
     }
 }
 
@@ -245,6 +300,7 @@ fn forward_burst(
     txq: &mut TxQueue,
     c: &mut WorkerCounters,
     lane: usize,
+    hint: impl Hints,
 ) {
     let n = rx.len();
     c.rx += n as u64;
@@ -254,7 +310,7 @@ fn forward_burst(
         return;
     };
     // The mbufs themselves are the packets: no array of byte views to build first.
-    pipeline.process_burst_with(policy, rx.as_slice(), now_ms, vs, &mut (), CachePrefetch);
+    pipeline.process_burst_with(policy, rx.as_slice(), now_ms, vs, &mut (), hint);
     // Rule counts are added per run of packets decided by one rule: a burst is mostly one
     // or two runs, and adding per packet would chain every packet through one memory word.
     let hits = policy.hits();

@@ -414,6 +414,7 @@ impl Runtime {
                     shared,
                     stop: stop.clone(),
                     tsc_per_ms,
+                    phase_timing: config.phase_timing,
                 },
             ));
         }
