@@ -421,12 +421,25 @@ impl FlowTable {
         candidates
     }
 
-    /// The live slot of `key` among the `candidates` [`FlowTable::probe`] found; an expired
-    /// entry found is freed.
+    /// The live slot of `key` among the `candidates` [`FlowTable::probe`] found (an expired
+    /// entry found is freed), and whether policy generation `generation` decided the flow:
+    /// one read of the entry for both.
     #[inline]
-    pub fn resolve(&mut self, key: &FlowKey, hash: u32, candidates: u32, now_ms: u64) -> Option<Slot> {
-        let index = self.find(hash, candidates, key)?;
-        self.live_slot(index, now_ms)
+    pub fn resolve(
+        &mut self,
+        key: &FlowKey,
+        hash: u32,
+        candidates: u32,
+        now_ms: u64,
+        generation: u64,
+    ) -> (Option<Slot>, bool) {
+        let Some(index) = self.find(hash, candidates, key) else { return (None, false) };
+        let Some(e) = self.entries.get(index) else { return (None, false) };
+        if self.expired(e, now_ms) {
+            self.free_expired(index);
+            return (None, false);
+        }
+        (Some(Slot(index as u32)), e.generation == generation)
     }
 
     /// Find a live entry; an expired one found on the way is freed.
@@ -440,15 +453,20 @@ impl FlowTable {
     fn live_slot(&mut self, index: usize, now_ms: u64) -> Option<Slot> {
         let expired = self.entries.get(index).is_some_and(|e| self.expired(e, now_ms));
         if expired {
-            self.displace(index);
-            if let Some(s) = self.sigs.get_mut(index / WAYS).and_then(|s| s.0.get_mut(index % WAYS)) {
-                *s = 0;
-            }
-            self.live -= 1;
-            self.counters.expired += 1;
+            self.free_expired(index);
             return None;
         }
         Some(Slot(index as u32))
+    }
+
+    /// Frees entry `index`, found expired.
+    fn free_expired(&mut self, index: usize) {
+        self.displace(index);
+        if let Some(s) = self.sigs.get_mut(index / WAYS).and_then(|s| s.0.get_mut(index % WAYS)) {
+            *s = 0;
+        }
+        self.live -= 1;
+        self.counters.expired += 1;
     }
 
     /// Insert a new flow (the caller has checked it is absent). Takes a free way of its

@@ -370,8 +370,8 @@ impl Pipeline {
         }
         let lookups = slots.iter_mut().zip(flow_keys.iter()).zip(candidates.iter()).take(n_flows);
         for (f, ((s, (key, hash)), c)) in lookups.enumerate() {
-            *s = self.flows.resolve(key, *hash, *c, now_ms);
-            let current = s.and_then(|s| self.flows.entry_mut(s)).is_some_and(|e| e.generation == generation);
+            let (slot, current) = self.flows.resolve(key, *hash, *c, now_ms, generation);
+            *s = slot;
             asking.stale_flows |= u64::from(!current) << f;
         }
         if asking.any() {
@@ -391,7 +391,6 @@ impl Pipeline {
                     *v = Verdict { action: d.action, rule: d.rule(), malformed: false };
                 }
                 Step::Flow { flow, forward, flags } => {
-                    let Some(&(key, hash)) = flow_keys.get(usize::from(flow)) else { continue };
                     let found = slots.get(usize::from(flow)).copied().flatten();
                     // The common case: a known flow the current policy decided, no flow created
                     // since the lookup (which may have reused its slot), no ClientHello awaited.
@@ -403,6 +402,7 @@ impl Pipeline {
                             *v = Verdict { action: d.action, rule: d.rule(), malformed: false };
                         }
                         None => {
+                            let Some(&(key, hash)) = flow_keys.get(usize::from(flow)) else { continue };
                             let pkt = packets.get(i).map_or(&[][..], |x| x.as_ref());
                             let decided = asking.packet(i, *step).then(|| decided.get(i).copied().flatten()).flatten();
                             let flow = (key, hash, forward, flags);
