@@ -387,12 +387,14 @@ impl FlowTable {
         }
     }
 
-    /// The entry index holding `key` among the `candidates` of its buckets.
+    /// The entry index holding `key` among the `candidates` of its buckets. The candidates
+    /// may be older than the entries (a burst probes all its flows before resolving any):
+    /// an entry freed since, whose key is still there, is not found.
     #[inline]
     fn find(&self, hash: u32, mut candidates: u32, key: &FlowKey) -> Option<usize> {
         while candidates != 0 {
             let index = self.index_of(hash, candidates.trailing_zeros());
-            if self.entries.get(index).is_some_and(|e| e.key == *key) {
+            if self.entries.get(index).is_some_and(|e| e.key == *key) && self.in_use(index) {
                 return Some(index);
             }
             candidates &= candidates - 1;
@@ -421,12 +423,14 @@ impl FlowTable {
         candidates
     }
 
-    /// The live slot of `key` among the `candidates` [`FlowTable::probe`] found (an expired
-    /// entry found is freed), and whether policy generation `generation` decided the flow:
-    /// one read of the entry for both.
+    /// The live slot of `key` among the `candidates` [`FlowTable::probe`] found, and whether
+    /// policy generation `generation` decided the flow: one read of the entry for both. An
+    /// expired entry is not found, and left for [`FlowTable::lookup`] at the packet's own
+    /// turn: freeing it here, before the burst's earlier packets create their flows, would
+    /// give those flows room that one packet at a time would not have given them.
     #[inline]
     pub fn resolve(
-        &mut self,
+        &self,
         key: &FlowKey,
         hash: u32,
         candidates: u32,
@@ -434,12 +438,10 @@ impl FlowTable {
         generation: u64,
     ) -> (Option<Slot>, bool) {
         let Some(index) = self.find(hash, candidates, key) else { return (None, false) };
-        let Some(e) = self.entries.get(index) else { return (None, false) };
-        if self.expired(e, now_ms) {
-            self.free_expired(index);
-            return (None, false);
+        match self.entries.get(index) {
+            Some(e) if !self.expired(e, now_ms) => (Some(Slot(index as u32)), e.generation == generation),
+            _ => (None, false),
         }
-        (Some(Slot(index as u32)), e.generation == generation)
     }
 
     /// Find a live entry; an expired one found on the way is freed.
@@ -521,8 +523,21 @@ impl FlowTable {
     /// Whether `slot` still holds the flow `key` (an insertion may have reused it).
     pub fn holds(&self, slot: Slot, key: &FlowKey) -> bool {
         let index = slot.0 as usize;
+        self.in_use(index) && self.entries.get(index).is_some_and(|e| e.key == *key)
+    }
+
+    /// Entries holding a flow, and how many of them hold a ClientHello buffer.
+    #[cfg(test)]
+    pub fn held(&self) -> (usize, usize) {
+        let used: Vec<usize> = (0..self.capacity()).filter(|&i| self.in_use(i)).collect();
+        let buffers = used.iter().filter(|&&i| self.hellos.get(i).is_some_and(|h| h.holds_slot())).count();
+        (used.len(), buffers)
+    }
+
+    /// Whether entry `index` holds a flow (its signature is set).
+    #[inline(always)]
+    fn in_use(&self, index: usize) -> bool {
         self.sigs.get(index / WAYS).and_then(|s| s.0.get(index % WAYS)).is_some_and(|&s| s != 0)
-            && self.entries.get(index).is_some_and(|e| e.key == *key)
     }
 
     pub fn entry_mut(&mut self, slot: Slot) -> Option<&mut FlowEntry> {

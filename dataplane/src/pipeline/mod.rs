@@ -491,12 +491,13 @@ impl Pipeline {
         on_hello: impl FnOnce(&ClientHello<'_>),
     ) -> Verdict {
         let generation = policy.generation();
-        // The burst lookup's answer stands unless a flow was created since: that may have
-        // reused the slot found, or created the flow missed.
-        let known = if self.inserted_in_chunk {
-            found.filter(|&s| self.flows.holds(s, &key)).or_else(|| self.flows.lookup(&key, hash, now_ms))
-        } else {
-            found
+        // The burst lookup's answer stands unless a flow was created since (that may have
+        // reused the slot found, or created the flow missed). A flow it missed is looked up
+        // again: it may be an expired entry, which the lookup frees, as it would have for
+        // this packet alone.
+        let known = match found {
+            Some(s) if !self.inserted_in_chunk || self.flows.holds(s, &key) => Some(s),
+            _ => self.flows.lookup(&key, hash, now_ms),
         };
         let (slot, fresh) = match known {
             Some(s) => (s, false),
@@ -509,9 +510,14 @@ impl Pipeline {
         let Some((e, hello)) = flows.entry_and_hello_mut(slot) else { return Verdict::default() };
         let from_initiator = forward == e.initiator_is_lo();
         if fresh || e.generation != generation {
-            // `decided` is missing only if the entry vanished since the lookups (evicted by a
-            // flow created in this burst): ask again, alone.
-            let d = decided.unwrap_or_else(|| policy.classify(&initiator_query(p, from_initiator)));
+            // `decided` was asked from the side the lookup saw as the initiator. It does not
+            // hold when the flow found then has vanished since (evicted by a flow created in
+            // this burst) and this packet created it anew, maybe from the other side; nor is
+            // it there if the flow found was current. Then ask again, alone.
+            let d = match decided {
+                Some(d) if !(fresh && found.is_some()) => d,
+                _ => policy.classify(&initiator_query(p, from_initiator)),
+            };
             let was_pending = e.pending();
             if d.pending && e.inspected() {
                 // The new policy wants the ClientHello, which went by under an older one: the
@@ -606,6 +612,8 @@ fn initiator_query(p: &PacketSummary, sender_is_initiator: bool) -> Query {
     }
 }
 
+#[cfg(test)]
+mod burst_proptests;
 #[cfg(test)]
 mod flow_proptests;
 #[cfg(test)]

@@ -1,0 +1,184 @@
+//! Bursts against one packet at a time: deciding packets in bursts (staged lookups, one bulk
+//! classification, flows created and evicted mid-burst, ClientHellos, a new policy
+//! generation) gives every packet the verdict, and the flow table and counters the state,
+//! that deciding the same packets one at a time gives.
+
+use proptest::prelude::*;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+use super::flow::FlowTimeouts;
+use super::{Pipeline, PipelineConfig, PipelineCounters, Verdict};
+use crate::bench::hello::client_hello_record;
+use crate::policy::{rule_set_from_str, Action, CompiledPolicy};
+use crate::wire::build;
+
+/// A packet of one of a few connections (so that bursts repeat them), in either direction.
+#[derive(Clone, Debug)]
+enum Packet {
+    Tcp {
+        conn: u8,
+        reply: bool,
+        flags: u8,
+    },
+    Udp {
+        conn: u8,
+        reply: bool,
+    },
+    /// The client's whole ClientHello, for a dropped or an allowed name.
+    Hello {
+        conn: u8,
+        bad: bool,
+    },
+    /// Classified alone, by address.
+    Icmp {
+        host: u8,
+    },
+    /// A TCP frame cut short: malformed.
+    Truncated {
+        conn: u8,
+        keep: u8,
+    },
+}
+
+/// Client, server, client port, server port of connection `conn`.
+fn ends(conn: u8) -> ([u8; 4], [u8; 4], u16, u16) {
+    let client = [192, 168, 1, conn % 8];
+    let server = [10, 0, 0, conn / 8 % 4];
+    let port = [22, 80, 443, 53][usize::from(conn % 4)];
+    (client, server, 40_000 + u16::from(conn), port)
+}
+
+fn frame(p: &Packet, hellos: &[Vec<u8>; 2]) -> Vec<u8> {
+    match *p {
+        Packet::Tcp { conn, reply, flags } => {
+            let (c, s, cp, sp) = ends(conn);
+            if reply {
+                build::tcp_v4(s, c, sp, cp, flags, 7, b"")
+            } else {
+                build::tcp_v4(c, s, cp, sp, flags, 1, b"")
+            }
+        }
+        Packet::Udp { conn, reply } => {
+            let (c, s, cp, sp) = ends(conn);
+            if reply {
+                build::udp_v4(s, c, sp, cp, b"r")
+            } else {
+                build::udp_v4(c, s, cp, sp, b"q")
+            }
+        }
+        Packet::Hello { conn, bad } => {
+            let (c, s, cp, _) = ends(conn);
+            build::tcp_v4(c, s, cp, 443, 0x18, 1, &hellos[usize::from(bad)])
+        }
+        Packet::Icmp { host } => build::icmp_v4([192, 168, 1, host % 8], [10, 0, 0, 1], 8, 0, b"ping"),
+        Packet::Truncated { conn, keep } => {
+            let (c, s, cp, sp) = ends(conn);
+            let mut f = build::tcp_v4(c, s, cp, sp, 0x10, 1, b"");
+            f.truncate(14 + usize::from(keep % 30));
+            f
+        }
+    }
+}
+
+fn packet() -> impl Strategy<Value = Packet> {
+    prop_oneof![
+        6 => (0u8..24, any::<bool>(), prop::sample::select(vec![0x02u8, 0x12, 0x10, 0x18, 0x11, 0x04]))
+            .prop_map(|(conn, reply, flags)| Packet::Tcp { conn, reply, flags }),
+        3 => (0u8..24, any::<bool>()).prop_map(|(conn, reply)| Packet::Udp { conn, reply }),
+        2 => (0u8..24, any::<bool>()).prop_map(|(conn, bad)| Packet::Hello { conn, bad }),
+        1 => (0u8..8).prop_map(|host| Packet::Icmp { host }),
+        1 => (0u8..24, any::<u8>()).prop_map(|(conn, keep)| Packet::Truncated { conn, keep }),
+    ]
+}
+
+fn policy(yaml: &str, generation: u64) -> CompiledPolicy {
+    let mut p = CompiledPolicy::compile(rule_set_from_str(yaml, "t").unwrap(), Action::Allow).unwrap();
+    p.set_generation(generation);
+    p
+}
+
+const RULE: &str = "apiVersion: policy.secure.example.com/v1\nkind: NetworkPolicyRule\n";
+
+/// Generation 1: no SSH from the clients' /29, no bad names on 443. Generation 2: no DNS to
+/// the servers, and ICMP from two clients dropped.
+fn policies() -> [CompiledPolicy; 2] {
+    let first = format!(
+        "{RULE}metadata: {{name: no-ssh}}\nspec:\n  cidrBlocks: [\"192.168.1.0/29\"]\n  direction: ingress\n  ports: [{{port: 22}}]\n  action: DROP\n---\n{RULE}metadata: {{name: bad-sni}}\nspec:\n  action: DROP\n  ports: [{{port: 443}}]\n  tls: {{serverNames: [\"*.bad.example\"]}}\n"
+    );
+    let second = format!(
+        "{RULE}metadata: {{name: no-dns}}\nspec:\n  cidrBlocks: [\"10.0.0.0/30\"]\n  ports: [{{port: 53, protocol: UDP}}]\n  action: DROP\n---\n{RULE}metadata: {{name: no-ping}}\nspec:\n  cidrBlocks: [\"192.168.1.0/31\"]\n  action: DROP\n"
+    );
+    [policy(&first, 1), policy(&second, 2)]
+}
+
+fn pipeline(capacity: usize) -> Pipeline {
+    let timeouts = FlowTimeouts { tcp_established_ms: 400, tcp_transitory_ms: 150, udp_ms: 100 };
+    Pipeline::new(PipelineConfig { flow_capacity: capacity, timeouts, hello_buffers: 4, ..PipelineConfig::default() })
+}
+
+/// The counters but `classified` (a burst asks the policy once per packet of a new flow, one
+/// packet at a time once per flow).
+fn counters(p: &Pipeline) -> PipelineCounters {
+    PipelineCounters { classified: 0, ..p.counters }
+}
+
+/// Flows created, evicted, expired and held.
+fn flows(p: &Pipeline) -> (u64, u64, u64, usize) {
+    let c = &p.flows.counters;
+    (c.created, c.evicted, c.expired, p.flows.len())
+}
+
+/// The table's count of flows is the number of entries in use, and every ClientHello buffer
+/// is either free or held by one flow.
+fn consistent(p: &Pipeline) -> Result<(), TestCaseError> {
+    let (used, buffers) = p.flows.held();
+    prop_assert_eq!(used, p.flows.len());
+    prop_assert_eq!(p.hellos.available() + buffers, p.hellos.capacity());
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn bursts_decide_as_one_packet_at_a_time(
+        packets in prop::collection::vec(packet(), 1..160),
+        bursts in prop::collection::vec((1usize..70, 0u64..60), 1..40),
+        switch in 0usize..40,
+        capacity in prop::sample::select(vec![1usize, 16, 40, 256]),
+    ) {
+        let mut rng = SmallRng::seed_from_u64(3);
+        let hellos = [
+            client_hello_record("www.good.example", false, &mut rng),
+            client_hello_record("x.bad.example", false, &mut rng),
+        ];
+        let frames: Vec<Vec<u8>> = packets.iter().map(|p| frame(p, &hellos)).collect();
+        let policies = policies();
+        let (mut batched, mut single) = (pipeline(capacity), pipeline(capacity));
+        let (mut got, mut want) = (Vec::new(), Vec::new());
+        let (mut at, mut now) = (0, 0);
+        for (k, &(len, step)) in bursts.iter().cycle().enumerate() {
+            if at == frames.len() {
+                break;
+            }
+            let burst = &frames[at..(at + len).min(frames.len())];
+            at += burst.len();
+            now += step;
+            let policy = &policies[usize::from(k >= switch)];
+            let mut v = vec![Verdict::default(); burst.len()];
+            batched.process_burst(policy, burst, now, &mut v);
+            got.extend(v);
+            for f in burst {
+                let mut v = [Verdict::default()];
+                single.process_burst(policy, std::slice::from_ref(f), now, &mut v);
+                want.push(v[0]);
+            }
+        }
+        prop_assert_eq!(got, want);
+        consistent(&batched)?;
+        consistent(&single)?;
+        prop_assert_eq!(counters(&batched), counters(&single));
+        prop_assert_eq!(flows(&batched), flows(&single));
+    }
+}
