@@ -25,6 +25,12 @@ enum Packet {
         conn: u8,
         reply: bool,
     },
+    /// Over IPv6.
+    Tcp6 {
+        conn: u8,
+        reply: bool,
+        flags: u8,
+    },
     /// The client's whole ClientHello, for a dropped or an allowed name.
     Hello {
         conn: u8,
@@ -49,6 +55,19 @@ fn ends(conn: u8) -> ([u8; 4], [u8; 4], u16, u16) {
     (client, server, 40_000 + u16::from(conn), port)
 }
 
+/// [`ends`] over IPv6: the same hosts in 2001:db8::/32.
+fn ends6(conn: u8) -> ([u8; 16], [u8; 16], u16, u16) {
+    let (c, s, cp, sp) = ends(conn);
+    let v6 = |a: [u8; 4], net: u8| {
+        let mut b = [0u8; 16];
+        b[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        b[4] = net;
+        b[12..].copy_from_slice(&a);
+        b
+    };
+    (v6(c, 1), v6(s, 2), cp, sp)
+}
+
 fn frame(p: &Packet, hellos: &[Vec<u8>; 2]) -> Vec<u8> {
     match *p {
         Packet::Tcp { conn, reply, flags } => {
@@ -65,6 +84,14 @@ fn frame(p: &Packet, hellos: &[Vec<u8>; 2]) -> Vec<u8> {
                 build::udp_v4(s, c, sp, cp, b"r")
             } else {
                 build::udp_v4(c, s, cp, sp, b"q")
+            }
+        }
+        Packet::Tcp6 { conn, reply, flags } => {
+            let (c, s, cp, sp) = ends6(conn);
+            if reply {
+                build::tcp_v6(s, c, sp, cp, flags, 7, b"")
+            } else {
+                build::tcp_v6(c, s, cp, sp, flags, 1, b"")
             }
         }
         Packet::Hello { conn, bad } => {
@@ -86,6 +113,8 @@ fn packet() -> impl Strategy<Value = Packet> {
         6 => (0u8..24, any::<bool>(), prop::sample::select(vec![0x02u8, 0x12, 0x10, 0x18, 0x11, 0x04]))
             .prop_map(|(conn, reply, flags)| Packet::Tcp { conn, reply, flags }),
         3 => (0u8..24, any::<bool>()).prop_map(|(conn, reply)| Packet::Udp { conn, reply }),
+        2 => (0u8..24, any::<bool>(), prop::sample::select(vec![0x02u8, 0x12, 0x10, 0x11]))
+            .prop_map(|(conn, reply, flags)| Packet::Tcp6 { conn, reply, flags }),
         2 => (0u8..24, any::<bool>()).prop_map(|(conn, bad)| Packet::Hello { conn, bad }),
         1 => (0u8..8).prop_map(|host| Packet::Icmp { host }),
         1 => (0u8..24, any::<u8>()).prop_map(|(conn, keep)| Packet::Truncated { conn, keep }),
@@ -101,13 +130,13 @@ fn policy(yaml: &str, generation: u64) -> CompiledPolicy {
 const RULE: &str = "apiVersion: policy.secure.example.com/v1\nkind: NetworkPolicyRule\n";
 
 /// Generation 1: no SSH from the clients' /29, no bad names on 443. Generation 2: no DNS to
-/// the servers, and ICMP from two clients dropped.
+/// the servers, everything from two clients dropped, no web from the IPv6 clients.
 fn policies() -> [CompiledPolicy; 2] {
     let first = format!(
         "{RULE}metadata: {{name: no-ssh}}\nspec:\n  cidrBlocks: [\"192.168.1.0/29\"]\n  direction: ingress\n  ports: [{{port: 22}}]\n  action: DROP\n---\n{RULE}metadata: {{name: bad-sni}}\nspec:\n  action: DROP\n  ports: [{{port: 443}}]\n  tls: {{serverNames: [\"*.bad.example\"]}}\n"
     );
     let second = format!(
-        "{RULE}metadata: {{name: no-dns}}\nspec:\n  cidrBlocks: [\"10.0.0.0/30\"]\n  ports: [{{port: 53, protocol: UDP}}]\n  action: DROP\n---\n{RULE}metadata: {{name: no-ping}}\nspec:\n  cidrBlocks: [\"192.168.1.0/31\"]\n  action: DROP\n"
+        "{RULE}metadata: {{name: no-dns}}\nspec:\n  cidrBlocks: [\"10.0.0.0/30\"]\n  ports: [{{port: 53, protocol: UDP}}]\n  action: DROP\n---\n{RULE}metadata: {{name: no-ping}}\nspec:\n  cidrBlocks: [\"192.168.1.0/31\"]\n  action: DROP\n---\n{RULE}metadata: {{name: no-web6}}\nspec:\n  cidrBlocks: [\"2001:db8:100::/40\"]\n  ports: [{{port: 80}}]\n  action: DROP\n"
     );
     [policy(&first, 1), policy(&second, 2)]
 }
