@@ -20,16 +20,11 @@ enum Packet {
         conn: u8,
         reply: bool,
         flags: u8,
+        v6: bool,
     },
     Udp {
         conn: u8,
         reply: bool,
-    },
-    /// Over IPv6.
-    Tcp6 {
-        conn: u8,
-        reply: bool,
-        flags: u8,
     },
     /// The client's whole ClientHello, for a dropped or an allowed name.
     Hello {
@@ -68,31 +63,31 @@ fn ends6(conn: u8) -> ([u8; 16], [u8; 16], u16, u16) {
     (v6(c, 1), v6(s, 2), cp, sp)
 }
 
+/// Source, destination and their ports of a packet between `ends`: the client's, or the
+/// server's `reply`.
+fn sent<A>(reply: bool, (c, s, cp, sp): (A, A, u16, u16)) -> (A, A, u16, u16) {
+    if reply {
+        (s, c, sp, cp)
+    } else {
+        (c, s, cp, sp)
+    }
+}
+
 fn frame(p: &Packet, hellos: &[Vec<u8>; 2]) -> Vec<u8> {
     match *p {
-        Packet::Tcp { conn, reply, flags } => {
-            let (c, s, cp, sp) = ends(conn);
-            if reply {
-                build::tcp_v4(s, c, sp, cp, flags, 7, b"")
+        Packet::Tcp { conn, reply, flags, v6 } => {
+            let seq = if reply { 7 } else { 1 };
+            if v6 {
+                let (src, dst, sport, dport) = sent(reply, ends6(conn));
+                build::tcp_v6(src, dst, sport, dport, flags, seq, b"")
             } else {
-                build::tcp_v4(c, s, cp, sp, flags, 1, b"")
+                let (src, dst, sport, dport) = sent(reply, ends(conn));
+                build::tcp_v4(src, dst, sport, dport, flags, seq, b"")
             }
         }
         Packet::Udp { conn, reply } => {
-            let (c, s, cp, sp) = ends(conn);
-            if reply {
-                build::udp_v4(s, c, sp, cp, b"r")
-            } else {
-                build::udp_v4(c, s, cp, sp, b"q")
-            }
-        }
-        Packet::Tcp6 { conn, reply, flags } => {
-            let (c, s, cp, sp) = ends6(conn);
-            if reply {
-                build::tcp_v6(s, c, sp, cp, flags, 7, b"")
-            } else {
-                build::tcp_v6(c, s, cp, sp, flags, 1, b"")
-            }
+            let (src, dst, sport, dport) = sent(reply, ends(conn));
+            build::udp_v4(src, dst, sport, dport, if reply { b"r" } else { b"q" })
         }
         Packet::Hello { conn, bad } => {
             let (c, s, cp, _) = ends(conn);
@@ -110,11 +105,9 @@ fn frame(p: &Packet, hellos: &[Vec<u8>; 2]) -> Vec<u8> {
 
 fn packet() -> impl Strategy<Value = Packet> {
     prop_oneof![
-        6 => (0u8..24, any::<bool>(), prop::sample::select(vec![0x02u8, 0x12, 0x10, 0x18, 0x11, 0x04]))
-            .prop_map(|(conn, reply, flags)| Packet::Tcp { conn, reply, flags }),
+        8 => (0u8..24, any::<bool>(), prop::sample::select(vec![0x02u8, 0x12, 0x10, 0x18, 0x11, 0x04]), prop::bool::weighted(0.25))
+            .prop_map(|(conn, reply, flags, v6)| Packet::Tcp { conn, reply, flags, v6 }),
         3 => (0u8..24, any::<bool>()).prop_map(|(conn, reply)| Packet::Udp { conn, reply }),
-        2 => (0u8..24, any::<bool>(), prop::sample::select(vec![0x02u8, 0x12, 0x10, 0x11]))
-            .prop_map(|(conn, reply, flags)| Packet::Tcp6 { conn, reply, flags }),
         2 => (0u8..24, any::<bool>()).prop_map(|(conn, bad)| Packet::Hello { conn, bad }),
         1 => (0u8..8).prop_map(|host| Packet::Icmp { host }),
         1 => (0u8..24, any::<u8>()).prop_map(|(conn, keep)| Packet::Truncated { conn, keep }),

@@ -388,13 +388,13 @@ impl FlowTable {
     }
 
     /// The entry index holding `key` among the `candidates` of its buckets. The candidates
-    /// may be older than the entries (a burst probes all its flows before resolving any):
-    /// an entry freed since, whose key is still there, is not found.
+    /// must be current: nothing may free or fill a way between [`FlowTable::probe`] and
+    /// [`FlowTable::resolve`] (which frees nothing for that reason).
     #[inline]
     fn find(&self, hash: u32, mut candidates: u32, key: &FlowKey) -> Option<usize> {
         while candidates != 0 {
             let index = self.index_of(hash, candidates.trailing_zeros());
-            if self.entries.get(index).is_some_and(|e| e.key == *key) && self.in_use(index) {
+            if self.entries.get(index).is_some_and(|e| e.key == *key) {
                 return Some(index);
             }
             candidates &= candidates - 1;
@@ -455,20 +455,15 @@ impl FlowTable {
     fn live_slot(&mut self, index: usize, now_ms: u64) -> Option<Slot> {
         let expired = self.entries.get(index).is_some_and(|e| self.expired(e, now_ms));
         if expired {
-            self.free_expired(index);
+            self.displace(index);
+            if let Some(s) = self.sigs.get_mut(index / WAYS).and_then(|s| s.0.get_mut(index % WAYS)) {
+                *s = 0;
+            }
+            self.live -= 1;
+            self.counters.expired += 1;
             return None;
         }
         Some(Slot(index as u32))
-    }
-
-    /// Frees entry `index`, found expired.
-    fn free_expired(&mut self, index: usize) {
-        self.displace(index);
-        if let Some(s) = self.sigs.get_mut(index / WAYS).and_then(|s| s.0.get_mut(index % WAYS)) {
-            *s = 0;
-        }
-        self.live -= 1;
-        self.counters.expired += 1;
     }
 
     /// Insert a new flow (the caller has checked it is absent). Takes a free way of its

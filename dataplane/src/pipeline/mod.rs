@@ -33,6 +33,13 @@ pub struct Verdict {
     pub malformed: bool,
 }
 
+impl Verdict {
+    /// The verdict of a well-formed packet that `d` decided.
+    fn of(d: Decision) -> Verdict {
+        Verdict { action: d.action, rule: d.rule(), malformed: false }
+    }
+}
+
 impl Default for Verdict {
     fn default() -> Self {
         Verdict { action: Action::Allow, rule: None, malformed: false }
@@ -46,6 +53,9 @@ pub struct PipelineCounters {
     pub packets: u64,
     pub allowed: u64,
     pub dropped: u64,
+    /// Of `dropped`: malformed packets (dropped when the default action is DROP); the rest
+    /// were dropped by policy.
+    pub dropped_malformed: u64,
     pub malformed: u64,
     pub non_ip: u64,
     /// Connections classified (new flows and packets classified one by one).
@@ -121,16 +131,6 @@ pub enum Phase {
 
 impl Phase {
     pub const ALL: [Phase; 5] = [Phase::Receive, Phase::Parse, Phase::Resolve, Phase::Settle, Phase::Transmit];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Receive => "receive",
-            Phase::Parse => "parse",
-            Phase::Resolve => "resolve",
-            Phase::Settle => "settle",
-            Phase::Transmit => "transmit",
-        }
-    }
 }
 
 /// Pipeline settings fixed at start.
@@ -317,7 +317,7 @@ impl Pipeline {
         let Chunk { steps, summaries, decided, flow_keys, candidates, slots } = chunk;
         let mut n_flows = 0;
         let mut asking = Asking::default();
-        let (mut malformed, mut non_ip) = (0, 0);
+        let (mut malformed, mut dropped_malformed, mut non_ip) = (0, 0, 0);
 
         // 1. Parse; each flow's bucket is prefetched as soon as its hash is known, and probed
         //    (its entry prefetched) `PROBE_DISTANCE` flows later.
@@ -328,6 +328,7 @@ impl Pipeline {
             match parse_frame_into(pkt.as_ref(), summary) {
                 Err(_) => {
                     malformed += 1;
+                    dropped_malformed += u64::from(default == Action::Drop);
                     *v = Verdict { action: default, rule: None, malformed: true };
                 }
                 Ok(Some(_)) => non_ip += 1,
@@ -358,6 +359,7 @@ impl Pipeline {
             }
         }
         self.counters.malformed += malformed;
+        self.counters.dropped_malformed += dropped_malformed;
         self.counters.non_ip += non_ip;
         hint.phase_done(Phase::Parse);
 
@@ -387,8 +389,7 @@ impl Pipeline {
                 Step::Done => {}
                 Step::Single => {
                     // Singles are always asked about.
-                    let d = decided.get(i).copied().flatten().unwrap_or(Decision::new(default, None));
-                    *v = Verdict { action: d.action, rule: d.rule(), malformed: false };
+                    *v = Verdict::of(decided.get(i).copied().flatten().unwrap_or(Decision::new(default, None)));
                 }
                 Step::Flow { flow, forward, flags } => {
                     let found = slots.get(usize::from(flow)).copied().flatten();
@@ -398,8 +399,7 @@ impl Pipeline {
                     match found.and_then(|s| self.flows.entry_mut(s)).filter(|e| known && !e.pending()) {
                         Some(e) => {
                             e.observe(forward, flags, p.protocol, now_ms);
-                            let d = e.decision();
-                            *v = Verdict { action: d.action, rule: d.rule(), malformed: false };
+                            *v = Verdict::of(e.decision());
                         }
                         None => {
                             let Some(&(key, hash)) = flow_keys.get(usize::from(flow)) else { continue };
@@ -574,8 +574,7 @@ impl Pipeline {
                 hello.release(hellos);
             }
         }
-        let d = e.decision();
-        Verdict { action: d.action, rule: d.rule(), malformed: false }
+        Verdict::of(e.decision())
     }
 }
 

@@ -62,8 +62,6 @@ pub mod counter {
 pub struct WorkerCounters {
     pub rx: u64,
     pub tx: u64,
-    pub drop_policy: u64,
-    pub drop_malformed: u64,
     pub drop_tx_full: u64,
     pub drop_ring_full: u64,
     pub busy_cycles: u64,
@@ -223,8 +221,9 @@ impl Worker {
         let s = &self.shared;
         s.store(counter::RX, c.rx);
         s.store(counter::TX, c.tx);
-        s.store(counter::DROP_POLICY, c.drop_policy);
-        s.store(counter::DROP_MALFORMED, c.drop_malformed);
+        // The pipeline counts the drops: malformed ones, the rest by policy.
+        s.store(counter::DROP_POLICY, p.dropped - p.dropped_malformed);
+        s.store(counter::DROP_MALFORMED, p.dropped_malformed);
         s.store(counter::DROP_TX_FULL, c.drop_tx_full);
         s.store(counter::FLOWS, f.len() as u64);
         s.store(counter::FLOWS_CREATED, f.counters.created);
@@ -321,10 +320,6 @@ fn forward_burst(
             run = (v.rule, 0);
         }
         run.1 += 1;
-        if v.action == Action::Drop {
-            c.drop_malformed += u64::from(v.malformed);
-            c.drop_policy += u64::from(!v.malformed);
-        }
     }
     hits.add(lane, run.0, run.1);
     rx.move_to(out, |i, _| verdicts.get(i).is_some_and(|v| v.action == Action::Allow));
