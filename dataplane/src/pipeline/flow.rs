@@ -24,11 +24,12 @@ pub const WAYS: usize = 16;
 pub struct FlowKey {
     /// lo address (high, low 64 bits), hi address (high, low).
     addrs: [u64; 4],
-    lo_port: u16,
-    hi_port: u16,
-    protocol: u8,
-    v6: bool,
+    /// lo port (bits 0..16), hi port (16..32), protocol (32..40), and bit 40 for IPv6: one
+    /// word, so that comparing keys is one 32-byte and one 8-byte comparison.
+    ports: u64,
 }
+
+const V6: u64 = 1 << 40;
 
 impl FlowKey {
     /// The key of a packet, and whether the packet travels from the `lo` end to the `hi` end.
@@ -42,10 +43,7 @@ impl FlowKey {
                 let (lo, hi) = if forward { (a, b) } else { (b, a) };
                 let key = FlowKey {
                     addrs: [0, lo >> 16, 0, hi >> 16],
-                    lo_port: lo as u16,
-                    hi_port: hi as u16,
-                    protocol: p.protocol,
-                    v6: false,
+                    ports: FlowKey::ports(lo as u16, hi as u16, p.protocol, false),
                 };
                 (key, forward)
             }
@@ -57,9 +55,18 @@ impl FlowKey {
                     ((dst, p.dst_port), (src, p.src_port))
                 };
                 let addrs = [(lo.0 >> 64) as u64, lo.0 as u64, (hi.0 >> 64) as u64, hi.0 as u64];
-                (FlowKey { addrs, lo_port: lo.1, hi_port: hi.1, protocol: p.protocol, v6: true }, forward)
+                (FlowKey { addrs, ports: FlowKey::ports(lo.1, hi.1, p.protocol, true) }, forward)
             }
         }
+    }
+
+    #[inline(always)]
+    fn ports(lo_port: u16, hi_port: u16, protocol: u8, v6: bool) -> u64 {
+        u64::from(lo_port) | (u64::from(hi_port) << 16) | (u64::from(protocol) << 32) | if v6 { V6 } else { 0 }
+    }
+
+    pub fn protocol(&self) -> u8 {
+        (self.ports >> 32) as u8
     }
 
     /// A symmetric hash (both directions give the same value): the key is canonical.
@@ -77,16 +84,15 @@ impl FlowKey {
             0x1d8e_4e27_c47d_124f,
             0x9e37_79b9_7f4a_7c15,
         ];
-        let ports = (u64::from(self.lo_port) << 24) | (u64::from(self.hi_port) << 8) | u64::from(self.protocol);
         let [a, b, c, d] = self.addrs;
-        let addrs = if self.v6 {
+        let addrs = if self.ports & V6 != 0 {
             // Two independent multiplies (they run in parallel), one per address.
             fold(a ^ S[0], b ^ S[1]) ^ fold(c ^ S[2], d ^ S[3])
         } else {
             // IPv4 addresses fill the low 32 bits of `b` and `d`: one word holds both.
             b ^ (d << 32)
         };
-        let h = fold(addrs ^ S[4], ports ^ S[5]);
+        let h = fold(addrs ^ S[4], self.ports ^ S[5]);
         (h ^ (h >> 32)) as u32
     }
 }
@@ -294,6 +300,26 @@ pub struct FlowTable {
 /// Room for the buffers displaced between two drains (the pipeline drains once per burst).
 const DISPLACED_CAPACITY: usize = 256;
 
+/// The ways of a flow's two buckets whose signature matches its hash, found by
+/// [`FlowTable::probe`], with where the buckets' entries start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Candidates {
+    /// Bits 0..16: ways of the first bucket; bits 16..32: of the second.
+    ways: u32,
+    /// Entry index of the first way of each bucket.
+    first: u32,
+    second: u32,
+}
+
+impl Candidates {
+    /// The entry index of candidate bit `bit`.
+    #[inline(always)]
+    fn index_of(self, bit: u32) -> usize {
+        let (base, way) = if bit < WAYS as u32 { (self.first, bit) } else { (self.second, bit - WAYS as u32) };
+        (base + way) as usize
+    }
+}
+
 /// Where an entry lives: its index in the entry array (bucket * WAYS + way).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Slot(u32);
@@ -376,7 +402,7 @@ impl FlowTable {
     }
 
     fn expired(&self, e: &FlowEntry, now_ms: u64) -> bool {
-        let timeout = match (e.key.protocol, e.state) {
+        let timeout = match (e.key.protocol(), e.state) {
             (crate::wire::ip_proto::TCP, TcpState::Established) => self.timeouts.tcp_established_ms,
             (crate::wire::ip_proto::TCP, _) => self.timeouts.tcp_transitory_ms,
             _ => self.timeouts.udp_ms,
@@ -390,26 +416,17 @@ impl FlowTable {
         self.sigs.get(b).map_or(0, |s| s.matching(sig))
     }
 
-    /// Ways of both buckets whose signature matches `hash`: bits 0..16 the first bucket's,
-    /// bits 16..32 the second's.
+    /// The ways of both buckets whose signature matches `hash`.
     #[inline(always)]
-    fn candidates(&self, hash: u32) -> u32 {
+    fn candidates(&self, hash: u32) -> Candidates {
         const _: () = assert!(2 * WAYS <= 32, "both buckets' ways must fit in a u32 mask");
         let (b1, b2) = self.buckets_of(hash);
         let sig = Self::signature(hash);
         let second = if b2 != b1 && self.spilled(b1) { self.candidates_in(b2, sig) } else { 0 };
-        self.candidates_in(b1, sig) | (second << WAYS)
-    }
-
-    /// The entry index of candidate bit `bit` (see [`FlowTable::candidates`]).
-    #[inline(always)]
-    fn index_of(&self, hash: u32, bit: u32) -> usize {
-        let (b1, b2) = self.buckets_of(hash);
-        let bit = bit as usize;
-        if bit < WAYS {
-            b1 * WAYS + bit
-        } else {
-            b2 * WAYS + bit - WAYS
+        Candidates {
+            ways: self.candidates_in(b1, sig) | (second << WAYS),
+            first: (b1 * WAYS) as u32,
+            second: (b2 * WAYS) as u32,
         }
     }
 
@@ -417,13 +434,14 @@ impl FlowTable {
     /// must be current: nothing may free or fill a way between [`FlowTable::probe`] and
     /// [`FlowTable::resolve`] (which frees nothing for that reason).
     #[inline]
-    fn find(&self, hash: u32, mut candidates: u32, key: &FlowKey) -> Option<usize> {
-        while candidates != 0 {
-            let index = self.index_of(hash, candidates.trailing_zeros());
+    fn find(&self, candidates: Candidates, key: &FlowKey) -> Option<usize> {
+        let mut ways = candidates.ways;
+        while ways != 0 {
+            let index = candidates.index_of(ways.trailing_zeros());
             if self.entries.get(index).is_some_and(|e| e.key == *key) {
                 return Some(index);
             }
-            candidates &= candidates - 1;
+            ways &= ways - 1;
         }
         None
     }
@@ -441,10 +459,10 @@ impl FlowTable {
     /// prefetching the first of them: call it once the buckets' signatures have had time to
     /// arrive, and [`FlowTable::resolve`] once the entry has.
     #[inline(always)]
-    pub fn probe<H: Hints>(&self, hash: u32, hint: H) -> u32 {
+    pub fn probe<H: Hints>(&self, hash: u32, hint: H) -> Candidates {
         let candidates = self.candidates(hash);
-        if candidates != 0 {
-            hint.prefetch(self.entries.as_ptr().wrapping_add(self.index_of(hash, candidates.trailing_zeros())));
+        if candidates.ways != 0 {
+            hint.prefetch(self.entries.as_ptr().wrapping_add(candidates.index_of(candidates.ways.trailing_zeros())));
         }
         candidates
     }
@@ -455,15 +473,8 @@ impl FlowTable {
     /// turn: freeing it here, before the burst's earlier packets create their flows, would
     /// give those flows room that one packet at a time would not have given them.
     #[inline]
-    pub fn resolve(
-        &self,
-        key: &FlowKey,
-        hash: u32,
-        candidates: u32,
-        now_ms: u64,
-        generation: u64,
-    ) -> (Option<Slot>, bool) {
-        let Some(index) = self.find(hash, candidates, key) else { return (None, false) };
+    pub fn resolve(&self, key: &FlowKey, candidates: Candidates, now_ms: u64, generation: u64) -> (Option<Slot>, bool) {
+        let Some(index) = self.find(candidates, key) else { return (None, false) };
         match self.entries.get(index) {
             Some(e) if !self.expired(e, now_ms) => (Some(Slot(index as u32)), e.generation == generation),
             _ => (None, false),
@@ -472,7 +483,7 @@ impl FlowTable {
 
     /// Find a live entry; an expired one found on the way is freed.
     pub fn lookup(&mut self, key: &FlowKey, hash: u32, now_ms: u64) -> Option<Slot> {
-        let index = self.find(hash, self.candidates(hash), key)?;
+        let index = self.find(self.candidates(hash), key)?;
         self.live_slot(index, now_ms)
     }
 

@@ -13,7 +13,7 @@ use crate::policy::compile::{Decision, HelloFacts, Query, RuleId, TlsView};
 use crate::policy::{Action, CompiledPolicy};
 use crate::tls::{ClientHello, FeedResult, HelloBufferPool};
 use crate::wire::{ip_proto, parse_frame_into, tcp_flags, Fragment, IpPair, PacketSummary};
-use flow::{FlowKey, FlowTable, FlowTimeouts, Slot};
+use flow::{Candidates, FlowKey, FlowTable, FlowTimeouts, Slot};
 
 /// Most packets handled in one step; longer bursts are processed in chunks.
 pub const MAX_BURST: usize = 32;
@@ -186,7 +186,7 @@ struct ChunkFlow {
     key: FlowKey,
     hash: u32,
     /// Ways of its buckets whose signature matches (see [`FlowTable::probe`]).
-    candidates: u32,
+    candidates: Candidates,
     /// The live entry found.
     slot: Option<Slot>,
 }
@@ -350,15 +350,19 @@ impl Pipeline {
         let (mut malformed, mut dropped_malformed, mut non_ip) = (0, 0, 0);
         let parsing = packets.iter().zip(verdicts.iter_mut()).zip(steps.iter_mut().zip(summaries.iter_mut()));
         for (i, ((pkt, v), (step, summary))) in parsing.enumerate() {
-            *v = Verdict::default();
-            *step = Step::Done;
+            // Each arm writes the step; verdicts of packets not `Done` are written by settle.
             match parse_frame_into(pkt.as_ref(), summary) {
                 Err(_) => {
                     malformed += 1;
                     dropped_malformed += u64::from(default == Action::Drop);
+                    *step = Step::Done;
                     *v = Verdict { action: default, rule: None, malformed: true };
                 }
-                Ok(Some(_)) => non_ip += 1,
+                Ok(Some(_)) => {
+                    non_ip += 1;
+                    *step = Step::Done;
+                    *v = Verdict::default();
+                }
                 Ok(None) => {
                     let p = &*summary;
                     let flowed = p.has_ports
@@ -412,7 +416,7 @@ impl Pipeline {
         }
         let table = &self.flows;
         for (i, f) in flows.iter_mut().enumerate() {
-            let (slot, current) = table.resolve(&f.key, f.hash, f.candidates, now_ms, generation);
+            let (slot, current) = table.resolve(&f.key, f.candidates, now_ms, generation);
             f.slot = slot;
             asking.stale_flows |= u64::from(!current) << i;
         }
