@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Instructions per packet of the workers' pipeline on known flows, per step, counted by
+# callgrind: unlike cycles, the count does not move with the other tenants of a shared
+# machine, so a change of a few percent shows. The traffic and rules are bench.sh's.
+#   FLOWS=1024 scripts/instructions.sh      # other traffic (default: 65536 flows)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FLOWS="${FLOWS:-65536}"
+PACKETS="${PACKETS:-131072}"
+PASSES="${PASSES:-2}"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+command -v valgrind > /dev/null || { apt-get update -qq && apt-get install -y -qq valgrind > /dev/null; }
+cargo build --release -q -p dataplane --bin dataplane --example pipeline_replay
+target/release/dataplane gen --out "$work/traffic.pcap" --packets "$PACKETS" --flows "$FLOWS" --tls-ratio 0.05 --ipv6-ratio 0.2 > /dev/null
+python3 scripts/gen_rules.py "$work/rules.json" --cidr 10000 --sni 1000 > /dev/null
+capacity=$(( FLOWS * 2 > 1024 ? FLOWS * 2 : 1024 ))
+# Only `replay` (the passes over known flows) is counted; the warm-up pass is left out.
+valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" --compress-strings=no \
+  --toggle-collect='pipeline_replay::replay' --toggle-collect='pipeline_replay::warm_up' \
+  target/release/examples/pipeline_replay "$work/rules.json" "$work/traffic.pcap" "$PASSES" "$capacity" \
+  > "$work/replay.log" 2> "$work/valgrind.log"
+cat "$work/replay.log"
+callgrind_annotate --inclusive=yes "$work/callgrind.out" > "$work/annotated.txt"
+python3 - "$work/annotated.txt" "$(( PACKETS * PASSES ))" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+packets = int(sys.argv[2])
+def count(pattern):
+    m = re.search(r'^\s*([\d,]+) \([^)]*\)\s+(?:\S*:)?' + pattern, text, re.M)
+    return int(m.group(1).replace(',', '')) / packets if m else float('nan')
+total = count(r'PROGRAM TOTALS')
+steps = {s: count(rf'Pipeline::{s}_chunk \[') for s in ('parse', 'resolve', 'settle')}
+print(f'instructions per packet: {total:.1f} (' + ', '.join(f'{s} {v:.1f}' for s, v in steps.items()) + ')')
+PY
