@@ -6,7 +6,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use super::huge_array::HugeArray;
-use super::Hints;
+use super::{Hints, Verdict};
 use crate::policy::compile::Decision;
 use crate::policy::Action;
 use crate::tls::HelloReassembly;
@@ -192,6 +192,12 @@ impl FlowEntry {
         }
     }
 
+    /// The verdict for a packet of this flow, which is not pending.
+    #[inline(always)]
+    pub fn verdict(&self) -> Verdict {
+        Verdict { action: self.action, rule: (self.rule != u32::MAX).then_some(self.rule), malformed: false }
+    }
+
     pub fn decision(&self) -> Decision {
         if self.pending() {
             return Decision::pending();
@@ -206,11 +212,12 @@ impl FlowEntry {
         self.generation = generation;
     }
 
-    /// Update state for a packet of this flow travelling lo->hi when `forward`.
-    pub fn observe(&mut self, forward: bool, flags: u8, protocol: u8, now_ms: u64) {
+    /// Update state for a packet of this flow travelling lo->hi when `forward`; `flags` are
+    /// its TCP flags (0 for other protocols, as in [`PacketSummary::tcp_flags`]).
+    pub fn observe(&mut self, forward: bool, flags: u8, now_ms: u64) {
         self.last_seen_ms = now_ms;
         self.bits |= if forward { SEEN_LO_TO_HI } else { SEEN_HI_TO_LO };
-        if protocol == crate::wire::ip_proto::TCP && flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
+        if flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
             self.state = TcpState::Closing;
         } else if self.state == TcpState::Opening
             && self.bits & (SEEN_LO_TO_HI | SEEN_HI_TO_LO) == SEEN_LO_TO_HI | SEEN_HI_TO_LO

@@ -443,8 +443,8 @@ impl Pipeline {
         let Chunk { steps, summaries, decided, flows } = chunk;
         let default = policy.default_action();
         self.inserted_in_chunk = false;
-        let (mut allowed, mut dropped) = (0, 0);
-        for (i, (v, (step, p))) in verdicts.iter_mut().zip(steps.iter().zip(summaries.iter())).enumerate() {
+        let mut dropped = 0;
+        for (i, (v, step)) in verdicts.iter_mut().zip(steps.iter()).enumerate() {
             match *step {
                 Step::Done => {}
                 Step::Single => {
@@ -452,34 +452,29 @@ impl Pipeline {
                     *v = Verdict::of(decided.get(i).copied().flatten().unwrap_or(Decision::new(default, None)));
                 }
                 Step::Flow { flow, forward, flags } => {
-                    let Some(&ChunkFlow { key, hash, slot: found, .. }) = flows.get(usize::from(flow)) else {
-                        continue;
-                    };
+                    let Some(f) = flows.get(usize::from(flow)) else { continue };
                     // The common case: a known flow the current policy decided, no flow created
                     // since the lookup (which may have reused its slot), no ClientHello awaited.
                     let known = !asking.flow(flow) && !self.inserted_in_chunk;
-                    match found.and_then(|s| self.flows.entry_mut(s)).filter(|e| known && !e.pending()) {
+                    match f.slot.and_then(|s| self.flows.entry_mut(s)).filter(|e| known && !e.pending()) {
                         Some(e) => {
-                            e.observe(forward, flags, p.protocol, now_ms);
-                            *v = Verdict::of(e.decision());
+                            e.observe(forward, flags, now_ms);
+                            *v = e.verdict();
                         }
                         None => {
-                            let pkt = packets.get(i).map_or(&[][..], |x| x.as_ref());
+                            let (Some(p), Some(pkt)) = (summaries.get(i), packets.get(i)) else { continue };
                             let decided = asking.packet(i, *step).then(|| decided.get(i).copied().flatten()).flatten();
-                            let flow = (key, hash, forward, flags);
-                            *v = self.settle_flow(policy, p, pkt, flow, found, decided, now_ms, |h| {
+                            let flow = (f.key, f.hash, forward, flags);
+                            *v = self.settle_flow(policy, p, pkt.as_ref(), flow, f.slot, decided, now_ms, |h| {
                                 observer.hello(base + i, h)
                             });
                         }
                     }
                 }
             }
-            match v.action {
-                Action::Allow => allowed += 1,
-                Action::Drop => dropped += 1,
-            }
+            dropped += u64::from(v.action == Action::Drop);
         }
-        self.counters.allowed += allowed;
+        self.counters.allowed += verdicts.len() as u64 - dropped;
         self.counters.dropped += dropped;
     }
 }
@@ -594,7 +589,7 @@ impl Pipeline {
                 hello.release(hellos);
             }
         }
-        e.observe(forward, flags, p.protocol, now_ms);
+        e.observe(forward, flags, now_ms);
         if e.pending() {
             if from_initiator && flags & tcp_flags::SYN != 0 {
                 e.on_client_syn(hello, p.tcp_seq);
