@@ -179,9 +179,10 @@ struct Chunk {
     flows: [ChunkFlow; MAX_BURST],
 }
 
-/// One flow of a chunk, through the staged lookup: one record, so that the lookup loop
-/// walks one array.
+/// One flow of a chunk, through the staged lookup: one record of one cache line, so that
+/// the lookup loop walks one array.
 #[derive(Clone, Copy, Default)]
+#[repr(align(64))]
 struct ChunkFlow {
     key: FlowKey,
     hash: u32,
@@ -663,6 +664,14 @@ fn initiator_query(p: &PacketSummary, sender_is_initiator: bool) -> Query {
             IpPair::V6 { src, dst } => IpPair::V6 { src: dst, dst: src },
         };
         Query { addrs, protocol: p.protocol, dst_port: Some(p.src_port) }
+    }
+}
+
+#[cfg(test)]
+mod layout {
+    #[test]
+    fn a_chunk_flow_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<super::ChunkFlow>(), 64);
     }
 }
 
