@@ -37,8 +37,8 @@ enum Command {
         /// Verdict when no rule matches.
         #[arg(long, default_value = "ALLOW", value_parser = parse_action)]
         default_action: Action,
-        /// Flow table capacity.
-        #[arg(long, default_value_t = 1 << 16)]
+        /// Flow table capacity (at most 67108864).
+        #[arg(long, default_value_t = 1 << 16, value_parser = dataplane::pipeline::flow::parse_capacity)]
         flows: usize,
     },
     /// Write deterministic traffic (TCP/UDP, IPv4/IPv6, TLS ClientHellos) to a pcap file.

@@ -130,3 +130,24 @@ fn a_file_that_is_not_a_pcap_is_an_error_not_a_crash() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8(out.stderr).unwrap().starts_with("classify: "));
 }
+
+/// A flow table too large to allocate is refused with the option named (it aborted the
+/// process on the allocation before), and so is an empty one.
+#[test]
+fn a_flow_capacity_out_of_range_is_an_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = write_rules(dir.path());
+    let pcap = capture(dir.path());
+    for flows in ["100000000000", "67108865", "0"] {
+        let out = Command::new(dataplane_bin())
+            .args(["classify", "--flows", flows, "--rules"])
+            .arg(&rules)
+            .arg("--pcap")
+            .arg(&pcap)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("--flows") && stderr.contains("from 1 to 67108864"), "{stderr}");
+    }
+}

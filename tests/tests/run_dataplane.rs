@@ -481,6 +481,11 @@ fn bad_config_names_the_key() {
         &base_config("run-cfg7").replace("\"--vdev\", \"net_null1\"", "\"--vdev\", \"net_null7\""),
         "ports[1].device",
     );
+    expect_config_error(
+        dp,
+        &base_config("run-cfg9").replace("stats_period = 0", "stats_period = 0\nflows = { capacity = 100000000000 }"),
+        "flows.capacity: from 1 to 67108864",
+    );
 
     // Bad rules: every error listed, exit 2.
     let rules = dp.join("bad.yaml");

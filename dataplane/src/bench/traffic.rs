@@ -55,8 +55,8 @@ pub struct BenchArgs {
     /// Verdict when no rule matches.
     #[arg(long, default_value = "ALLOW")]
     pub default_action: String,
-    /// Flow-table capacity per worker (default: twice --flows).
-    #[arg(long)]
+    /// Flow-table capacity per worker (default: twice --flows; at most 67108864).
+    #[arg(long, value_parser = crate::pipeline::flow::parse_capacity)]
     pub flow_capacity: Option<usize>,
     /// Serve the control API on this address while traffic runs (rule updates under load,
     /// as `scripts/bench-update.sh` does); request bodies up to 64 MiB.

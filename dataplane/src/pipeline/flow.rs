@@ -18,6 +18,19 @@ use wide::u16x16;
 /// overflow (and so eviction of live flows) rare at half load.
 pub const WAYS: usize = 16;
 
+/// Most flows a table may be asked to hold: 2^26 (67,108,864), about 6 GB of entries,
+/// signatures and reassembly states per worker. Entry indexes are `u32`, and a larger table
+/// would fail to allocate: configurations and options are checked against this bound.
+pub const MAX_CAPACITY: usize = 1 << 26;
+
+/// A flow-table capacity given on the command line, from 1 to [`MAX_CAPACITY`].
+pub fn parse_capacity(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=MAX_CAPACITY).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} is not a flow count from 1 to {MAX_CAPACITY}")),
+    }
+}
+
 /// The connection's 5-tuple with the lower (address, port) end first. 40 bytes, so the key
 /// and the hot fields of an entry share one cache line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::pipeline::flow::FlowTimeouts;
+use crate::pipeline::flow::{FlowTimeouts, MAX_CAPACITY as MAX_FLOW_CAPACITY};
 use crate::pipeline::{PipelineConfig, TlsFail};
 use crate::policy::Action;
 
@@ -384,8 +384,8 @@ impl Config {
         if self.mempool.cache > 512 || self.mempool.cache > self.mempool.size / 2 {
             return Err(ConfigError::new("mempool.cache", "at most 512 and at most half of mempool.size"));
         }
-        if self.flows.capacity == 0 {
-            return Err(ConfigError::new("flows.capacity", "must be at least 1"));
+        if self.flows.capacity == 0 || self.flows.capacity > MAX_FLOW_CAPACITY {
+            return Err(ConfigError::new("flows.capacity", format!("from 1 to {MAX_FLOW_CAPACITY}")));
         }
         if !(self.stats_period >= 0.0 && self.stats_period.is_finite()) {
             return Err(ConfigError::new("stats_period", "seconds, 0 or more"));
