@@ -486,6 +486,11 @@ fn bad_config_names_the_key() {
         &base_config("run-cfg9").replace("stats_period = 0", "stats_period = 0\nflows = { capacity = 100000000000 }"),
         "flows.capacity: from 1 to 67108864",
     );
+    expect_config_error(
+        dp,
+        &base_config("run-cfg10").replace("stats_period = 0", "stats_period = 0\nflows = { hello_buffers = 65536 }"),
+        "flows.hello_buffers: at most 65535",
+    );
 
     // Bad rules: every error listed, exit 2.
     let rules = dp.join("bad.yaml");

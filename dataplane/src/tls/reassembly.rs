@@ -78,9 +78,12 @@ pub struct HelloBufferPool {
 }
 
 impl HelloBufferPool {
-    /// A pool of `slots` buffers (at most 65535), allocated now and never again.
+    /// Most buffers a pool holds (slot numbers are `u16`, one value marks "none").
+    pub const MAX_SLOTS: usize = NO_SLOT as usize;
+
+    /// A pool of `slots` buffers (at most [`Self::MAX_SLOTS`]), allocated now and never again.
     pub fn new(slots: usize) -> HelloBufferPool {
-        let slots = slots.min(usize::from(NO_SLOT));
+        let slots = slots.min(Self::MAX_SLOTS);
         let mut free = Vec::with_capacity(slots);
         // Popped from the end: slot 0 is handed out first.
         free.extend((0..slots as u16).rev());

@@ -387,6 +387,10 @@ impl Config {
         if self.flows.capacity == 0 || self.flows.capacity > MAX_FLOW_CAPACITY {
             return Err(ConfigError::new("flows.capacity", format!("from 1 to {MAX_FLOW_CAPACITY}")));
         }
+        let max_hellos = crate::tls::HelloBufferPool::MAX_SLOTS;
+        if self.flows.hello_buffers > max_hellos {
+            return Err(ConfigError::new("flows.hello_buffers", format!("at most {max_hellos}")));
+        }
         if !(self.stats_period >= 0.0 && self.stats_period.is_finite()) {
             return Err(ConfigError::new("stats_period", "seconds, 0 or more"));
         }
