@@ -23,12 +23,19 @@ pub const WAYS: usize = 16;
 /// would fail to allocate: configurations and options are checked against this bound.
 pub const MAX_CAPACITY: usize = 1 << 26;
 
-/// A flow-table capacity given on the command line, from 1 to [`MAX_CAPACITY`].
-pub fn parse_capacity(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if (1..=MAX_CAPACITY).contains(&n) => Ok(n),
-        _ => Err(format!("{s:?} is not a flow count from 1 to {MAX_CAPACITY}")),
+/// `capacity` if it is from 1 to [`MAX_CAPACITY`]; otherwise what it must be.
+pub fn check_capacity(capacity: usize) -> Result<usize, String> {
+    if (1..=MAX_CAPACITY).contains(&capacity) {
+        Ok(capacity)
+    } else {
+        Err(format!("from 1 to {MAX_CAPACITY}"))
     }
+}
+
+/// A flow-table capacity given on the command line (see [`check_capacity`]).
+pub fn parse_capacity(s: &str) -> Result<usize, String> {
+    let n = s.parse::<usize>().map_err(|_| format!("{s:?} is not a flow count from 1 to {MAX_CAPACITY}"))?;
+    check_capacity(n).map_err(|range| format!("{s:?} is not a flow count {range}"))
 }
 
 /// The connection's 5-tuple with the lower (address, port) end first. 40 bytes, so the key
@@ -205,17 +212,24 @@ impl FlowEntry {
         }
     }
 
-    /// The verdict for a packet of this flow, which is not pending.
+    /// The verdict for a packet of this flow, which is not pending (what `decision` gives
+    /// then, without building the decision first).
     #[inline(always)]
     pub fn verdict(&self) -> Verdict {
-        Verdict { action: self.action, rule: (self.rule != u32::MAX).then_some(self.rule), malformed: false }
+        Verdict { action: self.action, rule: self.rule(), malformed: false }
     }
 
     pub fn decision(&self) -> Decision {
         if self.pending() {
             return Decision::pending();
         }
-        Decision::new(self.action, (self.rule != u32::MAX).then_some(self.rule))
+        Decision::new(self.action, self.rule())
+    }
+
+    /// The deciding rule (`u32::MAX` stored for the default action).
+    #[inline(always)]
+    fn rule(&self) -> Option<u32> {
+        (self.rule != u32::MAX).then_some(self.rule)
     }
 
     pub fn set_decision(&mut self, d: Decision, generation: u64) {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::pipeline::flow::{FlowTimeouts, MAX_CAPACITY as MAX_FLOW_CAPACITY};
+use crate::pipeline::flow::{self, FlowTimeouts};
 use crate::pipeline::{PipelineConfig, TlsFail};
 use crate::policy::Action;
 
@@ -384,9 +384,7 @@ impl Config {
         if self.mempool.cache > 512 || self.mempool.cache > self.mempool.size / 2 {
             return Err(ConfigError::new("mempool.cache", "at most 512 and at most half of mempool.size"));
         }
-        if self.flows.capacity == 0 || self.flows.capacity > MAX_FLOW_CAPACITY {
-            return Err(ConfigError::new("flows.capacity", format!("from 1 to {MAX_FLOW_CAPACITY}")));
-        }
+        flow::check_capacity(self.flows.capacity).map_err(|range| ConfigError::new("flows.capacity", range))?;
         let max_hellos = crate::tls::HelloBufferPool::MAX_SLOTS;
         if self.flows.hello_buffers > max_hellos {
             return Err(ConfigError::new("flows.hello_buffers", format!("at most {max_hellos}")));
