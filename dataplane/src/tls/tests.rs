@@ -704,13 +704,22 @@ proptest! {
         plan.extend(segs.iter().copied());
         let mut pool = HelloBufferPool::new(1);
         let mut st = HelloReassembly::new();
+        let mut done = false;
         if syn {
             st.on_syn(base.wrapping_sub(1));
         } else {
-            // Without a SYN the first payload fed sets the base: start with byte 0.
-            let _ = st.feed(&mut pool, base, &rec[..segs[0].1]);
+            // Without a SYN the first payload fed sets the base: start with byte 0. When the
+            // cuts leave one segment, that first payload is the whole hello.
+            match st.feed(&mut pool, base, &rec[..segs[0].1]) {
+                FeedResult::Complete(h) => {
+                    prop_assert_eq!(segs.len(), 1);
+                    prop_assert_eq!(h.sni(), Some("curl.example.com"));
+                    done = true;
+                }
+                FeedResult::NeedMore => prop_assert!(segs.len() > 1),
+                other => prop_assert!(false, "{:?}", other),
+            }
         }
-        let mut done = false;
         for (a, b) in plan {
             match st.feed(&mut pool, base.wrapping_add(a as u32), &rec[a..b]) {
                 FeedResult::Complete(h) => {
