@@ -427,7 +427,8 @@ impl Pipeline {
         asking
     }
 
-    /// 3. Settle each packet in order (a flow created earlier in this burst is found here).
+    /// 3. Settle each packet in order (a flow created earlier in this burst is found here):
+    ///    runs of known flows in [`settle_known`], each other packet on the general path.
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     fn settle_chunk<P: AsRef<[u8]>, O: HelloObserver>(
@@ -445,7 +446,13 @@ impl Pipeline {
         let default = policy.default_action();
         self.inserted_in_chunk = false;
         let mut dropped = 0;
-        for (i, (v, step)) in verdicts.iter_mut().zip(steps.iter()).enumerate() {
+        let mut i = 0;
+        loop {
+            // Until a flow is created in this chunk, a known flow's lookup stands.
+            if !self.inserted_in_chunk {
+                i = settle_known(&mut self.flows, steps, flows, asking, verdicts, i, now_ms, &mut dropped);
+            }
+            let (Some(v), Some(step)) = (verdicts.get_mut(i), steps.get(i)) else { break };
             match *step {
                 Step::Done => {}
                 Step::Single => {
@@ -453,31 +460,64 @@ impl Pipeline {
                     *v = Verdict::of(decided.get(i).copied().flatten().unwrap_or(Decision::new(default, None)));
                 }
                 Step::Flow { flow, forward, flags } => {
-                    let Some(f) = flows.get(usize::from(flow)) else { continue };
-                    // The common case: a known flow the current policy decided, no flow created
-                    // since the lookup (which may have reused its slot), no ClientHello awaited.
-                    let known = !asking.flow(flow) && !self.inserted_in_chunk;
-                    match f.slot.and_then(|s| self.flows.entry_mut(s)).filter(|e| known && !e.pending()) {
-                        Some(e) => {
-                            e.observe(forward, flags, now_ms);
-                            *v = e.verdict();
-                        }
-                        None => {
-                            let (Some(p), Some(pkt)) = (summaries.get(i), packets.get(i)) else { continue };
-                            let decided = asking.packet(i, *step).then(|| decided.get(i).copied().flatten()).flatten();
-                            let flow = (f.key, f.hash, forward, flags);
-                            *v = self.settle_flow(policy, p, pkt.as_ref(), flow, f.slot, decided, now_ms, |h| {
-                                observer.hello(base + i, h)
-                            });
-                        }
-                    }
+                    let (Some(f), Some(p), Some(pkt)) =
+                        (flows.get(usize::from(flow)), summaries.get(i), packets.get(i))
+                    else {
+                        i += 1;
+                        continue;
+                    };
+                    let decided = asking.packet(i, *step).then(|| decided.get(i).copied().flatten()).flatten();
+                    let flow = (f.key, f.hash, forward, flags);
+                    *v = self.settle_flow(policy, p, pkt.as_ref(), flow, f.slot, decided, now_ms, |h| {
+                        observer.hello(base + i, h)
+                    });
                 }
             }
             dropped += u64::from(v.action == Action::Drop);
+            i += 1;
         }
         self.counters.allowed += verdicts.len() as u64 - dropped;
         self.counters.dropped += dropped;
     }
+}
+
+/// Settles packets from `i` on while they are decided already (`Done`) or belong to a known
+/// flow that the current policy decided and that awaits no ClientHello (the common case):
+/// the entry's verdict, its state updated. Returns the first packet that needs the general
+/// path (or the chunk's end); `dropped` counts the drops settled. No flow may have been
+/// created in the chunk since the lookups (it could have reused a slot found).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn settle_known(
+    table: &mut FlowTable,
+    steps: &[Step; MAX_BURST],
+    flows: &[ChunkFlow; MAX_BURST],
+    asking: Asking,
+    verdicts: &mut [Verdict],
+    mut i: usize,
+    now_ms: u64,
+    dropped: &mut u64,
+) -> usize {
+    while let (Some(v), Some(step)) = (verdicts.get_mut(i), steps.get(i)) {
+        if let Step::Flow { flow, forward, flags } = *step {
+            if asking.flow(flow) {
+                break;
+            }
+            let slot = flows.get(usize::from(flow)).and_then(|f| f.slot);
+            match slot.and_then(|s| table.entry_mut(s)) {
+                Some(e) if !e.pending() => {
+                    e.observe(forward, flags, now_ms);
+                    *v = e.verdict();
+                }
+                _ => break,
+            }
+        } else if let Step::Single = step {
+            break;
+        }
+        *dropped += u64::from(v.action == Action::Drop);
+        i += 1;
+    }
+    i
 }
 
 impl Pipeline {
