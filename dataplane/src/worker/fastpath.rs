@@ -313,18 +313,7 @@ fn forward_burst(
     pipeline.process_burst_with(policy, rx.as_slice(), now_ms, vs, &mut (), hint);
     // The pipeline counted the burst's drops as it decided them.
     let all_allowed = pipeline.counters.dropped == dropped_before;
-    // Rule counts are added per run of packets decided by one rule: a burst is mostly one
-    // or two runs, and adding per packet would chain every packet through one memory word.
-    let hits = policy.hits();
-    let mut run = (None, 0u64);
-    for v in vs.iter() {
-        if v.rule != run.0 {
-            hits.add(lane, run.0, run.1);
-            run = (v.rule, 0);
-        }
-        run.1 += 1;
-    }
-    hits.add(lane, run.0, run.1);
+    policy.hits().add_each(lane, vs.iter().map(|v| v.rule));
     // The usual burst is all allowed: it leaves as it came, without being copied.
     let send = if all_allowed {
         rx
