@@ -43,8 +43,9 @@ pub mod counter {
     pub const CLASSIFIED: usize = 11;
     /// Distributor only: packets dropped because a worker's ring was full.
     pub const DROP_RING_FULL: usize = 12;
-    /// TSC cycles spent on bursts that carried packets (poll loops that found nothing are
-    /// not counted), so `BUSY_CYCLES / RX` is the cost of one packet.
+    /// TSC cycles from the start of each poll that found packets to the start of the next
+    /// poll (polls that found nothing are not counted), so `BUSY_CYCLES / RX` is the cost
+    /// of one packet.
     pub const BUSY_CYCLES: usize = 13;
     /// Connections whose ClientHello completed and decided them.
     pub const TLS_DECIDED: usize = 14;
@@ -177,10 +178,16 @@ impl Worker {
         let tsc_per_ms = self.tsc_per_ms.max(1);
         let mut loops: u64 = 0;
         let lane = self.shared.lane;
+        // One TSC reading per poll: a poll that found packets is busy until the next poll
+        // starts (its burst's work, and the loop's own between polls).
+        let mut busy_since = None;
         while !self.stop.load(Relaxed) {
             let Worker { inputs, tx, pipeline, policy, counters, .. } = &mut *self;
             for input in inputs.iter_mut() {
                 let start = tsc();
+                if let Some(since) = busy_since.take() {
+                    counters.busy_cycles = counters.busy_cycles.wrapping_add(start.wrapping_sub(since));
+                }
                 hint.phase_start();
                 let n = match &mut input.source {
                     Source::Rx(q) => q.burst(&mut rx),
@@ -189,6 +196,7 @@ impl Worker {
                 if n == 0 {
                     continue;
                 }
+                busy_since = Some(start);
                 hint.phase_done(Phase::Receive);
                 let now_ms = start / tsc_per_ms;
                 match tx.get_mut(input.egress) {
@@ -196,13 +204,15 @@ impl Worker {
                     None => rx.clear(),
                 }
                 hint.phase_done(Phase::Transmit);
-                counters.busy_cycles = counters.busy_cycles.wrapping_add(tsc().wrapping_sub(start));
             }
             self.quiescent();
             loops = loops.wrapping_add(1);
             if loops.is_multiple_of(PUBLISH_EVERY) {
                 self.publish(clock);
             }
+        }
+        if let Some(since) = busy_since {
+            self.counters.busy_cycles = self.counters.busy_cycles.wrapping_add(tsc().wrapping_sub(since));
         }
         self.publish(clock);
     }
