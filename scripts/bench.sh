@@ -4,6 +4,9 @@
 # their ratio for each round and the medians.
 #   net_pcap0 (replaying the capture forever) -> one forwarding core -> net_null0 (sink)
 # Rules: 10k CIDR rules + 1k SNI rules; traffic: 64k connections, 5% TLS.
+# A third reference, DPDK's exact-match forwarder `l3fwd -E` with one rule per 5-tuple of the
+# traffic (scripts/l3fwd_em.sh), runs between them: one hash lookup per packet, the part of
+# the dataplane's work that the flow count makes expensive. L3FWD=0 leaves it out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +14,7 @@ DURATION="${DURATION:-10}"
 ROUNDS="${ROUNDS:-3}"
 FLOWS="${FLOWS:-65536}"
 PACKETS="${PACKETS:-131072}"
+L3FWD="${L3FWD:-1}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -33,16 +37,22 @@ for round in $(seq "$ROUNDS"); do
   # Port 1's Tx-pps, averaged over the per-second samples after the first.
   testpmd_pps=$(awk '/Tx-pps:/ { n++; if (n % 2 == 0 && n > 2) { s += $2; c++ } } END { printf "%.0f", c ? s / c : 0 }' "$work/testpmd.log")
 
+  l3fwd_mpps=-
+  if [ "$L3FWD" = 1 ]; then
+    echo "== round $round: l3fwd -E, ${DURATION}s"
+    l3fwd_mpps=$(scripts/l3fwd_em.sh "$work/traffic.pcap" "$DURATION" "$mbufs" | awk '{ print $1 }') || l3fwd_mpps=-
+  fi
+
   echo "== round $round: dataplane bench, ${DURATION}s"
   "$bin" bench --pcap "$work/traffic.pcap" --rules "$work/rules.json" --duration "$DURATION" --cpus 0,1 \
     --flow-capacity $((FLOWS * 2)) --json > "$work/bench.json" 2> "$work/dataplane.log"
   [ "$round" = 1 ] && cat "$work/dataplane.log"
-  python3 - "$work/bench.json" "$testpmd_pps" "$round" >> "$work/rounds" <<'PY'
+  python3 - "$work/bench.json" "$testpmd_pps" "$round" "$l3fwd_mpps" >> "$work/rounds" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 testpmd = float(sys.argv[2]) / 1e6
 ratio = d["rx_mpps"] / testpmd if testpmd else 0
-print(f'{sys.argv[3]} {testpmd:.2f} {d["rx_mpps"]:.2f} {d["cycles_per_packet"]:.1f} {ratio:.2f}')
+print(f'{sys.argv[3]} {testpmd:.2f} {d["rx_mpps"]:.2f} {d["cycles_per_packet"]:.1f} {ratio:.2f} {sys.argv[4]}')
 PY
 done
 
@@ -50,11 +60,13 @@ echo
 python3 - "$work/rounds" <<'PY'
 import statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
-print(f'{"round":<8}{"testpmd 5tswap Mpps":>22}{"dataplane Mpps":>17}{"cycles/packet":>16}{"ratio":>8}')
+print(f'{"round":<8}{"testpmd 5tswap Mpps":>22}{"l3fwd -E Mpps":>16}{"dataplane Mpps":>17}{"cycles/packet":>16}{"ratio":>8}')
 for r in rows:
-    print(f'{r[0]:<8}{r[1]:>22}{r[2]:>17}{r[3]:>16}{r[4]:>8}')
+    print(f'{r[0]:<8}{r[1]:>22}{r[5]:>16}{r[2]:>17}{r[3]:>16}{r[4]:>8}')
 med = [statistics.median(float(r[i]) for r in rows) for i in range(1, 5)]
-print(f'{"median":<8}{med[0]:>22.2f}{med[1]:>17.2f}{med[2]:>16.1f}{med[3]:>8.2f}')
-print("(testpmd: 1 forwarding core; dataplane: 1 worker core; same devices, traffic and core)")
+l3fwd = [float(r[5]) for r in rows if r[5] != '-']
+l3fwd_med = f'{statistics.median(l3fwd):.2f}' if l3fwd else '-'
+print(f'{"median":<8}{med[0]:>22.2f}{l3fwd_med:>16}{med[1]:>17.2f}{med[2]:>16.1f}{med[3]:>8.2f}')
+print("(one forwarding core each; same devices, traffic and core; ratio: dataplane / testpmd)")
 PY
 echo "summary of the last round: $(cat "$work/bench.json")"
