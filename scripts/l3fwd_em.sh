@@ -26,7 +26,8 @@ mbufs=$3
 src=/usr/share/dpdk/examples
 out=target/l3fwd
 
-if [ ! -x "$out/l3fwd/build/l3fwd" ]; then
+# Built once, and again when this script (its changes to the example) is newer.
+if [ ! -x "$out/l3fwd/build/l3fwd" ] || [ "$0" -nt "$out/l3fwd/build/l3fwd" ]; then
   [ -d "$src/l3fwd" ] || { apt-get update -qq && apt-get install -y -qq dpdk-doc > /dev/null; }
   rm -rf "$out" && mkdir -p "$out"
   # The example's Makefile expects the examples' common headers beside it.
@@ -58,7 +59,10 @@ work=$(mktemp -d)
 prefix="l3fwd-ref-$$"
 pid=
 cleanup() {
-  [ -n "$pid" ] && kill -INT "$pid" 2> /dev/null && wait "$pid" 2> /dev/null
+  if [ -n "$pid" ]; then
+    kill -INT "$pid" 2> /dev/null || true
+    wait "$pid" 2> /dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
