@@ -10,14 +10,13 @@ pub mod ja4;
 pub mod reassembly;
 pub mod record;
 mod sink;
+pub mod stream;
 
-pub use client_hello::{
-    is_grease, parse_handshake, parse_stream, parse_version, version_str, ClientHello, HelloOutcome, InvalidHello,
-    MAX_HELLO_LEN,
-};
+pub use client_hello::{is_grease, parse_version, version_str, ClientHello, HelloOutcome, InvalidHello, MAX_HELLO_LEN};
 pub use ja3::{ja3, Ja3};
 pub use ja4::{ja4, Ja4};
 pub use reassembly::{FeedResult, HelloBufferPool, HelloReassembly, SlotId};
+pub use stream::{parse_handshake, parse_stream};
 
 #[cfg(test)]
 mod tests;

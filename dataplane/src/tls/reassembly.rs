@@ -14,7 +14,8 @@
 //! with a pending hello closes, expires or is evicted.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use super::client_hello::{parse_stream, parse_stream_in_place, ClientHello, HelloOutcome, InvalidHello};
+use super::client_hello::{ClientHello, HelloOutcome, InvalidHello};
+use super::stream::{parse_stream, parse_stream_in_place};
 
 /// Bytes of client stream a flow may buffer: the ClientHello with its record headers must fit.
 pub const SLOT_LEN: usize = 16 * 1024;

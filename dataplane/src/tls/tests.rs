@@ -2,10 +2,11 @@
 //! reassembly orders, and the fingerprints' edge cases.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use super::client_hello::{ext, parse_stream, HelloOutcome, InvalidHello, MAX_HELLO_LEN};
+use super::client_hello::{ext, HelloOutcome, InvalidHello, MAX_HELLO_LEN};
 use super::ja3::{ja3, write_ja3_string};
 use super::ja4::{ja4, write_ja4_raw, Ja4};
 use super::reassembly::{FeedResult, HelloBufferPool, HelloReassembly, SLOT_LEN};
+use super::stream::parse_stream;
 use super::*;
 use crate::wire::{parse_frame, Parsed};
 use proptest::prelude::*;
