@@ -17,17 +17,18 @@
 # lookup hits; packets are parsed in software (--parse-ptype: virtual devices set no types).
 # The rate is read from the ports' counters by dpdk-proc-info, a secondary process.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-
 [ $# -eq 3 ] || { echo "usage: $0 TRAFFIC.pcap SECONDS MBUFS" >&2; exit 2; }
+# The capture's path as given (relative to the caller's directory), before moving to the repo.
 pcap=$(realpath "$1")
+self=$(realpath "$0")
+cd "$(dirname "$self")/.."
 seconds=$2
 mbufs=$3
 src=/usr/share/dpdk/examples
 out=target/l3fwd
 
 # Built once, and again when this script (its changes to the example) is newer.
-if [ ! -x "$out/l3fwd/build/l3fwd" ] || [ "$0" -nt "$out/l3fwd/build/l3fwd" ]; then
+if [ ! -x "$out/l3fwd/build/l3fwd" ] || [ "$self" -nt "$out/l3fwd/build/l3fwd" ]; then
   [ -d "$src/l3fwd" ] || { apt-get update -qq && apt-get install -y -qq dpdk-doc > /dev/null; }
   rm -rf "$out" && mkdir -p "$out"
   # The example's Makefile expects the examples' common headers beside it.
