@@ -13,7 +13,8 @@
 #   - hash tables of 131072 entries, the flow-table capacity bench.sh gives the dataplane
 #     (l3fwd's own 4M entries are 30 times the flows);
 #   - both IPv4 and IPv6 rules loaded (l3fwd loads one family, by --ipv6).
-# Every IPv4/IPv6 TCP/UDP packet of the capture has its rule (scripts/em_rules.py), so every
+# Every IPv4/IPv6 TCP/UDP packet of the capture has its rule (the `em_rules` example, which
+# reads the capture with the dataplane's own pcap reader and parser), so every
 # lookup hits; packets are parsed in software (--parse-ptype: virtual devices set no types).
 # The rate is read from the ports' counters by dpdk-proc-info, a secondary process.
 set -euo pipefail
@@ -67,7 +68,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-python3 scripts/em_rules.py "$pcap" "$work/v4.cfg" "$work/v6.cfg" 1 2> "$work/rules.log"
+cargo build --release -q -p dataplane --example em_rules
+target/release/examples/em_rules "$pcap" "$work/v4.cfg" "$work/v6.cfg" 1 2> "$work/rules.log"
 
 L3FWD_MBUFS="$mbufs" "$out/l3fwd/build/l3fwd" -l 1 --no-pci --file-prefix "$prefix" \
   --vdev "net_pcap0,rx_pcap=$pcap,infinite_rx=1" --vdev "net_null0,no-rx=1" --log-level lib.eal:warning \
