@@ -1,7 +1,6 @@
 //! Any bytes as an AdmissionReview body (what the API server, or anyone reaching the webhook,
 //! sends), alone and with a set of other rules: never a panic; a decision always echoes the
-//! request's uid; a denial always says why. Also the control plane's state file reader on
-//! the same bytes.
+//! request's uid; a denial always says why.
 #![no_main]
 
 use dataplane::control::admission::review;
@@ -21,9 +20,5 @@ fuzz_target!(|data: &[u8]| {
                 assert!(v["response"]["status"]["message"].as_str().is_some_and(|m| !m.is_empty()));
             }
         }
-    }
-    let dir = std::env::temp_dir().join(format!("fuzz-state-{}", std::process::id()));
-    if std::fs::create_dir_all(&dir).is_ok() && std::fs::write(dataplane::control::state::path(&dir), data).is_ok() {
-        let _ = dataplane::control::state::load(&dir);
     }
 });

@@ -152,13 +152,31 @@ fn a_restart_comes_back_with_the_last_applied_set() {
     write_traffic(&traffic, 2);
     let cfg = config(dir.path(), "ctl-restart", &traffic, true, "state_dir = \"state\"");
     let gw = Gateway::start(&cfg);
-    let (code, body) = call("PUT", &format!("{}/v1/rules", gw.url), Some(DROP_CLIENTS), None);
+    // The drop rule and 20 others: a whole set, written as the snapshot.
+    let others: String = (0..20)
+        .map(|i| {
+            format!(
+                "---\n{}",
+                DROP_CLIENTS
+                    .replace("drop-clients", &format!("other-{i}"))
+                    .replace("10.0.1.0/24", &format!("10.9.{i}.0/24"))
+            )
+        })
+        .collect();
+    let (code, body) = call("PUT", &format!("{}/v1/rules", gw.url), Some(&format!("{DROP_CLIENTS}{others}")), None);
     assert_eq!(code, 200, "{body}");
+    // One rule changed, one deleted: a journal line each (generations 3 and 4).
+    let changed = DROP_CLIENTS.replace("drop-clients", "other-3").replace("10.0.1.0/24", "10.8.0.0/16");
+    assert_eq!(call("POST", &format!("{}/v1/rules", gw.url), Some(&changed), None).0, 200);
+    assert_eq!(call("DELETE", &format!("{}/v1/rules/other-7", gw.url), None, None).0, 200);
+    let journal = std::fs::read_to_string(dir.path().join("state/rules.journal")).unwrap();
+    assert_eq!(journal.lines().count(), 2, "{journal}");
     let before = json(&call("GET", &format!("{}/v1/rules", gw.url), None, None).1);
+    assert_eq!(before["rules"].as_array().map(Vec::len), Some(20));
     assert_eq!(gw.stop().0, Some(0));
 
     let gw = Gateway::start(&cfg);
-    assert!(gw.head.iter().any(|l| l.starts_with("control: restored generation 2 (sha256:")), "{:?}", gw.head);
+    assert!(gw.head.iter().any(|l| l.starts_with("control: restored generation 4 (sha256:")), "{:?}", gw.head);
     let after = json(&call("GET", &format!("{}/v1/rules", gw.url), None, None).1);
     assert_eq!(after, before);
     let (rx, tx, drops) = deltas(&gw.url);

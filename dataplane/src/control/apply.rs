@@ -3,13 +3,12 @@
 //! HTTP API (PUT, POST, DELETE), SIGHUP and the start-up state.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::canonical::{self, Documents};
-use super::state;
+use super::state::StateDir;
 use crate::policy::document::upsert_rule_set;
 use crate::policy::prepared::Prepared;
 use crate::policy::{Action, CompiledPolicy, Rule, RuleError, RuleErrors, RuleSet};
@@ -80,7 +79,7 @@ impl From<RuleErrors> for ApplyError {
 pub struct Store {
     pub active: Active,
     pub default_action: Action,
-    pub state_dir: Option<PathBuf>,
+    pub state: Option<StateDir>,
     pub adopt_timeout: Duration,
 }
 
@@ -132,15 +131,19 @@ impl Store {
         workers.reclaim();
         let documents = self.active.documents.updated(&self.active.rules, &rules);
         let digest = documents.digest();
-        self.active = Active { rules, generation, digest: digest.clone(), documents, prepared: Some(prepared) };
-        let persisted = match &self.state_dir {
-            Some(dir) => match state::save(dir, generation, &self.active.digest, &self.active.json()) {
-                Ok(()) => true,
-                Err(e) => {
-                    eprintln!("control: generation {generation} is active but not persisted: {e}");
-                    false
+        let new = Active { rules, generation, digest: digest.clone(), documents, prepared: Some(prepared) };
+        let old = std::mem::replace(&mut self.active, new);
+        let persisted = match &mut self.state {
+            Some(state) => {
+                let delta = old.documents.delta(&old.rules, &self.active.documents, &self.active.rules);
+                match state.record(generation, &digest, &delta, || self.active.json()) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        eprintln!("control: generation {generation} is active but not persisted: {e}");
+                        false
+                    }
                 }
-            },
+            }
             None => true,
         };
         if !adopted {
@@ -211,7 +214,7 @@ mod tests {
         let mut store = Store {
             active: Active::new(RuleSet::new(Vec::new()), 1),
             default_action: Action::Allow,
-            state_dir: Some(dir.path().to_path_buf()),
+            state: Some(StateDir::new(dir.path().to_path_buf(), None)),
             adopt_timeout: Duration::from_secs(30),
         };
         let set = |t: &str| rule_set_from_str(t, "").unwrap();
@@ -254,7 +257,7 @@ mod tests {
         assert_eq!(w.adopted(), vec![10, 10]);
 
         // The state file holds the last applied set.
-        let saved = state::load(dir.path()).unwrap().unwrap();
+        let saved = crate::control::state::load(dir.path()).unwrap().unwrap();
         assert_eq!((saved.generation, saved.digest.as_str(), saved.rules.len()), (10, g.digest.as_str(), 1));
         stop.store(true, Ordering::Relaxed);
         threads.into_iter().for_each(|t| t.join().unwrap());

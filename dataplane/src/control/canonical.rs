@@ -265,6 +265,51 @@ impl Documents {
         Documents(out)
     }
 
+    /// What `new` changes from `old`, given that `self` holds the documents of `old` and
+    /// `new_docs` those of `new` (made by [`Documents::updated`], so that an unchanged rule
+    /// shares its document): the names of the rules of `old` that `new` lacks or holds
+    /// otherwise, and the documents of the rules of `new` that are new or changed. Removing
+    /// the one and upserting the other turns `old` into `new`. One merge walk in evaluation
+    /// order; a rule whose priority or action changed is both removed and upserted.
+    pub fn delta<'a>(&self, old: &'a RuleSet, new_docs: &Documents, new: &RuleSet) -> Delta<'a> {
+        let mut delta = Delta { removed: Vec::new(), changed: Vec::new() };
+        let (mut olds, mut news) =
+            (old.rules().iter().zip(&self.0).peekable(), new.rules().iter().zip(&new_docs.0).peekable());
+        loop {
+            let ordering = match (olds.peek(), news.peek()) {
+                (Some((_, od)), Some((_, nd))) if Arc::ptr_eq(&od.text, &nd.text) => None,
+                (Some((o, _)), Some((n, _))) => Some(o.precedence_key().cmp(&n.precedence_key())),
+                (Some(_), None) => Some(std::cmp::Ordering::Less),
+                (None, Some(_)) => Some(std::cmp::Ordering::Greater),
+                (None, None) => break,
+            };
+            match ordering {
+                None => {
+                    olds.next();
+                    news.next();
+                }
+                Some(std::cmp::Ordering::Less) => {
+                    if let Some((o, _)) = olds.next() {
+                        delta.removed.push(o.name.as_str());
+                    }
+                }
+                Some(std::cmp::Ordering::Greater) => {
+                    if let Some((_, nd)) = news.next() {
+                        delta.changed.push(nd.text.clone());
+                    }
+                }
+                Some(std::cmp::Ordering::Equal) => {
+                    if let (Some((_, od)), Some((_, nd))) = (olds.next(), news.next()) {
+                        if od.text != nd.text {
+                            delta.changed.push(nd.text.clone());
+                        }
+                    }
+                }
+            }
+        }
+        delta
+    }
+
     pub fn digest(&self) -> String {
         let mut sha = Sha256::new();
         for d in &self.0 {
@@ -281,17 +326,38 @@ impl Documents {
 
     /// The canonical JSON text of the set (the same as [`to_json`]).
     pub fn json(&self) -> String {
-        let mut out = String::with_capacity(2 + self.0.iter().map(|d| d.text.len() + 1).sum::<usize>());
-        out.push('[');
-        for (i, d) in self.0.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(&d.text);
-        }
-        out.push(']');
-        out
+        json_array(self.0.iter().map(|d| &*d.text))
     }
+}
+
+/// How one rule set differs from another: see [`Documents::delta`].
+#[derive(Debug, Default)]
+pub struct Delta<'a> {
+    /// Names of rules of the old set to remove.
+    pub removed: Vec<&'a str>,
+    /// Canonical documents of rules to add or replace (by name).
+    pub changed: Vec<Arc<str>>,
+}
+
+impl Delta<'_> {
+    /// The documents to upsert as one JSON array.
+    pub fn changed_json(&self) -> String {
+        json_array(self.changed.iter().map(|d| &**d))
+    }
+}
+
+/// Documents as one compact JSON array.
+fn json_array<'a>(documents: impl Iterator<Item = &'a str> + Clone) -> String {
+    let mut out = String::with_capacity(2 + documents.clone().map(|d| d.len() + 1).sum::<usize>());
+    out.push('[');
+    for (i, d) in documents.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(d);
+    }
+    out.push(']');
+    out
 }
 
 /// Whether two sets have the same canonical text (and so the same digest), without writing

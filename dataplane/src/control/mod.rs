@@ -14,5 +14,7 @@ pub mod metrics;
 #[cfg(feature = "dpdk")]
 pub mod plane;
 pub mod state;
+#[cfg(test)]
+mod state_tests;
 pub mod sync;
 pub mod webhook;

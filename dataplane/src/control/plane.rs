@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use super::apply::{Active, Store};
 use super::auth::Token;
-use super::{api, metrics, state};
+use super::state::{self, StateDir};
+use super::{api, metrics};
 use crate::dpdk::Link;
 use crate::policy::{load_rule_set, CompiledPolicy, RuleSet};
 use crate::worker::config::{resolve, ControlConfig};
@@ -108,14 +109,15 @@ impl Supervisor for ControlPlane {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!(
-                        "control: state file {} is corrupt ({e}); starting from the config's rule files",
-                        state::path(dir).display()
+                        "control: the state in {} is corrupt ({e}); starting from the config's rule files",
+                        dir.display()
                     );
                     None
                 }
             },
             None => None,
         };
+        let files = saved.as_ref().map(|s| s.files);
         let (rules, generation) = match saved {
             Some(s) => {
                 self.say(format!(
@@ -140,7 +142,7 @@ impl Supervisor for ControlPlane {
         let store = Store {
             active: Active::new(rules, generation),
             default_action: config.default_action,
-            state_dir,
+            state: state_dir.map(|dir| StateDir::new(dir, files)),
             adopt_timeout: Duration::from_millis(control.adopt_timeout_ms),
         };
         if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, self.reload.clone()) {

@@ -229,9 +229,15 @@ impl RuleSet {
 
     /// This set without the rule `name`; `None` when there is no such rule.
     pub fn without(&self, name: &str) -> Option<RuleSet> {
-        let at = self.rules.iter().position(|r| r.name == name)?;
-        let mut rules = self.rules.to_vec();
-        rules.remove(at);
-        Some(RuleSet { rules: rules.into() })
+        self.without_all(&[name])
+    }
+
+    /// This set without the rules `names`; `None` when one of them is not in the set (or is
+    /// named twice). The other rules are shared with `self` and keep their order.
+    pub fn without_all(&self, names: &[&str]) -> Option<RuleSet> {
+        let gone: std::collections::HashSet<&str> = names.iter().copied().collect();
+        let rules: Vec<Arc<Rule>> = self.rules.iter().filter(|r| !gone.contains(r.name.as_str())).cloned().collect();
+        (gone.len() == names.len() && rules.len() + names.len() == self.rules.len())
+            .then(|| RuleSet { rules: rules.into() })
     }
 }
