@@ -344,6 +344,13 @@ impl Delta<'_> {
     pub fn changed_json(&self) -> String {
         json_array(self.changed.iter().map(|d| &**d))
     }
+
+    /// About the bytes the delta takes as JSON: the documents, and the names quoted (a name
+    /// needing escapes takes a few more).
+    pub fn json_bytes(&self) -> usize {
+        let names: usize = self.removed.iter().map(|n| n.len() + 3).sum();
+        names + self.changed.iter().map(|d| d.len() + 1).sum::<usize>() + 2
+    }
 }
 
 /// Documents as one compact JSON array.

@@ -24,7 +24,7 @@
 use std::io::{Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::canonical::{self, Delta};
@@ -57,14 +57,6 @@ pub struct Files {
     pub journal: u64,
 }
 
-#[derive(Serialize)]
-struct SnapshotOut<'a> {
-    version: u32,
-    generation: u64,
-    digest: &'a str,
-    rules: &'a RawValue,
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SnapshotIn {
@@ -72,14 +64,6 @@ struct SnapshotIn {
     generation: u64,
     digest: String,
     rules: Box<RawValue>,
-}
-
-#[derive(Serialize)]
-struct LineOut<'a> {
-    generation: u64,
-    digest: &'a str,
-    removed: &'a [&'a str],
-    rules: &'a RawValue,
 }
 
 #[derive(Deserialize)]
@@ -147,24 +131,45 @@ impl StateDir {
         delta: &Delta<'_>,
         whole: impl FnOnce() -> String,
     ) -> Result<(), String> {
-        if !self.snapshot_due {
-            let line = journal_line(generation, digest, delta)?;
-            if self.files.journal + line.len() as u64 <= self.files.snapshot {
-                self.files.journal = append(&self.dir, self.files.journal, &line)?;
-                return Ok(());
-            }
+        // The line's size is known before it is written: a whole new set is not written out
+        // as a line only to be dropped for a snapshot.
+        let line_bytes = LINE_OVERHEAD + digest.len() + delta.json_bytes();
+        if !self.snapshot_due && self.files.journal + line_bytes as u64 <= self.files.snapshot {
+            let line = journal_line(generation, digest, delta);
+            self.files.journal = append(&self.dir, self.files.journal, &line)?;
+        } else {
+            self.files = Files { snapshot: save(&self.dir, generation, digest, &whole())?, journal: 0 };
         }
-        self.files = Files { snapshot: save(&self.dir, generation, digest, &whole())?, journal: 0 };
         Ok(())
     }
 }
 
-fn journal_line(generation: u64, digest: &str, delta: &Delta<'_>) -> Result<String, String> {
-    let rules = RawValue::from_string(delta.changed_json()).map_err(|e| e.to_string())?;
-    let mut line = serde_json::to_string(&LineOut { generation, digest, removed: &delta.removed, rules: &rules })
-        .map_err(|e| e.to_string())?;
-    line.push('\n');
-    Ok(line)
+/// A state file's bytes besides its digest and rules: keys, punctuation, numbers.
+const LINE_OVERHEAD: usize = 80;
+
+/// One journal line. Written by hand like the canonical documents it carries, which are
+/// JSON already: the strings are escaped by serde, nothing is parsed again.
+fn journal_line(generation: u64, digest: &str, delta: &Delta<'_>) -> String {
+    let mut line = String::with_capacity(LINE_OVERHEAD + digest.len() + delta.json_bytes());
+    line.push_str("{\"generation\":");
+    line.push_str(itoa::Buffer::new().format(generation));
+    line.push_str(",\"digest\":");
+    push_json_string(&mut line, digest);
+    line.push_str(",\"removed\":[");
+    for (i, name) in delta.removed.iter().enumerate() {
+        if i > 0 {
+            line.push(',');
+        }
+        push_json_string(&mut line, name);
+    }
+    line.push_str("],\"rules\":");
+    line.push_str(&delta.changed_json());
+    line.push_str("}\n");
+    line
+}
+
+fn push_json_string(out: &mut String, s: &str) {
+    out.push_str(&serde_json::Value::from(s).to_string());
 }
 
 /// Appends `line` to the journal of `dir` whose complete lines end at `at` (anything after
@@ -190,10 +195,16 @@ fn append(dir: &Path, at: u64, line: &str) -> Result<u64, String> {
 /// Writes a rule set (its canonical JSON text and digest) as the snapshot of `dir`,
 /// atomically, and removes the journal; returns the snapshot's size in bytes.
 pub fn save(dir: &Path, generation: u64, digest: &str, canonical_json: &str) -> Result<u64, String> {
-    let rules = RawValue::from_string(canonical_json.to_owned()).map_err(|e| e.to_string())?;
-    let mut text = serde_json::to_string(&SnapshotOut { version: FORMAT_VERSION, generation, digest, rules: &rules })
-        .map_err(|e| e.to_string())?;
-    text.push('\n');
+    let mut text = String::with_capacity(LINE_OVERHEAD + digest.len() + canonical_json.len());
+    text.push_str("{\"version\":");
+    text.push_str(itoa::Buffer::new().format(FORMAT_VERSION));
+    text.push_str(",\"generation\":");
+    text.push_str(itoa::Buffer::new().format(generation));
+    text.push_str(",\"digest\":");
+    push_json_string(&mut text, digest);
+    text.push_str(",\"rules\":");
+    text.push_str(canonical_json);
+    text.push_str("}\n");
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let target = path(dir);
     let tmp = dir.join(format!(".{FILE_NAME}.{}.tmp", std::process::id()));
