@@ -119,28 +119,17 @@ impl StateDir {
         delta: &Delta<'_>,
         whole: impl FnOnce() -> String,
     ) -> Result<(), String> {
-        let written = self.write(generation, digest, delta, whole);
-        self.snapshot_due = written.is_err();
-        written
-    }
-
-    fn write(
-        &mut self,
-        generation: u64,
-        digest: &str,
-        delta: &Delta<'_>,
-        whole: impl FnOnce() -> String,
-    ) -> Result<(), String> {
         // The line's size is known before it is written: a whole new set is not written out
         // as a line only to be dropped for a snapshot.
         let line_bytes = LINE_OVERHEAD + digest.len() + delta.json_bytes();
-        if !self.snapshot_due && self.files.journal + line_bytes as u64 <= self.files.snapshot {
+        let written = if !self.snapshot_due && self.files.journal + line_bytes as u64 <= self.files.snapshot {
             let line = journal_line(generation, digest, delta);
-            self.files.journal = append(&self.dir, self.files.journal, &line)?;
+            append(&self.dir, self.files.journal, &line).map(|end| self.files.journal = end)
         } else {
-            self.files = Files { snapshot: save(&self.dir, generation, digest, &whole())?, journal: 0 };
-        }
-        Ok(())
+            save(&self.dir, generation, digest, &whole()).map(|snapshot| self.files = Files { snapshot, journal: 0 })
+        };
+        self.snapshot_due = written.is_err();
+        written
     }
 }
 

@@ -58,6 +58,19 @@ impl Recorder {
     }
 }
 
+/// A state directory with a snapshot of 30 rules (generation 2) and `updates` one-rule
+/// updates journaled after it.
+fn recorded(updates: usize) -> (tempfile::TempDir, Recorder) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = Recorder::new(dir.path());
+    r.apply(set(30)).unwrap();
+    for (name, cidr) in [("a", "10.100.0.0/16"), ("b", "10.101.0.0/16")].into_iter().take(updates) {
+        r.upsert(name, cidr, 100);
+    }
+    assert_eq!(journal_lines(dir.path()), updates);
+    (dir, r)
+}
+
 fn journal_lines(dir: &Path) -> usize {
     std::fs::read_to_string(dir.join(JOURNAL_NAME)).map_or(0, |j| j.lines().count())
 }
@@ -125,10 +138,7 @@ fn the_journal_stays_smaller_than_the_snapshot() {
 
 #[test]
 fn a_torn_last_line_is_ignored_and_cut_off_by_the_next_append() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut r = Recorder::new(dir.path());
-    r.apply(set(30)).unwrap();
-    r.upsert("a", "10.100.0.0/16", 100);
+    let (dir, _) = recorded(1);
     let journal = dir.path().join(JOURNAL_NAME);
     let complete = std::fs::read(&journal).unwrap();
     // The process stopped in the middle of the next append (even inside a UTF-8 sequence).
@@ -151,11 +161,7 @@ fn a_torn_last_line_is_ignored_and_cut_off_by_the_next_append() {
 
 #[test]
 fn lines_left_from_a_rewrite_are_skipped() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut r = Recorder::new(dir.path());
-    r.apply(set(30)).unwrap();
-    r.upsert("a", "10.100.0.0/16", 100);
-    r.upsert("b", "10.101.0.0/16", 100);
+    let (dir, r) = recorded(2);
     let journal = std::fs::read(dir.path().join(JOURNAL_NAME)).unwrap();
     // The snapshot of generation 4 was written, but the process stopped before removing the
     // journal of generations 3 and 4.
@@ -168,11 +174,7 @@ fn lines_left_from_a_rewrite_are_skipped() {
 
 #[test]
 fn corrupt_files_are_errors_naming_the_file_and_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut r = Recorder::new(dir.path());
-    r.apply(set(30)).unwrap();
-    r.upsert("a", "10.100.0.0/16", 100);
-    r.upsert("b", "10.101.0.0/16", 100);
+    let (dir, _) = recorded(2);
     let snapshot = std::fs::read_to_string(state::path(dir.path())).unwrap();
     let journal = std::fs::read_to_string(dir.path().join(JOURNAL_NAME)).unwrap();
     let first_len = journal.lines().next().unwrap().len();
@@ -207,10 +209,7 @@ fn corrupt_files_are_errors_naming_the_file_and_line() {
 
 #[test]
 fn after_a_failed_write_the_next_is_a_snapshot() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut r = Recorder::new(dir.path());
-    r.apply(set(30)).unwrap();
-    r.upsert("a", "10.100.0.0/16", 100);
+    let (dir, mut r) = recorded(1);
     // The journal cannot be opened for one update (a directory stands in its place)...
     let journal = dir.path().join(JOURNAL_NAME);
     let lines = std::fs::read(&journal).unwrap();
