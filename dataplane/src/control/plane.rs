@@ -118,6 +118,9 @@ impl Supervisor for ControlPlane {
             None => None,
         };
         let files = saved.as_ref().map(|s| s.files);
+        if let Some(s) = saved.as_ref().filter(|s| s.ignored > 0) {
+            eprintln!("control: ignored {} bytes of an unfinished append at the end of the state journal", s.ignored);
+        }
         let (rules, generation) = match saved {
             Some(s) => {
                 self.say(format!(

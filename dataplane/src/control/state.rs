@@ -16,9 +16,10 @@
 //! On start both files are read back through the same validation as an API request. The
 //! snapshot's digest must match its rules; journal lines at or below its generation are left
 //! from a rewrite that stopped before removing the journal, and are skipped; the set after the
-//! last line must have that line's digest. A last line without its newline is an append that
-//! never completed (and so was never answered): it is ignored, and cut off by the next append.
-//! Anything else that does not read back is reported as corrupt.
+//! last line must have that line's digest. A last line without its newline, or one that does
+//! not parse, is an append that never completed (and so was never answered): it is ignored,
+//! and cut off by the next append. Anything else that does not read back is reported as
+//! corrupt.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::io::{Seek as _, SeekFrom, Write as _};
@@ -47,6 +48,9 @@ pub struct Saved {
     pub rules: RuleSet,
     /// What the files hold, for the next write.
     pub files: Files,
+    /// Bytes of an append that never completed, at the journal's end: ignored, and cut off
+    /// by the next append.
+    pub ignored: u64,
 }
 
 /// The bytes the state files hold (the journal's complete lines only): the next write
@@ -167,6 +171,10 @@ fn append(dir: &Path, at: u64, line: &str) -> Result<u64, String> {
     let file = journal_path(dir);
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(&file)?;
+        if f.metadata()?.len() < at {
+            // Shortened behind our back: appending would leave a hole of zeros.
+            return Err(std::io::Error::other(format!("shorter than the {at} bytes written")));
+        }
         f.set_len(at)?;
         f.seek(SeekFrom::Start(at))?;
         f.write_all(line.as_bytes())?;
@@ -184,6 +192,34 @@ fn append(dir: &Path, at: u64, line: &str) -> Result<u64, String> {
 /// Writes a rule set (its canonical JSON text and digest) as the snapshot of `dir`,
 /// atomically, and removes the journal; returns the snapshot's size in bytes.
 pub fn save(dir: &Path, generation: u64, digest: &str, canonical_json: &str) -> Result<u64, String> {
+    let text = snapshot_text(generation, digest, canonical_json);
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let target = path(dir);
+    let tmp = dir.join(format!(".{FILE_NAME}.{}.tmp", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, &target)?;
+        // The rename is durable before the journal goes: a crash cannot leave the old snapshot
+        // without its journal. The removal needs no sync of its own: the journal's lines are
+        // all in the new snapshot, and are skipped if they come back.
+        std::fs::File::open(dir)?.sync_all()?;
+        match std::fs::remove_file(journal_path(dir)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("writing {}: {e}", target.display())
+    })?;
+    Ok(text.len() as u64)
+}
+
+/// The snapshot's text for a rule set (its canonical JSON text and digest).
+pub fn snapshot_text(generation: u64, digest: &str, canonical_json: &str) -> String {
     let mut text = String::with_capacity(LINE_OVERHEAD + digest.len() + canonical_json.len());
     text.push_str("{\"version\":");
     text.push_str(itoa::Buffer::new().format(FORMAT_VERSION));
@@ -194,28 +230,7 @@ pub fn save(dir: &Path, generation: u64, digest: &str, canonical_json: &str) -> 
     text.push_str(",\"rules\":");
     text.push_str(canonical_json);
     text.push_str("}\n");
-    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let target = path(dir);
-    let tmp = dir.join(format!(".{FILE_NAME}.{}.tmp", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, &target)?;
-        // The journal's lines are all in the snapshot now (and would be skipped if it stayed).
-        match std::fs::remove_file(journal_path(dir)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        // The rename and the removal are durable once the directory is synced.
-        std::fs::File::open(dir)?.sync_all()
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("writing {}: {e}", target.display())
-    })?;
-    Ok(text.len() as u64)
+    text
 }
 
 /// Reads the state of `dir`: `Ok(None)` when there is none, `Err` (the reason) when a file is
@@ -259,10 +274,18 @@ pub fn restore(snapshot: &str, journal: &[u8]) -> Result<Saved, String> {
     let (mut generation, mut digest, mut replayed) = (parsed.generation, digest, false);
     // Complete lines end with a newline; what follows the last one is a torn append.
     let complete = journal.iter().rposition(|&b| b == b'\n').map_or(0, |end| end + 1);
-    let lines = journal.get(..complete).unwrap_or_default();
-    for (n, line) in lines.split_inclusive(|&b| b == b'\n').enumerate() {
+    let mut lines = journal.get(..complete).unwrap_or_default().split_inclusive(|&b| b == b'\n').enumerate().peekable();
+    let mut read = 0;
+    while let Some((n, bytes)) = lines.next() {
         let at = |e: String| format!("{JOURNAL_NAME} line {}: {e}", n + 1);
-        let line: LineIn = serde_json::from_slice(line).map_err(|e| at(e.to_string()))?;
+        let line: LineIn = match serde_json::from_slice(bytes) {
+            Ok(line) => line,
+            // The last line can be an append torn inside (its pages written out of order, the
+            // newline among those that made it): it was never answered either.
+            Err(_) if lines.peek().is_none() => break,
+            Err(e) => return Err(at(e.to_string())),
+        };
+        read += bytes.len();
         if line.generation <= generation {
             if replayed {
                 return Err(at(format!("generation {} after {generation}", line.generation)));
@@ -283,6 +306,6 @@ pub fn restore(snapshot: &str, journal: &[u8]) -> Result<Saved, String> {
             return Err(format!("{JOURNAL_NAME}: digest {digest} does not match the rules it leads to ({actual})"));
         }
     }
-    let files = Files { snapshot: snapshot.len() as u64, journal: complete as u64 };
-    Ok(Saved { generation, digest, rules, files })
+    let files = Files { snapshot: snapshot.len() as u64, journal: read as u64 };
+    Ok(Saved { generation, digest, rules, files, ignored: (journal.len() - read) as u64 })
 }

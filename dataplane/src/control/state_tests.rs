@@ -9,8 +9,12 @@ use proptest::prelude::*;
 use std::path::Path;
 
 fn rule(name: &str, cidr: &str, priority: u16) -> String {
+    rule_with(name, cidr, priority, "DROP")
+}
+
+fn rule_with(name: &str, cidr: &str, priority: u16, action: &str) -> String {
     format!(
-        "apiVersion: policy.secure.example.com/v1\nkind: NetworkPolicyRule\nmetadata: {{name: {name}}}\nspec: {{cidrBlocks: [\"{cidr}\"], action: DROP, priority: {priority}}}\n---\n"
+        "apiVersion: policy.secure.example.com/v1\nkind: NetworkPolicyRule\nmetadata: {{name: {name}}}\nspec: {{cidrBlocks: [\"{cidr}\"], action: {action}, priority: {priority}}}\n---\n"
     )
 }
 
@@ -41,6 +45,17 @@ impl Recorder {
         let written = self.state.record(self.generation, &docs.digest(), &delta, || docs.json());
         (self.rules, self.docs) = (new, docs);
         written
+    }
+
+    /// A control plane restarted on `dir`: what it reads back is what it runs.
+    fn reopen(dir: &Path) -> Recorder {
+        let saved = state::load(dir).unwrap().unwrap();
+        Recorder {
+            docs: Documents::of(&saved.rules),
+            rules: saved.rules,
+            generation: saved.generation,
+            state: StateDir::new(dir.to_path_buf(), Some(saved.files)),
+        }
     }
 
     fn upsert(&mut self, name: &str, cidr: &str, priority: u16) {
@@ -130,7 +145,7 @@ fn the_journal_stays_smaller_than_the_snapshot() {
     }
     // 20 rules of ~200 bytes against ~280-byte lines: a rewrite every ~15 updates.
     assert!((8..=25).contains(&rewrites), "{rewrites}");
-    // A whole new set is a snapshot at once.
+    // A change larger than the snapshot (here a whole new, larger set) is a snapshot at once.
     r.apply(set(50)).unwrap();
     assert_eq!((snapshot_generation(dir.path()), journal_lines(dir.path())), (r.generation, 0));
     r.check();
@@ -146,14 +161,12 @@ fn a_torn_last_line_is_ignored_and_cut_off_by_the_next_append() {
     torn.extend_from_slice(b"{\"generation\":4,\"digest\":\"sha256:\xc3");
     std::fs::write(&journal, &torn).unwrap();
     let saved = state::load(dir.path()).unwrap().unwrap();
-    assert_eq!((saved.generation, saved.files.journal), (3, complete.len() as u64));
+    assert_eq!(
+        (saved.generation, saved.files.journal, saved.ignored),
+        (3, complete.len() as u64, (torn.len() - complete.len()) as u64)
+    );
     // A restarted control plane appends after the complete lines.
-    let mut restarted = Recorder {
-        rules: saved.rules.clone(),
-        docs: Documents::of(&saved.rules),
-        generation: saved.generation,
-        state: StateDir::new(dir.path().to_path_buf(), Some(saved.files)),
-    };
+    let mut restarted = Recorder::reopen(dir.path());
     restarted.upsert("b", "10.101.0.0/16", 100);
     assert_eq!(journal_lines(dir.path()), 2);
     restarted.check();
@@ -161,15 +174,46 @@ fn a_torn_last_line_is_ignored_and_cut_off_by_the_next_append() {
 
 #[test]
 fn lines_left_from_a_rewrite_are_skipped() {
-    let (dir, r) = recorded(2);
+    let (dir, mut r) = recorded(2);
+    // "a" deleted (generation 5) and the snapshot of generation 5 written, but the process
+    // stopped before removing the journal of generations 3 and 4 (their files are the disk's
+    // state before the deletion). Replayed, its first line would bring "a" back.
     let journal = std::fs::read(dir.path().join(JOURNAL_NAME)).unwrap();
-    // The snapshot of generation 4 was written, but the process stopped before removing the
-    // journal of generations 3 and 4.
+    r.apply(r.rules.without("a").unwrap()).unwrap();
     state::save(dir.path(), r.generation, &r.docs.digest(), &r.docs.json()).unwrap();
     std::fs::write(dir.path().join(JOURNAL_NAME), &journal).unwrap();
     let saved = state::load(dir.path()).unwrap().unwrap();
-    assert_eq!((saved.generation, saved.digest), (4, r.docs.digest()));
+    assert_eq!((saved.generation, saved.digest), (5, r.docs.digest()));
     assert_eq!(canonical::to_json(&saved.rules), r.docs.json());
+    assert!(!saved.rules.rules().iter().any(|x| x.name == "a"));
+    // After a restart the next append goes after them, and they are still skipped.
+    let mut restarted = Recorder::reopen(dir.path());
+    restarted.upsert("c", "10.102.0.0/16", 100);
+    assert_eq!((journal_lines(dir.path()), restarted.generation), (3, 6));
+    restarted.check();
+}
+
+#[test]
+fn a_last_line_torn_inside_is_ignored_too() {
+    let (dir, _) = recorded(2);
+    let path = dir.path().join(JOURNAL_NAME);
+    let journal = std::fs::read(&path).unwrap();
+    let first = journal.iter().position(|&b| b == b'\n').unwrap() + 1;
+    // The second append's middle page never reached the disk; its last one, with the newline,
+    // did.
+    let mut torn = journal.clone();
+    torn[first + 40..journal.len() - 30].fill(0);
+    std::fs::write(&path, &torn).unwrap();
+    let saved = state::load(dir.path()).unwrap().unwrap();
+    assert_eq!(
+        (saved.generation, saved.files.journal, saved.ignored),
+        (3, first as u64, (journal.len() - first) as u64)
+    );
+    // The same damage to a line that is not the last is corruption: that line was answered.
+    torn.extend_from_slice(&journal[first..]);
+    std::fs::write(&path, &torn).unwrap();
+    let e = state::load(dir.path()).unwrap_err();
+    assert!(e.starts_with("rules.journal line 2:"), "{e}");
 }
 
 #[test]
@@ -219,13 +263,28 @@ fn after_a_failed_write_the_next_is_a_snapshot() {
     let e = r.apply(new).unwrap_err();
     assert!(e.contains("appending to") && e.contains(JOURNAL_NAME), "{e}");
     std::fs::remove_dir(&journal).unwrap();
-    std::fs::write(&journal, lines).unwrap();
+    std::fs::write(&journal, &lines).unwrap();
     // ...so the next update, small as it is, rewrites the snapshot: the journal alone would
     // miss "b".
     r.upsert("c", "10.102.0.0/16", 100);
     assert_eq!((snapshot_generation(dir.path()), journal_lines(dir.path())), (5, 0));
     r.check();
     assert!(r.rules.rules().iter().any(|x| x.name == "b"));
+}
+
+#[test]
+fn a_journal_shortened_behind_the_writers_back_is_not_appended_to() {
+    let (dir, mut r) = recorded(2);
+    let path = dir.path().join(JOURNAL_NAME);
+    let journal = std::fs::read(&path).unwrap();
+    let first = journal.iter().position(|&b| b == b'\n').unwrap() + 1;
+    std::fs::write(&path, &journal[..first]).unwrap();
+    let new = r.rules.upserted(parse_rules(&rule("c", "10.102.0.0/16", 100), "").unwrap());
+    let e = r.apply(new).unwrap_err();
+    assert!(e.contains("shorter than the"), "{e}");
+    r.upsert("d", "10.103.0.0/16", 100);
+    assert_eq!((snapshot_generation(dir.path()), journal_lines(dir.path())), (6, 0));
+    r.check();
 }
 
 #[test]
@@ -248,14 +307,15 @@ proptest! {
     /// Any sequence of upserts (new rules, changed ones, moved ones), deletes and whole
     /// replacements reads back as the set in memory after every step.
     #[test]
-    fn any_sequence_of_updates_reads_back(steps in proptest::collection::vec((0u8..4, 0usize..12, 0u16..3, 0u8..4), 1..40)) {
+    fn any_sequence_of_updates_reads_back(steps in proptest::collection::vec((0u8..4, 0usize..12, 0u16..3, 0u8..4, any::<bool>()), 1..40)) {
         let dir = tempfile::tempdir().unwrap();
         let mut r = Recorder::new(dir.path());
         r.apply(set(8)).unwrap();
-        for (op, name, priority, cidr) in steps {
+        for (op, name, priority, cidr, allow) in steps {
             let name = format!("r{name}");
+            let action = if allow { "ALLOW" } else { "DROP" };
             let new = match op {
-                0 | 1 => r.rules.upserted(parse_rules(&rule(&name, &format!("10.9.{cidr}.0/24"), 100 + priority), "").unwrap()),
+                0 | 1 => r.rules.upserted(parse_rules(&rule_with(&name, &format!("10.9.{cidr}.0/24"), 100 + priority, action), "").unwrap()),
                 2 => match r.rules.without(&name) {
                     Some(s) => s,
                     None => continue,
