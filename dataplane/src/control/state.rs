@@ -29,15 +29,16 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::canonical::{self, Delta};
-use crate::policy::document::{upsert_rule_set, MAX_DOCUMENT_BYTES};
-use crate::policy::{parse_rules, rule_set_from_str, RuleSet};
+use crate::policy::document::{parse_json_rules, rule_set_from_json, upsert_rule_set, MAX_DOCUMENT_BYTES};
+use crate::policy::RuleSet;
 
 /// The snapshot's name inside the state directory.
 pub const FILE_NAME: &str = "rules.json";
 /// The journal's name inside the state directory.
 pub const JOURNAL_NAME: &str = "rules.journal";
 const FORMAT_VERSION: u32 = 1;
-/// Largest state file read back: a snapshot of the largest set a request may carry, twice.
+/// Largest state file written or read back: twice the largest request (a set grown by many
+/// small updates can be larger than any one request).
 const MAX_FILE_BYTES: u64 = 2 * MAX_DOCUMENT_BYTES as u64;
 
 /// A rule set read back from the state directory.
@@ -193,6 +194,13 @@ fn append(dir: &Path, at: u64, line: &str) -> Result<u64, String> {
 /// atomically, and removes the journal; returns the snapshot's size in bytes.
 pub fn save(dir: &Path, generation: u64, digest: &str, canonical_json: &str) -> Result<u64, String> {
     let text = snapshot_text(generation, digest, canonical_json);
+    if text.len() as u64 > MAX_FILE_BYTES {
+        // Written, it could not be read back.
+        return Err(format!(
+            "the snapshot would be {} bytes, more than a state file may hold ({MAX_FILE_BYTES})",
+            text.len()
+        ));
+    }
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let target = path(dir);
     let tmp = dir.join(format!(".{FILE_NAME}.{}.tmp", std::process::id()));
@@ -266,7 +274,7 @@ pub fn restore(snapshot: &str, journal: &[u8]) -> Result<Saved, String> {
         return Err(format!("{FILE_NAME}: version {} (expected {FORMAT_VERSION})", parsed.version));
     }
     let mut rules =
-        rule_set_from_str(parsed.rules.get(), "").map_err(|e| format!("{FILE_NAME}: invalid rules: {e}"))?;
+        rule_set_from_json(parsed.rules.get(), "").map_err(|e| format!("{FILE_NAME}: invalid rules: {e}"))?;
     let digest = canonical::digest(&rules);
     if digest != parsed.digest {
         return Err(format!("{FILE_NAME}: digest {} does not match its rules ({digest})", parsed.digest));
@@ -296,7 +304,7 @@ pub fn restore(snapshot: &str, journal: &[u8]) -> Result<Saved, String> {
         let kept = rules
             .without_all(&removed)
             .ok_or_else(|| at(format!("removes rules the set does not hold: {removed:?}")))?;
-        let changed = parse_rules(line.rules.get(), "").map_err(|e| at(format!("invalid rules: {e}")))?;
+        let changed = parse_json_rules(line.rules.get(), "").map_err(|e| at(format!("invalid rules: {e}")))?;
         rules = upsert_rule_set(&kept, changed).map_err(|e| at(format!("invalid rules: {e}")))?;
         (generation, digest, replayed) = (line.generation, line.digest, true);
     }

@@ -141,6 +141,37 @@ fn parse_shared(text: &str, source: &str) -> Result<Vec<Arc<Rule>>, RuleErrors> 
     }
 }
 
+/// [`rule_set_from_str`] for the JSON array that the control plane's state files keep: the
+/// same parsing and validation, JSON only, and without the request size limit (the state
+/// files have their own, and a set grown by many small updates may pass the limit that one
+/// request is held to).
+pub fn rule_set_from_json(text: &str, source: &str) -> Result<RuleSet, RuleErrors> {
+    build_shared(parse_json_shared(text, source)?)
+}
+
+/// [`parse_rules`] under the terms of [`rule_set_from_json`].
+pub fn parse_json_rules(text: &str, source: &str) -> Result<Vec<Rule>, RuleErrors> {
+    Ok(parse_json_shared(text, source)?.into_iter().map(Arc::unwrap_or_clone).collect())
+}
+
+fn parse_json_shared(text: &str, source: &str) -> Result<Vec<Arc<Rule>>, RuleErrors> {
+    let mut rules = Vec::new();
+    let mut errors = Vec::new();
+    if !parse_json_into(text, source, &mut rules, &mut errors) {
+        errors.push(RuleError {
+            source: source.to_string(),
+            rule: String::new(),
+            field: String::new(),
+            message: "not a JSON array of rule documents".into(),
+        });
+    }
+    if errors.is_empty() {
+        Ok(rules)
+    } else {
+        Err(RuleErrors(errors))
+    }
+}
+
 /// Parse one rule object that is already a JSON value (an admission request's `object`): the
 /// same checks as a rule file, so what the admission webhook admits is what a gateway accepts.
 pub fn parse_rule_value(value: &serde_json::Value, source: &str) -> Result<Rule, RuleErrors> {

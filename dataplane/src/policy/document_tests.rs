@@ -282,3 +282,21 @@ fn json_fast_path_gives_the_yaml_paths_rules_and_errors() {
     assert!(rule_set_from_str("[]\nfoo: 1", "s").is_err());
     assert!(rule_set_from_str("[]", "s").unwrap().is_empty());
 }
+
+#[test]
+fn state_json_has_no_request_size_limit_and_no_yaml() {
+    use super::document::{rule_set_from_json, MAX_DOCUMENT_BYTES};
+    let rule = r#"{"apiVersion":"policy.secure.example.com/v1","kind":"NetworkPolicyRule","metadata":{"name":"a"},"spec":{"cidrBlocks":["10.0.0.0/8"],"action":"DROP"}}"#;
+    // Past the request limit (whitespace stands in for 350k more rules).
+    let big = format!("[{rule}{}]", " ".repeat(MAX_DOCUMENT_BYTES));
+    let e = rule_set_from_str(&big, "").unwrap_err();
+    assert!(e.0[0].message.contains("larger than"), "{e}");
+    let set = rule_set_from_json(&big, "").unwrap();
+    assert_eq!(set.rules().iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["a"]);
+    // The same validation.
+    let e = rule_set_from_json(&format!("[{}]", rule.replace("10.0.0.0/8", "10.0.0.1/8")), "").unwrap_err();
+    assert_eq!(e.0[0].field, "spec.cidrBlocks[0]");
+    // JSON only.
+    let e = rule_set_from_json("apiVersion: policy.secure.example.com/v1\nkind: NetworkPolicyRule\n", "").unwrap_err();
+    assert_eq!(e.0[0].message, "not a JSON array of rule documents");
+}
