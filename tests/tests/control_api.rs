@@ -198,6 +198,48 @@ fn a_restart_comes_back_with_the_last_applied_set() {
 }
 
 #[test]
+fn sighup_reloads_the_rule_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let traffic = dir.path().join("in.pcap");
+    write_traffic(&traffic, 2);
+    let gw = Gateway::start(&config(dir.path(), "ctl-hup", &traffic, true, ""));
+    let generation = |url: &str| json(&call("GET", &format!("{url}/v1/rules"), None, None).1)["generation"].as_u64();
+    assert_eq!(generation(&gw.url), Some(1));
+    let hup = || {
+        assert!(std::process::Command::new("kill")
+            .args(["-HUP", &gw.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success())
+    };
+    let said = |needle: &str| loop {
+        let line = gw.lines.recv_timeout(std::time::Duration::from_secs(30)).expect("no SIGHUP line");
+        if line.starts_with(needle) {
+            return line;
+        }
+    };
+    let file = dir.path().join("rules/drop.yaml");
+    std::fs::write(&file, DROP_CLIENTS).unwrap();
+    hup();
+    assert!(said("control: SIGHUP: generation 2 (sha256:").ends_with(", 1 rules)"));
+    assert_eq!(generation(&gw.url), Some(2));
+    let (rx, tx, drops) = deltas(&gw.url);
+    assert_eq!((tx, drops), (0, rx), "the reloaded rule drops the traffic");
+
+    // An invalid file changes nothing; once mended, the next SIGHUP applies it.
+    std::fs::write(&file, DROP_CLIENTS.replace("10.0.1.0/24", "10.0.1.1/24")).unwrap();
+    hup();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(generation(&gw.url), Some(2));
+    std::fs::write(&file, DROP_CLIENTS.replace("DROP", "ALLOW")).unwrap();
+    hup();
+    said("control: SIGHUP: generation 3 (sha256:");
+    let (rx, tx, drops) = deltas(&gw.url);
+    assert_eq!((tx, drops), (rx, 0), "the mended rule allows the traffic");
+    assert_eq!(gw.stop().0, Some(0));
+}
+
+#[test]
 fn a_configured_token_is_required() {
     let dir = tempfile::tempdir().unwrap();
     let traffic = dir.path().join("in.pcap");

@@ -2,8 +2,8 @@
 //! --control`). It loads the last good rule set (or the config's rule files), serves the HTTP
 //! API on its own thread with a current-thread tokio runtime (spawned from the main thread, so
 //! it shares the main lcore's CPUs and never runs on a worker core), and on the main thread
-//! copies the counters for `/v1/status` and `/metrics` a few times a second and reloads the
-//! rule files on SIGHUP.
+//! copies the counters for `/v1/status` and `/metrics` a few times a second and, on SIGHUP,
+//! starts a thread that reloads the rule files.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -172,7 +172,15 @@ impl Supervisor for ControlPlane {
             }
         }
         if self.reload.swap(false, Ordering::Relaxed) {
-            reload(shared, &self.rule_paths);
+            // On a thread of its own: reading and compiling 100k rules takes a few hundred
+            // milliseconds, in which this thread keeps the stats going and watches for a stop.
+            // The store's lock orders the reload with API requests.
+            let (shared, paths) = (shared.clone(), self.rule_paths.clone());
+            let spawned =
+                std::thread::Builder::new().name("control-reload".into()).spawn(move || reload(&shared, &paths));
+            if let Err(e) = spawned {
+                eprintln!("control: SIGHUP: starting the reload thread: {e}");
+            }
         }
     }
 }
