@@ -129,23 +129,19 @@ impl Store {
         // Its digest is bookkeeping for the answer and the state file: computed once the
         // workers run it, hashing only the rules that changed.
         workers.reclaim();
-        let documents = self.active.documents.updated(&self.active.rules, &rules);
+        let (documents, delta) = self.active.documents.updated(&self.active.rules, &rules);
         let digest = documents.digest();
-        let new = Active { rules, generation, digest: digest.clone(), documents, prepared: Some(prepared) };
-        let old = std::mem::replace(&mut self.active, new);
         let persisted = match &mut self.state {
-            Some(state) => {
-                let delta = old.documents.delta(&old.rules, &self.active.documents, &self.active.rules);
-                match state.record(generation, &digest, &delta, || self.active.json()) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        eprintln!("control: generation {generation} is active but not persisted: {e}");
-                        false
-                    }
+            Some(state) => match state.record(generation, &digest, &delta, || documents.json()) {
+                Ok(()) => true,
+                Err(e) => {
+                    eprintln!("control: generation {generation} is active but not persisted: {e}");
+                    false
                 }
-            }
+            },
             None => true,
         };
+        self.active = Active { rules, generation, digest: digest.clone(), documents, prepared: Some(prepared) };
         if !adopted {
             return Err(ApplyError::NotAdopted { generation, adopted: workers.adopted() });
         }

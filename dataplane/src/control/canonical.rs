@@ -161,7 +161,7 @@ fn write_items<'a, T: 'a>(items: impl Iterator<Item = &'a T>, out: &mut String, 
 }
 
 /// A JSON string, escaped as `serde_json` escapes it.
-fn write_str(s: &str, out: &mut String) {
+pub fn write_str(s: &str, out: &mut String) {
     out.push('"');
     // Names, CIDRs and fingerprints never need escaping: copy them whole.
     if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
@@ -231,12 +231,14 @@ impl Documents {
         Documents(set.rules().iter().map(|r| Document::of(r)).collect())
     }
 
-    /// The documents of `new`, given that `self` holds those of `old`: both sets are in
-    /// evaluation order, so one merge walk finds the unchanged rules (shared pointers, or
-    /// equal rules).
-    pub fn updated(&self, old: &RuleSet, new: &RuleSet) -> Documents {
+    /// The documents of `new`, given that `self` holds those of `old`, and how `new` differs
+    /// from `old` (what the state journal records). Both sets are in evaluation order, so one
+    /// merge walk finds the unchanged rules (shared pointers, or equal rules); a rule whose
+    /// priority or action changed moves, and is both removed and upserted.
+    pub fn updated<'a>(&self, old: &'a RuleSet, new: &RuleSet) -> (Documents, Delta<'a>) {
         let old_rules = old.rules();
         let mut out = Vec::with_capacity(new.len());
+        let mut delta = Delta::default();
         let mut i = 0;
         for rule in new.rules() {
             let mut reused = None;
@@ -247,8 +249,11 @@ impl Documents {
                     break;
                 }
                 match o.precedence_key().cmp(&rule.precedence_key()) {
-                    // A rule of `old` that `new` does not have.
-                    std::cmp::Ordering::Less => i += 1,
+                    // A rule of `old` that `new` does not have (here).
+                    std::cmp::Ordering::Less => {
+                        delta.removed.push(o.name.as_str());
+                        i += 1;
+                    }
                     std::cmp::Ordering::Equal => {
                         // Same name and place; is the document the same?
                         if same_document(o, rule) {
@@ -260,54 +265,15 @@ impl Documents {
                     std::cmp::Ordering::Greater => break,
                 }
             }
-            out.push(reused.unwrap_or_else(|| Document::of(rule)));
+            let doc = reused.unwrap_or_else(|| {
+                let doc = Document::of(rule);
+                delta.changed.push(doc.text.clone());
+                doc
+            });
+            out.push(doc);
         }
-        Documents(out)
-    }
-
-    /// What `new` changes from `old`, given that `self` holds the documents of `old` and
-    /// `new_docs` those of `new` (made by [`Documents::updated`], so that an unchanged rule
-    /// shares its document): the names of the rules of `old` that `new` lacks or holds
-    /// otherwise, and the documents of the rules of `new` that are new or changed. Removing
-    /// the one and upserting the other turns `old` into `new`. One merge walk in evaluation
-    /// order; a rule whose priority or action changed is both removed and upserted.
-    pub fn delta<'a>(&self, old: &'a RuleSet, new_docs: &Documents, new: &RuleSet) -> Delta<'a> {
-        let mut delta = Delta { removed: Vec::new(), changed: Vec::new() };
-        let (mut olds, mut news) =
-            (old.rules().iter().zip(&self.0).peekable(), new.rules().iter().zip(&new_docs.0).peekable());
-        loop {
-            let ordering = match (olds.peek(), news.peek()) {
-                (Some((_, od)), Some((_, nd))) if Arc::ptr_eq(&od.text, &nd.text) => None,
-                (Some((o, _)), Some((n, _))) => Some(o.precedence_key().cmp(&n.precedence_key())),
-                (Some(_), None) => Some(std::cmp::Ordering::Less),
-                (None, Some(_)) => Some(std::cmp::Ordering::Greater),
-                (None, None) => break,
-            };
-            match ordering {
-                None => {
-                    olds.next();
-                    news.next();
-                }
-                Some(std::cmp::Ordering::Less) => {
-                    if let Some((o, _)) = olds.next() {
-                        delta.removed.push(o.name.as_str());
-                    }
-                }
-                Some(std::cmp::Ordering::Greater) => {
-                    if let Some((_, nd)) = news.next() {
-                        delta.changed.push(nd.text.clone());
-                    }
-                }
-                Some(std::cmp::Ordering::Equal) => {
-                    if let (Some((_, od)), Some((_, nd))) = (olds.next(), news.next()) {
-                        if od.text != nd.text {
-                            delta.changed.push(nd.text.clone());
-                        }
-                    }
-                }
-            }
-        }
-        delta
+        delta.removed.extend(old_rules.iter().skip(i).map(|o| o.name.as_str()));
+        (Documents(out), delta)
     }
 
     pub fn digest(&self) -> String {
@@ -330,7 +296,7 @@ impl Documents {
     }
 }
 
-/// How one rule set differs from another: see [`Documents::delta`].
+/// How one rule set differs from another: see [`Documents::updated`].
 #[derive(Debug, Default)]
 pub struct Delta<'a> {
     /// Names of rules of the old set to remove.
@@ -528,7 +494,10 @@ spec:
         ];
         for (k, step) in steps.iter().enumerate() {
             let next = step(&set);
-            let updated = docs.updated(&set, &next);
+            let (updated, delta) = docs.updated(&set, &next);
+            // The delta turns the old set into the new one.
+            let replayed = set.without_all(&delta.removed).unwrap().upserted(parse(&delta.changed_json()));
+            assert_eq!(to_json(&replayed), to_json(&next), "step {k}");
             let fresh = Documents::of(&next);
             let hashes = |d: &Documents| d.0.iter().map(|d| d.hash).collect::<Vec<_>>();
             assert_eq!(hashes(&updated), hashes(&fresh), "step {k}");

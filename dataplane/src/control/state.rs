@@ -148,22 +148,18 @@ fn journal_line(generation: u64, digest: &str, delta: &Delta<'_>) -> String {
     line.push_str("{\"generation\":");
     line.push_str(itoa::Buffer::new().format(generation));
     line.push_str(",\"digest\":");
-    push_json_string(&mut line, digest);
+    canonical::write_str(digest, &mut line);
     line.push_str(",\"removed\":[");
     for (i, name) in delta.removed.iter().enumerate() {
         if i > 0 {
             line.push(',');
         }
-        push_json_string(&mut line, name);
+        canonical::write_str(name, &mut line);
     }
     line.push_str("],\"rules\":");
     line.push_str(&delta.changed_json());
     line.push_str("}\n");
     line
-}
-
-fn push_json_string(out: &mut String, s: &str) {
-    out.push_str(&serde_json::Value::from(s).to_string());
 }
 
 /// Appends `line` to the journal of `dir` whose complete lines end at `at` (anything after
@@ -234,7 +230,7 @@ pub fn snapshot_text(generation: u64, digest: &str, canonical_json: &str) -> Str
     text.push_str(",\"generation\":");
     text.push_str(itoa::Buffer::new().format(generation));
     text.push_str(",\"digest\":");
-    push_json_string(&mut text, digest);
+    canonical::write_str(digest, &mut text);
     text.push_str(",\"rules\":");
     text.push_str(canonical_json);
     text.push_str("}\n");

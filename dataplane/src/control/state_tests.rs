@@ -39,8 +39,7 @@ impl Recorder {
     }
 
     fn apply(&mut self, new: RuleSet) -> Result<(), String> {
-        let docs = self.docs.updated(&self.rules, &new);
-        let delta = self.docs.delta(&self.rules, &docs, &new);
+        let (docs, delta) = self.docs.updated(&self.rules, &new);
         self.generation += 1;
         let written = self.state.record(self.generation, &docs.digest(), &delta, || docs.json());
         (self.rules, self.docs) = (new, docs);
