@@ -32,6 +32,6 @@ def count(pattern):
     m = re.search(r'^\s*([\d,]+) \([^)]*\)\s+(?:\S*:)?' + pattern, text, re.M)
     return int(m.group(1).replace(',', '')) / packets if m else float('nan')
 total = count(r'PROGRAM TOTALS')
-steps = {s: count(rf'Pipeline::{s}_chunk \[') for s in ('parse', 'resolve', 'settle')}
+steps = {s: count(rf'Pipeline>?::{s}_chunk(<[^ ]*>)? \[') for s in ('parse', 'resolve', 'settle')}
 print(f'instructions per packet: {total:.1f} (' + ', '.join(f'{s} {v:.1f}' for s, v in steps.items()) + ')')
 PY

@@ -6,6 +6,7 @@
 //! machine, where cycle counts move by 10-15%.
 //!
 //!     cargo run --release -p dataplane --example pipeline_replay -- RULES PCAP [PASSES] [CAPACITY]
+use dataplane::counters::Counter;
 use dataplane::pcap::PcapFrames;
 use dataplane::pipeline::{Pipeline, PipelineConfig, Verdict, MAX_BURST};
 use dataplane::policy::{load_policy, Action, CompiledPolicy};
@@ -57,14 +58,14 @@ fn run(args: &[String]) -> Result<(), String> {
     let n = (packets.len() * passes) as u64;
     let ns = start.elapsed().as_nanos() as f64 / n.max(1) as f64;
     println!("replayed {n} packets ({passes} passes after a warm-up pass): {allowed} allowed, {ns:.1} ns/packet");
-    let (p, f) = (&pipeline.counters, &pipeline.flows.counters);
+    let c = pipeline.totals();
     println!(
         "flows {} (created {}, evicted {}, expired {}), classified {}",
-        pipeline.flows.len(),
-        f.created,
-        f.evicted,
-        f.expired,
-        p.classified
+        c.get(Counter::Flows),
+        c.get(Counter::FlowsCreated),
+        c.get(Counter::Evictions),
+        c.get(Counter::Expired),
+        c.get(Counter::Classified)
     );
     Ok(())
 }

@@ -9,6 +9,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod control;
+pub mod counters;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 

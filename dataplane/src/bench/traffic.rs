@@ -13,10 +13,11 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::gen::{self, GenArgs, TrafficArgs};
+use crate::counters::Counter;
 use crate::dpdk::cycles::tsc_hz;
 use crate::pipeline::Phase;
 use crate::policy::CompiledPolicy;
-use crate::worker::{counter, run_config, Config, RunArgs, Running, Snapshot, Supervisor};
+use crate::worker::{run_config, Config, RunArgs, Running, Snapshot, Supervisor};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {
@@ -364,8 +365,8 @@ impl Supervisor for BenchSupervisor<'_> {
     }
 }
 
-fn sum(s: &Snapshot, i: usize) -> u64 {
-    s.workers.iter().map(|w| w.get(i).copied().unwrap_or(0)).sum()
+fn sum(s: &Snapshot, c: Counter) -> u64 {
+    s.workers.iter().map(|w| w.get(c)).sum()
 }
 
 fn ingress_bytes(s: &Snapshot) -> u64 {
@@ -375,67 +376,67 @@ fn ingress_bytes(s: &Snapshot) -> u64 {
 fn per_second_line(prev: &Snapshot, now: &Snapshot, since: Duration) -> String {
     let dt = now.at.duration_since(prev.at).as_secs_f64().max(1e-9);
     let d = |i| sum(now, i).saturating_sub(sum(prev, i));
-    let rx = d(counter::RX);
-    let drops = d(counter::DROP_POLICY) + d(counter::DROP_MALFORMED) + d(counter::DROP_TX_FULL);
-    let cycles = d(counter::BUSY_CYCLES) as f64 / (rx.max(1) as f64);
+    let rx = d(Counter::Rx);
+    let drops = d(Counter::DropPolicy) + d(Counter::DropMalformed) + d(Counter::DropTxFull);
+    let cycles = d(Counter::BusyCycles) as f64 / (rx.max(1) as f64);
     let gbps = ingress_bytes(now).saturating_sub(ingress_bytes(prev)) as f64 * 8.0 / dt / 1e9;
     format!(
         "{:6.1} s  rx {:7.3} Mpps  tx {:7.3} Mpps  drop {:7.3} Mpps  {:6.2} Gbps  {:7.1} cycles/pkt  flows {}",
         since.as_secs_f64(),
         rx as f64 / dt / 1e6,
-        d(counter::TX) as f64 / dt / 1e6,
+        d(Counter::Tx) as f64 / dt / 1e6,
         drops as f64 / dt / 1e6,
         gbps,
         cycles,
-        sum(now, counter::FLOWS),
+        sum(now, Counter::Flows),
     )
 }
 
 fn summarize(from: &Snapshot, to: &Snapshot, last: &Snapshot, rules: usize, code: u8) -> BenchSummary {
     let seconds = to.at.duration_since(from.at).as_secs_f64().max(1e-9);
     let d = |i| sum(to, i).saturating_sub(sum(from, i));
-    let rx = d(counter::RX);
-    let dist = |s: &Snapshot, i: usize| s.distributor.map_or(0, |c| c.get(i).copied().unwrap_or(0));
+    let rx = d(Counter::Rx);
+    let dist = |s: &Snapshot, c: Counter| s.distributor.map_or(0, |d| d.get(c));
     BenchSummary {
         seconds,
         workers: to.workers.len(),
         rules,
         rx_packets: rx,
-        tx_packets: d(counter::TX),
-        drop_policy: d(counter::DROP_POLICY),
-        drop_malformed: d(counter::DROP_MALFORMED),
-        drop_tx_full: d(counter::DROP_TX_FULL),
-        drop_ring_full: dist(to, counter::DROP_RING_FULL).saturating_sub(dist(from, counter::DROP_RING_FULL)),
+        tx_packets: d(Counter::Tx),
+        drop_policy: d(Counter::DropPolicy),
+        drop_malformed: d(Counter::DropMalformed),
+        drop_tx_full: d(Counter::DropTxFull),
+        drop_ring_full: dist(to, Counter::DropRingFull).saturating_sub(dist(from, Counter::DropRingFull)),
         rx_mpps: rx as f64 / seconds / 1e6,
-        tx_mpps: d(counter::TX) as f64 / seconds / 1e6,
+        tx_mpps: d(Counter::Tx) as f64 / seconds / 1e6,
         mpps_per_worker: to
             .workers
             .iter()
             .zip(&from.workers)
-            .map(|(t, f)| t[counter::RX].saturating_sub(f[counter::RX]) as f64 / seconds / 1e6)
+            .map(|(t, f)| t.get(Counter::Rx).saturating_sub(f.get(Counter::Rx)) as f64 / seconds / 1e6)
             .collect(),
         rx_gbps: ingress_bytes(to).saturating_sub(ingress_bytes(from)) as f64 * 8.0 / seconds / 1e9,
-        cycles_per_packet: d(counter::BUSY_CYCLES) as f64 / rx.max(1) as f64,
+        cycles_per_packet: d(Counter::BusyCycles) as f64 / rx.max(1) as f64,
         tsc_hz: tsc_hz(),
-        total_rx: sum(last, counter::RX),
-        total_tx: sum(last, counter::TX),
-        total_drop_policy: sum(last, counter::DROP_POLICY),
-        total_drop_malformed: sum(last, counter::DROP_MALFORMED),
-        total_drop_tx_full: sum(last, counter::DROP_TX_FULL),
-        total_drop_ring_full: dist(last, counter::DROP_RING_FULL),
-        flows: sum(last, counter::FLOWS),
-        evictions: sum(last, counter::EVICTIONS),
-        tls_pending: sum(last, counter::TLS_PENDING),
+        total_rx: sum(last, Counter::Rx),
+        total_tx: sum(last, Counter::Tx),
+        total_drop_policy: sum(last, Counter::DropPolicy),
+        total_drop_malformed: sum(last, Counter::DropMalformed),
+        total_drop_tx_full: sum(last, Counter::DropTxFull),
+        total_drop_ring_full: dist(last, Counter::DropRingFull),
+        flows: sum(last, Counter::Flows),
+        evictions: sum(last, Counter::Evictions),
+        tls_pending: sum(last, Counter::TlsPending),
         phase_cycles: None,
         exit_code: code,
     }
 }
 
 fn phase_cycles(from: &Snapshot, to: &Snapshot) -> PhaseCycles {
-    let rx = sum(to, counter::RX).saturating_sub(sum(from, counter::RX)).max(1) as f64;
+    let rx = sum(to, Counter::Rx).saturating_sub(sum(from, Counter::Rx)).max(1) as f64;
     let per_packet = |p: Phase| {
-        let i = counter::PHASE_CYCLES + p as usize;
-        sum(to, i).saturating_sub(sum(from, i)) as f64 / rx
+        let c = p.cycles_counter();
+        sum(to, c).saturating_sub(sum(from, c)) as f64 / rx
     };
     PhaseCycles {
         receive: per_packet(Phase::Receive),

@@ -18,22 +18,22 @@ use serde_json::json;
 
 use super::apply::{ApplyError, Store};
 use super::metrics;
-use super::plane::Shared;
+use super::plane::ApiState;
+use crate::counters::Owner;
 use crate::policy::{parse_rules, rule_set_from_str, RuleError, RuleSet};
-use crate::worker::counter as c;
 
-pub fn router(shared: Arc<Shared>) -> Router {
-    let (max_body, timeout) = (shared.max_body, shared.request_timeout);
+pub fn router(api: Arc<ApiState>) -> Router {
+    let (max_body, timeout) = (api.max_body, api.request_timeout);
     Router::new()
         .route("/v1/rules", get(get_rules).put(put_rules).post(post_rules))
         .route("/v1/rules/{name}", delete(delete_rule))
         .route("/v1/status", get(status))
         .route("/metrics", get(prometheus))
-        .layer(middleware::from_fn_with_state(shared.clone(), authorize))
+        .layer(middleware::from_fn_with_state(api.clone(), authorize))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         .layer(DefaultBodyLimit::disable())
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
-        .with_state(shared)
+        .with_state(api)
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -41,8 +41,8 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// With a token configured, every request must carry it (401 otherwise).
-async fn authorize(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
-    if let Some(token) = &shared.token {
+async fn authorize(State(api): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
+    if let Some(token) = &api.token {
         let given = request.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
         if !token.accepts(given) {
             let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized");
@@ -69,15 +69,15 @@ fn invalid(errors: Vec<RuleError>) -> Response {
 /// Waits for the one apply in progress (at most `apply_wait`), then runs `f` on the store on
 /// a blocking thread: compiling and waiting for the workers never stall the runtime, which
 /// keeps answering `/metrics` and `/v1/status` meanwhile.
-async fn with_store<F>(shared: &Arc<Shared>, f: F) -> Response
+async fn with_store<F>(api: &Arc<ApiState>, f: F) -> Response
 where
-    F: FnOnce(&mut Store, &Shared) -> Result<Response, ApplyError> + Send + 'static,
+    F: FnOnce(&mut Store, &ApiState) -> Result<Response, ApplyError> + Send + 'static,
 {
-    let Ok(mut store) = tokio::time::timeout(shared.apply_wait, shared.store.clone().lock_owned()).await else {
+    let Ok(mut store) = tokio::time::timeout(api.apply_wait, api.store.clone().lock_owned()).await else {
         metrics::applied(429);
         return error(StatusCode::TOO_MANY_REQUESTS, "another rule update is in progress; try again");
     };
-    let sh = shared.clone();
+    let sh = api.clone();
     let response = match tokio::task::spawn_blocking(move || f(&mut store, &sh)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => apply_error(e),
@@ -139,56 +139,56 @@ fn apply_error(e: ApplyError) -> Response {
 /// Applies `rules`; `parsed` is the time spent turning the request into them (reported).
 fn apply(
     store: &mut Store,
-    shared: &Shared,
+    api: &ApiState,
     rules: RuleSet,
     generation: Option<u64>,
     parsed: Duration,
 ) -> Result<Response, ApplyError> {
-    let mut applied = store.apply(&shared.workers, rules, generation)?;
+    let mut applied = store.apply(&api.workers, rules, generation)?;
     applied.parse_ms = parsed.as_secs_f64() * 1e3;
     Ok(Json(applied).into_response())
 }
 
 /// `PUT /v1/rules[?generation=N]`: the complete rule set.
-async fn put_rules(State(shared): State<Arc<Shared>>, Query(q): Query<ApplyQuery>, body: Bytes) -> Response {
+async fn put_rules(State(api): State<Arc<ApiState>>, Query(q): Query<ApplyQuery>, body: Bytes) -> Response {
     let (rules, parsed) = match parse_off_runtime(body, |t| rule_set_from_str(t, "")).await {
         Ok(r) => r,
         Err(r) => return r,
     };
-    with_store(&shared, move |store, shared| apply(store, shared, rules, q.generation, parsed)).await
+    with_store(&api, move |store, api| apply(store, api, rules, q.generation, parsed)).await
 }
 
 /// `POST /v1/rules[?generation=N]`: rules added, or replacing those of the same name.
-async fn post_rules(State(shared): State<Arc<Shared>>, Query(q): Query<ApplyQuery>, body: Bytes) -> Response {
+async fn post_rules(State(api): State<Arc<ApiState>>, Query(q): Query<ApplyQuery>, body: Bytes) -> Response {
     let (new, parsed) = match parse_off_runtime(body, |t| parse_rules(t, "")).await {
         Ok(r) => r,
         Err(r) => return r,
     };
-    with_store(&shared, move |store, shared| {
+    with_store(&api, move |store, api| {
         let started = Instant::now();
         let rules = store.upserted(new)?;
-        apply(store, shared, rules, q.generation, parsed + started.elapsed())
+        apply(store, api, rules, q.generation, parsed + started.elapsed())
     })
     .await
 }
 
 /// `DELETE /v1/rules/{name}[?generation=N]`.
 async fn delete_rule(
-    State(shared): State<Arc<Shared>>,
+    State(api): State<Arc<ApiState>>,
     Path(name): Path<String>,
     Query(q): Query<ApplyQuery>,
 ) -> Response {
-    with_store(&shared, move |store, shared| {
+    with_store(&api, move |store, api| {
         let started = Instant::now();
         let rules = store.without(&name)?;
-        apply(store, shared, rules, q.generation, started.elapsed())
+        apply(store, api, rules, q.generation, started.elapsed())
     })
     .await
 }
 
 /// `GET /v1/rules`: the active set (canonical documents), its generation and digest.
-async fn get_rules(State(shared): State<Arc<Shared>>) -> Response {
-    let store = shared.store.lock().await;
+async fn get_rules(State(api): State<Arc<ApiState>>) -> Response {
+    let store = api.store.lock().await;
     let a = &store.active;
     let body = format!(
         "{{\"generation\":{},\"digest\":{},\"rules\":{}}}",
@@ -200,27 +200,26 @@ async fn get_rules(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 /// `GET /v1/status`: per worker the generation it runs and its counters; ports and links.
-async fn status(State(shared): State<Arc<Shared>>) -> Response {
-    let adopted = shared.workers.adopted();
-    let workers: Vec<_> = shared
+async fn status(State(api): State<Arc<ApiState>>) -> Response {
+    let adopted = api.workers.adopted();
+    let workers: Vec<_> = api
         .workers
         .counters()
         .iter()
         .enumerate()
         .map(|(k, w)| {
-            let get = |i: usize| w.get(i).copied().unwrap_or(0);
-            json!({
+            let mut worker = json!({
                 "worker": k,
-                "lcore": shared.workers.lcores().get(k),
+                "lcore": api.workers.lcores().get(k),
                 "generation": adopted.get(k),
-                "rx_packets": get(c::RX),
-                "tx_packets": get(c::TX),
-                "drops": {"policy": get(c::DROP_POLICY), "malformed": get(c::DROP_MALFORMED), "tx_full": get(c::DROP_TX_FULL)},
-                "flows": get(c::FLOWS),
-            })
+            });
+            for (c, value) in w.iter().filter(|(c, _)| c.def().owner != Owner::Distributor) {
+                insert_at(&mut worker, c.def().json, value);
+            }
+            worker
         })
         .collect();
-    let ports: Vec<_> = match shared.view.lock() {
+    let ports: Vec<_> = match api.view.lock() {
         Ok(v) => v
             .ports
             .iter()
@@ -242,11 +241,11 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
         Err(_) => Vec::new(),
     };
     let (generation, digest, rules) = {
-        let store = shared.store.lock().await;
+        let store = api.store.lock().await;
         (store.active.generation, store.active.digest.clone(), store.active.rules.len())
     };
     Json(json!({
-        "uptime_s": shared.started.elapsed().as_secs_f64(),
+        "uptime_s": api.started.elapsed().as_secs_f64(),
         "generation": generation,
         "digest": digest,
         "rules": rules,
@@ -256,9 +255,23 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
     .into_response()
 }
 
+/// Sets `value` at a dotted `path` (`drops.policy`) of a JSON object.
+fn insert_at(object: &mut serde_json::Value, path: &str, value: u64) {
+    let mut at = object;
+    let mut keys = path.split('.').peekable();
+    while let Some(key) = keys.next() {
+        let Some(map) = at.as_object_mut() else { return };
+        if keys.peek().is_none() {
+            map.insert(key.to_owned(), value.into());
+            return;
+        }
+        at = map.entry(key).or_insert_with(|| json!({}));
+    }
+}
+
 /// `GET /metrics`: Prometheus text.
-async fn prometheus(State(shared): State<Arc<Shared>>) -> Response {
+async fn prometheus(State(api): State<Arc<ApiState>>) -> Response {
     // The generation as of this request (the counters are copied a few times a second).
-    ::metrics::gauge!("dataplane_policy_generation").set(shared.workers.generation() as f64);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], shared.metrics.render()).into_response()
+    ::metrics::gauge!("dataplane_policy_generation").set(api.workers.generation() as f64);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], api.metrics.render()).into_response()
 }

@@ -187,14 +187,14 @@ mod tests {
         let stop = Arc::new(AtomicBool::new(false));
         let threads = (0..2)
             .map(|k| {
-                let side = workers.lcore_side(k).unwrap();
+                let mailbox = workers.mailbox(k).unwrap();
                 let stop = stop.clone();
                 std::thread::spawn(move || {
                     let mut p = CompiledPolicy::compile(RuleSet::new(Vec::new()), Action::Allow).unwrap();
                     p.set_generation(1);
                     let mut current = Arc::new(p);
                     while !stop.load(Ordering::Relaxed) {
-                        side.adopt(&mut current);
+                        mailbox.adopt(&mut current);
                         std::thread::yield_now();
                     }
                 })

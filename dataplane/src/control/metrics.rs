@@ -3,36 +3,37 @@
 //! nothing on the fast path touches `metrics`. Labels are bounded: worker index, port name,
 //! drop cause, TLS outcome, apply result, rule name (at most `MAX_RULE_SERIES`) and action.
 
-use metrics::{counter, gauge};
+use metrics::{counter, describe_counter, describe_gauge, gauge};
 
-use super::plane::Shared;
-use crate::worker::{counter as c, Snapshot};
+use super::plane::ApiState;
+use crate::counters::{Counter, Kind, DEFS};
+use crate::worker::Snapshot;
+
+/// Gives each worker series its `# HELP` line (once per process; the exporter keeps them).
+pub fn describe() {
+    for def in &DEFS {
+        match def.kind {
+            Kind::Total => describe_counter!(def.metric, def.help),
+            Kind::Level => describe_gauge!(def.metric, def.help),
+        }
+    }
+}
 
 /// Records one snapshot of every counter. `rx_queues[i]`: how many RX queues port `i` has.
-pub fn record(s: &Snapshot, ports: &[(u16, String)], rx_queues: &[usize], shared: &Shared) {
+pub fn record(s: &Snapshot, ports: &[(u16, String)], rx_queues: &[usize], state: &ApiState) {
+    // Every counter of the list, labelled by worker (and by its own label, if it has one).
     for (k, w) in s.workers.iter().enumerate() {
         let worker = k.to_string();
-        let get = |i: usize| w.get(i).copied().unwrap_or(0);
-        counter!("dataplane_worker_rx_packets_total", "worker" => worker.clone()).absolute(get(c::RX));
-        counter!("dataplane_worker_tx_packets_total", "worker" => worker.clone()).absolute(get(c::TX));
-        for (cause, i) in [("policy", c::DROP_POLICY), ("malformed", c::DROP_MALFORMED), ("tx_full", c::DROP_TX_FULL)] {
-            counter!("dataplane_worker_dropped_packets_total", "worker" => worker.clone(), "cause" => cause)
-                .absolute(get(i));
+        for (c, value) in w.iter() {
+            record_counter(c, &worker, value);
         }
-        for (outcome, i) in [
-            ("pending", c::TLS_PENDING),
-            ("decided", c::TLS_DECIDED),
-            ("not_tls", c::TLS_NOT_TLS),
-            ("failed", c::TLS_FAILED),
-        ] {
-            counter!("dataplane_worker_tls_connections_total", "worker" => worker.clone(), "outcome" => outcome)
-                .absolute(get(i));
-        }
-        counter!("dataplane_worker_flows_created_total", "worker" => worker.clone()).absolute(get(c::FLOWS_CREATED));
-        counter!("dataplane_worker_flow_evictions_total", "worker" => worker.clone()).absolute(get(c::EVICTIONS));
-        gauge!("dataplane_worker_flows", "worker" => worker.clone()).set(get(c::FLOWS) as f64);
     }
-    for (k, generation) in shared.workers.adopted().iter().enumerate() {
+    if let Some(d) = &s.distributor {
+        for (c, value) in d.iter().filter(|(c, _)| c.def().owner != crate::counters::Owner::Worker) {
+            record_counter(c, "distributor", value);
+        }
+    }
+    for (k, generation) in state.workers.adopted().iter().enumerate() {
         gauge!("dataplane_worker_policy_generation", "worker" => k.to_string()).set(*generation as f64);
     }
     for (((_, name), st), queues) in ports.iter().zip(&s.ports).zip(rx_queues) {
@@ -52,11 +53,22 @@ pub fn record(s: &Snapshot, ports: &[(u16, String)], rx_queues: &[usize], shared
         }
     }
     // At most `MAX_RULE_SERIES` rule names (then "_other"), plus "_default".
-    for ((rule, action), packets) in shared.workers.rule_packets() {
+    for ((rule, action), packets) in state.workers.rule_packets() {
         counter!("dataplane_rule_packets_total", "rule" => rule, "action" => action.as_str()).absolute(packets);
     }
-    gauge!("dataplane_policy_generation").set(shared.workers.generation() as f64);
-    gauge!("dataplane_uptime_seconds").set(shared.started.elapsed().as_secs_f64());
+    gauge!("dataplane_policy_generation").set(state.workers.generation() as f64);
+    gauge!("dataplane_uptime_seconds").set(state.started.elapsed().as_secs_f64());
+}
+
+/// One series of the counter list.
+fn record_counter(c: Counter, worker: &str, value: u64) {
+    let def = c.def();
+    let mut labels = vec![("worker", worker.to_owned())];
+    labels.extend(def.label.map(|(name, v)| (name, v.to_owned())));
+    match def.kind {
+        Kind::Total => counter!(def.metric, &labels).absolute(value),
+        Kind::Level => gauge!(def.metric, &labels).set(value as f64),
+    }
 }
 
 /// Counts one apply by its HTTP status.

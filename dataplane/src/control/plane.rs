@@ -33,7 +33,7 @@ pub struct View {
 }
 
 /// Everything the API handlers share.
-pub struct Shared {
+pub struct ApiState {
     /// The apply lock and the active set; held by the blocking thread an apply runs on.
     pub store: Arc<tokio::sync::Mutex<Store>>,
     pub workers: Arc<Workers>,
@@ -49,8 +49,9 @@ pub struct Shared {
 /// The control plane; inert when the config has no (enabled) `[control]` section.
 #[derive(Default)]
 pub struct ControlPlane {
-    prepared: Option<Prepared>,
-    shared: Option<Arc<Shared>>,
+    /// What `prepare` set up for the API, until `started` starts it.
+    setup: Option<Setup>,
+    api: Option<Arc<ApiState>>,
     last_refresh: Option<Instant>,
     reload: Arc<AtomicBool>,
     rule_paths: Vec<PathBuf>,
@@ -58,8 +59,8 @@ pub struct ControlPlane {
     to_stderr: bool,
 }
 
-/// What `prepare` set up before the workers exist.
-struct Prepared {
+/// What `prepare` set up before the workers exist: the API's listener and store.
+struct Setup {
     control: ControlConfig,
     listener: std::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -151,22 +152,25 @@ impl Supervisor for ControlPlane {
         if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, self.reload.clone()) {
             return Err(format!("control: installing the SIGHUP handler: {e}"));
         }
-        self.prepared = Some(Prepared { control, listener, tls, token, store });
+        self.setup = Some(Setup { control, listener, tls, token, store });
         Ok(Some(policy))
     }
 
-    fn tick(&mut self, running: &Running<'_>) {
-        if let Some(p) = self.prepared.take() {
-            self.start(p, running);
+    fn started(&mut self, running: &Running<'_>) {
+        if let Some(setup) = self.setup.take() {
+            self.start_api(setup, running);
         }
-        let Some(shared) = &self.shared else { return };
+    }
+
+    fn tick(&mut self, running: &Running<'_>) {
+        let Some(state) = &self.api else { return };
         let now = Instant::now();
         if self.last_refresh.is_none_or(|t| now.duration_since(t) >= REFRESH) {
             self.last_refresh = Some(now);
             let snapshot = running.snapshot();
             let queues: Vec<usize> = running.config.ports.iter().map(|p| usize::from(p.rx_queues)).collect();
-            metrics::record(&snapshot, &running.ports(), &queues, shared);
-            if let Ok(mut v) = shared.view.lock() {
+            metrics::record(&snapshot, &running.ports(), &queues, state);
+            if let Ok(mut v) = state.view.lock() {
                 v.snapshot = Some(snapshot);
                 v.links = running.links();
             }
@@ -175,9 +179,9 @@ impl Supervisor for ControlPlane {
             // On a thread of its own: reading and compiling 100k rules takes a few hundred
             // milliseconds, in which this thread keeps the stats going and watches for a stop.
             // The store's lock orders the reload with API requests.
-            let (shared, paths) = (shared.clone(), self.rule_paths.clone());
+            let (state, paths) = (state.clone(), self.rule_paths.clone());
             let spawned =
-                std::thread::Builder::new().name("control-reload".into()).spawn(move || reload(&shared, &paths));
+                std::thread::Builder::new().name("control-reload".into()).spawn(move || reload(&state, &paths));
             if let Err(e) = spawned {
                 eprintln!("control: SIGHUP: starting the reload thread: {e}");
             }
@@ -186,13 +190,14 @@ impl Supervisor for ControlPlane {
 }
 
 impl ControlPlane {
-    /// Starts the API thread (first tick: the workers exist now).
-    fn start(&mut self, p: Prepared, running: &Running<'_>) {
+    /// Starts the API thread (the workers exist now).
+    fn start_api(&mut self, p: Setup, running: &Running<'_>) {
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         // The first control plane of the process installs the recorder; a second (tests) keeps it.
         let _ = ::metrics::set_global_recorder(recorder);
-        let shared = Arc::new(Shared {
+        metrics::describe();
+        let state = Arc::new(ApiState {
             store: Arc::new(tokio::sync::Mutex::new(p.store)),
             workers: running.workers().clone(),
             view: Mutex::new(View { snapshot: None, ports: running.ports(), links: running.links() }),
@@ -208,7 +213,7 @@ impl ControlPlane {
             Ok(a) => self.say(format!("control API listening on {scheme}://{a}")),
             Err(e) => eprintln!("control: {e}"),
         }
-        let (listener, tls, app) = (p.listener, p.tls, api::router(shared.clone()));
+        let (listener, tls, app) = (p.listener, p.tls, api::router(state.clone()));
         let spawned = std::thread::Builder::new().name("control-api".into()).spawn(move || {
             let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(r) => r,
@@ -225,18 +230,18 @@ impl ControlPlane {
             eprintln!("control: starting the API thread: {e}");
             running.stop();
         }
-        self.shared = Some(shared);
+        self.api = Some(state);
     }
 }
 
 /// SIGHUP: the config's rule files again, through the same validation and apply.
-fn reload(shared: &Shared, paths: &[PathBuf]) {
+fn reload(state: &ApiState, paths: &[PathBuf]) {
     let rules: RuleSet = match load_rule_set(paths) {
         Ok(r) => r,
         Err(e) => return eprintln!("control: SIGHUP: the rule files are invalid, nothing changed:\n{e}"),
     };
-    let mut store = shared.store.blocking_lock();
-    match store.apply(&shared.workers, rules, None) {
+    let mut store = state.store.blocking_lock();
+    match store.apply(&state.workers, rules, None) {
         Ok(a) => crate::out!("control: SIGHUP: generation {} ({}, {} rules)", a.generation, a.digest, a.rules),
         Err(e) => eprintln!("control: SIGHUP: {e:?}"),
     }

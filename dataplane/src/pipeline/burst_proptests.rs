@@ -3,12 +3,13 @@
 //! generation) gives every packet the verdict, and the flow table and counters the state,
 //! that deciding the same packets one at a time gives.
 
+use crate::counters::{Counter, Counters};
 use proptest::prelude::*;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use super::flow::FlowTimeouts;
-use super::{Pipeline, PipelineConfig, PipelineCounters, Verdict};
+use super::{Pipeline, PipelineConfig, Verdict};
 use crate::bench::hello::client_hello_record;
 use crate::policy::{rule_set_from_str, Action, CompiledPolicy};
 use crate::wire::build;
@@ -141,14 +142,16 @@ fn pipeline(capacity: usize) -> Pipeline {
 
 /// The counters but `classified` (a burst asks the policy once per packet of a new flow, one
 /// packet at a time once per flow).
-fn counters(p: &Pipeline) -> PipelineCounters {
-    PipelineCounters { classified: 0, ..p.counters }
+fn counters(p: &Pipeline) -> Counters {
+    let mut c = p.counters;
+    c.set(Counter::Classified, 0);
+    c
 }
 
 /// Flows created, evicted, expired and held.
 fn flows(p: &Pipeline) -> (u64, u64, u64, usize) {
     let c = &p.flows.counters;
-    (c.created, c.evicted, c.expired, p.flows.len())
+    (c.get(Counter::FlowsCreated), c.get(Counter::Evictions), c.get(Counter::Expired), p.flows.len())
 }
 
 /// The table's count of flows is the number of entries in use, and every ClientHello buffer

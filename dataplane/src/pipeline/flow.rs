@@ -7,6 +7,7 @@
 
 use super::huge_array::HugeArray;
 use super::{Hints, Verdict};
+use crate::counters::{Counter, Counters};
 use crate::policy::compile::Decision;
 use crate::policy::Action;
 use crate::tls::HelloReassembly;
@@ -268,14 +269,6 @@ impl Default for FlowTimeouts {
     }
 }
 
-/// Flow table counters, written only by the owning worker.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FlowCounters {
-    pub created: u64,
-    pub expired: u64,
-    pub evicted: u64,
-}
-
 /// A bucket's signatures: 0 marks a free way; otherwise 16 bits mixed from the entry's hash,
 /// with the low bit forced to 1 (see `FlowTable::signature`). Half a cache line, so the
 /// signatures of a table of 128k entries take 256 KB and mostly stay in L2; compared with one
@@ -324,7 +317,8 @@ pub struct FlowTable {
     hellos: HugeArray<HelloReassembly>,
     mask: usize,
     timeouts: FlowTimeouts,
-    pub counters: FlowCounters,
+    /// `FlowsCreated`, `Evictions`, `Expired`: written only by the owning worker.
+    pub counters: Counters,
     live: usize,
     /// One bit per bucket: some flow of it went to its second choice (see `buckets_of`).
     spilled: Vec<u64>,
@@ -377,7 +371,7 @@ impl FlowTable {
             hellos: HugeArray::new(buckets * WAYS, advise),
             mask: buckets - 1,
             timeouts,
-            counters: FlowCounters::default(),
+            counters: Counters::default(),
             live: 0,
             spilled: vec![0; buckets.div_ceil(64)],
             displaced: Vec::with_capacity(DISPLACED_CAPACITY),
@@ -395,6 +389,13 @@ impl FlowTable {
 
     pub fn is_empty(&self) -> bool {
         self.live == 0
+    }
+
+    /// The table's counters with the `Flows` level filled in.
+    pub fn totals(&self) -> Counters {
+        let mut c = self.counters;
+        c.set(Counter::Flows, self.live as u64);
+        c
     }
 
     /// Hand each displaced reassembly state to `release` (which returns its buffer).
@@ -535,7 +536,7 @@ impl FlowTable {
                 s.set(index % WAYS, 0);
             }
             self.live -= 1;
-            self.counters.expired += 1;
+            self.counters.add(Counter::Expired, 1);
             return None;
         }
         Some(Slot(index as u32))
@@ -561,7 +562,7 @@ impl FlowTable {
             let second = if self.spilled(b1) { b2 * WAYS } else { b1 * WAYS };
             let indexes = (b1 * WAYS..b1 * WAYS + WAYS).chain(second..second + WAYS);
             if let Some(old) = indexes.clone().find(|&i| self.entries.get(i).is_some_and(|e| self.expired(e, now_ms))) {
-                self.counters.expired += 1;
+                self.counters.add(Counter::Expired, 1);
                 self.displace(old);
                 old
             } else {
@@ -572,12 +573,12 @@ impl FlowTable {
                         self.entries.get(i).map_or((false, 0), |e| (e.action == Action::Drop, e.last_seen_ms))
                     })
                     .unwrap_or(b1 * WAYS);
-                self.counters.evicted += 1;
+                self.counters.add(Counter::Evictions, 1);
                 self.displace(victim);
                 victim
             }
         };
-        self.counters.created += 1;
+        self.counters.add(Counter::FlowsCreated, 1);
         if let Some(s) = self.sigs.get_mut(index / WAYS) {
             s.set(index % WAYS, Self::signature(hash));
         }

@@ -2,6 +2,7 @@
 //! found slot holds the key asked for, no key is held twice, every flow created is either
 //! held or counted as evicted, and nothing is evicted while the flows fit in one bucket.
 
+use crate::counters::Counter;
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;
@@ -56,10 +57,10 @@ proptest! {
         prop_assert_eq!(table.len(), held);
         prop_assert!(table.len() <= table.capacity());
         // Every flow created is held or was evicted (nothing expires here).
-        prop_assert_eq!(table.counters.created, held as u64 + table.counters.evicted);
-        prop_assert_eq!(table.counters.expired, 0);
+        prop_assert_eq!(table.counters.get(Counter::FlowsCreated), held as u64 + table.counters.get(Counter::Evictions));
+        prop_assert_eq!(table.counters.get(Counter::Expired), 0);
         if seen.len() <= WAYS {
-            prop_assert_eq!(table.counters.evicted, 0);
+            prop_assert_eq!(table.counters.get(Counter::Evictions), 0);
             prop_assert_eq!(held, seen.len());
         }
     }

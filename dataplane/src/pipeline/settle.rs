@@ -1,113 +1,117 @@
-//! Step 3 of a chunk: each packet settled in order. Runs of known flows take one tight
-//! loop ([`settle_known`]); every other packet the general path ([`Pipeline::settle_flow`]):
-//! the flow found or created, (re)decided, its ClientHello fed while it is pending.
+//! Step 3 of a chunk: each packet settled in order. A packet of a known flow that the current
+//! policy decided and that awaits no ClientHello (the usual packet) takes its entry's verdict
+//! ([`settle_known`], a tight loop over a run of them); every other one the general path
+//! ([`Pipeline::settle_flow`]): the flow found or created, (re)decided, its ClientHello fed
+//! while it is pending.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use super::flow::{FlowKey, FlowTable, Slot};
-use super::{
-    initiator_query, is_syn_ack, Asking, Chunk, ChunkFlow, HelloObserver, Pipeline, Step, TlsFail, Verdict, MAX_BURST,
-};
+use super::burst::{Asking, Burst, ChunkFlow, StageArrays, Step};
+use super::flow::FlowTable;
+use super::{initiator_query, is_syn_ack, HelloObserver, Pipeline, TlsFail, Verdict};
+use crate::counters::Counter;
 use crate::policy::compile::{Decision, HelloFacts, Query, TlsView};
 use crate::policy::{Action, CompiledPolicy};
 use crate::tls::{ClientHello, FeedResult};
 use crate::wire::{tcp_flags, PacketSummary};
 
+/// A packet on the general path, with what the earlier steps found for it.
+struct FlowPacket<'p> {
+    summary: &'p PacketSummary,
+    bytes: &'p [u8],
+    /// Sent in its flow key's forward direction.
+    forward: bool,
+    flags: u8,
+    /// The policy's answer from the bulk lookup, when resolve asked for one.
+    decided: Option<Decision>,
+}
+
 impl Pipeline {
-    /// 3. Settle each packet in order (a flow created earlier in this burst is found here):
-    ///    runs of known flows in [`settle_known`], each other packet on the general path.
-    #[allow(clippy::too_many_arguments)]
+    /// 3. Settle each packet in order; a flow created by an earlier packet of the chunk is
+    ///    found by the later ones.
     #[inline(never)]
-    pub(super) fn settle_chunk<P: AsRef<[u8]>, O: HelloObserver>(
-        &mut self,
-        chunk: &mut Chunk,
-        policy: &CompiledPolicy,
-        packets: &[P],
-        verdicts: &mut [Verdict],
-        asking: Asking,
-        now_ms: u64,
-        base: usize,
-        observer: &mut O,
-    ) {
-        let Chunk { steps, summaries, decided, flows } = chunk;
-        let default = policy.default_action();
-        self.inserted_in_chunk = false;
-        let mut dropped = 0;
+    pub(super) fn settle_chunk<P: AsRef<[u8]>, O: HelloObserver, H>(&mut self, b: &mut Burst<'_, P, O, H>) {
+        let Burst { policy, packets, verdicts, now_ms, base, observer, arrays, asking, .. } = b;
+        let (now_ms, asking) = (*now_ms, *asking);
+        let default = Decision::new(policy.default_action(), None);
+        // The slots the burst lookups found hold until the chunk creates a flow: an insertion
+        // may take a slot found for another flow, or create a flow a lookup missed.
+        let mut lookups_hold = true;
+        let mut policy_drops = 0;
         let mut i = 0;
         loop {
-            // Until a flow is created in this chunk, a known flow's lookup stands.
-            if !self.inserted_in_chunk {
-                i = settle_known(&mut self.flows, steps, flows, asking, verdicts, i, now_ms, &mut dropped);
+            // The usual packets (their flow found, decided by this policy, no ClientHello
+            // awaited) take their entry's verdict, a run of them in one tight loop.
+            if lookups_hold {
+                i = settle_known(&mut self.flows, arrays, asking, now_ms, verdicts, i, &mut policy_drops);
             }
-            let (Some(v), Some(step)) = (verdicts.get_mut(i), steps.get(i)) else { break };
-            match *step {
-                Step::Done => {}
-                Step::Single => {
-                    // Singles are always asked about.
-                    *v = Verdict::of(decided.get(i).copied().flatten().unwrap_or(Decision::new(default, None)));
-                }
+            // Packet `i` needs more than that.
+            let (Some(v), Some(&step)) = (verdicts.get_mut(i), arrays.steps.get(i)) else { break };
+            i += 1;
+            *v = match step {
+                // Parse gave the verdict (not IP, malformed) and counted it.
+                Step::Done => continue,
+                // A packet without a connection: the policy's answer, always asked for.
+                Step::Single => Verdict::of(arrays.decided.get(i - 1).copied().flatten().unwrap_or(default)),
+                // The general path: the flow found or created, (re)decided, its hello fed.
                 Step::Flow { flow, forward, flags } => {
-                    let (Some(f), Some(p), Some(pkt)) =
-                        (flows.get(usize::from(flow)), summaries.get(i), packets.get(i))
+                    let at = i - 1;
+                    let StageArrays { summaries, decided, flows, .. } = &**arrays;
+                    let (Some(f), Some(summary), Some(pkt)) =
+                        (flows.get(usize::from(flow)), summaries.get(at), packets.get(at))
                     else {
-                        i += 1;
                         continue;
                     };
-                    let decided = asking.packet(i, *step).then(|| decided.get(i).copied().flatten()).flatten();
-                    let flow = (f.key, f.hash, forward, flags);
-                    *v = self.settle_flow(policy, p, pkt.as_ref(), flow, f.slot, decided, now_ms, |h| {
-                        observer.hello(base + i, h)
-                    });
+                    let decided = asking.packet(at, step).then(|| decided.get(at).copied().flatten()).flatten();
+                    let packet = FlowPacket { summary, bytes: pkt.as_ref(), forward, flags, decided };
+                    let (verdict, created) =
+                        self.settle_flow(policy, &packet, f, lookups_hold, now_ms, |h| observer.hello(*base + at, h));
+                    lookups_hold &= !created;
+                    verdict
                 }
-            }
-            dropped += u64::from(v.action == Action::Drop);
-            i += 1;
+            };
+            policy_drops += u64::from(v.action == Action::Drop);
         }
-        self.counters.allowed += verdicts.len() as u64 - dropped;
-        self.counters.dropped += dropped;
+        self.counters.add(Counter::DropPolicy, policy_drops);
     }
 
-    /// Settle one packet of a flow: find or create its entry, (re)decide it when needed,
-    /// feed a pending connection's ClientHello, and give the packet its verdict.
-    #[allow(clippy::too_many_arguments)]
+    /// Settle one packet of a flow on the general path: find or create its entry, (re)decide
+    /// it when needed, feed a pending connection's ClientHello, and give the packet its
+    /// verdict. Also returns whether it created a flow.
     #[inline]
     fn settle_flow(
         &mut self,
         policy: &CompiledPolicy,
-        p: &PacketSummary,
-        pkt: &[u8],
-        (key, hash, forward, flags): (FlowKey, u32, bool, u8),
-        found: Option<Slot>,
-        decided: Option<Decision>,
+        p: &FlowPacket<'_>,
+        f: &ChunkFlow,
+        lookups_hold: bool,
         now_ms: u64,
         on_hello: impl FnOnce(&ClientHello<'_>),
-    ) -> Verdict {
+    ) -> (Verdict, bool) {
         let generation = policy.generation();
-        // The burst lookup's answer stands unless a flow was created since (that may have
-        // reused the slot found, or created the flow missed). A flow it missed is looked up
-        // again: it may be an expired entry, which the lookup frees, as it would have for
-        // this packet alone.
-        let known = match found {
-            Some(s) if !self.inserted_in_chunk || self.flows.holds(s, &key) => Some(s),
-            _ => self.flows.lookup(&key, hash, now_ms),
+        // 1. The entry. The lookup's slot stands while the lookups hold, or while it still holds
+        //    this flow. A flow the lookup missed is looked up again: it may be an expired entry,
+        //    which the lookup frees, as it would have for this packet alone.
+        let known = match f.slot {
+            Some(s) if lookups_hold || self.flows.holds(s, &f.key) => Some(s),
+            _ => self.flows.lookup(&f.key, f.hash, now_ms),
         };
-        let (slot, fresh) = match known {
+        let (slot, created) = match known {
             Some(s) => (s, false),
-            None => {
-                self.inserted_in_chunk = true;
-                (self.flows.insert(key, hash, forward != is_syn_ack(p), now_ms), true)
-            }
+            None => (self.flows.insert(f.key, f.hash, p.forward != is_syn_ack(p.summary), now_ms), true),
         };
         let Pipeline { flows, hellos, counters, tls_fail, .. } = self;
-        let Some((e, hello)) = flows.entry_and_hello_mut(slot) else { return Verdict::default() };
-        let from_initiator = forward == e.initiator_is_lo();
-        if fresh || e.generation != generation {
+        let Some((e, hello)) = flows.entry_and_hello_mut(slot) else { return (Verdict::default(), created) };
+        let from_initiator = p.forward == e.initiator_is_lo();
+
+        // 2. Its decision, when the flow is new or an older policy decided it.
+        if created || e.generation != generation {
             // `decided` was asked from the side the lookup saw as the initiator. It does not
             // hold when the flow found then has vanished since (evicted by a flow created in
-            // this burst) and this packet created it anew, maybe from the other side; nor is
+            // this chunk) and this packet created it anew, maybe from the other side; nor is
             // it there if the flow found was current. Then ask again, alone.
-            let d = match decided {
-                Some(d) if !(fresh && found.is_some()) => d,
-                _ => policy.classify(&initiator_query(p, from_initiator)),
+            let d = match p.decided {
+                Some(d) if !(created && f.slot.is_some()) => d,
+                _ => policy.classify(&initiator_query(p.summary, from_initiator)),
             };
             let was_pending = e.pending();
             if d.pending && e.inspected() {
@@ -119,37 +123,39 @@ impl Pipeline {
                 e.set_decision(d, generation);
             }
             if e.pending() && !was_pending {
-                counters.tls_pending += 1;
+                counters.add(Counter::TlsPending, 1);
             }
             if !e.pending() {
                 hello.release(hellos);
             }
         }
-        e.observe(forward, flags, now_ms);
+        e.observe(p.forward, p.flags, now_ms);
+
+        // 3. A connection waiting for its ClientHello: the client's bytes fed to it.
         if e.pending() {
-            if from_initiator && flags & tcp_flags::SYN != 0 {
-                e.on_client_syn(hello, p.tcp_seq);
+            if from_initiator && p.flags & tcp_flags::SYN != 0 {
+                e.on_client_syn(hello, p.summary.tcp_seq);
             }
-            let start = usize::from(p.payload_offset);
-            let payload = pkt.get(start..start + usize::from(p.payload_len)).unwrap_or(&[]);
+            let start = usize::from(p.summary.payload_offset);
+            let payload = p.bytes.get(start..start + usize::from(p.summary.payload_len)).unwrap_or(&[]);
             if from_initiator && !payload.is_empty() {
-                let query = initiator_query(p, true);
+                let query = initiator_query(p.summary, true);
                 let needs = (policy.needs_ja3(), policy.needs_ja4());
-                let fed = hello.feed(hellos, p.tcp_seq, payload);
+                let fed = hello.feed(hellos, p.summary.tcp_seq, payload);
                 e.note_hello_base(hello);
                 let outcome = match fed {
                     FeedResult::NeedMore | FeedResult::Finished => None,
                     FeedResult::Complete(h) => {
-                        counters.tls_decided += 1;
+                        counters.add(Counter::TlsDecided, 1);
                         on_hello(&h);
                         Some(classify_hello(policy, &query, &h, needs))
                     }
                     FeedResult::NotTls => {
-                        counters.tls_not_tls += 1;
+                        counters.add(Counter::TlsNotTls, 1);
                         Some(policy.classify_tls(&query, TlsView::NotTls))
                     }
                     FeedResult::Invalid(_) | FeedResult::Overflow | FeedResult::PoolExhausted => {
-                        counters.tls_failed += 1;
+                        counters.add(Counter::TlsFailed, 1);
                         Some(match tls_fail {
                             TlsFail::Open => policy.classify_tls(&query, TlsView::NotTls),
                             TlsFail::Closed => Decision::new(Action::Drop, None),
@@ -161,48 +167,44 @@ impl Pipeline {
                     e.set_inspected();
                     hello.release(hellos);
                 }
-            } else if flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
+            } else if p.flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
                 hello.release(hellos);
             }
         }
-        Verdict::of(e.decision())
+        (Verdict::of(e.decision()), created)
     }
 }
 
 /// Settles packets from `i` on while they are decided already (`Done`) or belong to a known
-/// flow that the current policy decided and that awaits no ClientHello (the common case):
-/// the entry's verdict, its state updated. Returns the first packet that needs the general
-/// path (or the chunk's end); `dropped` counts the drops settled. No flow may have been
-/// created in the chunk since the lookups (it could have reused a slot found).
-#[allow(clippy::too_many_arguments)]
+/// flow that the current policy decided and that awaits no ClientHello: the entry's verdict,
+/// its state updated. Returns the first packet that needs more (or the chunk's end); `drops`
+/// counts the policy drops settled. Only while the burst lookups hold.
 #[inline(always)]
 fn settle_known(
     table: &mut FlowTable,
-    steps: &[Step; MAX_BURST],
-    flows: &[ChunkFlow; MAX_BURST],
+    arrays: &StageArrays,
     asking: Asking,
+    now_ms: u64,
     verdicts: &mut [Verdict],
     mut i: usize,
-    now_ms: u64,
-    dropped: &mut u64,
+    drops: &mut u64,
 ) -> usize {
-    while let (Some(v), Some(step)) = (verdicts.get_mut(i), steps.get(i)) {
-        if let Step::Flow { flow, forward, flags } = *step {
-            if asking.flow(flow) {
-                break;
-            }
-            let slot = flows.get(usize::from(flow)).and_then(|f| f.slot);
-            match slot.and_then(|s| table.entry_mut(s)) {
-                Some(e) if !e.pending() => {
-                    e.observe(forward, flags, now_ms);
-                    *v = e.verdict();
+    while let (Some(v), Some(step)) = (verdicts.get_mut(i), arrays.steps.get(i)) {
+        match *step {
+            Step::Flow { flow, forward, flags } if !asking.flow(flow) => {
+                let slot = arrays.flows.get(usize::from(flow)).and_then(|f| f.slot);
+                match slot.and_then(|s| table.entry_mut(s)) {
+                    Some(e) if !e.pending() => {
+                        e.observe(forward, flags, now_ms);
+                        *v = e.verdict();
+                        *drops += u64::from(v.action == Action::Drop);
+                    }
+                    _ => break,
                 }
-                _ => break,
             }
-        } else if let Step::Single = step {
-            break;
+            Step::Done => {}
+            _ => break,
         }
-        *dropped += u64::from(v.action == Action::Drop);
         i += 1;
     }
     i

@@ -4,6 +4,7 @@
 use super::flow::FlowTimeouts;
 use super::flow::WAYS;
 use super::{Pipeline, PipelineConfig, Verdict};
+use crate::counters::Counter;
 use crate::policy::{rule_set_from_str, Action, CompiledPolicy};
 use crate::wire::build;
 use crate::wire::tcp_flags::{ACK, FIN, SYN};
@@ -51,12 +52,15 @@ fn both_directions_get_the_initiators_verdict() {
     assert_eq!(v[0].rule, Some(0));
     assert_eq!(v[4].rule, None);
     assert_eq!(p.flows.len(), 2);
-    assert_eq!(p.counters.classified, 5, "all five were flow misses in one burst");
+    assert_eq!(p.counters.get(Counter::Classified), 5, "all five were flow misses in one burst");
     // Later bursts hit the flow table: no new classification.
     let v = run(&mut p, &policy, &frames[2..4], 1);
     assert_eq!(actions(&v), [Action::Drop, Action::Drop]);
-    assert_eq!(p.counters.classified, 5);
-    assert_eq!((p.counters.packets, p.counters.dropped, p.counters.allowed), (7, 6, 1));
+    assert_eq!(p.counters.get(Counter::Classified), 5);
+    assert_eq!(
+        (p.counters.get(Counter::Packets), p.counters.get(Counter::DropPolicy), p.counters.get(Counter::DropMalformed)),
+        (7, 6, 0)
+    );
 }
 
 #[test]
@@ -96,7 +100,11 @@ fn malformed_and_non_ip_frames() {
     let v = run(&mut p, &policy, &[truncated, arp], 0);
     assert_eq!(v[0], Verdict { action: Action::Drop, rule: None, malformed: true });
     assert_eq!(v[1], Verdict { action: Action::Allow, rule: None, malformed: false });
-    assert_eq!((p.counters.malformed, p.counters.non_ip, p.counters.dropped, p.counters.allowed), (1, 1, 1, 1));
+    assert_eq!(
+        (p.counters.get(Counter::Malformed), p.counters.get(Counter::NonIp), p.counters.get(Counter::DropMalformed)),
+        (1, 1, 1)
+    );
+    assert_eq!((p.counters.get(Counter::DropPolicy), p.dropped()), (0, 1));
 }
 
 #[test]
@@ -132,8 +140,8 @@ fn a_full_table_evicts_the_stalest_and_keeps_forwarding() {
         assert_eq!(v[0].action, Action::Drop);
     }
     assert_eq!(p.flows.len(), WAYS);
-    assert_eq!(p.flows.counters.created, u64::from(total));
-    assert_eq!(p.flows.counters.evicted, 12);
+    assert_eq!(p.flows.counters.get(Counter::FlowsCreated), u64::from(total));
+    assert_eq!(p.flows.counters.get(Counter::Evictions), 12);
 }
 
 #[test]
@@ -146,15 +154,15 @@ fn idle_flows_expire_and_closing_flows_expire_sooner() {
     run(&mut p, &policy, &[syn.clone(), syn_ack], 0);
     // Established: still there after 500 ms idle.
     run(&mut p, &policy, std::slice::from_ref(&syn), 500);
-    assert_eq!(p.flows.counters.created, 1);
+    assert_eq!(p.flows.counters.get(Counter::FlowsCreated), 1);
     // A FIN makes it transitory: 200 ms later it is gone and the next packet creates a new flow.
     run(&mut p, &policy, &[build::tcp_v4(CLIENT, SERVER, 40000, 80, FIN | ACK, 5, b"")], 600);
     run(&mut p, &policy, &[syn], 800);
-    assert_eq!((p.flows.counters.created, p.flows.counters.expired), (2, 1));
+    assert_eq!((p.flows.counters.get(Counter::FlowsCreated), p.flows.counters.get(Counter::Expired)), (2, 1));
     let udp = build::udp_v4(CLIENT, SERVER, 7, 7, b"");
     run(&mut p, &policy, std::slice::from_ref(&udp), 1000);
     run(&mut p, &policy, &[udp], 1051);
-    assert_eq!((p.flows.counters.created, p.flows.counters.expired), (4, 2));
+    assert_eq!((p.flows.counters.get(Counter::FlowsCreated), p.flows.counters.get(Counter::Expired)), (4, 2));
 }
 
 #[test]
@@ -184,7 +192,7 @@ fn a_half_full_table_keeps_its_flows() {
         }
     }
     // Two choices of 16-way buckets at load 0.5: no bucket pair overflows.
-    assert_eq!(table.counters.evicted, 0);
+    assert_eq!(table.counters.get(Counter::Evictions), 0);
 }
 
 #[test]
@@ -198,10 +206,10 @@ fn eviction_spares_dropped_connections_while_allowed_ones_remain() {
     }
     // A new connection evicts the stalest allowed one, not the older dropped one.
     run(&mut p, &policy, &[build::tcp_v4(CLIENT, SERVER, 3000, 80, SYN, 0, b"")], 100);
-    assert_eq!(p.flows.counters.evicted, 1);
-    let created = p.flows.counters.created;
+    assert_eq!(p.flows.counters.get(Counter::Evictions), 1);
+    let created = p.flows.counters.get(Counter::FlowsCreated);
     let v = run(&mut p, &policy, &[build::tcp_v4(CLIENT, SERVER, 999, 22, ACK, 1, b"x")], 101);
-    assert_eq!((v[0].action, p.flows.counters.created), (Action::Drop, created), "still known");
+    assert_eq!((v[0].action, p.flows.counters.get(Counter::FlowsCreated)), (Action::Drop, created), "still known");
     run(&mut p, &policy, &[build::tcp_v4(CLIENT, SERVER, 2000, 80, ACK, 1, b"x")], 102);
-    assert_eq!(p.flows.counters.created, created + 1, "the stalest allowed one was evicted");
+    assert_eq!(p.flows.counters.get(Counter::FlowsCreated), created + 1, "the stalest allowed one was evicted");
 }

@@ -3,6 +3,7 @@
 
 use super::{Pipeline, PipelineConfig, TlsFail, Verdict};
 use crate::bench::hello::client_hello_record;
+use crate::counters::Counter;
 use crate::policy::{rule_set_from_str, Action, CompiledPolicy};
 use crate::wire::build;
 use crate::wire::tcp_flags::{ACK, PSH, SYN};
@@ -56,7 +57,7 @@ fn a_dropped_sni_passes_the_handshake_then_drops_from_the_completing_segment_on(
     let pass = (Action::Allow, None);
     let drop = (Action::Drop, Some(0));
     assert_eq!(run(&mut p, &policy, &frames), [pass, pass, pass, pass, drop, drop]);
-    assert_eq!((p.counters.tls_pending, p.counters.tls_decided), (1, 1));
+    assert_eq!((p.counters.get(Counter::TlsPending), p.counters.get(Counter::TlsDecided)), (1, 1));
     assert_eq!(p.hellos.available(), p.hellos.capacity(), "the reassembly buffer went back");
     // The same connection later: still dropped, without inspection.
     assert_eq!(run(&mut p, &policy, &frames[3..4]), [drop]);
@@ -69,7 +70,7 @@ fn an_allowed_sni_and_a_single_segment_hello() {
     let frames = connection("bad.example", false, 40001);
     let pass = (Action::Allow, None);
     assert_eq!(run(&mut p, &policy, &frames), [pass; 5]);
-    assert_eq!((p.counters.tls_decided, p.counters.tls_failed), (1, 0));
+    assert_eq!((p.counters.get(Counter::TlsDecided), p.counters.get(Counter::TlsFailed)), (1, 0));
     assert_eq!(p.hellos.counters().acquired, 0, "a hello in one segment is parsed in place");
 }
 
@@ -82,11 +83,11 @@ fn plain_text_on_a_pending_connection_is_decided_as_not_tls() {
         build::tcp_v4(CLIENT, SERVER, 40002, 443, PSH | ACK, 10, b"GET / HTTP/1.1\r\n\r\n"),
     ];
     assert_eq!(run(&mut p, &policy, &frames), [(Action::Allow, None), (Action::Allow, None)]);
-    assert_eq!(p.counters.tls_not_tls, 1);
+    assert_eq!(p.counters.get(Counter::TlsNotTls), 1);
     // Telnet is never pending: a non-TLS rule wins before any TLS rule could.
     let telnet = [build::tcp_v4(CLIENT, SERVER, 40003, 23, SYN, 9, b"")];
     assert_eq!(run(&mut p, &policy, &telnet), [(Action::Drop, Some(1))]);
-    assert_eq!(p.counters.tls_pending, 1);
+    assert_eq!(p.counters.get(Counter::TlsPending), 1);
 }
 
 #[test]
@@ -99,7 +100,7 @@ fn no_reassembly_buffer_applies_tls_fail() {
         // The first hello segment needs a buffer (the hello spans two): none is free.
         assert_eq!(v[3], last, "{fail:?}");
         assert_eq!(v[5], last, "{fail:?}");
-        assert_eq!(p.counters.tls_failed, 1);
+        assert_eq!(p.counters.get(Counter::TlsFailed), 1);
     }
 }
 
@@ -137,7 +138,7 @@ fn a_tls_verdict_survives_a_new_generation() {
     // The client's next bytes (application data) under generation 2: still dropped.
     let data = build::tcp_v4(CLIENT, SERVER, 40010, 443, PSH | ACK, 5000, b"\x17\x03\x03\x00\x05hello");
     assert_eq!(run(&mut p, &new, std::slice::from_ref(&data)), [drop]);
-    assert_eq!(p.counters.tls_not_tls, 0);
+    assert_eq!(p.counters.get(Counter::TlsNotTls), 0);
     // A new connection to the same name under generation 2 is inspected as usual.
     let again = connection("www.bad.example", true, 40011);
     assert_eq!(run(&mut p, &new, &again)[4..], [drop, drop]);

@@ -1,7 +1,7 @@
 //! The lcore loops: run-to-completion workers (l3fwd style) and the software distributor.
 //!
 //! Per burst: RX (or ring) into a fixed [`MbufBurst`], a fixed array of byte views, one
-//! [`Pipeline::process_burst`], allowed packets moved in order to a TX burst for this
+//! [`Pipeline::process_burst_with`], allowed packets moved in order to a TX burst for this
 //! worker's own TX queue of the egress port, dropped ones and what TX refused bulk-freed.
 //! No heap allocation, lock, syscall, `Arc` clone or atomic read-modify-write per packet.
 //! Once per loop: the policy mailbox (the quiescent point) and, every few loops, a plain
@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
+use crate::counters::{Counter, Counters, COUNT};
 use crate::dpdk::cycles::{prefetch0, tsc};
 use crate::dpdk::{Consumer, Mbuf, MbufBurst, Producer, RxQueue, TxQueue};
 use crate::pipeline::flow::FlowKey;
@@ -24,79 +25,38 @@ use crate::wire::{parse_frame, Fragment, Parsed};
 /// Packets per burst.
 pub const BURST: usize = 32;
 
-/// Counters are published every this many loops (and when the loop ends).
-const PUBLISH_EVERY: u64 = 64;
+/// Counters are posted every this many loops (and when the loop ends).
+const POST_EVERY: u64 = 64;
 
-/// Indexes of the published counters.
-pub mod counter {
-    pub const RX: usize = 0;
-    pub const TX: usize = 1;
-    pub const DROP_POLICY: usize = 2;
-    pub const DROP_MALFORMED: usize = 3;
-    pub const DROP_TX_FULL: usize = 4;
-    pub const FLOWS: usize = 5;
-    pub const FLOWS_CREATED: usize = 6;
-    pub const EVICTIONS: usize = 7;
-    pub const EXPIRED: usize = 8;
-    pub const TLS_PENDING: usize = 9;
-    pub const TLS_FAILED: usize = 10;
-    pub const CLASSIFIED: usize = 11;
-    /// Distributor only: packets dropped because a worker's ring was full.
-    pub const DROP_RING_FULL: usize = 12;
-    /// TSC cycles from the start of each poll that found packets to the start of the next
-    /// poll (polls that found nothing are not counted), so `BUSY_CYCLES / RX` is the cost
-    /// of one packet.
-    pub const BUSY_CYCLES: usize = 13;
-    /// Connections whose ClientHello completed and decided them.
-    pub const TLS_DECIDED: usize = 14;
-    /// Connections whose first client bytes were not TLS.
-    pub const TLS_NOT_TLS: usize = 15;
-    /// TSC cycles spent in each step of the work on bursts, in the order of
-    /// [`Phase::ALL`](crate::pipeline::Phase::ALL); zero unless the worker times them.
-    pub const PHASE_CYCLES: usize = 16;
-    pub const COUNT: usize = PHASE_CYCLES + 5;
-}
-
-/// A worker's own counters: plain integers, written only by that worker.
-#[derive(Clone, Copy, Debug, Default)]
-#[repr(align(64))]
-pub struct WorkerCounters {
-    pub rx: u64,
-    pub tx: u64,
-    pub drop_tx_full: u64,
-    pub drop_ring_full: u64,
-    pub busy_cycles: u64,
-}
-
-/// What the control thread and one lcore share: the published counters, the policy
-/// mailbox and its return queue, and the generation the lcore runs.
+/// What the control thread and one lcore share: the policy mailbox and its return queue (in),
+/// and the generation the lcore runs and its published counters (out).
 #[repr(align(128))]
-pub struct Shared {
-    counters: [AtomicU64; counter::COUNT],
+pub struct Mailbox {
+    counters: [AtomicU64; COUNT],
     /// Generation of the policy the lcore runs (a `Relaxed` store at each adoption).
     adopted: AtomicU64,
     /// New policies for the worker (capacity 1: the latest wins).
-    pub(crate) mailbox: ArrayQueue<Arc<CompiledPolicy>>,
+    pub(crate) policies: ArrayQueue<Arc<CompiledPolicy>>,
     /// Policies the worker replaced, for the control thread to drop.
     pub(crate) returns: ArrayQueue<Arc<CompiledPolicy>>,
     /// The worker's row in each policy's per-rule counters.
     lane: usize,
 }
 
-impl Shared {
-    pub(crate) fn new(generation: u64, lane: usize) -> Shared {
-        Shared {
+impl Mailbox {
+    pub(crate) fn new(generation: u64, lane: usize) -> Mailbox {
+        Mailbox {
             lane,
-            counters: [const { AtomicU64::new(0) }; counter::COUNT],
+            counters: [const { AtomicU64::new(0) }; COUNT],
             adopted: AtomicU64::new(generation),
-            mailbox: ArrayQueue::new(1),
+            policies: ArrayQueue::new(1),
             returns: ArrayQueue::new(4),
         }
     }
 
-    /// The last published value of counter `i` (see [`counter`]).
-    pub fn counter(&self, i: usize) -> u64 {
-        self.counters.get(i).map_or(0, |c| c.load(Relaxed))
+    /// The counters the lcore last posted.
+    pub fn counters(&self) -> Counters {
+        Counters::from_fn(|c| self.counters.get(c as usize).map_or(0, |v| v.load(Relaxed)))
     }
 
     /// The policy generation the lcore runs.
@@ -114,7 +74,7 @@ impl Shared {
         if self.returns.is_full() {
             return false;
         }
-        let Some(new) = self.mailbox.pop() else { return false };
+        let Some(new) = self.policies.pop() else { return false };
         let generation = new.generation();
         let old = std::mem::replace(current, new);
         self.adopted.store(generation, Relaxed);
@@ -125,10 +85,10 @@ impl Shared {
         true
     }
 
-    #[inline]
-    fn store(&self, i: usize, v: u64) {
-        if let Some(c) = self.counters.get(i) {
-            c.store(v, Relaxed);
+    /// The lcore posts its counters: plain `Relaxed` stores, no read-modify-write.
+    fn post(&self, counters: &Counters) {
+        for ((_, value), slot) in counters.iter().zip(&self.counters) {
+            slot.store(value, Relaxed);
         }
     }
 }
@@ -139,7 +99,7 @@ pub enum Source {
     Ring(Consumer<Mbuf, false>),
 }
 
-/// One input of a worker and the TX queue (index into [`Worker::tx`]) its packets leave by.
+/// One input of a worker and the TX queue (index into [`WorkerLoop::tx`]) its packets leave by.
 pub struct Input {
     pub source: Source,
     pub egress: usize,
@@ -147,22 +107,34 @@ pub struct Input {
 
 /// Everything one worker lcore owns. Given back when the loop ends, so its memory is freed
 /// on the control thread.
-pub struct Worker {
+pub struct WorkerLoop {
     pub inputs: Vec<Input>,
     pub tx: Vec<TxQueue>,
     pub pipeline: Pipeline,
     pub policy: Arc<CompiledPolicy>,
-    pub counters: WorkerCounters,
-    pub shared: Arc<Shared>,
+    /// What the loop counts itself (RX, TX, TX full, cycles); the pipeline counts the rest.
+    pub counters: Counters,
+    pub mailbox: Arc<Mailbox>,
     pub stop: Arc<AtomicBool>,
     pub tsc_per_ms: u64,
     /// Read the TSC at each step of every burst (see [`Phase`]).
     pub phase_timing: bool,
 }
 
-impl Worker {
+/// The burst in a worker's hands: the packets received, those leaving, their verdicts, and
+/// the clock and counter row they are decided with. Fixed arrays, reused by every poll.
+struct WorkerBurst {
+    rx: MbufBurst<BURST>,
+    out: MbufBurst<BURST>,
+    verdicts: [Verdict; BURST],
+    now_ms: u64,
+    /// The worker's row in the policy's per-rule counters.
+    lane: usize,
+}
+
+impl WorkerLoop {
     /// The worker loop; returns when `stop` is set, after finishing the burst in hand.
-    pub fn run(mut self) -> Worker {
+    pub fn run(mut self) -> WorkerLoop {
         let clock = PhaseClock::default();
         if self.phase_timing {
             self.poll(TimedHints(&clock), &clock);
@@ -173,81 +145,67 @@ impl Worker {
     }
 
     fn poll<H: Hints>(&mut self, hint: H, clock: &PhaseClock) {
-        let mut rx = MbufBurst::<BURST>::new();
-        let mut out = MbufBurst::<BURST>::new();
+        let mut burst = WorkerBurst {
+            rx: MbufBurst::new(),
+            out: MbufBurst::new(),
+            verdicts: [Verdict::default(); BURST],
+            now_ms: 0,
+            lane: self.mailbox.lane,
+        };
         let tsc_per_ms = self.tsc_per_ms.max(1);
         let mut loops: u64 = 0;
-        let lane = self.shared.lane;
         // One TSC reading per poll: a poll that found packets is busy until the next poll
         // starts (its burst's work, and the loop's own between polls).
         let mut busy_since = None;
         while !self.stop.load(Relaxed) {
-            let Worker { inputs, tx, pipeline, policy, counters, .. } = &mut *self;
+            let WorkerLoop { inputs, tx, pipeline, policy, counters, .. } = &mut *self;
             for input in inputs.iter_mut() {
                 let start = tsc();
                 if let Some(since) = busy_since.take() {
-                    counters.busy_cycles = counters.busy_cycles.wrapping_add(start.wrapping_sub(since));
+                    counters.add(Counter::BusyCycles, start.wrapping_sub(since));
                 }
                 hint.phase_start();
                 let n = match &mut input.source {
-                    Source::Rx(q) => q.burst(&mut rx),
-                    Source::Ring(c) => c.dequeue_burst(&mut rx),
+                    Source::Rx(q) => q.burst(&mut burst.rx),
+                    Source::Ring(c) => c.dequeue_burst(&mut burst.rx),
                 };
                 if n == 0 {
                     continue;
                 }
                 busy_since = Some(start);
                 hint.phase_done(Phase::Receive);
-                let now_ms = start / tsc_per_ms;
+                burst.now_ms = start / tsc_per_ms;
                 match tx.get_mut(input.egress) {
-                    Some(txq) => forward_burst(pipeline, policy, now_ms, &mut rx, &mut out, txq, counters, lane, hint),
-                    None => rx.clear(),
+                    Some(txq) => burst.forward(pipeline, policy, txq, counters, hint),
+                    None => burst.rx.clear(),
                 }
                 hint.phase_done(Phase::Transmit);
             }
             self.quiescent();
             loops = loops.wrapping_add(1);
-            if loops.is_multiple_of(PUBLISH_EVERY) {
-                self.publish(clock);
+            if loops.is_multiple_of(POST_EVERY) {
+                self.post_counters(clock);
             }
         }
         if let Some(since) = busy_since {
-            self.counters.busy_cycles = self.counters.busy_cycles.wrapping_add(tsc().wrapping_sub(since));
+            self.counters.add(Counter::BusyCycles, tsc().wrapping_sub(since));
         }
-        self.publish(clock);
+        self.post_counters(clock);
     }
 
     /// The quiescent point: adopts a policy waiting in the mailbox.
     #[inline]
     fn quiescent(&mut self) {
-        self.shared.adopt(&mut self.policy);
+        self.mailbox.adopt(&mut self.policy);
     }
 
-    /// Copies the counters to the shared array (plain stores).
-    fn publish(&self, clock: &PhaseClock) {
-        let c = &self.counters;
-        let p = &self.pipeline.counters;
-        let f = &self.pipeline.flows;
-        let s = &self.shared;
-        s.store(counter::RX, c.rx);
-        s.store(counter::TX, c.tx);
-        // The pipeline counts the drops: malformed ones, the rest by policy.
-        s.store(counter::DROP_POLICY, p.dropped - p.dropped_malformed);
-        s.store(counter::DROP_MALFORMED, p.dropped_malformed);
-        s.store(counter::DROP_TX_FULL, c.drop_tx_full);
-        s.store(counter::FLOWS, f.len() as u64);
-        s.store(counter::FLOWS_CREATED, f.counters.created);
-        s.store(counter::EVICTIONS, f.counters.evicted);
-        s.store(counter::EXPIRED, f.counters.expired);
-        s.store(counter::TLS_PENDING, p.tls_pending);
-        s.store(counter::TLS_FAILED, p.tls_failed);
-        s.store(counter::TLS_DECIDED, p.tls_decided);
-        s.store(counter::TLS_NOT_TLS, p.tls_not_tls);
-        s.store(counter::CLASSIFIED, p.classified);
-        s.store(counter::BUSY_CYCLES, c.busy_cycles);
-        for (i, cycles) in clock.cycles.iter().enumerate() {
-            s.store(counter::PHASE_CYCLES + i, cycles.get());
+    /// Posts the loop's, the pipeline's and the phase clock's counters to the mailbox.
+    fn post_counters(&self, clock: &PhaseClock) {
+        let mut phases = Counters::default();
+        for (phase, cycles) in Phase::ALL.iter().zip(&clock.cycles) {
+            phases.set(phase.cycles_counter(), cycles.get());
         }
+        self.mailbox.post(&(self.counters + self.pipeline.totals() + phases));
     }
 }
 
@@ -296,48 +254,46 @@ impl Hints for TimedHints<'_> {
     }
 }
 
-/// Decides one burst, sends the allowed packets in order, frees the rest; counts each packet
-/// for the rule that decided it (row `lane` of the policy's counters).
-#[inline]
-#[allow(clippy::too_many_arguments)]
-fn forward_burst(
-    pipeline: &mut Pipeline,
-    policy: &CompiledPolicy,
-    now_ms: u64,
-    rx: &mut MbufBurst<BURST>,
-    out: &mut MbufBurst<BURST>,
-    txq: &mut TxQueue,
-    c: &mut WorkerCounters,
-    lane: usize,
-    hint: impl Hints,
-) {
-    let n = rx.len();
-    c.rx += n as u64;
-    let mut verdicts = [Verdict::default(); BURST];
-    let Some(vs) = verdicts.get_mut(..n) else {
-        rx.clear();
-        return;
-    };
-    // The mbufs themselves are the packets: no array of byte views to build first.
-    let dropped_before = pipeline.counters.dropped;
-    pipeline.process_burst_with(policy, rx.as_slice(), now_ms, vs, &mut (), hint);
-    // The pipeline counted the burst's drops as it decided them.
-    let all_allowed = pipeline.counters.dropped == dropped_before;
-    policy.hits().add_each(lane, vs.iter().map(|v| v.rule));
-    // The usual burst is all allowed: it leaves as it came, without being copied.
-    let send = if all_allowed {
-        rx
-    } else {
-        rx.move_to(out, |i, _| verdicts.get(i).is_some_and(|v| v.action == Action::Allow));
-        // The dropped ones: one bulk free.
-        rx.clear();
-        out
-    };
-    let sent = txq.burst(send);
-    c.tx += sent as u64;
-    // What the TX queue did not take: one bulk free.
-    c.drop_tx_full += send.len() as u64;
-    send.clear();
+impl WorkerBurst {
+    /// Decides the burst in `rx`, sends the allowed packets in order, frees the rest; counts
+    /// each packet for the rule that decided it (row `lane` of the policy's counters).
+    #[inline]
+    fn forward(
+        &mut self,
+        pipeline: &mut Pipeline,
+        policy: &CompiledPolicy,
+        txq: &mut TxQueue,
+        counters: &mut Counters,
+        hint: impl Hints,
+    ) {
+        let WorkerBurst { rx, out, verdicts, now_ms, lane } = self;
+        let n = rx.len();
+        counters.add(Counter::Rx, n as u64);
+        let Some(vs) = verdicts.get_mut(..n) else {
+            rx.clear();
+            return;
+        };
+        // The mbufs themselves are the packets: no array of byte views to build first.
+        let dropped_before = pipeline.dropped();
+        pipeline.process_burst_with(policy, rx.as_slice(), *now_ms, vs, &mut (), hint);
+        // The pipeline counted the burst's drops as it decided them.
+        let all_allowed = pipeline.dropped() == dropped_before;
+        policy.hits().add_each(*lane, vs.iter().map(|v| v.rule));
+        // The usual burst is all allowed: it leaves as it came, without being copied.
+        let send = if all_allowed {
+            rx
+        } else {
+            rx.move_to(out, |i, _| verdicts.get(i).is_some_and(|v| v.action == Action::Allow));
+            // The dropped ones: one bulk free.
+            rx.clear();
+            out
+        };
+        let sent = txq.burst(send);
+        counters.add(Counter::Tx, sent as u64);
+        // What the TX queue did not take: one bulk free.
+        counters.add(Counter::DropTxFull, send.len() as u64);
+        send.clear();
+    }
 }
 
 /// The software distributor: polls RX queues and spreads packets over per-worker rings by a
@@ -347,8 +303,8 @@ pub struct Distributor {
     pub inputs: Vec<(RxQueue, usize)>,
     /// `rings[worker][ingress port index]`.
     pub rings: Vec<Vec<Producer<Mbuf, false>>>,
-    pub counters: WorkerCounters,
-    pub shared: Arc<Shared>,
+    pub counters: Counters,
+    pub mailbox: Arc<Mailbox>,
     pub stop: Arc<AtomicBool>,
 }
 
@@ -365,7 +321,7 @@ impl Distributor {
                 if n == 0 {
                     continue;
                 }
-                counters.rx += n as u64;
+                counters.add(Counter::Rx, n as u64);
                 let mut targets = [0usize; BURST];
                 for (t, m) in targets.iter_mut().zip(rx.iter()) {
                     *t = worker_of(m.data(), workers);
@@ -394,23 +350,18 @@ impl Distributor {
                     if let Some(ring) = worker_rings.get(*port) {
                         ring.enqueue_burst(&mut out);
                     }
-                    counters.drop_ring_full += out.len() as u64;
+                    counters.add(Counter::DropRingFull, out.len() as u64);
                     out.clear();
                 }
                 rx.clear();
             }
             loops = loops.wrapping_add(1);
-            if loops.is_multiple_of(PUBLISH_EVERY) {
-                self.publish();
+            if loops.is_multiple_of(POST_EVERY) {
+                self.mailbox.post(&self.counters);
             }
         }
-        self.publish();
+        self.mailbox.post(&self.counters);
         self
-    }
-
-    fn publish(&self) {
-        self.shared.store(counter::RX, self.counters.rx);
-        self.shared.store(counter::DROP_RING_FULL, self.counters.drop_ring_full);
     }
 }
 

@@ -2,7 +2,7 @@
 //! policy adoption through per-worker mailboxes, periodic stats and a clean shutdown.
 //!
 //! The control (main) thread sets everything up, launches one loop per lcore
-//! ([`fastpath::Worker::run`], [`fastpath::Distributor::run`]), then only reads the
+//! ([`fastpath::WorkerLoop::run`], [`fastpath::Distributor::run`]), then only reads the
 //! published counters, prints stats and publishes policies ([`Workers::publish`]).
 
 pub mod config;
@@ -17,15 +17,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::counters::Counters;
 use crate::dpdk::lcore::{self, Launched};
 use crate::dpdk::mempool::DEFAULT_DATA_ROOM;
 use crate::dpdk::{cycles, Eal, Mempool, Port, PortConfig, Ring, RxQueue, TxQueue};
 use crate::pipeline::Pipeline;
 use crate::policy::CompiledPolicy;
 pub use config::{Config, ConfigError, Distribution};
-pub use fastpath::counter;
-pub use fastpath::Shared;
-use fastpath::{Distributor, Input, Source, Worker, WorkerCounters};
+pub use fastpath::Mailbox;
+use fastpath::{Distributor, Input, Source, WorkerLoop};
 pub use publication::Workers;
 pub use stats::Snapshot;
 pub use supervisor::{NoSupervisor, RunOutcome, Running, Supervisor};
@@ -108,10 +108,10 @@ pub struct Runtime {
     pool: Mempool,
     ports: Vec<Port>,
     workers: Arc<Workers>,
-    launched: Vec<Launched<Worker>>,
+    launched: Vec<Launched<WorkerLoop>>,
     distributor: Option<Launched<Distributor>>,
     /// The distributor's lcore and counters.
-    distributor_info: Option<(u32, Arc<Shared>)>,
+    distributor_info: Option<(u32, Arc<Mailbox>)>,
     stop: Arc<AtomicBool>,
 }
 
@@ -197,8 +197,8 @@ impl Runtime {
             distributor = Some(Distributor {
                 inputs,
                 rings: producers,
-                counters: WorkerCounters::default(),
-                shared: Arc::new(Shared::new(0, 0)),
+                counters: Counters::default(),
+                mailbox: Arc::new(Mailbox::new(0, 0)),
                 stop: stop.clone(),
             });
         }
@@ -240,18 +240,18 @@ impl Runtime {
                     }
                 }
             }
-            let shared = workers.lcore_side(k).ok_or(EXIT_CONFIG)?;
+            let mailbox = workers.mailbox(k).ok_or(EXIT_CONFIG)?;
             prepared.push((
                 w.lcore,
-                Worker {
+                WorkerLoop {
                     inputs,
                     tx,
                     pipeline: Pipeline::with_memory_advice(pipeline_config, &|start, len| {
                         crate::dpdk::memory::advise_huge_pages(start, len);
                     }),
                     policy: policy.clone(),
-                    counters: WorkerCounters::default(),
-                    shared,
+                    counters: Counters::default(),
+                    mailbox,
                     stop: stop.clone(),
                     tsc_per_ms,
                     phase_timing: config.phase_timing,
@@ -302,11 +302,11 @@ impl Runtime {
             }
         }
         if let (Some(d), Some(lcore_id)) = (distributor, config.distributor_lcore) {
-            let shared = d.shared.clone();
+            let mailbox = d.mailbox.clone();
             match lcore::launch(lcore_id, move || d.run()) {
                 Ok(l) => {
                     rt.distributor = Some(l);
-                    rt.distributor_info = Some((lcore_id, shared));
+                    rt.distributor_info = Some((lcore_id, mailbox));
                 }
                 Err(e) => {
                     eprintln!("launching the distributor on lcore {lcore_id}: {e}");
@@ -342,6 +342,7 @@ impl Runtime {
             .then(|| Duration::from_secs_f64(config.stats_period));
         let mut next_stats = period.map(|p| started + p);
         let mut last = Snapshot::take(&self);
+        supervisor.started(&Running { runtime: &self, started, config });
         while !self.stop.load(Ordering::Relaxed) {
             supervisor.tick(&Running { runtime: &self, started, config });
             std::thread::sleep(Duration::from_millis(10));

@@ -4,7 +4,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::fastpath::{counter, Shared};
+use super::fastpath::Mailbox;
+use crate::counters::Counters;
 use crate::policy::hits::RuleTotals;
 use crate::policy::{Action, CompiledPolicy};
 use std::collections::HashMap;
@@ -14,7 +15,7 @@ use std::collections::HashMap;
 /// `publish` and `wait_adopted` take `&self`, so an HTTP control plane can share this
 /// behind an `Arc`.
 pub struct Workers {
-    shared: Vec<Arc<Shared>>,
+    mailboxes: Vec<Arc<Mailbox>>,
     lcores: Vec<u32>,
     generation: Mutex<u64>,
     /// Every policy published that some worker may still count into, the latest last (the
@@ -28,9 +29,9 @@ impl Workers {
     /// Control state for workers on `lcores`, all starting with policy `generation`. The
     /// lcore side of each worker is [`Workers::lcore_side`]`(k)`.
     pub fn new(lcores: Vec<u32>, generation: u64) -> Workers {
-        let shared = (0..lcores.len()).map(|lane| Arc::new(Shared::new(generation, lane))).collect();
+        let mailboxes = (0..lcores.len()).map(|lane| Arc::new(Mailbox::new(generation, lane))).collect();
         Workers {
-            shared,
+            mailboxes,
             lcores,
             generation: Mutex::new(generation),
             published: Mutex::new(Vec::new()),
@@ -41,7 +42,7 @@ impl Workers {
     /// The policy the workers start with (or the next one), given its per-rule counters and
     /// listed as published, so its counts are kept once no worker runs it.
     pub fn share(&self, mut policy: CompiledPolicy) -> Arc<CompiledPolicy> {
-        policy.attach_hits(self.shared.len());
+        policy.attach_hits(self.mailboxes.len());
         let policy = Arc::new(policy);
         lock(&self.published).push(policy.clone());
         policy
@@ -93,8 +94,8 @@ impl Workers {
         }
         policy.set_generation(*generation);
         let policy = self.share(policy);
-        for s in &self.shared {
-            drop(s.mailbox.force_push(policy.clone()));
+        for m in &self.mailboxes {
+            drop(m.policies.force_push(policy.clone()));
         }
         // Only references dropped here: folding counts and freeing wait for `reclaim`, off
         // the update's path.
@@ -109,7 +110,7 @@ impl Workers {
     pub fn wait_adopted(&self, generation: u64, timeout: Duration) -> bool {
         let started = Instant::now();
         loop {
-            if self.shared.iter().all(|s| s.adopted() >= generation) {
+            if self.mailboxes.iter().all(|m| m.adopted() >= generation) {
                 return true;
             }
             let waited = started.elapsed();
@@ -131,7 +132,7 @@ impl Workers {
 
     /// The generation each worker runs, in worker order.
     pub fn adopted(&self) -> Vec<u64> {
-        self.shared.iter().map(|s| s.adopted()).collect()
+        self.mailboxes.iter().map(|m| m.adopted()).collect()
     }
 
     /// The lcore of each worker, in worker order.
@@ -139,14 +140,14 @@ impl Workers {
         &self.lcores
     }
 
-    /// The last published counters of each worker (indexes in [`fastpath::counter`]).
-    pub fn counters(&self) -> Vec<[u64; counter::COUNT]> {
-        self.shared.iter().map(|s| std::array::from_fn(|i| s.counter(i))).collect()
+    /// The counters each worker last posted, in worker order.
+    pub fn counters(&self) -> Vec<Counters> {
+        self.mailboxes.iter().map(|m| m.counters()).collect()
     }
 
-    /// What worker `k`'s lcore holds: its counters, mailbox and return queue.
-    pub fn lcore_side(&self, k: usize) -> Option<Arc<Shared>> {
-        self.shared.get(k).cloned()
+    /// Worker `k`'s mailbox, for its lcore.
+    pub fn mailbox(&self, k: usize) -> Option<Arc<Mailbox>> {
+        self.mailboxes.get(k).cloned()
     }
 
     /// Frees the policies the workers have given back (their counts kept).
@@ -158,8 +159,8 @@ impl Workers {
     /// Drops the workers' references to the policies they gave back (cheap: the published
     /// list still holds each; [`Workers::reclaim`] frees them).
     fn drop_returned(&self) {
-        for s in &self.shared {
-            while let Some(old) = s.returns.pop() {
+        for m in &self.mailboxes {
+            while let Some(old) = m.returns.pop() {
                 drop(old);
             }
         }

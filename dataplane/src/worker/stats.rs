@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use super::{counter, Runtime};
+use super::Runtime;
+use crate::counters::{write_line, Counters, Owner};
 
 /// Counters read at one instant.
 #[derive(Clone, Debug)]
@@ -12,10 +13,10 @@ pub struct Snapshot {
     pub at: Instant,
     /// Per port, in config order (None when the device cannot tell).
     pub ports: Vec<Option<crate::dpdk::PortStats>>,
-    /// Per worker, indexes in [`counter`].
-    pub workers: Vec<[u64; counter::COUNT]>,
+    /// Per worker, in worker order.
+    pub workers: Vec<Counters>,
     /// The distributor's counters (software distribution).
-    pub distributor: Option<[u64; counter::COUNT]>,
+    pub distributor: Option<Counters>,
 }
 
 impl Snapshot {
@@ -24,7 +25,7 @@ impl Snapshot {
             at: Instant::now(),
             ports: rt.ports.iter().map(|p| p.stats().ok()).collect(),
             workers: rt.workers.counters(),
-            distributor: rt.distributor_info.as_ref().map(|(_, s)| std::array::from_fn(|i| s.counter(i))),
+            distributor: rt.distributor_info.as_ref().map(|(_, m)| m.counters()),
         }
     }
 }
@@ -62,36 +63,16 @@ impl Runtime {
         }
         let adopted = self.workers.adopted();
         for (k, c) in now.workers.iter().enumerate() {
-            let old = prev.and_then(|p| p.workers.get(k));
-            let _ = writeln!(
-                s,
-                "  worker {k} (lcore {}): rx {}{}  tx {}{}  drops policy {} malformed {} tx_full {}  flows {} created {} evictions {} expired {}  tls pending {} decided {} not_tls {} failed {}  generation {}",
-                self.workers.lcores().get(k).copied().unwrap_or_default(),
-                c[counter::RX],
-                rate(c[counter::RX], old.map(|o| o[counter::RX])),
-                c[counter::TX],
-                rate(c[counter::TX], old.map(|o| o[counter::TX])),
-                c[counter::DROP_POLICY],
-                c[counter::DROP_MALFORMED],
-                c[counter::DROP_TX_FULL],
-                c[counter::FLOWS],
-                c[counter::FLOWS_CREATED],
-                c[counter::EVICTIONS],
-                c[counter::EXPIRED],
-                c[counter::TLS_PENDING],
-                c[counter::TLS_DECIDED],
-                c[counter::TLS_NOT_TLS],
-                c[counter::TLS_FAILED],
-                adopted.get(k).copied().unwrap_or_default(),
-            );
+            let mut line = String::new();
+            write_line(&mut line, Owner::Worker, c, prev.and_then(|p| p.workers.get(k)), dt);
+            let lcore = self.workers.lcores().get(k).copied().unwrap_or_default();
+            let generation = adopted.get(k).copied().unwrap_or_default();
+            let _ = writeln!(s, "  worker {k} (lcore {lcore}): {line}  generation {generation}");
         }
-        if let Some((lcore_id, shared)) = &self.distributor_info {
-            let _ = writeln!(
-                s,
-                "  distributor (lcore {lcore_id}): rx {}  drops ring_full {}",
-                shared.counter(counter::RX),
-                shared.counter(counter::DROP_RING_FULL)
-            );
+        if let (Some((lcore, _)), Some(c)) = (&self.distributor_info, &now.distributor) {
+            let mut line = String::new();
+            write_line(&mut line, Owner::Distributor, c, None, dt);
+            let _ = writeln!(s, "  distributor (lcore {lcore}): {line}");
         }
         s
     }

@@ -17,7 +17,9 @@ pub trait Supervisor {
     fn prepare(&mut self, _config: &Config, _base: &Path) -> Result<Option<CompiledPolicy>, String> {
         Ok(None)
     }
-    /// Called once the workers run, then about every 10 ms until they stop.
+    /// Called once, as soon as the workers run (the control plane starts its API here).
+    fn started(&mut self, _running: &Running<'_>) {}
+    /// Called about every 10 ms while the workers run.
     fn tick(&mut self, _running: &Running<'_>) {}
     /// Whether `run` prints its own stats every `stats_period`.
     fn print_stats(&self) -> bool {

@@ -20,7 +20,7 @@ fn publish_is_adopted_by_every_worker_and_old_policies_are_freed_on_the_control_
     let mut first = Vec::new();
     let lcores: Vec<_> = (0..3)
         .map(|k| {
-            let side = workers.lcore_side(k).unwrap();
+            let mailbox = workers.mailbox(k).unwrap();
             let mut initial = Arc::new(policy(Action::Allow));
             Arc::get_mut(&mut initial).unwrap().set_generation(1);
             first.push(Arc::downgrade(&initial));
@@ -29,7 +29,7 @@ fn publish_is_adopted_by_every_worker_and_old_policies_are_freed_on_the_control_
                 let mut current = initial;
                 let mut adopted = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
-                    if side.adopt(&mut current) {
+                    if mailbox.adopt(&mut current) {
                         adopted.push(current.generation());
                     }
                     thread::yield_now();

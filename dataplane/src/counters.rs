@@ -1,0 +1,322 @@
+//! The one list of per-worker counters, after VPP's `foreach_acl_fa_error`: each row names a
+//! counter once (its identifier, what it counts, how it reads) and everything else comes from
+//! the list: the indexes ([`Counter`]), the worker's plain array ([`Counters`]), the stats
+//! line ([`write_line`]), the Prometheus series and the status JSON (`control`).
+//!
+//! Adding a counter is one row in [`counters!`]'s invocation below, and an `add` where it
+//! happens. Counters are plain integers written by one owner (a worker's loop, its pipeline,
+//! its flow table); the control thread sums what the owners publish.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::fmt::Write as _;
+
+/// How a counter reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A running total (Prometheus `counter`).
+    Total,
+    /// A level that goes up and down (Prometheus `gauge`).
+    Level,
+}
+
+/// Who counts it: the stats line shows a worker's counters on its row and the distributor's
+/// on the distributor's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    Worker,
+    Distributor,
+    Both,
+}
+
+/// One row of the list.
+#[derive(Clone, Copy, Debug)]
+pub struct CounterDef {
+    /// What it counts, for Prometheus' `# HELP`.
+    pub help: &'static str,
+    pub kind: Kind,
+    pub owner: Owner,
+    /// Prometheus metric (labelled by worker) and an optional label of its own.
+    pub metric: &'static str,
+    pub label: Option<(&'static str, &'static str)>,
+    /// Key in the status JSON; a dot nests (`drops.policy`).
+    pub json: &'static str,
+    /// On the stats line: a group word and the key within it ("" shows the group's value
+    /// right after the word), or `None` to leave it off the line.
+    pub line: Option<(&'static str, &'static str)>,
+    /// The stats line adds its rate since the last line.
+    pub rate: bool,
+}
+
+impl CounterDef {
+    const fn new(kind: Kind, json: &'static str, metric: &'static str, help: &'static str) -> CounterDef {
+        CounterDef { help, kind, owner: Owner::Worker, metric, label: None, json, line: None, rate: false }
+    }
+
+    /// A running total.
+    const fn total(json: &'static str, metric: &'static str, help: &'static str) -> CounterDef {
+        CounterDef::new(Kind::Total, json, metric, help)
+    }
+
+    /// A level.
+    const fn level(json: &'static str, metric: &'static str, help: &'static str) -> CounterDef {
+        CounterDef::new(Kind::Level, json, metric, help)
+    }
+
+    const fn label(self, name: &'static str, value: &'static str) -> CounterDef {
+        CounterDef { label: Some((name, value)), ..self }
+    }
+
+    const fn line(self, group: &'static str, key: &'static str) -> CounterDef {
+        CounterDef { line: Some((group, key)), ..self }
+    }
+
+    const fn rate(self) -> CounterDef {
+        CounterDef { rate: true, ..self }
+    }
+
+    const fn owner(self, owner: Owner) -> CounterDef {
+        CounterDef { owner, ..self }
+    }
+}
+
+/// Generates [`Counter`], [`COUNT`] and [`DEFS`] from one list of `Name => definition` rows.
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident => $def:expr,)*) => {
+        /// A worker counter: an index into [`Counters`] and [`DEFS`].
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum Counter {
+            $($(#[$doc])* $name,)*
+        }
+
+        impl Counter {
+            /// Every counter, in list order.
+            pub const ALL: [Counter; COUNT] = [$(Counter::$name,)*];
+        }
+
+        /// How many counters there are.
+        pub const COUNT: usize = [$(stringify!($name),)*].len();
+
+        /// The definition of each counter, in list order.
+        pub static DEFS: [CounterDef; COUNT] = [$($def,)*];
+    };
+}
+
+const PACKETS: &str = "dataplane_worker_packets_total";
+const DROPPED: &str = "dataplane_worker_dropped_packets_total";
+const TLS: &str = "dataplane_worker_tls_connections_total";
+const PHASE: &str = "dataplane_worker_phase_cycles_total";
+
+counters! {
+    /// Packets received (by a worker from its queues or rings; by the distributor from RX).
+    Rx => CounterDef::total("rx_packets", "dataplane_worker_rx_packets_total", "Packets received")
+        .line("rx", "").rate().owner(Owner::Both),
+    /// Packets the TX queue took.
+    Tx => CounterDef::total("tx_packets", "dataplane_worker_tx_packets_total", "Packets transmitted")
+        .line("tx", "").rate(),
+    /// Packets dropped by a rule or the default action (malformed ones excepted).
+    DropPolicy => CounterDef::total("drops.policy", DROPPED, "Packets dropped, by cause")
+        .label("cause", "policy").line("drops", "policy"),
+    /// Malformed packets dropped (the default action is DROP).
+    DropMalformed => CounterDef::total("drops.malformed", DROPPED, "Packets dropped, by cause")
+        .label("cause", "malformed").line("drops", "malformed"),
+    /// Packets allowed that the TX queue refused.
+    DropTxFull => CounterDef::total("drops.tx_full", DROPPED, "Packets dropped, by cause")
+        .label("cause", "tx_full").line("drops", "tx_full"),
+    /// Distributor only: packets a worker's ring had no room for.
+    DropRingFull => CounterDef::total("drops.ring_full", DROPPED, "Packets dropped, by cause")
+        .label("cause", "ring_full").line("drops", "ring_full").owner(Owner::Distributor),
+    /// Packets the pipeline decided.
+    Packets => CounterDef::total("packets.decided", PACKETS, "Packets by what the pipeline found")
+        .label("kind", "decided"),
+    /// Frames whose headers are truncated or inconsistent.
+    Malformed => CounterDef::total("packets.malformed", PACKETS, "Packets by what the pipeline found")
+        .label("kind", "malformed"),
+    /// Frames that are not IP (forwarded).
+    NonIp => CounterDef::total("packets.non_ip", PACKETS, "Packets by what the pipeline found")
+        .label("kind", "non_ip"),
+    /// Flows held in the flow table.
+    Flows => CounterDef::level("flows", "dataplane_worker_flows", "Flows in the flow table")
+        .line("flows", ""),
+    FlowsCreated => CounterDef::total("flows_created", "dataplane_worker_flows_created_total", "Flows created")
+        .line("flows", "created"),
+    /// Flows evicted to make room for a new one.
+    Evictions => CounterDef::total("flow_evictions", "dataplane_worker_flow_evictions_total", "Flows evicted")
+        .line("flows", "evictions"),
+    /// Flows found expired (timed out) and freed.
+    Expired => CounterDef::total("flows_expired", "dataplane_worker_flows_expired_total", "Flows expired")
+        .line("flows", "expired"),
+    /// Connections (and lone packets) looked up in the policy.
+    Classified => CounterDef::total("classified", "dataplane_worker_classified_total", "Policy lookups"),
+    /// Connections that waited for their ClientHello.
+    TlsPending => CounterDef::total("tls.pending", TLS, "TLS connections, by how their ClientHello went")
+        .label("outcome", "pending").line("tls", "pending"),
+    /// Connections whose ClientHello completed and decided them.
+    TlsDecided => CounterDef::total("tls.decided", TLS, "TLS connections, by how their ClientHello went")
+        .label("outcome", "decided").line("tls", "decided"),
+    /// Connections whose first client bytes were not TLS.
+    TlsNotTls => CounterDef::total("tls.not_tls", TLS, "TLS connections, by how their ClientHello went")
+        .label("outcome", "not_tls").line("tls", "not_tls"),
+    /// Hellos that could not be inspected (invalid, over the bound, no buffer): `tls_fail` applied.
+    TlsFailed => CounterDef::total("tls.failed", TLS, "TLS connections, by how their ClientHello went")
+        .label("outcome", "failed").line("tls", "failed"),
+    /// TSC cycles from the start of each poll that found packets to the start of the next
+    /// (empty polls are not counted), so `BusyCycles / Rx` is the cost of one packet.
+    BusyCycles => CounterDef::total("cycles.busy", "dataplane_worker_busy_cycles_total", "TSC cycles of polls that found packets"),
+    /// TSC cycles in each step of the work on bursts (see `pipeline::Phase`); zero unless
+    /// the worker times them (`bench --phases`).
+    ReceiveCycles => CounterDef::total("cycles.receive", PHASE, "TSC cycles per step of the work on bursts")
+        .label("phase", "receive"),
+    ParseCycles => CounterDef::total("cycles.parse", PHASE, "TSC cycles per step of the work on bursts")
+        .label("phase", "parse"),
+    ResolveCycles => CounterDef::total("cycles.resolve", PHASE, "TSC cycles per step of the work on bursts")
+        .label("phase", "resolve"),
+    SettleCycles => CounterDef::total("cycles.settle", PHASE, "TSC cycles per step of the work on bursts")
+        .label("phase", "settle"),
+    TransmitCycles => CounterDef::total("cycles.transmit", PHASE, "TSC cycles per step of the work on bursts")
+        .label("phase", "transmit"),
+}
+
+impl Counter {
+    /// Its row in [`DEFS`].
+    pub fn def(self) -> &'static CounterDef {
+        // Every `Counter` indexes `DEFS` (both come from the same list).
+        DEFS.get(self as usize).unwrap_or(&FALLBACK)
+    }
+}
+
+/// Never read: `Counter::def` cannot miss.
+static FALLBACK: CounterDef = CounterDef::total("", "", "");
+
+/// One owner's counters: plain integers, indexed by [`Counter`], written only by that owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(align(64))]
+pub struct Counters([u64; COUNT]);
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters([0; COUNT])
+    }
+}
+
+impl Counters {
+    /// Counters read from `get` (the control thread's copy of what a worker published).
+    pub fn from_fn(mut get: impl FnMut(Counter) -> u64) -> Counters {
+        Counters(std::array::from_fn(|i| Counter::ALL.get(i).map_or(0, |&c| get(c))))
+    }
+
+    #[inline(always)]
+    pub fn get(&self, c: Counter) -> u64 {
+        self.0.get(c as usize).copied().unwrap_or(0)
+    }
+
+    /// Adds `n` (the index is a constant where this is inlined: no bounds check remains).
+    #[inline(always)]
+    pub fn add(&mut self, c: Counter, n: u64) {
+        if let Some(v) = self.0.get_mut(c as usize) {
+            *v = v.wrapping_add(n);
+        }
+    }
+
+    #[inline(always)]
+    pub fn set(&mut self, c: Counter, n: u64) {
+        if let Some(v) = self.0.get_mut(c as usize) {
+            *v = n;
+        }
+    }
+
+    /// Each counter with its value, in list order.
+    pub fn iter(&self) -> impl Iterator<Item = (Counter, u64)> + '_ {
+        Counter::ALL.iter().zip(self.0.iter()).map(|(&c, &v)| (c, v))
+    }
+}
+
+impl std::ops::Add for Counters {
+    type Output = Counters;
+
+    /// Adds counter by counter: owners count disjoint counters, so the sum is each one's value.
+    fn add(mut self, other: Counters) -> Counters {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a = a.wrapping_add(b);
+        }
+        self
+    }
+}
+
+/// Writes the stats line's counters of `owner` (`rx 10 (5 pps)  tx 10  drops policy 0 ...`):
+/// each group's word once, then its keys and values in list order. `prev` and `seconds`
+/// give the rates of the counters that show one.
+pub fn write_line(out: &mut String, owner: Owner, now: &Counters, prev: Option<&Counters>, seconds: f64) {
+    let mut group = "";
+    for (c, value) in now.iter() {
+        let def = c.def();
+        let Some((g, key)) = def.line else { continue };
+        if def.owner != owner && def.owner != Owner::Both {
+            continue;
+        }
+        if g != group {
+            let _ = write!(out, "{}{g}", if group.is_empty() && out.is_empty() { "" } else { "  " });
+            group = g;
+        }
+        if !key.is_empty() {
+            let _ = write!(out, " {key}");
+        }
+        let _ = write!(out, " {value}");
+        if let Some(old) = prev.filter(|_| def.rate && seconds > 0.0) {
+            let _ = write!(out, " ({:.0} pps)", value.saturating_sub(old.get(c)) as f64 / seconds);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_list_gives_each_counter_one_row_and_distinct_series() {
+        assert_eq!(Counter::ALL.len(), DEFS.len());
+        for (i, c) in Counter::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i);
+        }
+        let mut series = std::collections::HashSet::new();
+        let mut json = std::collections::HashSet::new();
+        for d in &DEFS {
+            assert!(series.insert((d.metric, d.label)), "{} {:?} twice", d.metric, d.label);
+            assert!(json.insert(d.json), "{} twice", d.json);
+            assert!(d.metric.starts_with("dataplane_worker_"));
+            assert_eq!(d.kind == Kind::Total, d.metric.ends_with("_total"), "{}", d.metric);
+        }
+    }
+
+    #[test]
+    fn the_stats_line_reads_as_before() {
+        let mut now = Counters::default();
+        for (i, c) in Counter::ALL.iter().enumerate() {
+            now.set(*c, i as u64 + 1);
+        }
+        let mut prev = now;
+        prev.set(Counter::Rx, 0);
+        let mut line = String::new();
+        write_line(&mut line, Owner::Worker, &now, Some(&prev), 0.5);
+        assert_eq!(
+            line,
+            "rx 1 (2 pps)  tx 2 (0 pps)  drops policy 3 malformed 4 tx_full 5  flows 10 created 11 evictions 12 \
+             expired 13  tls pending 15 decided 16 not_tls 17 failed 18"
+        );
+        let mut line = String::new();
+        write_line(&mut line, Owner::Distributor, &now, None, 0.0);
+        assert_eq!(line, "rx 1  drops ring_full 6");
+    }
+
+    #[test]
+    fn sums_and_reads() {
+        let mut a = Counters::default();
+        let mut b = Counters::default();
+        a.add(Counter::Rx, 3);
+        b.add(Counter::Flows, 2);
+        b.add(Counter::Rx, 1);
+        let s = a + b;
+        assert_eq!((s.get(Counter::Rx), s.get(Counter::Flows), s.get(Counter::Tx)), (4, 2, 0));
+        assert_eq!(Counters::from_fn(|c| s.get(c)), s);
+    }
+}

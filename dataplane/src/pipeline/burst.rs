@@ -1,0 +1,255 @@
+//! The per-chunk context ([`Burst`]) and the first two steps of a chunk: parse (with the
+//! flow-table buckets prefetched and probed as the hashes become known) and resolve (the
+//! lookups finished, what the current policy has not decided classified in one bulk lookup).
+//! Step 3, settle, is in `settle.rs`.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use super::flow::{Candidates, FlowKey, FlowTable, Slot};
+use super::{initiator_query, is_syn_ack, Hints, Pipeline, Verdict, MAX_BURST};
+use crate::counters::Counter;
+use crate::policy::compile::{Decision, Query};
+use crate::policy::{Action, CompiledPolicy};
+use crate::wire::{ip_proto, parse_frame_into, Fragment, IpPair, PacketSummary};
+
+/// Flows parsed between prefetching a flow's bucket and probing it (long enough for the
+/// line to arrive from memory, short enough to stay in cache).
+const PROBE_DISTANCE: usize = 8;
+
+/// One chunk of a burst on its way through the steps, after VPP's per-frame node data: what
+/// the caller gave (policy, packets, where the verdicts go, the clock, observer and hints),
+/// the arrays the steps fill for each other, and what each step found.
+pub(super) struct Burst<'a, P, O, H> {
+    pub policy: &'a CompiledPolicy,
+    pub packets: &'a [P],
+    /// `verdicts[i]` is packet `i`'s; written by parse (`Done` packets) or settle.
+    pub verdicts: &'a mut [Verdict],
+    pub now_ms: u64,
+    /// Where the chunk's first packet is in the caller's burst (for the observer).
+    pub base: usize,
+    pub observer: &'a mut O,
+    pub hint: H,
+    pub arrays: &'a mut StageArrays,
+    /// Parse: the chunk's flows (the first `n_flows` of `arrays.flows`).
+    pub n_flows: usize,
+    /// Parse (singles) and resolve (flows): what needed the policy.
+    pub asking: Asking,
+}
+
+/// What the steps of a chunk hand to each other. Entry `i` of `steps`, `summaries` and
+/// `decided` is packet `i`'s; entry `f` of `flows` the chunk's flow `f`'s.
+pub(super) struct StageArrays {
+    pub steps: [Step; MAX_BURST],
+    /// Valid where `steps` is not `Done`.
+    pub summaries: [PacketSummary; MAX_BURST],
+    /// Valid where `Asking::packet` marks the packet.
+    pub decided: [Option<Decision>; MAX_BURST],
+    /// The chunk's flows in packet order.
+    pub flows: [ChunkFlow; MAX_BURST],
+}
+
+impl StageArrays {
+    pub fn new() -> Box<StageArrays> {
+        Box::new(StageArrays {
+            steps: [Step::Done; MAX_BURST],
+            summaries: [PacketSummary::EMPTY; MAX_BURST],
+            decided: [None; MAX_BURST],
+            flows: [ChunkFlow::default(); MAX_BURST],
+        })
+    }
+}
+
+/// One flow of a chunk, through the staged lookup: one record of one cache line, so that
+/// the lookup loop walks one array.
+#[derive(Clone, Copy, Default)]
+#[repr(align(64))]
+pub(super) struct ChunkFlow {
+    pub key: FlowKey,
+    pub hash: u32,
+    /// Ways of its buckets whose signature matches (see [`super::flow::FlowTable::probe`]).
+    pub candidates: Candidates,
+    /// The live entry the lookup found.
+    pub slot: Option<Slot>,
+}
+
+/// How a packet is to be settled after the lookups.
+#[derive(Clone, Copy, Default)]
+pub(super) enum Step {
+    /// Verdict already given by parse (non-IP, malformed).
+    #[default]
+    Done,
+    /// A TCP/UDP packet with ports: belongs to the chunk's flow `flow` (an index into
+    /// `StageArrays::flows`), sent in the key's `forward` direction, with these TCP flags.
+    Flow { flow: u8, forward: bool, flags: u8 },
+    /// Classified on its own by addresses (ICMP, other protocols, non-first fragments).
+    Single,
+}
+
+/// What of a chunk needs the policy: its singles, and its flows not found or decided by an
+/// older policy. A chunk of known flows (the usual case) builds no query at all.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Asking {
+    /// Bit `i`: packet `i`, a single.
+    singles: u64,
+    /// Bit `f`: the chunk's flow `f`.
+    stale_flows: u64,
+}
+
+impl Asking {
+    fn any(self) -> bool {
+        self.singles | self.stale_flows != 0
+    }
+
+    /// Whether flow `flow` was not found or decided by an older policy.
+    pub fn flow(self, flow: u8) -> bool {
+        self.stale_flows & (1 << flow) != 0
+    }
+
+    /// Whether packet `i`, to be settled as `step`, has a decision in `StageArrays::decided`.
+    pub fn packet(self, i: usize, step: Step) -> bool {
+        match step {
+            Step::Done => false,
+            Step::Single => self.singles & (1 << i) != 0,
+            Step::Flow { flow, .. } => self.flow(flow),
+        }
+    }
+}
+
+impl Pipeline {
+    /// 1. Parse; each flow's bucket is prefetched as soon as its hash is known, and probed
+    ///    (its entry prefetched) `PROBE_DISTANCE` flows later. Sets the chunk's flows and
+    ///    singles; gives malformed and non-IP packets their verdict.
+    #[inline(never)]
+    pub(super) fn parse_chunk<P: AsRef<[u8]>, O, H: Hints>(&mut self, b: &mut Burst<'_, P, O, H>) {
+        let Burst { policy, packets, verdicts, hint, arrays, .. } = b;
+        let StageArrays { steps, summaries, flows, .. } = &mut **arrays;
+        let default = policy.default_action();
+        let mut n_flows = 0;
+        let mut singles = 0u64;
+        let (mut malformed, mut dropped_malformed, mut non_ip) = (0, 0, 0);
+        let parsing = packets.iter().zip(verdicts.iter_mut()).zip(steps.iter_mut().zip(summaries.iter_mut()));
+        for (i, ((pkt, v), (step, summary))) in parsing.enumerate() {
+            // Each arm writes the step; verdicts of packets not `Done` are written by settle.
+            match parse_frame_into(pkt.as_ref(), summary) {
+                Err(_) => {
+                    malformed += 1;
+                    dropped_malformed += u64::from(default == Action::Drop);
+                    *step = Step::Done;
+                    *v = Verdict { action: default, rule: None, malformed: true };
+                }
+                Ok(Some(_)) => {
+                    non_ip += 1;
+                    *step = Step::Done;
+                    *v = Verdict::default();
+                }
+                Ok(None) => {
+                    let p = &*summary;
+                    let flowed = p.has_ports
+                        && matches!(p.protocol, ip_proto::TCP | ip_proto::UDP)
+                        && p.fragment != Fragment::NonFirst;
+                    if flowed {
+                        let (key, forward) = FlowKey::of(p);
+                        let hash = key.hash();
+                        self.flows.prefetch_bucket(hash, *hint);
+                        if let Some(f) = flows.get_mut(n_flows) {
+                            f.key = key;
+                            f.hash = hash;
+                        }
+                        if let Some(f) = n_flows.checked_sub(PROBE_DISTANCE).and_then(|e| flows.get_mut(e)) {
+                            f.candidates = self.flows.probe(f.hash, *hint);
+                        }
+                        *step = Step::Flow { flow: n_flows as u8, forward, flags: p.tcp_flags };
+                        n_flows += 1;
+                    } else {
+                        *step = Step::Single;
+                        singles |= 1 << i;
+                    }
+                }
+            }
+        }
+        self.counters.add(Counter::Malformed, malformed);
+        self.counters.add(Counter::DropMalformed, dropped_malformed);
+        self.counters.add(Counter::NonIp, non_ip);
+        b.n_flows = n_flows;
+        b.asking = Asking { singles, stale_flows: 0 };
+    }
+
+    /// 2. Probe the last flows, then resolve every lookup (the entries are in cache by now)
+    ///    and mark the flows the current policy has not decided; classify what is marked.
+    #[inline(never)]
+    pub(super) fn resolve_chunk<P, O, H: Hints>(&mut self, b: &mut Burst<'_, P, O, H>) {
+        let Burst { policy, now_ms, hint, arrays, n_flows, asking, .. } = b;
+        let flows = arrays.flows.get_mut(..*n_flows).unwrap_or_default();
+        asking.stale_flows = resolve_flows(&self.flows, flows, *now_ms, policy.generation(), *hint);
+        if asking.any() {
+            self.classify_marked(policy, *asking, arrays);
+        }
+    }
+
+    /// Classify, in one bulk policy lookup, the packets `asking` marks, each from its
+    /// connection's initiator side; `decided[i]` gets packet `i`'s decision.
+    #[inline(never)]
+    fn classify_marked(&mut self, policy: &CompiledPolicy, asking: Asking, arrays: &mut StageArrays) {
+        let StageArrays { steps, summaries, decided, flows } = arrays;
+        let mut queries = [Query { addrs: IpPair::V4 { src: 0, dst: 0 }, protocol: 0, dst_port: None }; MAX_BURST];
+        let mut packet_of = [0usize; MAX_BURST];
+        let mut n = 0;
+        for (i, (step, p)) in steps.iter().zip(summaries.iter()).enumerate() {
+            if !asking.packet(i, *step) {
+                continue;
+            }
+            let query = match *step {
+                Step::Done => continue,
+                Step::Single => Query { addrs: p.addrs, protocol: p.protocol, dst_port: None },
+                Step::Flow { flow, forward, .. } => {
+                    let slot = flows.get(usize::from(flow)).and_then(|f| f.slot);
+                    match slot.and_then(|s| self.flows.entry_mut(s)) {
+                        // An older policy decided: re-ask from the recorded initiator's side.
+                        Some(e) => initiator_query(p, forward == e.initiator_is_lo()),
+                        None => initiator_query(p, !is_syn_ack(p)),
+                    }
+                }
+            };
+            if let (Some(q), Some(at)) = (queries.get_mut(n), packet_of.get_mut(n)) {
+                *q = query;
+                *at = i;
+            }
+            n += 1;
+        }
+        let mut decisions = [Decision::new(policy.default_action(), None); MAX_BURST];
+        if let (Some(q), Some(d)) = (queries.get(..n), decisions.get_mut(..n)) {
+            policy.classify_bulk(q, d);
+            self.counters.add(Counter::Classified, q.len() as u64);
+        }
+        for (&i, &d) in packet_of.iter().zip(decisions.iter()).take(n) {
+            if let Some(slot) = decided.get_mut(i) {
+                *slot = Some(d);
+            }
+        }
+    }
+}
+
+/// The lookups of `flows`: the last ones probed, then each resolved (its entry is in cache by
+/// now). Returns the flows not found or decided by an older policy (bit `f`: flow `f`).
+/// Its own function so that the compiler knows `flows` and `table` apart (no reloads).
+#[inline(always)]
+fn resolve_flows(table: &FlowTable, flows: &mut [ChunkFlow], now_ms: u64, generation: u64, hint: impl Hints) -> u64 {
+    let first_unprobed = flows.len().saturating_sub(PROBE_DISTANCE);
+    for f in flows.iter_mut().skip(first_unprobed) {
+        f.candidates = table.probe(f.hash, hint);
+    }
+    let mut stale_flows = 0;
+    for (i, f) in flows.iter_mut().enumerate() {
+        let (slot, current) = table.resolve(&f.key, f.candidates, now_ms, generation);
+        f.slot = slot;
+        stale_flows |= u64::from(!current) << i;
+    }
+    stale_flows
+}
+
+#[cfg(test)]
+mod layout {
+    #[test]
+    fn a_chunk_flow_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<super::ChunkFlow>(), 64);
+    }
+}
