@@ -240,7 +240,7 @@ fn forwards_exactly_the_allowed_packets_in_order() {
 /// and everything after it are dropped; a connection to another name passes whole.
 #[test]
 fn a_dropped_sni_is_cut_from_the_completing_segment_on() {
-    use dataplane::bench::hello::client_hello_record;
+    use dataplane::tls::build::client_hello_record;
     use rand::{rngs::SmallRng, SeedableRng};
     let dir = tempfile::tempdir().unwrap();
     let dp = dir.path();

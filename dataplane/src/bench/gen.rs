@@ -5,7 +5,7 @@
 //! post-quantum key share that splits the hello over two segments. Packets of all connections
 //! are interleaved round robin, so every connection opens before any carries data.
 
-use super::hello::client_hello_record;
+use crate::tls::build::client_hello_record;
 use crate::wire::build::FrameBuilder;
 use crate::wire::tcp_flags::{ACK, PSH, SYN};
 use rand::rngs::SmallRng;

@@ -10,8 +10,8 @@ use rand::SeedableRng;
 
 use super::flow::FlowTimeouts;
 use super::{Pipeline, PipelineConfig, Verdict};
-use crate::bench::hello::client_hello_record;
 use crate::policy::{rule_set_from_str, Action, CompiledPolicy};
+use crate::tls::build::client_hello_record;
 use crate::wire::build;
 
 /// A packet of one of a few connections (so that bursts repeat them), in either direction.

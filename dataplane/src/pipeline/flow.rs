@@ -8,7 +8,7 @@
 use super::huge_array::HugeArray;
 use super::{Hints, Verdict};
 use crate::counters::{Counter, Counters};
-use crate::policy::compile::Decision;
+use crate::policy::compile::{Decision, RuleId, NO_RULE};
 use crate::policy::Action;
 use crate::tls::HelloReassembly;
 use crate::wire::{tcp_flags, IpPair, PacketSummary};
@@ -227,15 +227,15 @@ impl FlowEntry {
         Decision::new(self.action, self.rule())
     }
 
-    /// The deciding rule (`u32::MAX` stored for the default action).
+    /// The deciding rule (`NO_RULE` stored for the default action).
     #[inline(always)]
-    fn rule(&self) -> Option<u32> {
-        (self.rule != u32::MAX).then_some(self.rule)
+    fn rule(&self) -> Option<RuleId> {
+        (self.rule != NO_RULE).then_some(self.rule)
     }
 
     pub fn set_decision(&mut self, d: Decision, generation: u64) {
         self.action = d.action;
-        self.rule = d.rule().unwrap_or(u32::MAX);
+        self.rule = d.rule().unwrap_or(NO_RULE);
         self.set(PENDING, d.pending);
         self.generation = generation;
     }

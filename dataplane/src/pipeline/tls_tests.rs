@@ -2,9 +2,9 @@
 //! segment gets the verdict, buffers return to the pool, `tls_fail` when a hello cannot be read.
 
 use super::{Pipeline, PipelineConfig, TlsFail, Verdict};
-use crate::bench::hello::client_hello_record;
 use crate::counters::Counter;
 use crate::policy::{rule_set_from_str, Action, CompiledPolicy};
+use crate::tls::build::client_hello_record;
 use crate::wire::build;
 use crate::wire::tcp_flags::{ACK, PSH, SYN};
 use rand::rngs::SmallRng;

@@ -29,7 +29,8 @@ pub enum CompileError {
 
 /// Index of a rule in its policy's evaluation order.
 pub type RuleId = u32;
-pub(super) const NO_RULE: u32 = u32::MAX;
+/// A stored rule id that names no rule: the default action decided (ids stay 4 bytes).
+pub const NO_RULE: RuleId = RuleId::MAX;
 
 /// What the classifier is asked: a connection seen from its initiator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +90,7 @@ pub struct HelloFacts<'a> {
     pub ja4: Option<&'a str>,
 }
 
+/// `CompiledRule::tls` of a rule without TLS predicates (kept in 4 bytes, not an `Option`).
 pub(super) const NO_TLS: u32 = u32::MAX;
 
 /// A rule's TLS predicates; the server names live in the policy's [`SniMatcher`].
@@ -111,6 +113,14 @@ pub(super) struct CompiledRule {
     /// Range of this rule's entries in `CompiledPolicy::port_ranges`; empty = any transport.
     pub(super) ports_start: u32,
     pub(super) ports_end: u32,
+}
+
+impl CompiledRule {
+    /// Its TLS predicates' index in `CompiledPolicy::tls`, if it has any.
+    #[inline]
+    pub(super) fn tls_index(&self) -> Option<usize> {
+        (self.tls != NO_TLS).then_some(self.tls as usize)
+    }
 }
 
 /// Figures about a compiled policy, for `rules check` and the control API.
@@ -367,8 +377,8 @@ impl CompiledPolicy {
         }
     }
 
-    /// Walk the candidate lists (source class, destination class, any-address rules for this
-    /// transport) in evaluation order; the first rule whose predicates hold decides.
+    /// Walk the four candidate lists ([`CandidateList`]) in evaluation order, merged by rule
+    /// id; the first rule whose predicates hold decides.
     fn first_match(
         &self,
         src: &[RuleId],
@@ -385,37 +395,44 @@ impl CompiledPolicy {
             TlsView::Hello(_) if sni.overflow => (self.any_address.candidates(protocol, dst_port), &[][..]),
             TlsView::Hello(_) => (self.any_address_unnamed.candidates(protocol, dst_port), sni.ids),
         };
-        let lists = [src, dst, any, hits];
-        let mut next = [0usize; 4];
+        let lists = [
+            (CandidateList::SourceClass, src),
+            (CandidateList::DestinationClass, dst),
+            (CandidateList::AnyAddress, any),
+            (CandidateList::SniHits, hits),
+        ];
+        // How far each list has been walked.
+        let mut heads = [0usize; 4];
         loop {
-            // The smallest head of the three lists is the next rule in evaluation order.
-            let mut best: Option<(usize, RuleId)> = None;
-            for (k, (list, at)) in lists.iter().zip(&next).enumerate() {
+            // The smallest head of the four lists is the next rule in evaluation order.
+            let mut next: Option<(usize, RuleId)> = None;
+            for (k, ((_, list), at)) in lists.iter().zip(&heads).enumerate() {
                 if let Some(&id) = list.get(*at) {
-                    if best.is_none_or(|(_, b)| id < b) {
-                        best = Some((k, id));
+                    if next.is_none_or(|(_, best)| id < best) {
+                        next = Some((k, id));
                     }
                 }
             }
-            let Some((k, id)) = best else { return Decision::new(self.default_action, None) };
-            if let Some(at) = next.get_mut(k) {
+            let Some((k, id)) = next else { return Decision::new(self.default_action, None) };
+            if let Some(at) = heads.get_mut(k) {
                 *at += 1;
             }
             let Some(rule) = self.rules.get(id as usize) else { continue };
             // SNI hits stand in for the any-address named rules only; address-specific ones
             // come (or not) through the class lists.
-            if k == 3 && !rule.any_address {
+            let from = lists.get(k).map(|(from, _)| *from);
+            if from == Some(CandidateList::SniHits) && !rule.any_address {
                 continue;
             }
             if !self.transport_matches(rule, protocol, dst_port) {
                 continue;
             }
-            if rule.tls != NO_TLS {
+            if let Some(tls_rule) = rule.tls_index() {
                 match tls {
                     TlsView::Unknown => return Decision::pending(),
                     TlsView::NotTls => continue,
                     TlsView::Hello(hello) => {
-                        if !self.tls_matches(id, rule.tls, hello, sni) {
+                        if !self.tls_matches(id, tls_rule, hello, sni) {
                             continue;
                         }
                     }
@@ -425,8 +442,8 @@ impl CompiledPolicy {
         }
     }
 
-    fn tls_matches(&self, id: RuleId, tls: u32, hello: &HelloFacts<'_>, sni: &SniHits<'_>) -> bool {
-        let Some(t) = self.tls.get(tls as usize) else { return false };
+    fn tls_matches(&self, id: RuleId, tls: usize, hello: &HelloFacts<'_>, sni: &SniHits<'_>) -> bool {
+        let Some(t) = self.tls.get(tls) else { return false };
         let name_ok = t.any_name
             || if sni.overflow {
                 // More matching rules than the stack buffer holds: ask the matcher for this rule.
@@ -451,6 +468,19 @@ impl CompiledPolicy {
             .get(rule.ports_start as usize..rule.ports_end as usize)
             .is_some_and(|ranges| ranges.iter().any(|r| r.contains(protocol, port)))
     }
+}
+
+/// The lists of rules a connection may match, each sorted by rule id (evaluation order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CandidateList {
+    /// Rules whose source CIDRs hold the source address (its LPM class's list).
+    SourceClass,
+    /// Rules whose destination CIDRs hold the destination address.
+    DestinationClass,
+    /// Rules for any address, by transport.
+    AnyAddress,
+    /// Any-address rules whose server names match the hello's SNI.
+    SniHits,
 }
 
 /// Rules whose server names match a hello's SNI, sorted.

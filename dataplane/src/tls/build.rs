@@ -1,4 +1,4 @@
-//! Synthetic but well-formed TLS ClientHello records for generated traffic: the extensions a
+//! Synthetic but well-formed TLS ClientHello records for generated traffic and tests: the extensions a
 //! modern browser sends, optionally with a post-quantum X25519MLKEM768 key share (~1.8 KB).
 
 use rand::rngs::SmallRng;
