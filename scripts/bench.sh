@@ -7,6 +7,8 @@
 # A third reference, DPDK's exact-match forwarder `l3fwd -E` with one rule per 5-tuple of the
 # traffic (scripts/l3fwd_em.sh), runs between them: one hash lookup per packet, the part of
 # the dataplane's work that the flow count makes expensive. L3FWD=0 leaves it out.
+# BIN=path/to/old/dataplane adds that build's `dataplane bench` to every round, on the same
+# devices, traffic and core, so a change is measured against the build before it in one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,7 @@ ROUNDS="${ROUNDS:-3}"
 FLOWS="${FLOWS:-65536}"
 PACKETS="${PACKETS:-131072}"
 L3FWD="${L3FWD:-1}"
+BIN="${BIN:-}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -43,16 +46,25 @@ for round in $(seq "$ROUNDS"); do
     l3fwd_mpps=$(scripts/l3fwd_em.sh "$work/traffic.pcap" "$DURATION" "$mbufs" | awk '{ print $1 }') || l3fwd_mpps=-
   fi
 
+  old_mpps=-
+  if [ -n "$BIN" ]; then
+    echo "== round $round: dataplane bench of BIN=$BIN, ${DURATION}s"
+    "$BIN" bench --pcap "$work/traffic.pcap" --rules "$work/rules.json" --duration "$DURATION" --cpus 0,1 \
+      --flow-capacity $((FLOWS * 2)) --json > "$work/old.json" 2> "$work/old.log" &&
+      old_mpps=$(python3 -c 'import json,sys; print(f"{json.load(open(sys.argv[1]))[\"rx_mpps\"]:.2f}")' "$work/old.json") ||
+      old_mpps=-
+  fi
+
   echo "== round $round: dataplane bench, ${DURATION}s"
   "$bin" bench --pcap "$work/traffic.pcap" --rules "$work/rules.json" --duration "$DURATION" --cpus 0,1 \
     --flow-capacity $((FLOWS * 2)) --json > "$work/bench.json" 2> "$work/dataplane.log"
   [ "$round" = 1 ] && cat "$work/dataplane.log"
-  python3 - "$work/bench.json" "$testpmd_pps" "$round" "$l3fwd_mpps" >> "$work/rounds" <<'PY'
+  python3 - "$work/bench.json" "$testpmd_pps" "$round" "$l3fwd_mpps" "$old_mpps" >> "$work/rounds" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 testpmd = float(sys.argv[2]) / 1e6
 ratio = d["rx_mpps"] / testpmd if testpmd else 0
-print(f'{sys.argv[3]} {testpmd:.2f} {d["rx_mpps"]:.2f} {d["cycles_per_packet"]:.1f} {ratio:.2f} {sys.argv[4]}')
+print(f'{sys.argv[3]} {testpmd:.2f} {d["rx_mpps"]:.2f} {d["cycles_per_packet"]:.1f} {ratio:.2f} {sys.argv[4]} {sys.argv[5]}')
 PY
 done
 
@@ -60,13 +72,17 @@ echo
 python3 - "$work/rounds" <<'PY'
 import statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
-print(f'{"round":<8}{"testpmd 5tswap Mpps":>22}{"l3fwd -E Mpps":>16}{"dataplane Mpps":>17}{"cycles/packet":>16}{"ratio":>8}')
+print(f'{"round":<8}{"testpmd 5tswap Mpps":>22}{"l3fwd -E Mpps":>16}{"BIN Mpps":>11}{"dataplane Mpps":>17}{"cycles/packet":>16}{"ratio":>8}')
 for r in rows:
-    print(f'{r[0]:<8}{r[1]:>22}{r[5]:>16}{r[2]:>17}{r[3]:>16}{r[4]:>8}')
+    print(f'{r[0]:<8}{r[1]:>22}{r[5]:>16}{r[6]:>11}{r[2]:>17}{r[3]:>16}{r[4]:>8}')
 med = [statistics.median(float(r[i]) for r in rows) for i in range(1, 5)]
-l3fwd = [float(r[5]) for r in rows if r[5] != '-']
-l3fwd_med = f'{statistics.median(l3fwd):.2f}' if l3fwd else '-'
-print(f'{"median":<8}{med[0]:>22.2f}{l3fwd_med:>16}{med[1]:>17.2f}{med[2]:>16.1f}{med[3]:>8.2f}')
-print("(one forwarding core each; same devices, traffic and core; ratio: dataplane / testpmd)")
+def median_of(i):
+    xs = [float(r[i]) for r in rows if r[i] != '-']
+    return f'{statistics.median(xs):.2f}' if xs else '-'
+print(f'{"median":<8}{med[0]:>22.2f}{median_of(5):>16}{median_of(6):>11}{med[1]:>17.2f}{med[2]:>16.1f}{med[3]:>8.2f}')
+print("(one forwarding core each; same devices, traffic and core; ratio: dataplane / testpmd;")
+print(" BIN: the build given as BIN=, measured in the same rounds)")
+if median_of(6) != '-':
+    print(f"dataplane / BIN: {med[1] / float(median_of(6)):.3f}")
 PY
 echo "summary of the last round: $(cat "$work/bench.json")"
