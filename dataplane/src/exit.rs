@@ -1,10 +1,5 @@
-//! The exit codes of every `dataplane` command, in one table (README, "Command line").
-//!
-//! | code | meaning |
-//! |---|---|
-//! | 0 | done |
-//! | 1 | failed while working: a device, an lcore or the mbuf check at exit (`run`, `bench`), a capture that cannot be read to the end (`classify`), a gateway that refused a valid set or could not be reached (`rules apply`, `sync --once`), `lookup-bench` |
-//! | 2 | invalid input, nothing done: the command line, a config key, rules (any command), EAL arguments, an lcore or port the config names that EAL does not have, certificate or token files |
+//! The exit codes of every `dataplane` command, defined here once (the README's "Command
+//! line" has the table of which failure gives which).
 
 use std::process::ExitCode;
 
@@ -14,10 +9,13 @@ use std::process::ExitCode;
 pub enum Exit {
     /// Done.
     Ok = 0,
-    /// Failed while working (the input was valid).
+    /// Failed while working, on valid input: a device, an lcore or the mbuf check at exit
+    /// (`run`, `bench`), a capture that cannot be read to the end (`classify`), a gateway
+    /// that refused a valid set or could not be reached (`rules apply`, `sync --once`).
     Failed = 1,
-    /// Invalid input (command line, config, rules, EAL arguments): nothing was done. clap
-    /// exits with the same code for a bad command line.
+    /// Invalid input, nothing done: the command line (clap exits with the same code), a
+    /// config key, rules (in every command), EAL arguments, an lcore or port the config names
+    /// that EAL does not have, certificate or token files.
     Invalid = 2,
 }
 

@@ -149,9 +149,7 @@ fn main() -> ExitCode {
                 Exit::Invalid.into()
             }
         },
-        Command::Rules { command: RulesCommand::Apply(args) } => {
-            dataplane::control::client::apply(&args).into()
-        }
+        Command::Rules { command: RulesCommand::Apply(args) } => dataplane::control::client::apply(&args).into(),
         Command::Rules { command: RulesCommand::Check { paths, default_action } } => {
             match load_policy(&paths, default_action) {
                 Ok(policy) => {

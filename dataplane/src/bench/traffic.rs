@@ -14,9 +14,9 @@ use serde::Serialize;
 
 use super::gen::{self, GenArgs, TrafficArgs};
 use crate::dpdk::cycles::tsc_hz;
+use crate::exit::Exit;
 use crate::pipeline::Phase;
 use crate::policy::CompiledPolicy;
-use crate::exit::Exit;
 use crate::worker::{counter, run_config, Config, RunArgs, Running, Snapshot, Supervisor};
 
 #[derive(clap::Args, Clone, Debug)]

@@ -98,7 +98,8 @@ impl Queues {
             let mut from_distributor = Vec::with_capacity(distributor.ingress.len());
             for slot in 0..distributor.ingress.len() {
                 let name = DistributorPlan::ring_name(w, slot);
-                let (tx, rx) = Ring::spsc(&name, distributor.ring_size).map_err(|e| RunError::device("ring_size", e))?;
+                let (tx, rx) =
+                    Ring::spsc(&name, distributor.ring_size).map_err(|e| RunError::device("ring_size", e))?;
                 to_worker.push(tx);
                 from_distributor.push(Some(rx));
             }
@@ -111,13 +112,17 @@ impl Queues {
     /// RX queue `q`, handed out once.
     pub(super) fn take_rx(&mut self, q: QueueRef) -> Result<RxQueue, RunError> {
         let queue = self.rx.get_mut(q.port).and_then(|p| p.get_mut(usize::from(q.queue))).and_then(Option::take);
-        queue.ok_or_else(|| RunError::Inconsistent(format!("RX queue {} of ports[{}] is not available", q.queue, q.port)))
+        queue.ok_or_else(|| {
+            RunError::Inconsistent(format!("RX queue {} of ports[{}] is not available", q.queue, q.port))
+        })
     }
 
     /// TX queue `q`, handed out once.
     pub(super) fn take_tx(&mut self, q: QueueRef) -> Result<TxQueue, RunError> {
         let queue = self.tx.get_mut(q.port).and_then(|p| p.get_mut(usize::from(q.queue))).and_then(Option::take);
-        queue.ok_or_else(|| RunError::Inconsistent(format!("TX queue {} of ports[{}] is not available", q.queue, q.port)))
+        queue.ok_or_else(|| {
+            RunError::Inconsistent(format!("TX queue {} of ports[{}] is not available", q.queue, q.port))
+        })
     }
 
     /// The consumer end of the ring carrying slot `slot` to worker `worker`, handed out once.

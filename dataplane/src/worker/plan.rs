@@ -151,9 +151,8 @@ fn port_index(config: &Config, device: &str) -> Option<usize> {
 fn forwarding(config: &Config) -> Result<Vec<Option<usize>>, ConfigError> {
     let mut forward = vec![None; config.ports.len()];
     for (from, to) in &config.forward {
-        let not_a_port = |name: &str| {
-            ConfigError::new(format!("forward.{from}"), format!("{name:?} is not a port in `ports`"))
-        };
+        let not_a_port =
+            |name: &str| ConfigError::new(format!("forward.{from}"), format!("{name:?} is not a port in `ports`"));
         let ingress = port_index(config, from).ok_or_else(|| not_a_port(from))?;
         let egress = port_index(config, to).ok_or_else(|| not_a_port(to))?;
         if let Some(slot) = forward.get_mut(ingress) {
@@ -294,7 +293,7 @@ fn software_workers(
 fn check_tx_queues(config: &Config, forward: &[Option<usize>]) -> Result<(), ConfigError> {
     let senders = config.workers.len();
     for (i, p) in config.ports.iter().enumerate() {
-        let egress = forward.iter().any(|to| *to == Some(i));
+        let egress = forward.contains(&Some(i));
         if egress && usize::from(p.tx_queues) < senders {
             return Err(ConfigError::new(
                 format!("ports[{i}].tx_queues"),

@@ -108,8 +108,12 @@ fn example_config_parses_and_plans() {
 #[test]
 fn one_worker_forwarding_both_ways() {
     let p = planned(TWO_PORTS);
-    let rx = |port, tx_port, egress| WorkerInput { source: InputSource::RxQueue(q(port, 0)), tx: q(tx_port, 0), egress };
-    assert_eq!(p.workers, vec![WorkerPlan { lcore: 1, inputs: vec![rx(0, 1, 0), rx(1, 0, 1)], tx: vec![q(1, 0), q(0, 0)] }]);
+    let rx =
+        |port, tx_port, egress| WorkerInput { source: InputSource::RxQueue(q(port, 0)), tx: q(tx_port, 0), egress };
+    assert_eq!(
+        p.workers,
+        vec![WorkerPlan { lcore: 1, inputs: vec![rx(0, 1, 0), rx(1, 0, 1)], tx: vec![q(1, 0), q(0, 0)] }]
+    );
     assert_eq!(p.distributor, None);
     assert!(p.unused_rx.is_empty() && p.unused_tx.is_empty());
     assert_eq!(p.worker_lcores(), vec![1]);
@@ -164,7 +168,10 @@ rx = [{ port = "a", queue = 0 }, { port = "b", queue = 0 }]
 fn one_way_forwarding_leaves_the_other_direction_unused() {
     let text = TWO_PORTS.replace("b = \"a\"\n", "").replace(", { port = \"b\" }", "");
     let p = planned(&text);
-    assert_eq!(p.workers[0].inputs, vec![WorkerInput { source: InputSource::RxQueue(q(0, 0)), tx: q(1, 0), egress: 0 }]);
+    assert_eq!(
+        p.workers[0].inputs,
+        vec![WorkerInput { source: InputSource::RxQueue(q(0, 0)), tx: q(1, 0), egress: 0 }]
+    );
     assert_eq!(p.workers[0].tx, vec![q(1, 0)]);
     assert_eq!(p.unused_rx, vec![q(1, 0)]);
     assert_eq!(p.unused_tx, vec![q(0, 0)]);
@@ -294,10 +301,10 @@ fn config_errors_name_the_key() {
     );
     assert_eq!(err(&two), "ports[0].tx_queues");
     assert_eq!(err(&two.replace("device = \"a\"", "device = \"a\"\ntx_queues = 2")), "ports[1].tx_queues");
-    planned(&two.replace("device = \"a\"", "device = \"a\"\ntx_queues = 2").replace(
-        "device = \"b\"",
-        "device = \"b\"\ntx_queues = 2",
-    ));
+    planned(
+        &two.replace("device = \"a\"", "device = \"a\"\ntx_queues = 2")
+            .replace("device = \"b\"", "device = \"b\"\ntx_queues = 2"),
+    );
 }
 
 #[test]

@@ -84,8 +84,8 @@ fn prepare(
             p
         }
         None => {
-            let mut p = crate::policy::load_policy(&config.rule_paths(base), config.default_action)
-                .map_err(RunError::Rules)?;
+            let mut p =
+                crate::policy::load_policy(&config.rule_paths(base), config.default_action).map_err(RunError::Rules)?;
             p.set_generation(1);
             p
         }

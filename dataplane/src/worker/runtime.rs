@@ -104,14 +104,20 @@ impl Runtime {
     /// dropped; those launched run until [`shutdown`](Self::shutdown).
     pub(super) fn launch(&mut self, loops: Loops) -> Result<(), RunError> {
         for (lcore_id, w) in loops.workers {
-            let launched = lcore::launch(lcore_id, move || w.run())
-                .map_err(|error| RunError::Launch { role: "worker", lcore: lcore_id, error })?;
+            let launched = lcore::launch(lcore_id, move || w.run()).map_err(|error| RunError::Launch {
+                role: "worker",
+                lcore: lcore_id,
+                error,
+            })?;
             self.launched.push(launched);
         }
         if let Some((lcore_id, d)) = loops.distributor {
             let shared = d.shared.clone();
-            let launched = lcore::launch(lcore_id, move || d.run())
-                .map_err(|error| RunError::Launch { role: "distributor", lcore: lcore_id, error })?;
+            let launched = lcore::launch(lcore_id, move || d.run()).map_err(|error| RunError::Launch {
+                role: "distributor",
+                lcore: lcore_id,
+                error,
+            })?;
             self.distributor = Some(launched);
             self.distributor_info = Some((lcore_id, shared));
         }
@@ -245,10 +251,8 @@ impl LoopParts<'_> {
             };
             inputs.push(Input { source, egress: input.egress });
         }
-        let shared = self
-            .workers
-            .lcore_side(k)
-            .ok_or_else(|| RunError::Inconsistent(format!("worker {k} has no counters")))?;
+        let shared =
+            self.workers.lcore_side(k).ok_or_else(|| RunError::Inconsistent(format!("worker {k} has no counters")))?;
         Ok(Worker {
             inputs,
             tx,
