@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::config::{Config, ConfigError, Distribution};
+use super::config::{Config, ConfigError, Distribution, PortEntry};
 
 /// A queue of a port: the port's index in the config's `ports` and the queue's index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -105,40 +105,15 @@ impl Plan {
 /// Makes the plan of `config`, or says which key is wrong.
 pub fn plan(config: &Config) -> Result<Plan, ConfigError> {
     let forward = forwarding(config)?;
-    let distributor_lcore = check_lcores(config)?;
-    let (workers, distributor) = match (config.distribution, distributor_lcore) {
-        (Distribution::Rss, _) => (rss_workers(config, &forward)?, None),
-        (Distribution::Software, Some(lcore)) => {
+    let (workers, distributor) = match distributor_lcore(config)? {
+        None => (rss_workers(config, &forward)?, None),
+        Some(lcore) => {
             let (workers, distributor) = software_workers(config, &forward, lcore)?;
             (workers, Some(distributor))
         }
-        (Distribution::Software, None) => {
-            return Err(ConfigError::new("distributor_lcore", "required with distribution = \"software\""));
-        }
     };
     check_tx_queues(config, &forward)?;
-
-    let mut used_rx: BTreeSet<QueueRef> = BTreeSet::new();
-    let mut used_tx: BTreeSet<QueueRef> = BTreeSet::new();
-    for w in &workers {
-        used_tx.extend(w.tx.iter().copied());
-        used_rx.extend(w.inputs.iter().filter_map(|i| match i.source {
-            InputSource::RxQueue(q) => Some(q),
-            InputSource::Ring { .. } => None,
-        }));
-    }
-    if let Some(d) = &distributor {
-        used_rx.extend(d.inputs.iter().map(|i| i.rx));
-    }
-    let queues = |count: fn(&super::config::PortEntry) -> u16| {
-        config
-            .ports
-            .iter()
-            .enumerate()
-            .flat_map(move |(port, p)| (0..count(p)).map(move |queue| QueueRef { port, queue }))
-    };
-    let unused_rx = queues(|p| p.rx_queues).filter(|q| !used_rx.contains(q)).collect();
-    let unused_tx = queues(|p| p.tx_queues).filter(|q| !used_tx.contains(q)).collect();
+    let (unused_rx, unused_tx) = unused_queues(config, &workers, distributor.as_ref());
     Ok(Plan { workers, distributor, unused_rx, unused_tx })
 }
 
@@ -162,9 +137,9 @@ fn forwarding(config: &Config) -> Result<Vec<Option<usize>>, ConfigError> {
     Ok(forward)
 }
 
-/// One role per lcore; the distributor's lcore exactly with software distribution. Returns
-/// the distributor's lcore.
-fn check_lcores(config: &Config) -> Result<Option<u32>, ConfigError> {
+/// One role per lcore; a distributor lcore exactly with software distribution. Returns the
+/// distributor's lcore (None: RSS distribution).
+fn distributor_lcore(config: &Config) -> Result<Option<u32>, ConfigError> {
     let mut lcores = BTreeSet::new();
     for (i, w) in config.workers.iter().enumerate() {
         if !lcores.insert(w.lcore) {
@@ -172,6 +147,13 @@ fn check_lcores(config: &Config) -> Result<Option<u32>, ConfigError> {
         }
     }
     match (config.distribution, config.distributor_lcore) {
+        (Distribution::Rss, None) => Ok(None),
+        (Distribution::Rss, Some(_)) => {
+            Err(ConfigError::new("distributor_lcore", "only with distribution = \"software\""))
+        }
+        (Distribution::Software, None) => {
+            Err(ConfigError::new("distributor_lcore", "required with distribution = \"software\""))
+        }
         (Distribution::Software, Some(d)) => {
             if lcores.contains(&d) {
                 return Err(ConfigError::new("distributor_lcore", format!("lcore {d} is also a worker")));
@@ -179,13 +161,9 @@ fn check_lcores(config: &Config) -> Result<Option<u32>, ConfigError> {
             if config.ring_size < 32 {
                 return Err(ConfigError::new("ring_size", "at least 32"));
             }
+            Ok(Some(d))
         }
-        (Distribution::Rss, Some(_)) => {
-            return Err(ConfigError::new("distributor_lcore", "only with distribution = \"software\""));
-        }
-        (_, None) => {}
     }
-    Ok(config.distributor_lcore)
 }
 
 /// Worker `k`'s TX queue on the egress port of `ingress`, and its place in `tx` (added on
@@ -302,4 +280,33 @@ fn check_tx_queues(config: &Config, forward: &[Option<usize>]) -> Result<(), Con
         }
     }
     Ok(())
+}
+
+/// The RX queues nobody polls and the TX queues no worker owns, by port, then queue.
+fn unused_queues(
+    config: &Config,
+    workers: &[WorkerPlan],
+    distributor: Option<&DistributorPlan>,
+) -> (Vec<QueueRef>, Vec<QueueRef>) {
+    let mut used_rx = BTreeSet::new();
+    let mut used_tx = BTreeSet::new();
+    for w in workers {
+        used_tx.extend(w.tx.iter().copied());
+        used_rx.extend(w.inputs.iter().filter_map(|i| match i.source {
+            InputSource::RxQueue(q) => Some(q),
+            InputSource::Ring { .. } => None,
+        }));
+    }
+    if let Some(d) = distributor {
+        used_rx.extend(d.inputs.iter().map(|i| i.rx));
+    }
+    let unused = |count: fn(&PortEntry) -> u16, used: &BTreeSet<QueueRef>| -> Vec<QueueRef> {
+        let all = config
+            .ports
+            .iter()
+            .enumerate()
+            .flat_map(|(port, p)| (0..count(p)).map(move |queue| QueueRef { port, queue }));
+        all.filter(|q| !used.contains(q)).collect()
+    };
+    (unused(|p| p.rx_queues, &used_rx), unused(|p| p.tx_queues, &used_tx))
 }
