@@ -4,7 +4,9 @@
 //! - [`wire`], [`tls`], [`policy`], [`pipeline`]: pure Rust, no DPDK; they build and test
 //!   with `--no-default-features`.
 //! - `dpdk` (feature `dpdk`): the only safe layer over `dpdk-sys`; the only `unsafe` outside `ffi`.
-//! - `worker`, `bench` (feature `dpdk`): lcore loops joining `dpdk` and `pipeline`.
+//! - `worker`, `bench` (feature `dpdk`): lcore loops joining `dpdk` and `pipeline`; the run's
+//!   config and plan (`worker::config`, `worker::plan`) build without it.
+//! - [`exit`]: the exit codes of every command.
 //! - [`control`]: control API, persistence, metrics; talks to workers through rings and counters.
 #![forbid(unsafe_op_in_unsafe_fn)]
 
@@ -13,12 +15,12 @@ pub mod counters;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 
+pub mod exit;
 pub mod pcap;
 pub mod pipeline;
 pub mod policy;
 pub mod tls;
 pub mod wire;
-#[cfg(feature = "dpdk")]
 pub mod worker;
 
 pub mod bench;

@@ -1,6 +1,8 @@
-//! The `dataplane` command line. Each subcommand is a thin call into the library.
+//! The `dataplane` command line. Each subcommand is a thin call into the library; every exit
+//! code is one of [`Exit`] (the table is in `dataplane::exit` and the README).
 
 use clap::{Parser, Subcommand};
+use dataplane::exit::Exit;
 use dataplane::pipeline::offline::classify_pcap;
 use dataplane::pipeline::PipelineConfig;
 use dataplane::policy::{Action, CompiledPolicy};
@@ -86,10 +88,11 @@ fn parse_action(s: &str) -> Result<Action, String> {
     Action::parse(&s.to_ascii_uppercase()).ok_or_else(|| format!("unknown action {s:?} (expected ALLOW or DROP)"))
 }
 
+/// Invalid rules are invalid input: every error printed, [`Exit::Invalid`].
 fn load_policy(paths: &[PathBuf], default_action: Action) -> Result<CompiledPolicy, ExitCode> {
     dataplane::policy::load_policy(paths, default_action).map_err(|e| {
         eprintln!("{e}");
-        ExitCode::from(1)
+        Exit::Invalid.into()
     })
 }
 
@@ -111,11 +114,11 @@ fn main() -> ExitCode {
                     s.post_quantum_hellos,
                     s.complete_hellos
                 );
-                ExitCode::SUCCESS
+                Exit::Ok.into()
             }
             Err(e) => {
                 eprintln!("gen: {e}");
-                ExitCode::from(2)
+                Exit::Invalid.into()
             }
         },
         #[cfg(feature = "dpdk")]
@@ -124,31 +127,29 @@ fn main() -> ExitCode {
         Command::Bench(args) => {
             use dataplane::control::plane::ControlPlane;
             let mut control = if args.json { ControlPlane::printing_to_stderr() } else { ControlPlane::new() };
-            ExitCode::from(dataplane::bench::traffic::run(&args, Some(&mut control)))
+            dataplane::bench::traffic::run(&args, Some(&mut control)).into()
         }
         #[cfg(feature = "dpdk")]
         Command::Run { config, duration, eal } => {
             let args = dataplane::worker::RunArgs { config, duration, eal };
-            ExitCode::from(dataplane::worker::run_with(&args, &mut dataplane::control::plane::ControlPlane::new()).code)
+            dataplane::worker::run(&args, &mut dataplane::control::plane::ControlPlane::new()).into()
         }
         Command::Webhook(args) => match dataplane::control::webhook::run(&args) {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(()) => Exit::Ok.into(),
             Err(e) => {
                 eprintln!("webhook: {e}");
-                ExitCode::from(2)
+                Exit::Invalid.into()
             }
         },
         Command::Sync(args) => match dataplane::control::sync::run(&args) {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::from(1),
+            Ok(true) => Exit::Ok.into(),
+            Ok(false) => Exit::Failed.into(),
             Err(e) => {
                 eprintln!("sync: {e}");
-                ExitCode::from(2)
+                Exit::Invalid.into()
             }
         },
-        Command::Rules { command: RulesCommand::Apply(args) } => {
-            ExitCode::from(dataplane::control::client::apply(&args))
-        }
+        Command::Rules { command: RulesCommand::Apply(args) } => dataplane::control::client::apply(&args).into(),
         Command::Rules { command: RulesCommand::Check { paths, default_action } } => {
             match load_policy(&paths, default_action) {
                 Ok(policy) => {
@@ -163,7 +164,7 @@ fn main() -> ExitCode {
                         s.compile_time.as_secs_f64() * 1e3,
                         s.memory_bytes as f64 / 1024.0
                     );
-                    ExitCode::SUCCESS
+                    Exit::Ok.into()
                 }
                 Err(code) => code,
             }
@@ -192,11 +193,11 @@ fn main() -> ExitCode {
                         }
                         out!("  default ({default_action}): {}", summary.default_hits);
                     }
-                    ExitCode::SUCCESS
+                    Exit::Ok.into()
                 }
                 Err(e) => {
                     eprintln!("classify: {e}");
-                    ExitCode::from(1)
+                    Exit::Failed.into()
                 }
             }
         }

@@ -84,7 +84,7 @@ fn summary_counts_packets_and_hits_per_rule() {
 }
 
 #[test]
-fn rules_check_reports_every_error_and_exits_1() {
+fn rules_check_reports_every_error_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.yaml");
     std::fs::write(
@@ -94,7 +94,8 @@ fn rules_check_reports_every_error_and_exits_1() {
     )
     .unwrap();
     let out = Command::new(dataplane_bin()).args(["rules", "check"]).arg(&path).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    // Invalid rules are invalid input, as for `run`: exit 2.
+    assert_eq!(out.status.code(), Some(2));
     let p = path.display();
     assert_eq!(
         String::from_utf8(out.stderr).unwrap(),
@@ -103,6 +104,16 @@ fn rules_check_reports_every_error_and_exits_1() {
              {p}: y: spec.action: unknown action \"REJECT\" (expected ALLOW or DROP)\nrejected: 2 error(s)\n"
         )
     );
+    // `classify` reads its rules the same way, with the same exit code.
+    let pcap = capture(dir.path());
+    let out = Command::new(dataplane_bin())
+        .args(["classify", "--rules"])
+        .arg(&path)
+        .arg("--pcap")
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]

@@ -512,6 +512,8 @@ fn daemonset_asks_for_what_dpdk_needs_and_its_config_parses() {
     let text = cm["data"]["dataplane.toml"].as_str().unwrap();
     let config = dataplane::worker::config::Config::parse(text);
     assert!(config.is_ok(), "{:?}", config.err());
+    let plan = config.as_ref().map(dataplane::worker::plan);
+    assert!(matches!(plan, Ok(Ok(_))), "{plan:?}");
     assert!(text.contains("\"--huge-dir\", \"/dev/hugepages\""));
     let args: Vec<&str> = c["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
     let cfg_mount = mounts.iter().find(|m| m["name"] == "config").unwrap()["mountPath"].as_str().unwrap();

@@ -454,6 +454,7 @@ fn expect_config_error(dir: &Path, config: &str, needle: &str) {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains(needle), "expected {needle:?} in: {stderr}");
+    assert_eq!(stderr.lines().filter(|l| l.contains(needle)).count(), 1, "printed once: {stderr}");
     assert!(!String::from_utf8_lossy(&o.stdout).contains("running:"), "nothing may start");
 }
 
@@ -475,6 +476,20 @@ fn bad_config_names_the_key() {
     expect_config_error(dp, &base_config("run-cfg3").replace("queue = 0", "queue = 4"), "workers[0].rx[1].queue");
     expect_config_error(dp, &base_config("run-cfg4").replace("net_null1 = \"net_null0\"", ""), "forward.net_null1");
     expect_config_error(dp, &base_config("run-cfg5").replace("lcore = 1", "lcore = 7"), "workers[0].lcore");
+    // The main lcore is not a worker lcore.
+    expect_config_error(dp, &base_config("run-cfg11").replace("lcore = 1", "lcore = 0"), "workers[0].lcore");
+    // More queues than the device has: named by key after EAL starts, before any device is
+    // configured.
+    expect_config_error(
+        dp,
+        &base_config("run-cfg12").replace("device = \"net_null1\"", "device = \"net_null1\"\nrx_queues = 4000"),
+        "ports[1].rx_queues: 4000 queues requested",
+    );
+    // EAL arguments EAL refuses are invalid input too.
+    let o = run(dp, &base_config("run-cfg13"), &["--duration", "0", "--", "--no-such-eal-option"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("config error: eal: rte_eal_init("), "{stderr}");
     expect_config_error(dp, &base_config("run-cfg6").replace("stats_period = 0", "tls_fail = \"ajar\""), "tls_fail");
     expect_config_error(
         dp,

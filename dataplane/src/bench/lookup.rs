@@ -173,7 +173,7 @@ pub fn run(args: LookupBenchArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("lookup-bench: {e}");
-            ExitCode::from(1)
+            crate::exit::Exit::Failed.into()
         }
     }
 }

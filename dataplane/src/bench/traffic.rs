@@ -15,6 +15,7 @@ use serde::Serialize;
 use super::gen::{self, GenArgs, TrafficArgs};
 use crate::counters::Counter;
 use crate::dpdk::cycles::tsc_hz;
+use crate::exit::Exit;
 use crate::pipeline::Phase;
 use crate::policy::CompiledPolicy;
 use crate::worker::{run_config, Config, RunArgs, Running, Snapshot, Supervisor};
@@ -128,12 +129,12 @@ pub struct PhaseCycles {
 }
 
 /// `dataplane bench`. Returns the process exit code.
-pub fn run(args: &BenchArgs, inner: Option<&mut dyn Supervisor>) -> u8 {
+pub fn run(args: &BenchArgs, inner: Option<&mut dyn Supervisor>) -> Exit {
     match prepare(args) {
         Ok(prepared) => measure(args, &prepared, inner),
         Err(e) => {
             eprintln!("bench: {e}");
-            crate::worker::EXIT_CONFIG
+            Exit::Invalid
         }
     }
 }
@@ -270,7 +271,7 @@ fn count_packets(path: &Path) -> Result<usize, String> {
     Ok(n)
 }
 
-fn measure(args: &BenchArgs, prepared: &Prepared, inner: Option<&mut dyn Supervisor>) -> u8 {
+fn measure(args: &BenchArgs, prepared: &Prepared, inner: Option<&mut dyn Supervisor>) -> Exit {
     let mut sup = BenchSupervisor {
         inner,
         warmup: Duration::from_secs_f64(args.warmup),
@@ -283,11 +284,17 @@ fn measure(args: &BenchArgs, prepared: &Prepared, inner: Option<&mut dyn Supervi
     };
     let run_args = RunArgs { config: PathBuf::new(), duration: Some(args.duration), eal: args.eal.clone() };
     let outcome = run_config(&prepared.config, Path::new("."), &run_args, &mut sup);
+    for e in &outcome.errors {
+        eprintln!("{e}");
+    }
     let (Some(from), Some(to), Some(last)) = (&sup.measured_from, &sup.latest, &outcome.last) else {
         eprintln!("bench: the workers did not run long enough to measure");
-        return outcome.code.max(crate::worker::EXIT_RUNTIME);
+        return match outcome.exit() {
+            Exit::Ok => Exit::Failed,
+            failed => failed,
+        };
     };
-    let mut summary = summarize(from, to, last, sup.rules, outcome.code);
+    let mut summary = summarize(from, to, last, sup.rules, outcome.exit());
     if args.phases {
         summary.phase_cycles = Some(phase_cycles(from, to));
     }
@@ -299,7 +306,7 @@ fn measure(args: &BenchArgs, prepared: &Prepared, inner: Option<&mut dyn Supervi
     } else {
         print!("{}", render(&summary, args));
     }
-    outcome.code
+    outcome.exit()
 }
 
 struct BenchSupervisor<'a> {
@@ -392,7 +399,7 @@ fn per_second_line(prev: &Snapshot, now: &Snapshot, since: Duration) -> String {
     )
 }
 
-fn summarize(from: &Snapshot, to: &Snapshot, last: &Snapshot, rules: usize, code: u8) -> BenchSummary {
+fn summarize(from: &Snapshot, to: &Snapshot, last: &Snapshot, rules: usize, exit: Exit) -> BenchSummary {
     let seconds = to.at.duration_since(from.at).as_secs_f64().max(1e-9);
     let d = |i| sum(to, i).saturating_sub(sum(from, i));
     let rx = d(Counter::Rx);
@@ -428,7 +435,7 @@ fn summarize(from: &Snapshot, to: &Snapshot, last: &Snapshot, rules: usize, code
         evictions: sum(last, Counter::Evictions),
         tls_pending: sum(last, Counter::TlsPending),
         phase_cycles: None,
-        exit_code: code,
+        exit_code: exit.code(),
     }
 }
 

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use super::canonical;
+use crate::exit::Exit;
 use crate::policy::load_rule_set;
 
 #[derive(clap::Args, Clone, Debug)]
@@ -24,21 +25,23 @@ pub struct ApplyArgs {
     pub paths: Vec<PathBuf>,
 }
 
-/// Returns the exit code: 0 applied, 1 rejected (422 and other errors), 2 bad arguments.
-pub fn apply(args: &ApplyArgs) -> u8 {
+/// Returns the exit code: [`Exit::Ok`] applied; [`Exit::Invalid`] for invalid rules (found
+/// here or by the gateway, 422) or an unreadable file; [`Exit::Failed`] when the gateway
+/// refused a valid set (401, 409, 429, 503...) or could not be reached.
+pub fn apply(args: &ApplyArgs) -> Exit {
     let body = match args.paths.as_slice() {
         [one] if one.is_file() => match std::fs::read_to_string(one) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("{}: {e}", one.display());
-                return 2;
+                return Exit::Invalid;
             }
         },
         paths => match load_rule_set(paths) {
             Ok(set) => canonical::to_json(&set),
             Err(e) => {
                 eprintln!("{e}");
-                return 1;
+                return Exit::Invalid;
             }
         },
     };
@@ -47,7 +50,7 @@ pub fn apply(args: &ApplyArgs) -> u8 {
             Ok(t) => Some(t.trim().to_owned()),
             Err(e) => {
                 eprintln!("--token-file {}: {e}", f.display());
-                return 2;
+                return Exit::Invalid;
             }
         },
         None => None,
@@ -65,14 +68,14 @@ pub fn apply(args: &ApplyArgs) -> u8 {
         Ok(r) => r,
         Err(e) => {
             eprintln!("PUT {url}: {e}");
-            return 1;
+            return Exit::Failed;
         }
     };
     let status = response.status().as_u16();
     let text = response.body_mut().read_to_string().unwrap_or_default();
     if status == 200 {
         crate::out!("{}", text.trim_end());
-        return 0;
+        return Exit::Ok;
     }
     // 422: one line per error, as `rules check` prints them.
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
@@ -84,9 +87,9 @@ pub fn apply(args: &ApplyArgs) -> u8 {
                 eprintln!("{}", parts.join(": "));
             }
             eprintln!("rejected (HTTP {status}): {} error(s)", errors.len());
-            return 1;
+            return Exit::Invalid;
         }
     }
     eprintln!("HTTP {status}: {}", text.trim_end());
-    1
+    Exit::Failed
 }

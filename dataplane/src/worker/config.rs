@@ -1,5 +1,6 @@
 //! `dataplane run` configuration: a TOML file (see `config/dataplane.toml`), parsed strictly
-//! (unknown keys are errors, named by their path) and then checked as a whole.
+//! (unknown keys are errors, named by their path), each key checked on its own. How the keys
+//! fit together (ports, queues, lcores) is the [`plan`](super::plan)'s to check.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -320,14 +321,16 @@ pub struct RxEntry {
 }
 
 impl Config {
-    /// Parses and checks a configuration file.
+    /// Parses a configuration file and checks each key; [`plan`](super::plan::plan) checks
+    /// how they fit together.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::new("", format!("reading {}: {e}", path.display())))?;
         Self::parse(&text)
     }
 
-    /// Parses and checks a configuration text.
+    /// Parses a configuration text and checks each key; [`plan`](super::plan::plan) checks
+    /// how they fit together.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let de = toml::Deserializer::new(text);
         let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
@@ -348,7 +351,8 @@ impl Config {
         Ok(config)
     }
 
-    /// Semantic checks that need no DPDK.
+    /// Checks each key on its own; how the keys fit together (ports named in `forward` and
+    /// `workers`, queues, lcores) is checked by [`plan`](super::plan::plan).
     fn check(&self) -> Result<(), ConfigError> {
         if self.ports.is_empty() {
             return Err(ConfigError::new("ports", "at least one port is required"));
@@ -370,14 +374,6 @@ impl Config {
                 }
             }
         }
-        for (from, to) in &self.forward {
-            if !names.contains(from.as_str()) {
-                return Err(ConfigError::new(format!("forward.{from}"), format!("{from:?} is not a port in `ports`")));
-            }
-            if !names.contains(to.as_str()) {
-                return Err(ConfigError::new(format!("forward.{from}"), format!("{to:?} is not a port in `ports`")));
-            }
-        }
         if self.mempool.size < 64 {
             return Err(ConfigError::new("mempool.size", "at least 64 buffers"));
         }
@@ -395,115 +391,10 @@ impl Config {
         if self.workers.is_empty() {
             return Err(ConfigError::new("workers", "at least one worker is required"));
         }
-        let mut lcores = BTreeSet::new();
-        let mut polled = BTreeSet::new();
-        for (i, w) in self.workers.iter().enumerate() {
-            if !lcores.insert(w.lcore) {
-                return Err(ConfigError::new(
-                    format!("workers[{i}].lcore"),
-                    format!("lcore {} is used twice", w.lcore),
-                ));
-            }
-            match self.distribution {
-                Distribution::Rss if w.rx.is_empty() => {
-                    return Err(ConfigError::new(format!("workers[{i}].rx"), "a worker must poll at least one queue"));
-                }
-                Distribution::Software if !w.rx.is_empty() => {
-                    return Err(ConfigError::new(
-                        format!("workers[{i}].rx"),
-                        "with distribution = \"software\" the distributor polls the RX queues; workers read their rings",
-                    ));
-                }
-                _ => {}
-            }
-            for (j, rx) in w.rx.iter().enumerate() {
-                let key = format!("workers[{i}].rx[{j}]");
-                let Some(port) = self.port(&rx.port) else {
-                    return Err(ConfigError::new(
-                        format!("{key}.port"),
-                        format!("{:?} is not a port in `ports`", rx.port),
-                    ));
-                };
-                if rx.queue >= port.rx_queues {
-                    return Err(ConfigError::new(
-                        format!("{key}.queue"),
-                        format!(
-                            "queue {} out of range: port {:?} has rx_queues = {}",
-                            rx.queue, rx.port, port.rx_queues
-                        ),
-                    ));
-                }
-                if !polled.insert((rx.port.as_str(), rx.queue)) {
-                    return Err(ConfigError::new(
-                        key,
-                        format!("queue {} of port {:?} is polled by two workers", rx.queue, rx.port),
-                    ));
-                }
-            }
-        }
-        match self.distribution {
-            Distribution::Software => {
-                let Some(d) = self.distributor_lcore else {
-                    return Err(ConfigError::new("distributor_lcore", "required with distribution = \"software\""));
-                };
-                if lcores.contains(&d) {
-                    return Err(ConfigError::new("distributor_lcore", format!("lcore {d} is also a worker")));
-                }
-                if self.ring_size < 32 {
-                    return Err(ConfigError::new("ring_size", "at least 32"));
-                }
-            }
-            Distribution::Rss => {
-                if self.distributor_lcore.is_some() {
-                    return Err(ConfigError::new("distributor_lcore", "only with distribution = \"software\""));
-                }
-            }
-        }
         if let Some(c) = &self.control {
             c.check()?;
         }
-        // Every polled port forwards somewhere; every egress port has a TX queue per worker
-        // that sends to it.
-        for (port, _) in self.ingress() {
-            if !self.forward.contains_key(port) {
-                return Err(ConfigError::new(
-                    format!("forward.{port}"),
-                    format!("port {port:?} receives traffic but is not in the forwarding map"),
-                ));
-            }
-        }
-        for (i, p) in self.ports.iter().enumerate() {
-            let senders = self.workers.len();
-            let egress = self.forward.values().any(|to| *to == p.device);
-            if egress && usize::from(p.tx_queues) < senders {
-                return Err(ConfigError::new(
-                    format!("ports[{i}].tx_queues"),
-                    format!("{senders} workers send to port {:?}: it needs one TX queue each", p.device),
-                ));
-            }
-        }
         Ok(())
-    }
-
-    /// The port entry named `device`.
-    pub fn port(&self, device: &str) -> Option<&PortEntry> {
-        self.ports.iter().find(|p| p.device == device)
-    }
-
-    /// Every polled (port, queue): the workers' in RSS mode, every RX queue of every port in
-    /// the forwarding map in software mode.
-    pub fn ingress(&self) -> Vec<(&str, u16)> {
-        match self.distribution {
-            Distribution::Rss => {
-                self.workers.iter().flat_map(|w| w.rx.iter().map(|r| (r.port.as_str(), r.queue))).collect()
-            }
-            Distribution::Software => self
-                .ports
-                .iter()
-                .filter(|p| self.forward.contains_key(&p.device))
-                .flat_map(|p| (0..p.rx_queues).map(move |q| (p.device.as_str(), q)))
-                .collect(),
-        }
     }
 
     /// The rule files and directories, relative ones taken from `base` (the config's

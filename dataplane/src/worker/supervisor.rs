@@ -6,14 +6,16 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Config, Runtime, Snapshot, Workers};
+use super::{Config, RunError, Runtime, Snapshot, Workers};
+use crate::exit::Exit;
 use crate::policy::CompiledPolicy;
 
 /// What runs on the main (control) thread beside the workers: the HTTP control plane,
 /// the traffic benchmark's per-second lines. Never on a worker lcore.
 pub trait Supervisor {
     /// Called before anything starts: the policy the workers start with (`None`: the config's
-    /// rule files), or an error naming the config key, which stops the run (exit 2).
+    /// rule files), or an error naming the config key, which stops the run
+    /// ([`Exit::Invalid`]).
     fn prepare(&mut self, _config: &Config, _base: &Path) -> Result<Option<CompiledPolicy>, String> {
         Ok(None)
     }
@@ -69,8 +71,9 @@ impl Running<'_> {
 
 /// How a run ended.
 pub struct RunOutcome {
-    /// The process exit code (0, [`EXIT_CONFIG`], [`EXIT_RUNTIME`]).
-    pub code: u8,
+    /// What went wrong, the cause first (empty: a clean run). Nothing has printed them: the
+    /// caller does, once.
+    pub errors: Vec<RunError>,
     /// The counters after the workers stopped (None when nothing started).
     pub last: Option<Snapshot>,
     /// From launch to stop.
@@ -78,7 +81,12 @@ pub struct RunOutcome {
 }
 
 impl RunOutcome {
-    pub(super) fn failed(code: u8) -> RunOutcome {
-        RunOutcome { code, last: None, elapsed: Duration::ZERO }
+    pub(super) fn failed(error: RunError) -> RunOutcome {
+        RunOutcome { errors: vec![error], last: None, elapsed: Duration::ZERO }
+    }
+
+    /// The process exit code: the first error's, or [`Exit::Ok`].
+    pub fn exit(&self) -> Exit {
+        self.errors.first().map_or(Exit::Ok, RunError::exit)
     }
 }

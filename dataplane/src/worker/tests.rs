@@ -5,7 +5,6 @@ use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::Duration;
 
-use super::config::Config;
 use super::Workers;
 use crate::policy::{Action, CompiledPolicy, RuleSet};
 
@@ -71,49 +70,4 @@ fn wait_adopted_times_out_when_a_worker_does_not_adopt() {
     let workers = Workers::new(vec![1], 1);
     let g = workers.publish(policy(Action::Allow));
     assert!(!workers.wait_adopted(g, Duration::from_millis(20)));
-}
-
-#[test]
-fn example_config_parses() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/dataplane.toml")).unwrap();
-    let c = Config::parse(&text).unwrap();
-    assert_eq!(c.workers.len(), 1);
-    assert_eq!(c.forward.len(), 2);
-}
-
-#[test]
-fn config_errors_name_the_key() {
-    let base = r#"
-[[ports]]
-device = "a"
-[[ports]]
-device = "b"
-[forward]
-a = "b"
-b = "a"
-[[workers]]
-lcore = 1
-rx = [{ port = "a" }, { port = "b" }]
-"#;
-    Config::parse(base).unwrap();
-    let err = |t: &str| Config::parse(t).unwrap_err().key;
-    assert_eq!(err(&base.replace("b = \"a\"", "")), "forward.b");
-    assert_eq!(err(&base.replace("b = \"a\"", "b = \"c\"")), "forward.b");
-    assert_eq!(err(&base.replace("{ port = \"b\" }", "{ port = \"b\", queue = 1 }")), "workers[0].rx[1].queue");
-    assert_eq!(err(&base.replace("{ port = \"b\" }", "{ port = \"c\" }")), "workers[0].rx[1].port");
-    assert_eq!(err(&base.replace("{ port = \"b\" }", "{ port = \"a\" }")), "workers[0].rx[1]");
-    assert_eq!(err(&format!("distribution = \"software\"\n{base}")), "workers[0].rx");
-    assert_eq!(err(&format!("[mempool]\nsize = 10\n{base}")), "mempool.size");
-    assert_eq!(err(&format!("default_action = \"MAYBE\"\n{base}")), "default_action");
-    assert_eq!(
-        err(&format!("{base}[[workers]]\nlcore = 2\nrx = []\n")
-            .replace("device = \"b\"", "device = \"b\"\nrx_queues = 2")),
-        "workers[1].rx"
-    );
-    // Two workers sending to a port with one TX queue.
-    let two = base.replace(
-        "rx = [{ port = \"a\" }, { port = \"b\" }]",
-        "rx = [{ port = \"a\" }]\n[[workers]]\nlcore = 2\nrx = [{ port = \"b\" }]",
-    );
-    assert_eq!(err(&two), "ports[0].tx_queues");
 }
