@@ -3,6 +3,10 @@
 # callgrind: unlike cycles, the count does not move with the other tenants of a shared
 # machine, so a change of a few percent shows. The traffic and rules are bench.sh's.
 #   FLOWS=1024 scripts/instructions.sh      # other traffic (default: 65536 flows)
+#   REPLAY=old/pipeline_replay BIN=old/dataplane scripts/instructions.sh
+#                                           # count prebuilt binaries (e.g. the build before a
+#                                           # change) instead of building this tree's
+# Builds go to $CARGO_TARGET_DIR (default: target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,14 +17,23 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 command -v valgrind > /dev/null || { apt-get update -qq && apt-get install -y -qq valgrind > /dev/null; }
-cargo build --release -q -p dataplane --bin dataplane --example pipeline_replay
-target/release/dataplane gen --out "$work/traffic.pcap" --packets "$PACKETS" --flows "$FLOWS" --tls-ratio 0.05 --ipv6-ratio 0.2 > /dev/null
+target="${CARGO_TARGET_DIR:-target}"
+# REPLAY=path: the pipeline_replay binary counted; BIN=path: the dataplane binary that makes the
+# traffic. Whichever is not given is built from this tree.
+if [ -z "${REPLAY:-}" ]; then
+  cargo build --release -q -p dataplane --bin dataplane --example pipeline_replay
+elif [ -z "${BIN:-}" ]; then
+  cargo build --release -q -p dataplane --bin dataplane
+fi
+bin="${BIN:-$target/release/dataplane}"
+replay="${REPLAY:-$target/release/examples/pipeline_replay}"
+"$bin" gen --out "$work/traffic.pcap" --packets "$PACKETS" --flows "$FLOWS" --tls-ratio 0.05 --ipv6-ratio 0.2 > /dev/null
 python3 scripts/gen_rules.py "$work/rules.json" --cidr 10000 --sni 1000 > /dev/null
 capacity=$(( FLOWS * 2 > 1024 ? FLOWS * 2 : 1024 ))
 # Only `replay` (the passes over known flows) is counted; the warm-up pass is left out.
 valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" --compress-strings=no \
   --toggle-collect='pipeline_replay::replay' --toggle-collect='pipeline_replay::warm_up' \
-  target/release/examples/pipeline_replay "$work/rules.json" "$work/traffic.pcap" "$PASSES" "$capacity" \
+  "$replay" "$work/rules.json" "$work/traffic.pcap" "$PASSES" "$capacity" \
   > "$work/replay.log" 2> "$work/valgrind.log"
 cat "$work/replay.log"
 callgrind_annotate --inclusive=yes "$work/callgrind.out" > "$work/annotated.txt"

@@ -10,8 +10,8 @@
 //! inconsistent and parses as malformed).
 
 use super::checksum::{finish, pseudo_header_v4, pseudo_header_v6, sum};
-use super::ethernet::ethertype;
-use super::ip_proto;
+use super::ethernet::{self, ethertype};
+use super::{icmp, ip_proto, ipv4, ipv6, tcp, udp, vlan};
 
 /// Ethernet minimum frame size without the FCS.
 pub const MIN_FRAME_LEN: usize = 60;
@@ -76,7 +76,7 @@ impl FrameBuilder {
 
     /// Ethernet header, VLAN tags, `ethertype`, then `payload` (and padding if enabled).
     pub fn ethernet(&self, ethertype: u16, payload: &[u8]) -> Vec<u8> {
-        let mut f = Vec::with_capacity(MIN_FRAME_LEN.max(22 + payload.len()));
+        let mut f = Vec::with_capacity(MIN_FRAME_LEN.max(ethernet::HEADER_LEN + 2 * vlan::HEADER_LEN + payload.len()));
         f.extend_from_slice(&self.dst_mac);
         f.extend_from_slice(&self.src_mac);
         for &(tpid, tci) in &self.vlan_tags {
@@ -110,8 +110,8 @@ impl FrameBuilder {
     }
 
     fn ipv4_with_flags(&self, src: [u8; 4], dst: [u8; 4], protocol: u8, flags_offset: u16, payload: &[u8]) -> Vec<u8> {
-        let total = saturate(20 + payload.len());
-        let mut p = Vec::with_capacity(20 + payload.len());
+        let total = saturate(ipv4::MIN_HEADER_LEN + payload.len());
+        let mut p = Vec::with_capacity(ipv4::MIN_HEADER_LEN + payload.len());
         p.extend_from_slice(&[0x45, 0]);
         p.extend_from_slice(&total.to_be_bytes());
         p.extend_from_slice(&self.ipv4_ident.to_be_bytes());
@@ -120,7 +120,7 @@ impl FrameBuilder {
         p.extend_from_slice(&src);
         p.extend_from_slice(&dst);
         let header_checksum = finish(sum(0, &p));
-        p.splice(10..12, header_checksum.to_be_bytes());
+        p.splice(ipv4::field::CHECKSUM, header_checksum.to_be_bytes());
         p.extend_from_slice(payload);
         self.ethernet(ethertype::IPV4, &p)
     }
@@ -128,7 +128,7 @@ impl FrameBuilder {
     /// An IPv6 packet; `payload` starts with the header `next_header` names (an extension
     /// header chain built with [`ipv6_options_header`] / [`ipv6_fragment_header`], or a segment).
     pub fn ipv6(&self, src: [u8; 16], dst: [u8; 16], next_header: u8, payload: &[u8]) -> Vec<u8> {
-        let mut p = Vec::with_capacity(40 + payload.len());
+        let mut p = Vec::with_capacity(ipv6::HEADER_LEN + payload.len());
         p.extend_from_slice(&[0x60, 0, 0, 0]);
         p.extend_from_slice(&saturate(payload.len()).to_be_bytes());
         p.extend_from_slice(&[next_header, self.ttl]);
@@ -149,7 +149,7 @@ impl FrameBuilder {
         seq: u32,
         payload: &[u8],
     ) -> Vec<u8> {
-        let pseudo = pseudo_header_v4(src, dst, ip_proto::TCP, saturate(20 + payload.len()));
+        let pseudo = pseudo_header_v4(src, dst, ip_proto::TCP, saturate(tcp::MIN_HEADER_LEN + payload.len()));
         let segment = self.tcp_segment(pseudo, sport, dport, flags, seq, payload);
         self.ipv4(src, dst, ip_proto::TCP, &segment)
     }
@@ -165,7 +165,7 @@ impl FrameBuilder {
         seq: u32,
         payload: &[u8],
     ) -> Vec<u8> {
-        let pseudo = pseudo_header_v6(src, dst, ip_proto::TCP, len32(20 + payload.len()));
+        let pseudo = pseudo_header_v6(src, dst, ip_proto::TCP, len32(tcp::MIN_HEADER_LEN + payload.len()));
         let segment = self.tcp_segment(pseudo, sport, dport, flags, seq, payload);
         self.ipv6(src, dst, ip_proto::TCP, &segment)
     }
@@ -186,13 +186,13 @@ impl FrameBuilder {
 
     /// ICMPv6 message, checksummed over the IPv6 pseudo-header.
     pub fn icmp_v6(&self, src: [u8; 16], dst: [u8; 16], icmp_type: u8, code: u8, body: &[u8]) -> Vec<u8> {
-        let pseudo = pseudo_header_v6(src, dst, ip_proto::ICMPV6, len32(4 + body.len()));
+        let pseudo = pseudo_header_v6(src, dst, ip_proto::ICMPV6, len32(icmp::HEADER_LEN + body.len()));
         let message = icmp_message(pseudo, icmp_type, code, body);
         self.ipv6(src, dst, ip_proto::ICMPV6, &message)
     }
 
     fn tcp_segment(&self, pseudo: u32, sport: u16, dport: u16, flags: u8, seq: u32, payload: &[u8]) -> Vec<u8> {
-        let mut s = Vec::with_capacity(20 + payload.len());
+        let mut s = Vec::with_capacity(tcp::MIN_HEADER_LEN + payload.len());
         s.extend_from_slice(&sport.to_be_bytes());
         s.extend_from_slice(&dport.to_be_bytes());
         s.extend_from_slice(&seq.to_be_bytes());
@@ -202,7 +202,7 @@ impl FrameBuilder {
         s.extend_from_slice(&[0, 0, 0, 0]);
         s.extend_from_slice(payload);
         let c = finish(sum(pseudo, &s));
-        s.splice(16..18, c.to_be_bytes());
+        s.splice(tcp::field::CHECKSUM, c.to_be_bytes());
         s
     }
 }
@@ -219,15 +219,15 @@ fn icmp_message(pseudo: u32, icmp_type: u8, code: u8, body: &[u8]) -> Vec<u8> {
     let mut m = vec![icmp_type, code, 0, 0];
     m.extend_from_slice(body);
     let c = finish(sum(pseudo, &m));
-    m.splice(2..4, c.to_be_bytes());
+    m.splice(icmp::field::CHECKSUM, c.to_be_bytes());
     m
 }
 
 fn udp_segment(pseudo: u32, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut s = Vec::with_capacity(8 + payload.len());
+    let mut s = Vec::with_capacity(udp::HEADER_LEN + payload.len());
     s.extend_from_slice(&sport.to_be_bytes());
     s.extend_from_slice(&dport.to_be_bytes());
-    s.extend_from_slice(&saturate(8 + payload.len()).to_be_bytes());
+    s.extend_from_slice(&saturate(udp::HEADER_LEN + payload.len()).to_be_bytes());
     s.extend_from_slice(&[0, 0]);
     s.extend_from_slice(payload);
     // 0 means "no checksum" in UDP; a computed 0 is sent as 0xffff.
@@ -235,7 +235,7 @@ fn udp_segment(pseudo: u32, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
         0 => 0xffff,
         c => c,
     };
-    s.splice(6..8, c.to_be_bytes());
+    s.splice(udp::field::CHECKSUM, c.to_be_bytes());
     s
 }
 
@@ -250,7 +250,7 @@ pub fn tcp_segment_v4(
     seq: u32,
     payload: &[u8],
 ) -> Vec<u8> {
-    let pseudo = pseudo_header_v4(src, dst, ip_proto::TCP, saturate(20 + payload.len()));
+    let pseudo = pseudo_header_v4(src, dst, ip_proto::TCP, saturate(tcp::MIN_HEADER_LEN + payload.len()));
     FrameBuilder::new().tcp_segment(pseudo, sport, dport, flags, seq, payload)
 }
 
@@ -264,17 +264,17 @@ pub fn tcp_segment_v6(
     seq: u32,
     payload: &[u8],
 ) -> Vec<u8> {
-    let pseudo = pseudo_header_v6(src, dst, ip_proto::TCP, len32(20 + payload.len()));
+    let pseudo = pseudo_header_v6(src, dst, ip_proto::TCP, len32(tcp::MIN_HEADER_LEN + payload.len()));
     FrameBuilder::new().tcp_segment(pseudo, sport, dport, flags, seq, payload)
 }
 
 pub fn udp_segment_v4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let pseudo = pseudo_header_v4(src, dst, ip_proto::UDP, saturate(8 + payload.len()));
+    let pseudo = pseudo_header_v4(src, dst, ip_proto::UDP, saturate(udp::HEADER_LEN + payload.len()));
     udp_segment(pseudo, sport, dport, payload)
 }
 
 pub fn udp_segment_v6(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let pseudo = pseudo_header_v6(src, dst, ip_proto::UDP, len32(8 + payload.len()));
+    let pseudo = pseudo_header_v6(src, dst, ip_proto::UDP, len32(udp::HEADER_LEN + payload.len()));
     udp_segment(pseudo, sport, dport, payload)
 }
 
@@ -284,7 +284,7 @@ pub fn ipv6_options_header(next_header: u8, len_units: u8) -> Vec<u8> {
     let len = (usize::from(len_units) + 1) * 8;
     let mut h = vec![0u8; len];
     let pad_n = [next_header, len_units, 1, u8::try_from(len - 4).unwrap_or(u8::MAX)];
-    h.splice(0..4, pad_n);
+    h.splice(..pad_n.len(), pad_n);
     h
 }
 

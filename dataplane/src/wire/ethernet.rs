@@ -14,8 +14,22 @@ pub mod ethertype {
     pub const QINQ: u16 = 0x88a8;
 }
 
+/// Where each field of the header lies.
+pub(crate) mod field {
+    use crate::wire::field::{Field, Rest};
+
+    /// Destination MAC address.
+    pub const DESTINATION: Field = 0..6;
+    /// Source MAC address.
+    pub const SOURCE: Field = 6..12;
+    /// EtherType, or the TPID of a VLAN tag.
+    pub const ETHERTYPE: Field = 12..14;
+    /// What the frame carries, Ethernet padding included.
+    pub const PAYLOAD: Rest = ETHERTYPE.end..;
+}
+
 /// Destination MAC, source MAC, EtherType.
-pub const HEADER_LEN: usize = 14;
+pub const HEADER_LEN: usize = field::PAYLOAD.start;
 
 /// A view over an Ethernet frame, header and payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,31 +46,34 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         Ok(Self { buffer })
     }
 
+    /// The buffer the view was made over.
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
+    /// The header length in bytes (always [`HEADER_LEN`]).
     pub fn header_len(&self) -> usize {
         HEADER_LEN
     }
 
+    /// The destination MAC address.
     pub fn dst_addr(&self) -> [u8; 6] {
-        array(self.buffer.as_ref(), 0)
+        array(self.buffer.as_ref(), field::DESTINATION)
     }
 
+    /// The source MAC address.
     pub fn src_addr(&self) -> [u8; 6] {
-        array(self.buffer.as_ref(), 6)
+        array(self.buffer.as_ref(), field::SOURCE)
     }
 
     /// The EtherType (or a VLAN TPID when the frame is tagged).
     pub fn ethertype(&self) -> u16 {
-        be16(self.buffer.as_ref(), 12)
+        be16(self.buffer.as_ref(), field::ETHERTYPE)
     }
 
     /// Everything after the header, including any Ethernet padding.
     pub fn payload(&self) -> &[u8] {
-        let buf = self.buffer.as_ref();
-        slice(buf, HEADER_LEN, buf.len())
+        slice(self.buffer.as_ref(), field::PAYLOAD)
     }
 }
 
@@ -75,6 +92,12 @@ mod tests {
         assert_eq!(eth.ethertype(), ethertype::ARP);
         assert_eq!(eth.header_len(), 14);
         assert_eq!(eth.payload(), &[0xaa, 0xbb]);
+    }
+
+    #[test]
+    fn fields_tile_the_header() {
+        use crate::wire::field::assert_tiles;
+        assert_tiles(&[field::DESTINATION, field::SOURCE, field::ETHERTYPE], HEADER_LEN);
     }
 
     #[test]

@@ -3,8 +3,21 @@
 use super::field::{be16, slice, u8_at};
 use super::{Layer, Malformed};
 
+/// Where each field of the header lies (ICMP and ICMPv6 alike).
+pub(crate) mod field {
+    use crate::wire::field::{Field, Rest};
+
+    /// The message type.
+    pub const TYPE: usize = 0;
+    /// The message code, within its type.
+    pub const CODE: usize = 1;
+    pub const CHECKSUM: Field = 2..4;
+    /// The rest of the message (for echo: identifier, sequence, data).
+    pub const PAYLOAD: Rest = CHECKSUM.end..;
+}
+
 /// Type, code, checksum: all `parse_frame` requires of an ICMP message.
-pub const HEADER_LEN: usize = 4;
+pub const HEADER_LEN: usize = field::PAYLOAD.start;
 
 /// A view over an ICMP or ICMPv6 message, given exactly the IP payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,6 +26,7 @@ pub struct IcmpPacket<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> IcmpPacket<T> {
+    /// Wrap the IP payload, checking that type, code and checksum are there (`Truncated`).
     pub fn new_checked(buffer: T) -> Result<Self, Malformed> {
         if buffer.as_ref().len() < HEADER_LEN {
             return Err(Malformed::Truncated(Layer::Icmp));
@@ -20,30 +34,34 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
         Ok(Self { buffer })
     }
 
+    /// The buffer the view was made over.
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
+    /// The header length in bytes (always [`HEADER_LEN`]).
     pub fn header_len(&self) -> usize {
         HEADER_LEN
     }
 
+    /// The message type.
     pub fn msg_type(&self) -> u8 {
-        u8_at(self.buffer.as_ref(), 0)
+        u8_at(self.buffer.as_ref(), field::TYPE)
     }
 
+    /// The message code.
     pub fn code(&self) -> u8 {
-        u8_at(self.buffer.as_ref(), 1)
+        u8_at(self.buffer.as_ref(), field::CODE)
     }
 
+    /// The checksum as carried.
     pub fn checksum(&self) -> u16 {
-        be16(self.buffer.as_ref(), 2)
+        be16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
     /// Everything after type, code and checksum (for echo: identifier, sequence, data).
     pub fn payload(&self) -> &[u8] {
-        let buf = self.buffer.as_ref();
-        slice(buf, HEADER_LEN, buf.len())
+        slice(self.buffer.as_ref(), field::PAYLOAD)
     }
 }
 
@@ -63,6 +81,12 @@ mod tests {
         let icmp = IcmpPacket::new_checked(&m[..]).unwrap();
         assert_eq!((icmp.msg_type(), icmp.code()), (3, 4));
         assert_eq!(icmp.payload(), &[] as &[u8]);
+    }
+
+    #[test]
+    fn fields_tile_the_header() {
+        use field::*;
+        crate::wire::field::assert_tiles(&[TYPE..TYPE + 1, CODE..CODE + 1, CHECKSUM], HEADER_LEN);
     }
 
     #[test]

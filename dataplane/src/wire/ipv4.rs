@@ -3,8 +3,38 @@
 use super::field::{array, be16, slice, u8_at};
 use super::{checksum, Fragment, Layer, Malformed};
 
+/// Where each field of the header lies, and the bits of the flags-and-offset word.
+pub(crate) mod field {
+    use crate::wire::field::Field;
+
+    /// Version (high nibble) and header length in 4-byte units (IHL, low nibble).
+    pub const VER_IHL: usize = 0;
+    /// DSCP (high 6 bits) and ECN (low 2 bits).
+    pub const DSCP_ECN: usize = 1;
+    /// Total length: header and payload.
+    pub const LENGTH: Field = 2..4;
+    /// Identification, shared by the fragments of one packet.
+    pub const IDENT: Field = 4..6;
+    /// Flags (reserved, DF, MF) and fragment offset in 8-byte units.
+    pub const FLG_OFF: Field = 6..8;
+    pub const TTL: usize = 8;
+    /// The protocol of the payload.
+    pub const PROTOCOL: usize = 9;
+    /// Header checksum.
+    pub const CHECKSUM: Field = 10..12;
+    pub const SRC_ADDR: Field = 12..16;
+    pub const DST_ADDR: Field = 16..20;
+
+    /// In [`FLG_OFF`]: don't fragment.
+    pub const DONT_FRAG: u16 = 0x4000;
+    /// In [`FLG_OFF`]: more fragments follow.
+    pub const MORE_FRAGS: u16 = 0x2000;
+    /// In [`FLG_OFF`]: the fragment offset.
+    pub const FRAG_OFF: u16 = 0x1fff;
+}
+
 /// The fixed header, without options.
-pub const MIN_HEADER_LEN: usize = 20;
+pub const MIN_HEADER_LEN: usize = field::DST_ADDR.end;
 
 /// The largest packet the 16-bit total length allows, also after reassembly.
 pub const MAX_PACKET_LEN: usize = 65535;
@@ -27,70 +57,78 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         if buf.len() < MIN_HEADER_LEN {
             return Err(Malformed::Truncated(Layer::Ipv4));
         }
-        let version_ihl = u8_at(buf, 0);
-        let header_len = usize::from(version_ihl & 0x0f) * 4;
-        if version_ihl >> 4 != 4 || header_len < MIN_HEADER_LEN {
+        let packet = Self { buffer };
+        let header_len = packet.header_len();
+        if packet.version() != 4 || header_len < MIN_HEADER_LEN {
             return Err(Malformed::Invalid(Layer::Ipv4));
         }
-        if buf.len() < header_len {
+        let buf_len = packet.buf().len();
+        if buf_len < header_len {
             return Err(Malformed::Truncated(Layer::Ipv4));
         }
-        let total_len = usize::from(be16(buf, 2));
-        if total_len < header_len || total_len > buf.len() {
+        let total_len = packet.total_len();
+        if total_len < header_len || total_len > buf_len {
             return Err(Malformed::Invalid(Layer::Ipv4));
         }
-        let packet = Self { buffer };
         if packet.frag_offset() + total_len > MAX_PACKET_LEN {
             return Err(Malformed::Invalid(Layer::Ipv4));
         }
         Ok(packet)
     }
 
+    /// The buffer the view was made over.
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
+    /// The bytes the view reads.
     fn buf(&self) -> &[u8] {
         self.buffer.as_ref()
     }
 
+    /// The IP version (4 once checked).
     pub fn version(&self) -> u8 {
-        u8_at(self.buf(), 0) >> 4
+        u8_at(self.buf(), field::VER_IHL) >> 4
     }
 
     /// Header length in bytes, options included (20..=60).
     pub fn header_len(&self) -> usize {
-        usize::from(u8_at(self.buf(), 0) & 0x0f) * 4
+        usize::from(u8_at(self.buf(), field::VER_IHL) & 0x0f) * 4
     }
 
+    /// The differentiated services code point.
     pub fn dscp(&self) -> u8 {
-        u8_at(self.buf(), 1) >> 2
+        u8_at(self.buf(), field::DSCP_ECN) >> 2
     }
 
+    /// The explicit congestion notification bits.
     pub fn ecn(&self) -> u8 {
-        u8_at(self.buf(), 1) & 0x03
+        u8_at(self.buf(), field::DSCP_ECN) & 0x03
     }
 
     /// Header plus payload, in bytes; at most the buffer length.
     pub fn total_len(&self) -> usize {
-        usize::from(be16(self.buf(), 2))
+        usize::from(be16(self.buf(), field::LENGTH))
     }
 
+    /// The identification shared by the fragments of one packet.
     pub fn ident(&self) -> u16 {
-        be16(self.buf(), 4)
+        be16(self.buf(), field::IDENT)
     }
 
+    /// The DF flag.
     pub fn dont_fragment(&self) -> bool {
-        be16(self.buf(), 6) & 0x4000 != 0
+        be16(self.buf(), field::FLG_OFF) & field::DONT_FRAG != 0
     }
 
+    /// The MF flag.
     pub fn more_fragments(&self) -> bool {
-        be16(self.buf(), 6) & 0x2000 != 0
+        be16(self.buf(), field::FLG_OFF) & field::MORE_FRAGS != 0
     }
 
     /// Fragment offset in 8-byte units, as carried in the header.
     pub fn frag_offset_units(&self) -> u16 {
-        be16(self.buf(), 6) & 0x1fff
+        be16(self.buf(), field::FLG_OFF) & field::FRAG_OFF
     }
 
     /// Fragment offset in bytes.
@@ -107,38 +145,44 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         }
     }
 
+    /// Time to live.
     pub fn ttl(&self) -> u8 {
-        u8_at(self.buf(), 8)
+        u8_at(self.buf(), field::TTL)
     }
 
+    /// The protocol of the payload (see [`super::ip_proto`]).
     pub fn protocol(&self) -> u8 {
-        u8_at(self.buf(), 9)
+        u8_at(self.buf(), field::PROTOCOL)
     }
 
+    /// The header checksum as carried.
     pub fn header_checksum(&self) -> u16 {
-        be16(self.buf(), 10)
+        be16(self.buf(), field::CHECKSUM)
     }
 
     /// True if the header checksum is correct (not checked by `new_checked`: NICs do it).
     pub fn verify_checksum(&self) -> bool {
-        checksum::internet(slice(self.buf(), 0, self.header_len())) == 0
+        checksum::internet(slice(self.buf(), ..self.header_len())) == 0
     }
 
+    /// The source address.
     pub fn src_addr(&self) -> [u8; 4] {
-        array(self.buf(), 12)
+        array(self.buf(), field::SRC_ADDR)
     }
 
+    /// The destination address.
     pub fn dst_addr(&self) -> [u8; 4] {
-        array(self.buf(), 16)
+        array(self.buf(), field::DST_ADDR)
     }
 
+    /// The options, between the fixed header and the header length (possibly empty).
     pub fn options(&self) -> &[u8] {
-        slice(self.buf(), MIN_HEADER_LEN, self.header_len())
+        slice(self.buf(), MIN_HEADER_LEN..self.header_len())
     }
 
     /// The bytes after the header up to the total length (Ethernet padding excluded).
     pub fn payload(&self) -> &[u8] {
-        slice(self.buf(), self.header_len(), self.total_len())
+        slice(self.buf(), self.header_len()..self.total_len())
     }
 }
 
@@ -154,7 +198,7 @@ mod tests {
             0xde, 0xad, 0xbe, 0xef, 0, 0,
         ];
         let c = checksum::internet(&p[..24]).to_be_bytes();
-        p[10..12].copy_from_slice(&c);
+        p[field::CHECKSUM].copy_from_slice(&c);
         p
     }
 
@@ -181,28 +225,51 @@ mod tests {
     }
 
     #[test]
+    fn fields_tile_the_header() {
+        use field::*;
+        let byte = |at: usize| at..at + 1;
+        crate::wire::field::assert_tiles(
+            &[
+                byte(VER_IHL),
+                byte(DSCP_ECN),
+                LENGTH,
+                IDENT,
+                FLG_OFF,
+                byte(TTL),
+                byte(PROTOCOL),
+                CHECKSUM,
+                SRC_ADDR,
+                DST_ADDR,
+            ],
+            MIN_HEADER_LEN,
+        );
+        let bits = (DONT_FRAG | MORE_FRAGS | FRAG_OFF, DONT_FRAG + MORE_FRAGS + FRAG_OFF);
+        assert_eq!(bits, (0x7fff, 0x7fff), "disjoint, the reserved bit left out");
+    }
+
+    #[test]
     fn fragment_states() {
         let mut p = sample();
-        p[6..8].copy_from_slice(&0x2000u16.to_be_bytes());
+        p[field::FLG_OFF].copy_from_slice(&0x2000u16.to_be_bytes());
         assert_eq!(Ipv4Packet::new_checked(&p[..]).unwrap().fragment(), Fragment::First);
-        p[6..8].copy_from_slice(&0x2003u16.to_be_bytes());
+        p[field::FLG_OFF].copy_from_slice(&0x2003u16.to_be_bytes());
         let ip = Ipv4Packet::new_checked(&p[..]).unwrap();
         assert_eq!(ip.fragment(), Fragment::NonFirst);
         assert_eq!(ip.frag_offset(), 24);
-        p[6..8].copy_from_slice(&0x0001u16.to_be_bytes());
+        p[field::FLG_OFF].copy_from_slice(&0x0001u16.to_be_bytes());
         assert_eq!(Ipv4Packet::new_checked(&p[..]).unwrap().fragment(), Fragment::NonFirst);
         // The last possible offset: 8184 * 8 + 24 + 4 = 65500 bytes reassembled.
-        p[6..8].copy_from_slice(&8184u16.to_be_bytes());
+        p[field::FLG_OFF].copy_from_slice(&8184u16.to_be_bytes());
         assert!(Ipv4Packet::new_checked(&p[..]).is_ok());
         // 8191 * 8 + 24 + 4 > 65535: the ping of death.
-        p[6..8].copy_from_slice(&8191u16.to_be_bytes());
+        p[field::FLG_OFF].copy_from_slice(&8191u16.to_be_bytes());
         assert_eq!(Ipv4Packet::new_checked(&p[..]), Err(Malformed::Invalid(Layer::Ipv4)));
     }
 
     #[test]
     fn bad_checksum_is_reported_not_rejected() {
         let mut p = sample();
-        p[10] ^= 0xff;
+        p[field::CHECKSUM.start] ^= 0xff;
         assert!(!Ipv4Packet::new_checked(&p[..]).unwrap().verify_checksum());
     }
 
@@ -211,18 +278,18 @@ mod tests {
         let invalid = Err(Malformed::Invalid(Layer::Ipv4));
         let truncated = Err(Malformed::Truncated(Layer::Ipv4));
         let mut p = sample();
-        p[0] = 0x44; // IHL 4
+        p[field::VER_IHL] = 0x44; // IHL 4
         assert_eq!(Ipv4Packet::new_checked(&p[..]), invalid);
-        p[0] = 0x66; // version 6
+        p[field::VER_IHL] = 0x66; // version 6
         assert_eq!(Ipv4Packet::new_checked(&p[..]), invalid);
-        p[0] = 0x4f; // IHL 15 = 60 bytes > 30-byte buffer
+        p[field::VER_IHL] = 0x4f; // IHL 15 = 60 bytes > 30-byte buffer
         assert_eq!(Ipv4Packet::new_checked(&p[..]), truncated);
         let mut p = sample();
-        p[2..4].copy_from_slice(&31u16.to_be_bytes()); // beyond the buffer
+        p[field::LENGTH].copy_from_slice(&31u16.to_be_bytes()); // beyond the buffer
         assert_eq!(Ipv4Packet::new_checked(&p[..]), invalid);
-        p[2..4].copy_from_slice(&23u16.to_be_bytes()); // below the header length
+        p[field::LENGTH].copy_from_slice(&23u16.to_be_bytes()); // below the header length
         assert_eq!(Ipv4Packet::new_checked(&p[..]), invalid);
-        p[2..4].copy_from_slice(&24u16.to_be_bytes()); // header only: fine
+        p[field::LENGTH].copy_from_slice(&24u16.to_be_bytes()); // header only: fine
         assert_eq!(Ipv4Packet::new_checked(&p[..]).unwrap().payload(), &[] as &[u8]);
     }
 

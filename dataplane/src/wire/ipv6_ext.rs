@@ -1,6 +1,6 @@
 //! IPv6 extension headers and the bounded walk from the fixed header to the transport.
 
-use super::field::{be16, be32, u8_at};
+use super::field::{be16, be32, slice, u8_at};
 use super::{Fragment, Layer, Malformed};
 
 /// Next-header values that are extension headers or that end the walk.
@@ -15,11 +15,29 @@ pub mod next_header {
     pub const DEST_OPTS: u8 = 60;
 }
 
+/// Where each field of an extension header lies.
+pub(crate) mod field {
+    use crate::wire::field::Field;
+
+    /// The next header, in every kind.
+    pub const NXT_HDR: usize = 0;
+    /// The header length, in every kind but the fragment header (whose byte is reserved); its
+    /// unit depends on the kind.
+    pub const LENGTH: usize = 1;
+    /// Fragment header: fragment offset in 8-byte units (13 bits), reserved (2), M flag (1).
+    pub const FRAG_OFF_M: Field = 2..4;
+    /// Fragment header: identification.
+    pub const FRAG_IDENT: Field = 4..8;
+}
+
 /// More extension headers than this in one packet is treated as an evasion attempt: `Invalid`.
 pub const MAX_EXT_HEADERS: usize = 8;
 
 /// The fragment header is always 8 bytes.
-pub const FRAGMENT_HEADER_LEN: usize = 8;
+pub const FRAGMENT_HEADER_LEN: usize = field::FRAG_IDENT.end;
+
+/// Next header and length: what every other kind has at least.
+const MIN_HEADER_LEN: usize = field::LENGTH + 1;
 
 /// True for the extension headers the walk steps over.
 pub fn is_extension(next: u8) -> bool {
@@ -43,8 +61,8 @@ impl<T: AsRef<[u8]>> ExtHeader<T> {
             return Err(Malformed::Invalid(Layer::Ipv6Ext));
         }
         let buf = buffer.as_ref();
-        let min = if kind == next_header::FRAGMENT { FRAGMENT_HEADER_LEN } else { 2 };
-        if buf.len() < min || buf.len() < header_len(kind, u8_at(buf, 1)) {
+        let min = if kind == next_header::FRAGMENT { FRAGMENT_HEADER_LEN } else { MIN_HEADER_LEN };
+        if buf.len() < min || buf.len() < header_len(kind, u8_at(buf, field::LENGTH)) {
             return Err(Malformed::Truncated(Layer::Ipv6Ext));
         }
         Ok(Self { buffer, kind })
@@ -55,13 +73,14 @@ impl<T: AsRef<[u8]>> ExtHeader<T> {
         self.kind
     }
 
+    /// The header that follows this one.
     pub fn next_header(&self) -> u8 {
-        u8_at(self.buffer.as_ref(), 0)
+        u8_at(self.buffer.as_ref(), field::NXT_HDR)
     }
 
     /// Length in bytes, from the length field's unit for this kind.
     pub fn header_len(&self) -> usize {
-        header_len(self.kind, u8_at(self.buffer.as_ref(), 1))
+        header_len(self.kind, u8_at(self.buffer.as_ref(), field::LENGTH))
     }
 
     /// Fragment offset in 8-byte units (0 unless this is a fragment header).
@@ -77,7 +96,7 @@ impl<T: AsRef<[u8]>> ExtHeader<T> {
     /// Identification of a fragment header (0 for other kinds).
     pub fn frag_ident(&self) -> u32 {
         if self.kind == next_header::FRAGMENT {
-            be32(self.buffer.as_ref(), 4)
+            be32(self.buffer.as_ref(), field::FRAG_IDENT)
         } else {
             0
         }
@@ -92,15 +111,17 @@ impl<T: AsRef<[u8]>> ExtHeader<T> {
         }
     }
 
+    /// The fragment header's offset-and-M word (0 for other kinds).
     fn fragment_word(&self) -> u16 {
         if self.kind == next_header::FRAGMENT {
-            be16(self.buffer.as_ref(), 2)
+            be16(self.buffer.as_ref(), field::FRAG_OFF_M)
         } else {
             0
         }
     }
 }
 
+/// The length in bytes of a header of `kind` whose length field holds `len_field`.
 fn header_len(kind: u8, len_field: u8) -> usize {
     match kind {
         next_header::FRAGMENT => FRAGMENT_HEADER_LEN,
@@ -132,7 +153,7 @@ pub fn walk(first: u8, payload: &[u8]) -> Result<Transport, Malformed> {
         if !is_extension(at.protocol) {
             return Ok(at);
         }
-        let rest = payload.get(at.offset..).unwrap_or(&[]);
+        let rest = slice(payload, at.offset..);
         let ext = ExtHeader::new_checked(at.protocol, rest)?;
         at.protocol = ext.next_header();
         at.offset += ext.header_len();
@@ -166,17 +187,24 @@ mod tests {
 
     fn options(next: u8, len_units: u8) -> Vec<u8> {
         let mut h = vec![0u8; (usize::from(len_units) + 1) * 8];
-        h[0] = next;
-        h[1] = len_units;
+        h[field::NXT_HDR] = next;
+        h[field::LENGTH] = len_units;
         h
     }
 
     fn fragment(next: u8, offset_units: u16, more: bool) -> Vec<u8> {
-        let word = (offset_units << 3) | u16::from(more);
-        let mut h = vec![next, 0];
-        h.extend_from_slice(&word.to_be_bytes());
-        h.extend_from_slice(&0xfeed_beefu32.to_be_bytes());
+        let mut h = vec![0u8; FRAGMENT_HEADER_LEN];
+        h[field::NXT_HDR] = next;
+        h[field::FRAG_OFF_M].copy_from_slice(&((offset_units << 3) | u16::from(more)).to_be_bytes());
+        h[field::FRAG_IDENT].copy_from_slice(&0xfeed_beefu32.to_be_bytes());
         h
+    }
+
+    #[test]
+    fn fields_tile_the_fragment_header() {
+        let byte = |at: usize| at..at + 1;
+        let fields = [byte(field::NXT_HDR), byte(field::LENGTH), field::FRAG_OFF_M, field::FRAG_IDENT];
+        crate::wire::field::assert_tiles(&fields, FRAGMENT_HEADER_LEN);
     }
 
     #[test]
@@ -192,8 +220,8 @@ mod tests {
         p.extend(options(AUTH, 0));
         // AH with length field 2: (2 + 2) * 4 = 16 bytes.
         let mut ah = vec![0u8; 16];
-        ah[0] = FRAGMENT;
-        ah[1] = 2;
+        ah[field::NXT_HDR] = FRAGMENT;
+        ah[field::LENGTH] = 2;
         p.extend(ah);
         p.extend(fragment(TCP, 0, false));
         p.extend([0u8; 20]);
@@ -231,7 +259,7 @@ mod tests {
     fn chain_length_is_bounded() {
         let chain = |n: usize| {
             let mut p: Vec<u8> = (0..n).flat_map(|_| options(DEST_OPTS, 0)).collect();
-            let last = p.len() - 8;
+            let last = p.len() - 8 + field::NXT_HDR;
             p[last] = TCP;
             p
         };

@@ -178,7 +178,8 @@ proptest! {
         prop_assert_eq!(data, &s.payload[..]);
         prop_assert!(transport_checksum_ok(&s, &frame));
         if !s.v6 {
-            let ip = super::ipv4::Ipv4Packet::new_checked(&frame[14 + 4 * usize::from(s.vlans)..]).unwrap();
+            let ip_at = super::ethernet::HEADER_LEN + super::vlan::HEADER_LEN * usize::from(s.vlans);
+            let ip = super::ipv4::Ipv4Packet::new_checked(&frame[ip_at..]).unwrap();
             prop_assert!(ip.verify_checksum());
         }
     }

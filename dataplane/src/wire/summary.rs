@@ -134,12 +134,12 @@ pub(super) fn parse_general_into(frame: &[u8], out: &mut PacketSummary) -> Resul
         if vlan_tags == vlan::MAX_TAGS {
             return Err(Malformed::Invalid(Layer::Vlan));
         }
-        let tag = VlanTag::new_checked(slice(frame, offset, frame.len()))?;
+        let tag = VlanTag::new_checked(slice(frame, offset..))?;
         ethertype = tag.ethertype();
         offset += vlan::HEADER_LEN;
         vlan_tags += 1;
     }
-    let rest = slice(frame, offset, frame.len());
+    let rest = slice(frame, offset..);
     match ethertype {
         ethertype::IPV4 => parse_ipv4(rest, offset, out)?,
         ethertype::IPV6 => parse_ipv6(rest, offset, out)?,
@@ -173,7 +173,7 @@ fn parse_ipv6(packet: &[u8], offset: usize, out: &mut PacketSummary) -> Result<(
         protocol: walked.protocol,
         icmp: ip_proto::ICMPV6,
         fragment: walked.fragment,
-        data: slice(payload, walked.offset, payload.len()),
+        data: slice(payload, walked.offset..),
         offset: offset + ip.header_len() + walked.offset,
         ip_layer: Layer::Ipv6,
     };

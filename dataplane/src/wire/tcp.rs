@@ -3,8 +3,35 @@
 use super::field::{be16, be32, slice, u8_at};
 use super::{Layer, Malformed};
 
+/// Where each field of the fixed header lies.
+pub(crate) mod field {
+    use crate::wire::field::Field;
+
+    pub const SRC_PORT: Field = 0..2;
+    pub const DST_PORT: Field = 2..4;
+    /// Sequence number.
+    pub const SEQ_NUM: Field = 4..8;
+    /// Acknowledgment number.
+    pub const ACK_NUM: Field = 8..12;
+    /// Data offset: header length in 4-byte units (high nibble); reserved bits.
+    pub const DATA_OFF: usize = 12;
+    /// CWR ECE URG ACK PSH RST SYN FIN.
+    pub const FLAGS: usize = 13;
+    /// Receive window.
+    pub const WIN_SIZE: Field = 14..16;
+    pub const CHECKSUM: Field = 16..18;
+    /// Urgent pointer.
+    pub const URGENT: Field = 18..20;
+}
+
 /// The fixed header, without options.
-pub const MIN_HEADER_LEN: usize = 20;
+pub const MIN_HEADER_LEN: usize = field::URGENT.end;
+
+/// The header length in bytes that a data-offset byte ([`field::DATA_OFF`]) gives.
+#[inline(always)]
+pub(crate) fn header_len_from(data_offset: u8) -> usize {
+    usize::from(data_offset >> 4) * 4
+}
 
 /// A view over a TCP segment (header and data), given exactly the IP payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,79 +43,84 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     /// Wrap the IP payload, checking that the fixed header is present (`Truncated`), the data
     /// offset is at least 5 (`Invalid`) and the options fit (`Truncated`).
     pub fn new_checked(buffer: T) -> Result<Self, Malformed> {
-        let buf = buffer.as_ref();
-        if buf.len() < MIN_HEADER_LEN {
+        if buffer.as_ref().len() < MIN_HEADER_LEN {
             return Err(Malformed::Truncated(Layer::Tcp));
         }
-        let header_len = data_offset_bytes(buf);
+        let packet = Self { buffer };
+        let header_len = packet.header_len();
         if header_len < MIN_HEADER_LEN {
             return Err(Malformed::Invalid(Layer::Tcp));
         }
-        if header_len > buf.len() {
+        if header_len > packet.buf().len() {
             return Err(Malformed::Truncated(Layer::Tcp));
         }
-        Ok(Self { buffer })
+        Ok(packet)
     }
 
+    /// The buffer the view was made over.
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
+    /// The bytes the view reads.
     fn buf(&self) -> &[u8] {
         self.buffer.as_ref()
     }
 
+    /// The source port.
     pub fn src_port(&self) -> u16 {
-        be16(self.buf(), 0)
+        be16(self.buf(), field::SRC_PORT)
     }
 
+    /// The destination port.
     pub fn dst_port(&self) -> u16 {
-        be16(self.buf(), 2)
+        be16(self.buf(), field::DST_PORT)
     }
 
+    /// The sequence number.
     pub fn seq_number(&self) -> u32 {
-        be32(self.buf(), 4)
+        be32(self.buf(), field::SEQ_NUM)
     }
 
+    /// The acknowledgment number.
     pub fn ack_number(&self) -> u32 {
-        be32(self.buf(), 8)
+        be32(self.buf(), field::ACK_NUM)
     }
 
     /// Header length in bytes, options included (20..=60).
     pub fn header_len(&self) -> usize {
-        data_offset_bytes(self.buf())
+        header_len_from(u8_at(self.buf(), field::DATA_OFF))
     }
 
     /// The flag byte: CWR ECE URG ACK PSH RST SYN FIN (see [`super::tcp_flags`]).
     pub fn flags(&self) -> u8 {
-        u8_at(self.buf(), 13)
+        u8_at(self.buf(), field::FLAGS)
     }
 
+    /// The receive window, unscaled.
     pub fn window(&self) -> u16 {
-        be16(self.buf(), 14)
+        be16(self.buf(), field::WIN_SIZE)
     }
 
+    /// The checksum as carried.
     pub fn checksum(&self) -> u16 {
-        be16(self.buf(), 16)
+        be16(self.buf(), field::CHECKSUM)
     }
 
+    /// The urgent pointer.
     pub fn urgent_pointer(&self) -> u16 {
-        be16(self.buf(), 18)
+        be16(self.buf(), field::URGENT)
     }
 
+    /// The options, between the fixed header and the header length (possibly empty).
     pub fn options(&self) -> &[u8] {
-        slice(self.buf(), MIN_HEADER_LEN, self.header_len())
+        slice(self.buf(), MIN_HEADER_LEN..self.header_len())
     }
 
     /// The segment data.
     pub fn payload(&self) -> &[u8] {
-        let buf = self.buf();
-        slice(buf, self.header_len(), buf.len())
+        slice(self.buf(), self.header_len()..)
     }
-}
-
-fn data_offset_bytes(buf: &[u8]) -> usize {
-    usize::from(u8_at(buf, 12) >> 4) * 4
 }
 
 #[cfg(test)]
@@ -123,13 +155,21 @@ mod tests {
     }
 
     #[test]
+    fn fields_tile_the_header() {
+        use field::*;
+        let byte = |at: usize| at..at + 1;
+        let fields = [SRC_PORT, DST_PORT, SEQ_NUM, ACK_NUM, byte(DATA_OFF), byte(FLAGS), WIN_SIZE, CHECKSUM, URGENT];
+        crate::wire::field::assert_tiles(&fields, MIN_HEADER_LEN);
+    }
+
+    #[test]
     fn malformed_headers() {
         let mut s = sample();
-        s[12] = 0x40; // data offset 4
+        s[field::DATA_OFF] = 0x40; // data offset 4
         assert_eq!(TcpPacket::new_checked(&s[..]), Err(Malformed::Invalid(Layer::Tcp)));
-        s[12] = 0x80; // data offset 8 = 32 bytes > 27
+        s[field::DATA_OFF] = 0x80; // data offset 8 = 32 bytes > 27
         assert_eq!(TcpPacket::new_checked(&s[..]), Err(Malformed::Truncated(Layer::Tcp)));
-        s[12] = 0x50;
+        s[field::DATA_OFF] = 0x50;
         assert_eq!(TcpPacket::new_checked(&s[..]).unwrap().payload().len(), 7);
     }
 

@@ -3,7 +3,19 @@
 use super::field::{be16, slice};
 use super::{Layer, Malformed};
 
-pub const HEADER_LEN: usize = 8;
+/// Where each field of the header lies.
+pub(crate) mod field {
+    use crate::wire::field::Field;
+
+    pub const SRC_PORT: Field = 0..2;
+    pub const DST_PORT: Field = 2..4;
+    /// Length: header and data.
+    pub const LENGTH: Field = 4..6;
+    pub const CHECKSUM: Field = 6..8;
+}
+
+/// Ports, length, checksum.
+pub const HEADER_LEN: usize = field::CHECKSUM.end;
 
 /// A view over a UDP datagram, given exactly the IP payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,39 +37,44 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     /// Wrap the start of a datagram whose tail may be missing (a first IP fragment: the length
     /// field covers the reassembled datagram). Checks only the header and length >= 8.
     pub fn new_checked_header(buffer: T) -> Result<Self, Malformed> {
-        let buf = buffer.as_ref();
-        if buf.len() < HEADER_LEN {
+        if buffer.as_ref().len() < HEADER_LEN {
             return Err(Malformed::Truncated(Layer::Udp));
         }
-        if usize::from(be16(buf, 4)) < HEADER_LEN {
+        let packet = Self { buffer };
+        if packet.len() < HEADER_LEN {
             return Err(Malformed::Invalid(Layer::Udp));
         }
-        Ok(Self { buffer })
+        Ok(packet)
     }
 
+    /// The buffer the view was made over.
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
+    /// The bytes the view reads.
     fn buf(&self) -> &[u8] {
         self.buffer.as_ref()
     }
 
+    /// The header length in bytes (always [`HEADER_LEN`]).
     pub fn header_len(&self) -> usize {
         HEADER_LEN
     }
 
+    /// The source port.
     pub fn src_port(&self) -> u16 {
-        be16(self.buf(), 0)
+        be16(self.buf(), field::SRC_PORT)
     }
 
+    /// The destination port.
     pub fn dst_port(&self) -> u16 {
-        be16(self.buf(), 2)
+        be16(self.buf(), field::DST_PORT)
     }
 
     /// The length field: header plus data, in bytes.
     pub fn len(&self) -> usize {
-        usize::from(be16(self.buf(), 4))
+        usize::from(be16(self.buf(), field::LENGTH))
     }
 
     /// Never true: the length field is at least 8.
@@ -65,15 +82,16 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         self.len() == 0
     }
 
+    /// The checksum as carried (0: none).
     pub fn checksum(&self) -> u16 {
-        be16(self.buf(), 6)
+        be16(self.buf(), field::CHECKSUM)
     }
 
     /// The data up to the length field, or up to the end of the buffer if that comes first
     /// (only possible through [`Self::new_checked_header`]).
     pub fn payload(&self) -> &[u8] {
         let buf = self.buf();
-        slice(buf, HEADER_LEN, self.len().min(buf.len()))
+        slice(buf, HEADER_LEN..self.len().min(buf.len()))
     }
 }
 
@@ -101,16 +119,22 @@ mod tests {
     }
 
     #[test]
+    fn fields_tile_the_header() {
+        use field::*;
+        crate::wire::field::assert_tiles(&[SRC_PORT, DST_PORT, LENGTH, CHECKSUM], HEADER_LEN);
+    }
+
+    #[test]
     fn malformed_lengths() {
         let mut s = sample();
-        s[5] = 7;
+        s[field::LENGTH].copy_from_slice(&7u16.to_be_bytes());
         assert_eq!(UdpPacket::new_checked(&s[..]), Err(Malformed::Invalid(Layer::Udp)));
         assert_eq!(UdpPacket::new_checked_header(&s[..]), Err(Malformed::Invalid(Layer::Udp)));
-        s[5] = 13;
+        s[field::LENGTH].copy_from_slice(&13u16.to_be_bytes());
         assert_eq!(UdpPacket::new_checked(&s[..]), Err(Malformed::Invalid(Layer::Udp)));
         let head = UdpPacket::new_checked_header(&s[..]).unwrap();
         assert_eq!(head.payload(), &[1, 2, 3, 0xee], "bounded by the buffer");
-        s[5] = 8;
+        s[field::LENGTH].copy_from_slice(&8u16.to_be_bytes());
         assert_eq!(UdpPacket::new_checked(&s[..]).unwrap().payload(), &[] as &[u8]);
     }
 

@@ -7,8 +7,20 @@ use super::ethernet::ethertype;
 use super::field::{be16, slice};
 use super::{Layer, Malformed};
 
+/// Where each field of the tag lies, from the end of the TPID.
+pub(crate) mod field {
+    use crate::wire::field::{Field, Rest};
+
+    /// Tag control information: PCP (3 bits), DEI (1 bit), VID (12 bits).
+    pub const TCI: Field = 0..2;
+    /// The EtherType of what the tag encapsulates.
+    pub const ETHERTYPE: Field = 2..4;
+    /// What follows the tag.
+    pub const PAYLOAD: Rest = ETHERTYPE.end..;
+}
+
 /// TCI and inner EtherType.
-pub const HEADER_LEN: usize = 4;
+pub const HEADER_LEN: usize = field::PAYLOAD.start;
 
 /// Tags `parse_frame` looks through (802.1ad outer + 802.1Q inner).
 pub const MAX_TAGS: u8 = 2;
@@ -33,35 +45,39 @@ impl<T: AsRef<[u8]>> VlanTag<T> {
         Ok(Self { buffer })
     }
 
+    /// The tag length in bytes (always [`HEADER_LEN`]).
     pub fn header_len(&self) -> usize {
         HEADER_LEN
     }
 
     /// Tag control information: PCP (3 bits), DEI (1 bit), VID (12 bits).
     pub fn tci(&self) -> u16 {
-        be16(self.buffer.as_ref(), 0)
+        be16(self.buffer.as_ref(), field::TCI)
     }
 
+    /// The priority code point (PCP, 0..=7).
     pub fn priority(&self) -> u8 {
         (self.tci() >> 13) as u8
     }
 
+    /// The drop eligible indicator (DEI).
     pub fn drop_eligible(&self) -> bool {
         self.tci() & 0x1000 != 0
     }
 
+    /// The VLAN identifier (VID, 0..=4095).
     pub fn vlan_id(&self) -> u16 {
         self.tci() & 0x0fff
     }
 
     /// The EtherType of what the tag encapsulates (possibly another TPID).
     pub fn ethertype(&self) -> u16 {
-        be16(self.buffer.as_ref(), 2)
+        be16(self.buffer.as_ref(), field::ETHERTYPE)
     }
 
+    /// Everything after the tag.
     pub fn payload(&self) -> &[u8] {
-        let buf = self.buffer.as_ref();
-        slice(buf, HEADER_LEN, buf.len())
+        slice(self.buffer.as_ref(), field::PAYLOAD)
     }
 }
 
@@ -81,6 +97,11 @@ mod tests {
         assert_eq!(tag.vlan_id(), 0x123);
         assert_eq!(tag.ethertype(), ethertype::IPV4);
         assert_eq!(tag.payload(), &[0x45]);
+    }
+
+    #[test]
+    fn fields_tile_the_tag() {
+        crate::wire::field::assert_tiles(&[field::TCI, field::ETHERTYPE], HEADER_LEN);
     }
 
     #[test]
