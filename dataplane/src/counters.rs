@@ -102,10 +102,38 @@ macro_rules! counters {
     };
 }
 
-const PACKETS: &str = "dataplane_worker_packets_total";
-const DROPPED: &str = "dataplane_worker_dropped_packets_total";
-const TLS: &str = "dataplane_worker_tls_connections_total";
-const PHASE: &str = "dataplane_worker_phase_cycles_total";
+/// The rows of a labelled family of series share their metric and help.
+impl CounterDef {
+    /// Packets dropped, by `cause` (on the stats line under `drops`).
+    const fn dropped(json: &'static str, cause: &'static str) -> CounterDef {
+        CounterDef::total(json, "dataplane_worker_dropped_packets_total", "Packets dropped, by cause")
+            .label("cause", cause)
+            .line("drops", cause)
+    }
+
+    /// Packets by what the pipeline found in them.
+    const fn packets(json: &'static str, kind: &'static str) -> CounterDef {
+        CounterDef::total(json, "dataplane_worker_packets_total", "Packets by what the pipeline found")
+            .label("kind", kind)
+    }
+
+    /// Connections by how their ClientHello went (on the stats line under `tls`).
+    const fn tls(json: &'static str, outcome: &'static str) -> CounterDef {
+        CounterDef::total(
+            json,
+            "dataplane_worker_tls_connections_total",
+            "TLS connections, by how their ClientHello went",
+        )
+        .label("outcome", outcome)
+        .line("tls", outcome)
+    }
+
+    /// TSC cycles spent in one step of the work on bursts.
+    const fn phase(json: &'static str, phase: &'static str) -> CounterDef {
+        CounterDef::total(json, "dataplane_worker_phase_cycles_total", "TSC cycles per step of the work on bursts")
+            .label("phase", phase)
+    }
+}
 
 counters! {
     /// Packets received (by a worker from its queues or rings; by the distributor from RX).
@@ -115,26 +143,19 @@ counters! {
     Tx => CounterDef::total("tx_packets", "dataplane_worker_tx_packets_total", "Packets transmitted")
         .line("tx", "").rate(),
     /// Packets dropped by a rule or the default action (malformed ones excepted).
-    DropPolicy => CounterDef::total("drops.policy", DROPPED, "Packets dropped, by cause")
-        .label("cause", "policy").line("drops", "policy"),
+    DropPolicy => CounterDef::dropped("drops.policy", "policy"),
     /// Malformed packets dropped (the default action is DROP).
-    DropMalformed => CounterDef::total("drops.malformed", DROPPED, "Packets dropped, by cause")
-        .label("cause", "malformed").line("drops", "malformed"),
+    DropMalformed => CounterDef::dropped("drops.malformed", "malformed"),
     /// Packets allowed that the TX queue refused.
-    DropTxFull => CounterDef::total("drops.tx_full", DROPPED, "Packets dropped, by cause")
-        .label("cause", "tx_full").line("drops", "tx_full"),
+    DropTxFull => CounterDef::dropped("drops.tx_full", "tx_full"),
     /// Distributor only: packets a worker's ring had no room for.
-    DropRingFull => CounterDef::total("drops.ring_full", DROPPED, "Packets dropped, by cause")
-        .label("cause", "ring_full").line("drops", "ring_full").owner(Owner::Distributor),
+    DropRingFull => CounterDef::dropped("drops.ring_full", "ring_full").owner(Owner::Distributor),
     /// Packets the pipeline decided.
-    Packets => CounterDef::total("packets.decided", PACKETS, "Packets by what the pipeline found")
-        .label("kind", "decided"),
+    Packets => CounterDef::packets("packets.decided", "decided"),
     /// Frames whose headers are truncated or inconsistent.
-    Malformed => CounterDef::total("packets.malformed", PACKETS, "Packets by what the pipeline found")
-        .label("kind", "malformed"),
+    Malformed => CounterDef::packets("packets.malformed", "malformed"),
     /// Frames that are not IP (forwarded).
-    NonIp => CounterDef::total("packets.non_ip", PACKETS, "Packets by what the pipeline found")
-        .label("kind", "non_ip"),
+    NonIp => CounterDef::packets("packets.non_ip", "non_ip"),
     /// Flows held in the flow table.
     Flows => CounterDef::level("flows", "dataplane_worker_flows", "Flows in the flow table")
         .line("flows", ""),
@@ -149,32 +170,23 @@ counters! {
     /// Connections (and lone packets) looked up in the policy.
     Classified => CounterDef::total("classified", "dataplane_worker_classified_total", "Policy lookups"),
     /// Connections that waited for their ClientHello.
-    TlsPending => CounterDef::total("tls.pending", TLS, "TLS connections, by how their ClientHello went")
-        .label("outcome", "pending").line("tls", "pending"),
+    TlsPending => CounterDef::tls("tls.pending", "pending"),
     /// Connections whose ClientHello completed and decided them.
-    TlsDecided => CounterDef::total("tls.decided", TLS, "TLS connections, by how their ClientHello went")
-        .label("outcome", "decided").line("tls", "decided"),
+    TlsDecided => CounterDef::tls("tls.decided", "decided"),
     /// Connections whose first client bytes were not TLS.
-    TlsNotTls => CounterDef::total("tls.not_tls", TLS, "TLS connections, by how their ClientHello went")
-        .label("outcome", "not_tls").line("tls", "not_tls"),
+    TlsNotTls => CounterDef::tls("tls.not_tls", "not_tls"),
     /// Hellos that could not be inspected (invalid, over the bound, no buffer): `tls_fail` applied.
-    TlsFailed => CounterDef::total("tls.failed", TLS, "TLS connections, by how their ClientHello went")
-        .label("outcome", "failed").line("tls", "failed"),
+    TlsFailed => CounterDef::tls("tls.failed", "failed"),
     /// TSC cycles from the start of each poll that found packets to the start of the next
     /// (empty polls are not counted), so `BusyCycles / Rx` is the cost of one packet.
     BusyCycles => CounterDef::total("cycles.busy", "dataplane_worker_busy_cycles_total", "TSC cycles of polls that found packets"),
     /// TSC cycles in each step of the work on bursts (see `pipeline::Phase`); zero unless
     /// the worker times them (`bench --phases`).
-    ReceiveCycles => CounterDef::total("cycles.receive", PHASE, "TSC cycles per step of the work on bursts")
-        .label("phase", "receive"),
-    ParseCycles => CounterDef::total("cycles.parse", PHASE, "TSC cycles per step of the work on bursts")
-        .label("phase", "parse"),
-    ResolveCycles => CounterDef::total("cycles.resolve", PHASE, "TSC cycles per step of the work on bursts")
-        .label("phase", "resolve"),
-    SettleCycles => CounterDef::total("cycles.settle", PHASE, "TSC cycles per step of the work on bursts")
-        .label("phase", "settle"),
-    TransmitCycles => CounterDef::total("cycles.transmit", PHASE, "TSC cycles per step of the work on bursts")
-        .label("phase", "transmit"),
+    ReceiveCycles => CounterDef::phase("cycles.receive", "receive"),
+    ParseCycles => CounterDef::phase("cycles.parse", "parse"),
+    ResolveCycles => CounterDef::phase("cycles.resolve", "resolve"),
+    SettleCycles => CounterDef::phase("cycles.settle", "settle"),
+    TransmitCycles => CounterDef::phase("cycles.transmit", "transmit"),
 }
 
 impl Counter {
