@@ -58,6 +58,23 @@ pub(super) fn pick_up(
     decide(sender, receiver, true, midstream)
 }
 
+/// [`decide`] again for a picked-up connection under a new policy generation: `d` is the
+/// policy's answer with its recorded initiator as the initiator, who stays it;
+/// `from_initiator` tells whether `p` was sent by it.
+pub(super) fn again(
+    policy: &CompiledPolicy,
+    p: &PacketSummary,
+    from_initiator: bool,
+    d: Decision,
+    midstream: Midstream,
+) -> Decision {
+    let other = match midstream {
+        Midstream::Decide => policy.classify(&initiator_query(p, !from_initiator)),
+        Midstream::Drop => d,
+    };
+    decide(d, other, false, midstream).0
+}
+
 /// The decision for a packet whose connection has no entry and gets none: `d` is the
 /// policy's answer (or the pickup's). A connection that waits for its ClientHello cannot be
 /// followed without an entry, so its packets are dropped whatever `tls_fail` says (letting

@@ -127,8 +127,7 @@ impl Pipeline {
                 };
                 if e.picked_up() {
                     // A picked-up connection is decided as a pickup again (its initiator kept).
-                    let other = policy.classify(&initiator_query(p.summary, !from_initiator));
-                    pickup::decide(d, other, false, *midstream).0
+                    pickup::again(policy, p.summary, from_initiator, d, *midstream)
                 } else {
                     d
                 }
