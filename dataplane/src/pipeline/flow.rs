@@ -341,6 +341,12 @@ impl FlowTable {
         c
     }
 
+    /// Whether some dropped entry's hello buffer waits for [`FlowTable::drain_displaced`].
+    #[inline(always)]
+    pub fn has_displaced(&self) -> bool {
+        !self.displaced.is_empty()
+    }
+
     /// Hand each displaced reassembly state to `release` (which returns its buffer).
     pub fn drain_displaced(&mut self, mut release: impl FnMut(&mut HelloReassembly)) {
         for h in self.displaced.iter_mut() {

@@ -300,6 +300,8 @@ fn initiator_query(p: &PacketSummary, sender_is_initiator: bool) -> Query {
 #[cfg(test)]
 mod burst_proptests;
 #[cfg(test)]
+mod flood_proptests;
+#[cfg(test)]
 mod flood_tests;
 #[cfg(test)]
 mod flow_proptests;

@@ -106,6 +106,11 @@ impl Pipeline {
             },
         };
         let Pipeline { flows, hellos, counters, tls_fail, midstream, .. } = self;
+        // Buffers of entries this lookup or insertion freed go back now, before a hello of
+        // this chunk may need one (as when each packet comes in a burst of its own).
+        if flows.has_displaced() {
+            flows.drain_displaced(|h| h.release(hellos));
+        }
         let Some((e, hello)) = flows.entry_and_hello_mut(slot) else { return (Verdict::default(), created) };
 
         // 2. Its decision, when the flow is new or an older policy decided it.
