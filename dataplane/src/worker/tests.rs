@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::config::Config;
 use super::Workers;
+use crate::pipeline::Midstream;
 use crate::policy::{Action, CompiledPolicy, RuleSet};
 
 fn policy(action: Action) -> CompiledPolicy {
@@ -105,6 +106,8 @@ rx = [{ port = "a" }, { port = "b" }]
     assert_eq!(err(&format!("distribution = \"software\"\n{base}")), "workers[0].rx");
     assert_eq!(err(&format!("[mempool]\nsize = 10\n{base}")), "mempool.size");
     assert_eq!(err(&format!("default_action = \"MAYBE\"\n{base}")), "default_action");
+    assert_eq!(err(&format!("midstream = \"ignore\"\n{base}")), "midstream");
+    assert_eq!(Config::parse(&format!("midstream = \"drop\"\n{base}")).unwrap().pipeline().midstream, Midstream::Drop);
     assert_eq!(
         err(&format!("{base}[[workers]]\nlcore = 2\nrx = []\n")
             .replace("device = \"b\"", "device = \"b\"\nrx_queues = 2")),
