@@ -167,6 +167,14 @@ counters! {
     /// Flows found expired (timed out) and freed.
     Expired => CounterDef::total("flows_expired", "dataplane_worker_flows_expired_total", "Flows expired")
         .line("flows", "expired"),
+    /// TCP segments without SYN or RST of connections the flow table did not know (evicted,
+    /// expired, asymmetric routing, a restart): mid-stream pickups, decided by `midstream`.
+    Midstream => CounterDef::total("flows_midstream", "dataplane_worker_flows_midstream_total", "TCP segments of unknown connections picked up mid-stream")
+        .line("flows", "midstream"),
+    /// Packets decided without a flow entry: no entry of their connection's buckets could
+    /// give way (each held a ClientHello in progress or a verdict decided by one).
+    Untracked => CounterDef::total("flows_untracked", "dataplane_worker_flows_untracked_total", "Packets decided without a flow entry (none could give way)")
+        .line("flows", "untracked"),
     /// Connections (and lone packets) looked up in the policy.
     Classified => CounterDef::total("classified", "dataplane_worker_classified_total", "Policy lookups"),
     /// Connections that waited for their ClientHello.
@@ -313,7 +321,7 @@ mod tests {
         assert_eq!(
             line,
             "rx 1 (2 pps)  tx 2 (0 pps)  drops policy 3 malformed 4 tx_full 5  flows 10 created 11 evictions 12 \
-             expired 13  tls pending 15 decided 16 not_tls 17 failed 18"
+             expired 13 midstream 14 untracked 15  tls pending 17 decided 18 not_tls 19 failed 20"
         );
         let mut line = String::new();
         write_line(&mut line, Owner::Distributor, &now, None, 0.0);

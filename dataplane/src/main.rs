@@ -4,7 +4,7 @@
 use clap::{Parser, Subcommand};
 use dataplane::exit::Exit;
 use dataplane::pipeline::offline::classify_pcap;
-use dataplane::pipeline::PipelineConfig;
+use dataplane::pipeline::{Midstream, PipelineConfig};
 use dataplane::policy::{Action, CompiledPolicy};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +42,9 @@ enum Command {
         /// Flow table capacity (at most 67108864).
         #[arg(long, default_value_t = 1 << 16, value_parser = dataplane::pipeline::flow::parse_capacity)]
         flows: usize,
+        /// TCP segments of connections the flow table does not know (as `midstream` in the config).
+        #[arg(long, value_enum, default_value = "decide")]
+        midstream: Midstream,
     },
     /// Write deterministic traffic (TCP/UDP, IPv4/IPv6, TLS ClientHellos) to a pcap file.
     Gen(dataplane::bench::gen::GenArgs),
@@ -169,12 +172,12 @@ fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
-        Command::Classify { rules, pcap, json, default_action, flows } => {
+        Command::Classify { rules, pcap, json, default_action, flows, midstream } => {
             let policy = match load_policy(&rules, default_action) {
                 Ok(p) => p,
                 Err(code) => return code,
             };
-            let config = PipelineConfig { flow_capacity: flows, ..PipelineConfig::default() };
+            let config = PipelineConfig { flow_capacity: flows, midstream, ..PipelineConfig::default() };
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
             let out: Option<&mut dyn std::io::Write> = if json { Some(&mut lock) } else { None };

@@ -162,3 +162,70 @@ fn a_flow_capacity_out_of_range_is_an_error_not_a_crash() {
         assert!(stderr.contains("--flows") && stderr.contains("from 1 to 67108864"), "{stderr}");
     }
 }
+
+/// Issue 18's bypass through `classify`: the first half of a post-quantum ClientHello to a
+/// blocked name, a SYN flood from 3000 sources into a table of 1024 flows, then the second
+/// half: still dropped, as is the server's answer. Then mid-stream segments of connections
+/// the capture never showed starting: application data follows `tls_fail` (open: allowed as
+/// not TLS) under `--midstream decide` and is dropped under `--midstream drop`; a whole hello
+/// picked up is inspected (`decide`).
+#[test]
+fn a_syn_flood_does_not_let_the_second_half_of_a_blocked_hello_through() {
+    use dataplane::tls::build::client_hello_record;
+    use dataplane::wire::tcp_flags::PSH;
+    use rand::{rngs::SmallRng, Rng, SeedableRng};
+
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("tls.yaml");
+    let spec =
+        "  action: DROP\n  reason: blocked name\n  ports: [{port: 443}]\n  tls: {serverNames: [\"*.bad.example\"]}\n";
+    std::fs::write(&rules, rule_yaml("bad-sni", spec)).unwrap();
+    let mut rng = SmallRng::seed_from_u64(18);
+    let hello = client_hello_record("www.bad.example", true, &mut rng);
+    let (first, second) = hello.split_at(1400);
+    let client = |flags, seq, payload: &[u8]| build::tcp_v4(CLIENT, SERVER, 40000, 443, flags, seq, payload);
+    let mut frames = vec![
+        client(SYN, 999, b""),
+        build::tcp_v4(SERVER, CLIENT, 443, 40000, SYN | ACK, 4999, b""),
+        client(ACK, 1000, b""),
+        client(PSH | ACK, 1000, first),
+    ];
+    for _ in 0..3000 {
+        let src = [100, 64 + rng.random_range(0..64u8), rng.random(), rng.random()];
+        frames.push(build::tcp_v4(src, SERVER, rng.random_range(1024..65535), 443, SYN, rng.random(), b""));
+    }
+    frames.push(client(PSH | ACK, 1000 + first.len() as u32, second));
+    frames.push(build::tcp_v4(SERVER, CLIENT, 443, 40000, PSH | ACK, 5000, b"answer"));
+    // Mid-stream: application data of an unknown connection, then a whole hello picked up.
+    frames.push(build::tcp_v4(OTHER, SERVER, 50000, 443, PSH | ACK, 7000, b"\x17\x03\x03\x00\x05hello"));
+    let whole = client_hello_record("x.bad.example", false, &mut rng);
+    frames.push(build::tcp_v4(OTHER, SERVER, 50001, 443, PSH | ACK, 1, &whole));
+    let pcap = dir.path().join("flood.pcap");
+    write_all(&pcap, frames.iter().enumerate().map(|(i, f)| (Duration::from_micros(i as u64), f.as_slice()))).unwrap();
+
+    for midstream in ["decide", "drop"] {
+        let out = Command::new(dataplane_bin())
+            .args(["classify", "--json", "--flows", "1024", "--midstream", midstream, "--rules"])
+            .arg(&rules)
+            .arg("--pcap")
+            .arg(&pcap)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let lines: Vec<serde_json::Value> =
+            String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), frames.len());
+        let verdict = |i: usize| (lines[i]["verdict"].as_str().unwrap(), lines[i]["rule"].as_str());
+        assert!((0..3004).all(|i| verdict(i) == ("ALLOW", None)), "{midstream}");
+        assert_eq!(verdict(3004), ("DROP", Some("bad-sni")), "{midstream}: the second half");
+        assert_eq!(lines[3004]["tls"]["sni"], "www.bad.example");
+        assert_eq!(verdict(3005), ("DROP", Some("bad-sni")), "{midstream}: the answer");
+        if midstream == "decide" {
+            assert_eq!(verdict(3006), ("ALLOW", None), "application data picked up: not TLS (tls_fail open)");
+            assert_eq!(verdict(3007), ("DROP", Some("bad-sni")), "a hello picked up is inspected");
+            assert_eq!(lines[3007]["tls"]["sni"], "x.bad.example");
+        } else {
+            assert_eq!([verdict(3006), verdict(3007)], [("DROP", None); 2]);
+        }
+    }
+}

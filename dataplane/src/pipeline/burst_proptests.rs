@@ -1,6 +1,6 @@
 //! Bursts against one packet at a time: deciding packets in bursts (staged lookups, one bulk
-//! classification, flows created and evicted mid-burst, ClientHellos, a new policy
-//! generation) gives every packet the verdict, and the flow table and counters the state,
+//! classification, flows created and evicted mid-burst or left without an entry, mid-stream
+//! pickups, ClientHellos whole or in halves, a new policy generation) gives every packet the verdict, and the flow table and counters the state,
 //! that deciding the same packets one at a time gives.
 
 use crate::counters::{Counter, Counters};
@@ -9,7 +9,7 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use super::flow::FlowTimeouts;
-use super::{Pipeline, PipelineConfig, Verdict};
+use super::{Midstream, Pipeline, PipelineConfig, TlsFail, Verdict};
 use crate::policy::{rule_set_from_str, Action, CompiledPolicy};
 use crate::tls::build::client_hello_record;
 use crate::wire::build;
@@ -27,10 +27,17 @@ enum Packet {
         conn: u8,
         reply: bool,
     },
-    /// The client's whole ClientHello, for a dropped or an allowed name.
+    /// The client's ClientHello, for a dropped or an allowed name: whole (`part` 0), or the
+    /// first or second half (1, 2) of a post-quantum one.
     Hello {
         conn: u8,
         bad: bool,
+        part: u8,
+    },
+    /// Application data: a mid-stream segment when the connection is unknown.
+    Data {
+        conn: u8,
+        reply: bool,
     },
     /// Classified alone, by address.
     Icmp {
@@ -74,7 +81,7 @@ fn sent<A>(reply: bool, (c, s, cp, sp): (A, A, u16, u16)) -> (A, A, u16, u16) {
     }
 }
 
-fn frame(p: &Packet, hellos: &[Vec<u8>; 2]) -> Vec<u8> {
+fn frame(p: &Packet, hellos: &[Vec<u8>; 4]) -> Vec<u8> {
     match *p {
         Packet::Tcp { conn, reply, flags, v6 } => {
             let seq = if reply { 7 } else { 1 };
@@ -90,9 +97,19 @@ fn frame(p: &Packet, hellos: &[Vec<u8>; 2]) -> Vec<u8> {
             let (src, dst, sport, dport) = sent(reply, ends(conn));
             build::udp_v4(src, dst, sport, dport, if reply { b"r" } else { b"q" })
         }
-        Packet::Hello { conn, bad } => {
+        Packet::Hello { conn, bad, part } => {
             let (c, s, cp, _) = ends(conn);
-            build::tcp_v4(c, s, cp, 443, 0x18, 1, &hellos[usize::from(bad)])
+            let hello = if part == 0 { &hellos[usize::from(bad)] } else { &hellos[2 + usize::from(bad)] };
+            let (seq, bytes) = match part {
+                0 => (1, &hello[..]),
+                1 => (1, &hello[..1400]),
+                _ => (1401, &hello[1400..]),
+            };
+            build::tcp_v4(c, s, cp, 443, 0x18, seq, bytes)
+        }
+        Packet::Data { conn, reply } => {
+            let (src, dst, sport, dport) = sent(reply, ends(conn));
+            build::tcp_v4(src, dst, sport, dport, 0x18, 5000, b"\x17\x03\x03\x00\x01x")
         }
         Packet::Icmp { host } => build::icmp_v4([192, 168, 1, host % 8], [10, 0, 0, 1], 8, 0, b"ping"),
         Packet::Truncated { conn, keep } => {
@@ -109,7 +126,8 @@ fn packet() -> impl Strategy<Value = Packet> {
         8 => (0u8..24, any::<bool>(), prop::sample::select(vec![0x02u8, 0x12, 0x10, 0x18, 0x11, 0x04]), prop::bool::weighted(0.25))
             .prop_map(|(conn, reply, flags, v6)| Packet::Tcp { conn, reply, flags, v6 }),
         3 => (0u8..24, any::<bool>()).prop_map(|(conn, reply)| Packet::Udp { conn, reply }),
-        2 => (0u8..24, any::<bool>()).prop_map(|(conn, bad)| Packet::Hello { conn, bad }),
+        2 => (0u8..24, any::<bool>(), 0u8..3).prop_map(|(conn, bad, part)| Packet::Hello { conn, bad, part }),
+        1 => (0u8..24, any::<bool>()).prop_map(|(conn, reply)| Packet::Data { conn, reply }),
         1 => (0u8..8).prop_map(|host| Packet::Icmp { host }),
         1 => (0u8..24, any::<u8>()).prop_map(|(conn, keep)| Packet::Truncated { conn, keep }),
     ]
@@ -135,9 +153,10 @@ fn policies() -> [CompiledPolicy; 2] {
     [policy(&first, 1), policy(&second, 2)]
 }
 
-fn pipeline(capacity: usize) -> Pipeline {
+fn pipeline(capacity: usize, midstream: Midstream, tls_fail: TlsFail) -> Pipeline {
     let timeouts = FlowTimeouts { tcp_established_ms: 400, tcp_transitory_ms: 150, udp_ms: 100 };
-    Pipeline::new(PipelineConfig { flow_capacity: capacity, timeouts, hello_buffers: 4, ..PipelineConfig::default() })
+    let config = PipelineConfig { flow_capacity: capacity, timeouts, hello_buffers: 4, midstream, tls_fail };
+    Pipeline::new(config)
 }
 
 /// The counters but `classified` (a burst asks the policy once per packet of a new flow, one
@@ -172,15 +191,19 @@ proptest! {
         bursts in prop::collection::vec((1usize..70, 0u64..60), 1..40),
         switch in 0usize..40,
         capacity in prop::sample::select(vec![1usize, 16, 40, 256]),
+        midstream in prop::sample::select(vec![Midstream::Decide, Midstream::Drop]),
+        tls_fail in prop::sample::select(vec![TlsFail::Open, TlsFail::Closed]),
     ) {
         let mut rng = SmallRng::seed_from_u64(3);
         let hellos = [
             client_hello_record("www.good.example", false, &mut rng),
             client_hello_record("x.bad.example", false, &mut rng),
+            client_hello_record("www.good.example", true, &mut rng),
+            client_hello_record("x.bad.example", true, &mut rng),
         ];
         let frames: Vec<Vec<u8>> = packets.iter().map(|p| frame(p, &hellos)).collect();
         let policies = policies();
-        let (mut batched, mut single) = (pipeline(capacity), pipeline(capacity));
+        let (mut batched, mut single) = (pipeline(capacity, midstream, tls_fail), pipeline(capacity, midstream, tls_fail));
         let (mut got, mut want) = (Vec::new(), Vec::new());
         let (mut at, mut now) = (0, 0);
         for (k, &(len, step)) in bursts.iter().cycle().enumerate() {

@@ -1,9 +1,15 @@
 //! The per-worker flow table: fixed capacity, preallocated, set-associative buckets.
 //!
 //! Both directions of a connection share one entry (the key is the 5-tuple in canonical
-//! order). Entries expire lazily by idle time; when a bucket is full the stalest entry is
-//! evicted and counted, so forwarding never stops for lack of room.
+//! order, `key.rs`). Entries expire lazily by idle time; when both buckets of a new
+//! connection are full, an entry whose verdict its later packets would get again gives way
+//! (`evict.rs`), and when none may, the new connection goes without an entry.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod evict;
+mod key;
+
+pub use key::FlowKey;
 
 use super::huge_array::HugeArray;
 use super::{Hints, Verdict};
@@ -11,7 +17,7 @@ use crate::counters::{Counter, Counters};
 use crate::policy::compile::{Decision, RuleId, NO_RULE};
 use crate::policy::Action;
 use crate::tls::HelloReassembly;
-use crate::wire::{tcp_flags, IpPair, PacketSummary};
+use crate::wire::tcp_flags;
 use wide::u16x16;
 
 /// Entries per bucket. A bucket's signatures fill half a cache line, so one probe reads one
@@ -37,92 +43,6 @@ pub fn check_capacity(capacity: usize) -> Result<usize, String> {
 pub fn parse_capacity(s: &str) -> Result<usize, String> {
     let n = s.parse::<usize>().map_err(|_| format!("{s:?} is not a flow count from 1 to {MAX_CAPACITY}"))?;
     check_capacity(n).map_err(|range| format!("{s:?} is not a flow count {range}"))
-}
-
-/// The connection's 5-tuple with the lower (address, port) end first. 40 bytes, so the key
-/// and the hot fields of an entry share one cache line.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct FlowKey {
-    /// lo address (high, low 64 bits), hi address (high, low).
-    addrs: [u64; 4],
-    /// lo port (bits 0..16), hi port (16..32), protocol (32..40), and bit 40 for IPv6: one
-    /// word, so that comparing keys is one 32-byte and one 8-byte comparison.
-    ports: u64,
-}
-
-const V6: u64 = 1 << 40;
-
-impl FlowKey {
-    /// The key of a packet, and whether the packet travels from the `lo` end to the `hi` end.
-    pub fn of(p: &PacketSummary) -> (FlowKey, bool) {
-        match p.addrs {
-            IpPair::V4 { src, dst } => {
-                // (address, port) pairs compared as one integer each.
-                let a = (u64::from(src) << 16) | u64::from(p.src_port);
-                let b = (u64::from(dst) << 16) | u64::from(p.dst_port);
-                let forward = a <= b;
-                let (lo, hi) = if forward { (a, b) } else { (b, a) };
-                let key = FlowKey {
-                    addrs: [0, lo >> 16, 0, hi >> 16],
-                    ports: FlowKey::ports(lo as u16, hi as u16, p.protocol, false),
-                };
-                (key, forward)
-            }
-            IpPair::V6 { src, dst } => {
-                let forward = (src, p.src_port) <= (dst, p.dst_port);
-                let (lo, hi) = if forward {
-                    ((src, p.src_port), (dst, p.dst_port))
-                } else {
-                    ((dst, p.dst_port), (src, p.src_port))
-                };
-                let addrs = [(lo.0 >> 64) as u64, lo.0 as u64, (hi.0 >> 64) as u64, hi.0 as u64];
-                (FlowKey { addrs, ports: FlowKey::ports(lo.1, hi.1, p.protocol, true) }, forward)
-            }
-        }
-    }
-
-    #[inline(always)]
-    fn ports(lo_port: u16, hi_port: u16, protocol: u8, v6: bool) -> u64 {
-        u64::from(lo_port) | (u64::from(hi_port) << 16) | (u64::from(protocol) << 32) | if v6 { V6 } else { 0 }
-    }
-
-    pub fn protocol(&self) -> u8 {
-        (self.ports >> 32) as u8
-    }
-
-    /// A symmetric hash (both directions give the same value): the key is canonical.
-    ///
-    /// Folded 64x64->128-bit multiplies (as in wyhash's final mix): one multiply for IPv4,
-    /// where a chain of xor-multiply-shift rounds and murmur3's finaliser took five to seven;
-    /// every output bit depends on every key bit through the high half of the product.
-    #[inline]
-    pub fn hash(&self) -> u32 {
-        const S: [u64; 6] = [
-            0xa076_1d64_78bd_642f,
-            0xe703_7ed1_a0b4_28db,
-            0x8ebc_6af0_9c88_c6e3,
-            0x5899_65cc_7537_4cc3,
-            0x1d8e_4e27_c47d_124f,
-            0x9e37_79b9_7f4a_7c15,
-        ];
-        let [a, b, c, d] = self.addrs;
-        let addrs = if self.ports & V6 != 0 {
-            // Two independent multiplies (they run in parallel), one per address.
-            fold(a ^ S[0], b ^ S[1]) ^ fold(c ^ S[2], d ^ S[3])
-        } else {
-            // IPv4 addresses fill the low 32 bits of `b` and `d`: one word holds both.
-            b ^ (d << 32)
-        };
-        let h = fold(addrs ^ S[4], self.ports ^ S[5]);
-        (h ^ (h >> 32)) as u32
-    }
-}
-
-/// The 128-bit product of `a` and `b`, its halves xored together.
-#[inline(always)]
-fn fold(a: u64, b: u64) -> u64 {
-    let p = u128::from(a) * u128::from(b);
-    (p as u64) ^ ((p >> 64) as u64)
 }
 
 /// Minimal TCP state: enough to pick the idle timeout.
@@ -162,6 +82,10 @@ const INSPECTED: u8 = 16;
 /// The flow's reassembly state has its base sequence number (`on_syn` would change nothing):
 /// a SYN of a pending flow need not read it.
 const HELLO_BASE_KNOWN: u8 = 32;
+/// Created by a mid-stream pickup (a TCP segment without SYN of a connection the table did
+/// not know): its start was not seen, so client bytes that do not begin a ClientHello follow
+/// `tls_fail`, and a new policy generation decides it as a pickup again.
+const PICKED_UP: u8 = 64;
 
 impl FlowEntry {
     fn new(key: FlowKey, initiator_is_lo: bool, now_ms: u64) -> FlowEntry {
@@ -187,6 +111,25 @@ impl FlowEntry {
 
     pub fn set_inspected(&mut self) {
         self.bits |= INSPECTED;
+    }
+
+    /// Created by a mid-stream pickup (see [`PICKED_UP`]).
+    pub fn picked_up(&self) -> bool {
+        self.bits & PICKED_UP != 0
+    }
+
+    /// Marks a flow just created by a mid-stream pickup, whose initiator is the `lo` end
+    /// when `initiator_is_lo` (a pickup may take the receiver of its first packet as the
+    /// initiator; see `pipeline::pickup`).
+    pub fn set_picked_up(&mut self, initiator_is_lo: bool) {
+        self.bits |= PICKED_UP;
+        self.set(INITIATOR_IS_LO, initiator_is_lo);
+    }
+
+    /// A packet from the responder was seen (an answer: a SYN-ACK, a reply).
+    pub fn responder_seen(&self) -> bool {
+        let from_responder = if self.initiator_is_lo() { SEEN_HI_TO_LO } else { SEEN_LO_TO_HI };
+        self.bits & from_responder != 0
     }
 
     /// The client's SYN was seen: gives this flow's `hello` its base sequence number unless
@@ -398,6 +341,12 @@ impl FlowTable {
         c
     }
 
+    /// Whether some dropped entry's hello buffer waits for [`FlowTable::drain_displaced`].
+    #[inline(always)]
+    pub fn has_displaced(&self) -> bool {
+        !self.displaced.is_empty()
+    }
+
     /// Hand each displaced reassembly state to `release` (which returns its buffer).
     pub fn drain_displaced(&mut self, mut release: impl FnMut(&mut HelloReassembly)) {
         for h in self.displaced.iter_mut() {
@@ -544,8 +493,9 @@ impl FlowTable {
 
     /// Insert a new flow (the caller has checked it is absent). Takes a free way of its
     /// first bucket, else of its second (marking the first as spilled), else an expired
-    /// entry, else evicts the stalest entry of the two.
-    pub fn insert(&mut self, key: FlowKey, hash: u32, initiator_is_lo: bool, now_ms: u64) -> Slot {
+    /// entry, else the entry of the two buckets that gives way first (`evict.rs`). None when
+    /// no entry may give way: the new connection goes without one.
+    pub fn insert(&mut self, key: FlowKey, hash: u32, initiator_is_lo: bool, now_ms: u64) -> Option<Slot> {
         let (b1, b2) = self.buckets_of(hash);
         let free_way = |b: usize| self.sigs.get(b).and_then(Signatures::free_way);
         let index = if let Some(way) = free_way(b1) {
@@ -566,13 +516,7 @@ impl FlowTable {
                 self.displace(old);
                 old
             } else {
-                // Stalest first, but dropped connections last: a dropped connection pushed out
-                // would come back mid-stream, where its client bytes no longer look like TLS.
-                let victim = indexes
-                    .min_by_key(|&i| {
-                        self.entries.get(i).map_or((false, 0), |e| (e.action == Action::Drop, e.last_seen_ms))
-                    })
-                    .unwrap_or(b1 * WAYS);
+                let victim = evict::victim(indexes, &self.entries, &self.hellos)?;
                 self.counters.add(Counter::Evictions, 1);
                 self.displace(victim);
                 victim
@@ -588,7 +532,7 @@ impl FlowTable {
         if let Some(h) = self.hellos.get_mut(index) {
             *h = HelloReassembly::new();
         }
-        Slot(index as u32)
+        Some(Slot(index as u32))
     }
 
     /// Whether `slot` still holds the flow `key` (an insertion may have reused it).

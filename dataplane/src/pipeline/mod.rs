@@ -11,6 +11,7 @@ mod burst;
 pub mod flow;
 mod huge_array;
 pub mod offline;
+mod pickup;
 mod settle;
 
 use crate::counters::{Counter, Counters};
@@ -58,6 +59,20 @@ pub enum TlsFail {
     Open,
     /// Drop the connection.
     Closed,
+}
+
+/// What to do with a mid-stream pickup: a TCP segment without SYN or RST whose connection the
+/// flow table does not know (evicted, expired, its start took another path, a restart).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Midstream {
+    /// Decide the connection from its addresses and ports, from both ends (a DROP from
+    /// either wins); when a TLS rule would wait for its ClientHello, its client bytes are
+    /// inspected if they begin one, and follow `tls_fail` if not.
+    #[default]
+    Decide,
+    /// Drop the connection.
+    Drop,
 }
 
 /// Sees each ClientHello the moment it completes (for `classify --json`); workers use `()`.
@@ -132,6 +147,7 @@ pub struct PipelineConfig {
     /// ClientHello reassembly buffers (16 KB each), preallocated per worker.
     pub hello_buffers: usize,
     pub tls_fail: TlsFail,
+    pub midstream: Midstream,
 }
 
 impl Default for PipelineConfig {
@@ -141,6 +157,7 @@ impl Default for PipelineConfig {
             timeouts: FlowTimeouts::default(),
             hello_buffers: 256,
             tls_fail: TlsFail::Open,
+            midstream: Midstream::Decide,
         }
     }
 }
@@ -152,6 +169,7 @@ pub struct Pipeline {
     /// What the pipeline counts (the flow table counts its own): written only by its worker.
     pub counters: Counters,
     tls_fail: TlsFail,
+    midstream: Midstream,
     /// The arrays the steps of a chunk hand to each other, kept between bursts so that no
     /// chunk pays for clearing them (each entry is written before it is read). Taken while
     /// a burst is processed.
@@ -171,6 +189,7 @@ impl Pipeline {
             hellos: HelloBufferPool::new(config.hello_buffers),
             counters: Counters::default(),
             tls_fail: config.tls_fail,
+            midstream: config.midstream,
             arrays: Some(StageArrays::new()),
         }
     }
@@ -281,7 +300,13 @@ fn initiator_query(p: &PacketSummary, sender_is_initiator: bool) -> Query {
 #[cfg(test)]
 mod burst_proptests;
 #[cfg(test)]
+mod flood_proptests;
+#[cfg(test)]
+mod flood_tests;
+#[cfg(test)]
 mod flow_proptests;
+#[cfg(test)]
+mod midstream_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

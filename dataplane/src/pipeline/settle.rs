@@ -7,7 +7,7 @@
 
 use super::burst::{Asking, Burst, ChunkFlow, StageArrays, Step};
 use super::flow::FlowTable;
-use super::{initiator_query, is_syn_ack, HelloObserver, Pipeline, TlsFail, Verdict};
+use super::{initiator_query, is_syn_ack, pickup, HelloObserver, Pipeline, TlsFail, Verdict};
 use crate::counters::Counter;
 use crate::policy::compile::{Decision, HelloFacts, Query, TlsView};
 use crate::policy::{Action, CompiledPolicy};
@@ -90,28 +90,52 @@ impl Pipeline {
         let generation = policy.generation();
         // 1. The entry. The lookup's slot stands while the lookups hold, or while it still holds
         //    this flow. A flow the lookup missed is looked up again: it may be an expired entry,
-        //    which the lookup frees, as it would have for this packet alone.
+        //    which the lookup frees, as it would have for this packet alone. A connection the
+        //    table does not know is created (a TCP segment without SYN or RST is a mid-stream
+        //    pickup), or goes without an entry when none may give way.
         let known = match f.slot {
             Some(s) if lookups_hold || self.flows.holds(s, &f.key) => Some(s),
             _ => self.flows.lookup(&f.key, f.hash, now_ms),
         };
+        let pickup = known.is_none() && pickup::is_pickup(p.summary);
         let (slot, created) = match known {
             Some(s) => (s, false),
-            None => (self.flows.insert(f.key, f.hash, p.forward != is_syn_ack(p.summary), now_ms), true),
+            None => match self.flows.insert(f.key, f.hash, p.forward != is_syn_ack(p.summary), now_ms) {
+                Some(s) => (s, true),
+                None => return (self.settle_untracked(policy, p, f, pickup), false),
+            },
         };
-        let Pipeline { flows, hellos, counters, tls_fail, .. } = self;
+        let Pipeline { flows, hellos, counters, tls_fail, midstream, .. } = self;
+        // Buffers of entries this lookup or insertion freed go back now, before a hello of
+        // this chunk may need one (as when each packet comes in a burst of its own).
+        if flows.has_displaced() {
+            flows.drain_displaced(|h| h.release(hellos));
+        }
         let Some((e, hello)) = flows.entry_and_hello_mut(slot) else { return (Verdict::default(), created) };
-        let from_initiator = p.forward == e.initiator_is_lo();
 
         // 2. Its decision, when the flow is new or an older policy decided it.
         if created || e.generation != generation {
-            // `decided` was asked from the side the lookup saw as the initiator. It does not
-            // hold when the flow found then has vanished since (evicted by a flow created in
-            // this chunk) and this packet created it anew, maybe from the other side; nor is
-            // it there if the flow found was current. Then ask again, alone.
-            let d = match p.decided {
-                Some(d) if !(created && f.slot.is_some()) => d,
-                _ => policy.classify(&initiator_query(p.summary, from_initiator)),
+            let d = if pickup {
+                counters.add(Counter::Midstream, 1);
+                let (d, sender_initiates) = pickup::pick_up(policy, p.summary, first_answer(policy, p, f), *midstream);
+                e.set_picked_up(p.forward == sender_initiates);
+                d
+            } else {
+                // `decided` was asked from the side the lookup saw as the initiator. It does
+                // not hold when the flow found then has vanished since (evicted by a flow
+                // created in this chunk) and this packet created it anew, maybe from the other
+                // side; nor is it there if the flow found was current. Then ask again, alone.
+                let from_initiator = p.forward == e.initiator_is_lo();
+                let d = match p.decided {
+                    Some(d) if !(created && f.slot.is_some()) => d,
+                    _ => policy.classify(&initiator_query(p.summary, from_initiator)),
+                };
+                if e.picked_up() {
+                    // A picked-up connection is decided as a pickup again (its initiator kept).
+                    pickup::again(policy, p.summary, from_initiator, d, *midstream)
+                } else {
+                    d
+                }
             };
             let was_pending = e.pending();
             if d.pending && e.inspected() {
@@ -130,6 +154,7 @@ impl Pipeline {
             }
         }
         e.observe(p.forward, p.flags, now_ms);
+        let from_initiator = p.forward == e.initiator_is_lo();
 
         // 3. A connection waiting for its ClientHello: the client's bytes fed to it.
         if e.pending() {
@@ -141,6 +166,10 @@ impl Pipeline {
             if from_initiator && !payload.is_empty() {
                 let query = initiator_query(p.summary, true);
                 let needs = (policy.needs_ja3(), policy.needs_ja4());
+                let fail = || match tls_fail {
+                    TlsFail::Open => policy.classify_tls(&query, TlsView::NotTls),
+                    TlsFail::Closed => Decision::new(Action::Drop, None),
+                };
                 let fed = hello.feed(hellos, p.summary.tcp_seq, payload);
                 e.note_hello_base(hello);
                 let outcome = match fed {
@@ -150,16 +179,19 @@ impl Pipeline {
                         on_hello(&h);
                         Some(classify_hello(policy, &query, &h, needs))
                     }
+                    // A picked-up connection's bytes may be the middle of a hello whose start
+                    // went by unseen: they cannot be inspected.
+                    FeedResult::NotTls if e.picked_up() => {
+                        counters.add(Counter::TlsFailed, 1);
+                        Some(fail())
+                    }
                     FeedResult::NotTls => {
                         counters.add(Counter::TlsNotTls, 1);
                         Some(policy.classify_tls(&query, TlsView::NotTls))
                     }
                     FeedResult::Invalid(_) | FeedResult::Overflow | FeedResult::PoolExhausted => {
                         counters.add(Counter::TlsFailed, 1);
-                        Some(match tls_fail {
-                            TlsFail::Open => policy.classify_tls(&query, TlsView::NotTls),
-                            TlsFail::Closed => Decision::new(Action::Drop, None),
-                        })
+                        Some(fail())
                     }
                 };
                 if let Some(d) = outcome {
@@ -172,6 +204,36 @@ impl Pipeline {
             }
         }
         (Verdict::of(e.decision()), created)
+    }
+
+    /// A packet of a connection that has no entry and gets none: decided alone (see
+    /// `pickup::untracked`), counted.
+    #[cold]
+    #[inline(never)]
+    fn settle_untracked(
+        &mut self,
+        policy: &CompiledPolicy,
+        p: &FlowPacket<'_>,
+        f: &ChunkFlow,
+        pickup: bool,
+    ) -> Verdict {
+        self.counters.add(Counter::Untracked, 1);
+        let mut d = first_answer(policy, p, f);
+        if pickup {
+            self.counters.add(Counter::Midstream, 1);
+            d = pickup::pick_up(policy, p.summary, d, self.midstream).0;
+        }
+        Verdict::of(pickup::untracked(d))
+    }
+}
+
+/// The policy's answer for a connection the table does not know, with the packet's sender as
+/// the initiator (a SYN-ACK's destination): the burst's bulk lookup asked it if its lookup
+/// missed this flow too.
+fn first_answer(policy: &CompiledPolicy, p: &FlowPacket<'_>, f: &ChunkFlow) -> Decision {
+    match p.decided {
+        Some(d) if f.slot.is_none() => d,
+        _ => policy.classify(&initiator_query(p.summary, !is_syn_ack(p.summary))),
     }
 }
 

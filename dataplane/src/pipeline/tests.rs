@@ -70,10 +70,12 @@ fn a_syn_ack_seen_first_makes_its_destination_the_initiator() {
     // Mid-capture start: the SYN was missed; the SYN-ACK comes from the server.
     let v = run(&mut p, &policy, &[build::tcp_v4(SERVER, CLIENT, 22, 40000, SYN | ACK, 9, b"")], 0);
     assert_eq!((v[0].action, v[0].rule), (Action::Drop, Some(0)));
-    // Without the SYN-ACK hint, a plain ACK from the server makes the server the initiator.
+    // A plain ACK from the server is a mid-stream pickup: which end opened the connection is
+    // unknown, so both ends are asked, and the DROP with the client as initiator wins.
     let mut p = Pipeline::new(PipelineConfig::default());
     let v = run(&mut p, &policy, &[build::tcp_v4(SERVER, CLIENT, 22, 40000, ACK, 9, b"")], 0);
-    assert_eq!((v[0].action, v[0].rule), (Action::Allow, None));
+    assert_eq!((v[0].action, v[0].rule), (Action::Drop, Some(0)));
+    assert_eq!(p.counters.get(Counter::Midstream), 1);
 }
 
 #[test]
@@ -199,10 +201,17 @@ fn a_half_full_table_keeps_its_flows() {
 fn eviction_spares_dropped_connections_while_allowed_ones_remain() {
     let policy = ssh_block();
     let mut p = Pipeline::new(PipelineConfig { flow_capacity: 1, ..PipelineConfig::default() });
-    // Oldest first: one dropped SSH connection, then allowed ones fill the bucket.
-    run(&mut p, &policy, &[build::tcp_v4(CLIENT, SERVER, 999, 22, SYN, 0, b"")], 0);
+    // Answered connections (SYN, SYN-ACK), oldest first: one dropped SSH connection, then
+    // allowed ones fill the bucket.
+    let answered = |sport: u16, dport: u16| {
+        [
+            build::tcp_v4(CLIENT, SERVER, sport, dport, SYN, 0, b""),
+            build::tcp_v4(SERVER, CLIENT, dport, sport, SYN | ACK, 0, b""),
+        ]
+    };
+    run(&mut p, &policy, &answered(999, 22), 0);
     for port in 0..WAYS as u16 - 1 {
-        run(&mut p, &policy, &[build::tcp_v4(CLIENT, SERVER, 2000 + port, 80, SYN, 0, b"")], 1 + u64::from(port));
+        run(&mut p, &policy, &answered(2000 + port, 80), 1 + u64::from(port));
     }
     // A new connection evicts the stalest allowed one, not the older dropped one.
     run(&mut p, &policy, &[build::tcp_v4(CLIENT, SERVER, 3000, 80, SYN, 0, b"")], 100);
@@ -212,4 +221,26 @@ fn eviction_spares_dropped_connections_while_allowed_ones_remain() {
     assert_eq!((v[0].action, p.flows.counters.get(Counter::FlowsCreated)), (Action::Drop, created), "still known");
     run(&mut p, &policy, &[build::tcp_v4(CLIENT, SERVER, 2000, 80, ACK, 1, b"x")], 102);
     assert_eq!(p.flows.counters.get(Counter::FlowsCreated), created + 1, "the stalest allowed one was evicted");
+}
+
+#[test]
+fn embryonic_connections_give_way_first() {
+    let policy = ssh_block();
+    let mut p = Pipeline::new(PipelineConfig { flow_capacity: 1, ..PipelineConfig::default() });
+    // Fifteen answered connections, then the newest entry: a SYN nobody answered.
+    for port in 0..WAYS as u16 - 1 {
+        let syn = build::tcp_v4(CLIENT, SERVER, 2000 + port, 80, SYN, 0, b"");
+        run(&mut p, &policy, &[syn, build::tcp_v4(SERVER, CLIENT, 80, 2000 + port, SYN | ACK, 0, b"")], 0);
+    }
+    run(&mut p, &policy, &[build::tcp_v4(CLIENT, SERVER, 5000, 80, SYN, 0, b"")], 50);
+    // A new connection takes the unanswered SYN's entry, though it is the newest.
+    run(&mut p, &policy, &[build::udp_v4(CLIENT, SERVER, 5353, 53, b"q")], 100);
+    assert_eq!(p.flows.counters.get(Counter::Evictions), 1);
+    let created = p.flows.counters.get(Counter::FlowsCreated);
+    run(&mut p, &policy, &[build::tcp_v4(SERVER, CLIENT, 80, 2000, ACK, 1, b"")], 101);
+    assert_eq!(p.flows.counters.get(Counter::FlowsCreated), created, "the stalest answered one is still known");
+    // The SYN's retransmission creates it again (and evicts the stalest answered one).
+    run(&mut p, &policy, &[build::tcp_v4(CLIENT, SERVER, 5000, 80, SYN, 0, b"")], 102);
+    assert_eq!(p.flows.counters.get(Counter::FlowsCreated), created + 1);
+    assert_eq!(p.counters.get(Counter::Untracked), 0);
 }

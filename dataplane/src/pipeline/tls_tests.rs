@@ -1,6 +1,7 @@
 //! The pipeline on TLS connections: pending until the ClientHello completes, the completing
 //! segment gets the verdict, buffers return to the pool, `tls_fail` when a hello cannot be read.
 
+use super::flow::FlowTimeouts;
 use super::{Pipeline, PipelineConfig, TlsFail, Verdict};
 use crate::counters::Counter;
 use crate::policy::{rule_set_from_str, Action, CompiledPolicy};
@@ -104,22 +105,38 @@ fn no_reassembly_buffer_applies_tls_fail() {
     }
 }
 
+/// A ClientHello in progress is never evicted (its second half, picked up mid-stream, could
+/// not be inspected): newer connections evict each other or go without an entry, and its
+/// buffer comes back when it expires.
 #[test]
-fn evicted_pending_flows_return_their_buffers() {
+fn hellos_in_progress_are_never_evicted_and_return_their_buffers_when_they_expire() {
     let policy = policy();
-    let mut p = Pipeline::new(PipelineConfig { flow_capacity: 1, hello_buffers: 4, ..PipelineConfig::default() });
+    let timeouts = FlowTimeouts { tcp_established_ms: 1000, tcp_transitory_ms: 1000, udp_ms: 1000 };
+    let config = PipelineConfig { flow_capacity: 1, hello_buffers: 4, timeouts, ..PipelineConfig::default() };
+    let mut p = Pipeline::new(config);
     // Four connections stop after the first of two hello segments: four buffers held.
-    for port in 0..4 {
-        let frames = connection("www.bad.example", true, 41000 + port);
+    let conns: Vec<_> = (0..4).map(|port| connection("www.bad.example", true, 41000 + port)).collect();
+    for frames in &conns {
         run(&mut p, &policy, &frames[..4]);
     }
     assert_eq!(p.hellos.available(), 0);
-    // Newer connections push them out of the one-bucket table (stalest first).
+    // Newer connections fill the one-bucket table and evict each other, never those four.
     for port in 0..super::flow::WAYS as u16 + 4 {
         let mut v = [Verdict::default()];
         p.process_burst(&policy, &[build::udp_v4(CLIENT, SERVER, 50000 + port, 53, b"q")], 1 + u64::from(port), &mut v);
     }
-    assert_eq!(p.hellos.available(), 4);
+    assert_eq!(p.flows.counters.get(Counter::Evictions), 8);
+    assert_eq!((p.hellos.available(), p.counters.get(Counter::Untracked)), (0, 0));
+    // The second halves find their connections: dropped by the hello.
+    for frames in &conns {
+        assert_eq!(run(&mut p, &policy, &frames[4..5]), [(Action::Drop, Some(0))]);
+    }
+    // Expired entries are reclaimed, and the buffers come back.
+    for port in 0..super::flow::WAYS as u16 {
+        let mut v = [Verdict::default()];
+        p.process_burst(&policy, &[build::udp_v4(CLIENT, SERVER, 60000 + port, 53, b"q")], 5000, &mut v);
+    }
+    assert_eq!((p.hellos.available(), p.flows.counters.get(Counter::Expired)), (4, 16));
 }
 
 /// A new policy generation re-decides connections on their next packet, but a ClientHello

@@ -284,6 +284,11 @@ fn config_errors_name_the_key() {
     assert_eq!(err(&format!("distribution = \"software\"\ndistributor_lcore = 2\n{base}")), "workers[0].rx");
     assert_eq!(err(&format!("[mempool]\nsize = 10\n{base}")), "mempool.size");
     assert_eq!(err(&format!("default_action = \"MAYBE\"\n{base}")), "default_action");
+    assert_eq!(err(&format!("midstream = \"ignore\"\n{base}")), "midstream");
+    assert_eq!(
+        Config::parse(&format!("midstream = \"drop\"\n{base}")).unwrap().pipeline().midstream,
+        crate::pipeline::Midstream::Drop
+    );
     assert_eq!(err(&base.replace("device = \"b\"", "device = \"b\"\nrx_queues = 0")), "ports[1].rx_queues");
     assert_eq!(err(&base.replace("device = \"b\"", "device = \"a\"")), "ports[1].device");
     assert_eq!(
