@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::pipeline::flow::{self, FlowTimeouts};
-use crate::pipeline::{PipelineConfig, TlsFail};
+use crate::pipeline::{MalformedAction, PipelineConfig, TlsFail};
 use crate::policy::Action;
 
 /// A configuration error: the key (path in the file) and what is wrong with it.
@@ -65,6 +65,9 @@ pub struct Config {
     pub default_action: Action,
     #[serde(default)]
     pub tls_fail: TlsFail,
+    /// What happens to a frame whose link or IP header is broken: "drop" or "default".
+    #[serde(default)]
+    pub malformed: MalformedAction,
     /// Rule files or directories loaded at start.
     #[serde(default)]
     pub rules: Vec<PathBuf>,
@@ -414,6 +417,7 @@ impl Config {
             },
             hello_buffers: self.flows.hello_buffers,
             tls_fail: self.tls_fail,
+            malformed: self.malformed,
         }
     }
 }
