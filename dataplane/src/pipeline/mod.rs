@@ -301,6 +301,8 @@ fn initiator_query(p: &PacketSummary, sender_is_initiator: bool) -> Query {
 #[cfg(test)]
 mod burst_proptests;
 #[cfg(test)]
+mod chain_tests;
+#[cfg(test)]
 mod flow_proptests;
 #[cfg(test)]
 mod tests;
