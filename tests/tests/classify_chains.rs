@@ -40,9 +40,12 @@ fn write_rules(dir: &Path) -> PathBuf {
     path
 }
 
-/// The frames, and what an independent dissector must see in each: (destination, transport
-/// protocol, destination port), or `None` for frames it cannot read as IPv6 + TCP.
-fn frames() -> Vec<(Vec<u8>, Option<(&'static str, u8, u16)>)> {
+/// What an independent dissector must see in a frame: (destination, transport protocol,
+/// destination port), or `None` for a frame it cannot read as IPv6 + TCP.
+type Dissected = Option<(&'static str, u8, u16)>;
+
+/// The frames, and what an independent dissector must see in each.
+fn frames() -> Vec<(Vec<u8>, Dissected)> {
     let blocked = "2001:db8:b::5";
     vec![
         // 1: the first bypass: 8 (and more) destination options headers.
@@ -95,7 +98,7 @@ fn classify_json_gives_exact_verdicts_and_causes_for_chains() {
 
 /// Scapy, when installed, reads each frame: the destination, the transport behind the whole
 /// chain and its port, and a TCP checksum that verifies.
-fn scapy_agrees(pcap: &Path, frames: &[(Vec<u8>, Option<(&str, u8, u16)>)]) {
+fn scapy_agrees(pcap: &Path, frames: &[(Vec<u8>, Dissected)]) {
     if !Command::new("python3").args(["-c", "import scapy"]).status().is_ok_and(|s| s.success()) {
         eprintln!("scapy is not installed: the crafted frames are not dissected independently");
         return;
