@@ -125,9 +125,10 @@ pub fn parse_frame(frame: &[u8]) -> Result<Parsed, Malformed> {
 /// returned and copied through each layer). `Ok(None)`: an IP packet, `out` is complete;
 /// `Ok(Some(ethertype))`: not IP, `out` is unspecified. `Err(m)` whose cause has
 /// [`addresses_known`](super::MalformedCause::addresses_known): the IP header was read and
-/// its transport was not; `out` holds the addresses, VLAN tags and fragment state, the
-/// protocol as far as it was read (the last next header reached), no ports and an empty
-/// payload. Any other `Err`: `out` is unspecified.
+/// its transport was not; `out` holds the addresses and VLAN tags, the protocol as far as it
+/// was read (after an extension chain that was not read to its end: the fixed header's next
+/// header, and no fragment), no ports and an empty payload. Any other `Err`: `out` is
+/// unspecified.
 ///
 /// The common frame (untagged IPv4/IPv6 TCP or UDP, see [`super::plain`]) takes a straight
 /// path; everything else the general walk.
