@@ -8,6 +8,7 @@
 //! its flow table); the control thread sums what the owners publish.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+use crate::wire::MalformedCause;
 use std::fmt::Write as _;
 
 /// How a counter reads.
@@ -128,6 +129,16 @@ impl CounterDef {
         .line("tls", outcome)
     }
 
+    /// Packets that could not be read completely, by cause (`wire::MalformedCause`).
+    const fn malformed(json: &'static str, cause: &'static str) -> CounterDef {
+        CounterDef::total(
+            json,
+            "dataplane_worker_malformed_packets_total",
+            "Packets that could not be read completely, by cause",
+        )
+        .label("cause", cause)
+    }
+
     /// TSC cycles spent in one step of the work on bursts.
     const fn phase(json: &'static str, phase: &'static str) -> CounterDef {
         CounterDef::total(json, "dataplane_worker_phase_cycles_total", "TSC cycles per step of the work on bursts")
@@ -195,6 +206,32 @@ counters! {
     ResolveCycles => CounterDef::phase("cycles.resolve", "resolve"),
     SettleCycles => CounterDef::phase("cycles.settle", "settle"),
     TransmitCycles => CounterDef::phase("cycles.transmit", "transmit"),
+    /// Malformed packets by cause (their sum is `Malformed`); the label is the cause's word.
+    MalformedTruncatedL2 => CounterDef::malformed("malformed.truncated_l2", "truncated-l2"),
+    MalformedVlanStack => CounterDef::malformed("malformed.vlan_stack", "vlan-stack"),
+    MalformedTruncatedIp => CounterDef::malformed("malformed.truncated_ip", "truncated-ip"),
+    MalformedBadIpHeader => CounterDef::malformed("malformed.bad_ip_header", "bad-ip-header"),
+    MalformedExtChain => CounterDef::malformed("malformed.ext_chain", "ext-chain"),
+    MalformedTruncatedL4 => CounterDef::malformed("malformed.truncated_l4", "truncated-l4"),
+    MalformedBadL4Header => CounterDef::malformed("malformed.bad_l4_header", "bad-l4-header"),
+    MalformedEncrypted => CounterDef::malformed("malformed.encrypted", "encrypted"),
+}
+
+impl Counter {
+    /// The counter of packets malformed for `cause`.
+    #[inline]
+    pub const fn malformed(cause: MalformedCause) -> Counter {
+        match cause {
+            MalformedCause::TruncatedL2 => Counter::MalformedTruncatedL2,
+            MalformedCause::VlanStack => Counter::MalformedVlanStack,
+            MalformedCause::TruncatedIp => Counter::MalformedTruncatedIp,
+            MalformedCause::BadIpHeader => Counter::MalformedBadIpHeader,
+            MalformedCause::ExtChain => Counter::MalformedExtChain,
+            MalformedCause::TruncatedL4 => Counter::MalformedTruncatedL4,
+            MalformedCause::BadL4Header => Counter::MalformedBadL4Header,
+            MalformedCause::Encrypted => Counter::MalformedEncrypted,
+        }
+    }
 }
 
 impl Counter {
@@ -326,6 +363,17 @@ mod tests {
         let mut line = String::new();
         write_line(&mut line, Owner::Distributor, &now, None, 0.0);
         assert_eq!(line, "rx 1  drops ring_full 6");
+    }
+
+    #[test]
+    fn each_malformed_cause_has_its_row_labelled_by_its_word() {
+        let mut seen = std::collections::HashSet::new();
+        for cause in MalformedCause::ALL {
+            let c = Counter::malformed(cause);
+            assert!(seen.insert(c), "{cause} shares a row");
+            assert_eq!(c.def().metric, "dataplane_worker_malformed_packets_total");
+            assert_eq!(c.def().label, Some(("cause", cause.as_str())));
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use clap::{Parser, Subcommand};
 use dataplane::exit::Exit;
 use dataplane::pipeline::offline::classify_pcap;
-use dataplane::pipeline::{Midstream, PipelineConfig};
+use dataplane::pipeline::{MalformedAction, Midstream, PipelineConfig};
 use dataplane::policy::{Action, CompiledPolicy};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +45,10 @@ enum Command {
         /// TCP segments of connections the flow table does not know (as `midstream` in the config).
         #[arg(long, value_enum, default_value = "decide")]
         midstream: Midstream,
+        /// Frames whose link or IP header is broken: `drop`, or `default` (the default action);
+        /// the config key `malformed` of `run`.
+        #[arg(long, default_value = "drop", value_parser = parse_malformed)]
+        malformed: MalformedAction,
     },
     /// Write deterministic traffic (TCP/UDP, IPv4/IPv6, TLS ClientHellos) to a pcap file.
     Gen(dataplane::bench::gen::GenArgs),
@@ -89,6 +93,14 @@ enum RulesCommand {
 
 fn parse_action(s: &str) -> Result<Action, String> {
     Action::parse(&s.to_ascii_uppercase()).ok_or_else(|| format!("unknown action {s:?} (expected ALLOW or DROP)"))
+}
+
+fn parse_malformed(s: &str) -> Result<MalformedAction, String> {
+    match s {
+        "drop" => Ok(MalformedAction::Drop),
+        "default" => Ok(MalformedAction::Default),
+        _ => Err(format!("unknown malformed action {s:?} (expected drop or default)")),
+    }
 }
 
 /// Invalid rules are invalid input: every error printed, [`Exit::Invalid`].
@@ -172,12 +184,12 @@ fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
-        Command::Classify { rules, pcap, json, default_action, flows, midstream } => {
+        Command::Classify { rules, pcap, json, default_action, flows, midstream, malformed } => {
             let policy = match load_policy(&rules, default_action) {
                 Ok(p) => p,
                 Err(code) => return code,
             };
-            let config = PipelineConfig { flow_capacity: flows, midstream, ..PipelineConfig::default() };
+            let config = PipelineConfig { flow_capacity: flows, midstream, malformed, ..PipelineConfig::default() };
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
             let out: Option<&mut dyn std::io::Write> = if json { Some(&mut lock) } else { None };

@@ -2,7 +2,10 @@
 //! inside the frame. The header views are driven directly too, so every accessor runs.
 #![no_main]
 
-use dataplane::wire::{ethernet, icmp, ip_proto, ipv4, ipv6, ipv6_ext, parse_frame, tcp, udp, vlan, Fragment, Parsed};
+use dataplane::wire::{
+    ethernet, icmp, ip_proto, ipv4, ipv6, ipv6_ext, parse_frame, parse_frame_into, tcp, udp, vlan, Fragment,
+    PacketSummary, Parsed,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -12,6 +15,16 @@ fuzz_target!(|data: &[u8]| {
         if s.has_ports {
             assert!(s.protocol == ip_proto::TCP || s.protocol == ip_proto::UDP);
             assert_ne!(s.fragment, Fragment::NonFirst);
+        }
+    }
+    // A packet whose transport cannot be read keeps its addresses and nothing of the transport.
+    let mut s = PacketSummary { src_port: 1, tcp_seq: 2, payload_len: 3, ..PacketSummary::EMPTY };
+    if let Err(m) = parse_frame_into(data, &mut s) {
+        let cause = m.cause();
+        assert!(!cause.as_str().is_empty());
+        if cause.addresses_known() {
+            assert!(!s.has_ports && s.src_port == 0 && s.dst_port == 0 && s.tcp_seq == 0);
+            assert_eq!((s.payload_offset, s.payload_len), (0, 0));
         }
     }
     touch_views(data);

@@ -19,8 +19,9 @@ fuzz_target!(|data: &[u8]| {
                 std::net::IpAddr::V6(a) => IpPair::V6 { src: a.into(), dst: 1 },
             };
             for q in [
-                Query { addrs, protocol: ip_proto::TCP, dst_port: Some(443) },
-                Query { addrs, protocol: ip_proto::ICMP, dst_port: None },
+                Query::new(addrs, ip_proto::TCP, Some(443)),
+                Query::new(addrs, ip_proto::ICMP, None),
+                Query { transport_unknown: true, ..Query::new(addrs, ip_proto::TCP, None) },
             ] {
                 let (action, rule, pending) = reference::classify(&set, Action::Drop, &q);
                 let d = policy.classify(&q);

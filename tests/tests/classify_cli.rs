@@ -29,7 +29,7 @@ fn capture(dir: &std::path::Path) -> std::path::PathBuf {
         build::udp_v4(OTHER, SERVER, 5353, 53, b"query"),
         {
             let mut f = build::tcp_v4(OTHER, SERVER, 40002, 80, ACK, 1, b"");
-            f.truncate(40); // cut inside the IPv4 header
+            f.truncate(40); // cut inside the TCP header: the IPv4 total length runs past the frame
             f
         },
         build::udp_v4(SERVER, OTHER, 53, 5353, b"answer"),
@@ -58,7 +58,7 @@ fn json_lines_give_exact_verdicts_rules_and_reasons_in_file_order() {
         r#"{"packet":2,"verdict":"DROP","rule":"block-x","reason":"exploit \"source\""}"#,
         r#"{"packet":3,"verdict":"ALLOW","rule":"allow-web","reason":"web"}"#,
         r#"{"packet":4,"verdict":"DROP","rule":null,"reason":null}"#,
-        r#"{"packet":5,"verdict":"DROP","rule":null,"reason":null,"malformed":true}"#,
+        r#"{"packet":5,"verdict":"DROP","rule":null,"reason":null,"malformed":"bad-ip-header"}"#,
         r#"{"packet":6,"verdict":"DROP","rule":null,"reason":null}"#,
     ];
     let expected: Vec<serde_json::Value> = expected.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -79,8 +79,18 @@ fn summary_counts_packets_and_hits_per_rule() {
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
-        "packets 6  allowed 4  dropped 2  malformed 1\n  rule block-x: 2\n  rule allow-web: 1\n  default (ALLOW): 3\n"
+        "packets 6  allowed 3  dropped 3  malformed 1\n  rule block-x: 2\n  rule allow-web: 1\n  default (ALLOW): 3\n",
+        "the frame cut inside its IPv4 header is dropped (`--malformed drop`, the default)"
     );
+    let out = Command::new(dataplane_bin())
+        .args(["classify", "--malformed", "default", "--rules"])
+        .arg(&rules)
+        .arg("--pcap")
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8(out.stdout).unwrap().starts_with("packets 6  allowed 4  dropped 2  malformed 1\n"));
 }
 
 #[test]

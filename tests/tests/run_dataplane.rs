@@ -493,6 +493,11 @@ fn bad_config_names_the_key() {
     expect_config_error(dp, &base_config("run-cfg6").replace("stats_period = 0", "tls_fail = \"ajar\""), "tls_fail");
     expect_config_error(
         dp,
+        &base_config("run-cfg6").replace("stats_period = 0", "malformed = \"sometimes\""),
+        "malformed",
+    );
+    expect_config_error(
+        dp,
         &base_config("run-cfg7").replace("\"--vdev\", \"net_null1\"", "\"--vdev\", \"net_null7\""),
         "ports[1].device",
     );

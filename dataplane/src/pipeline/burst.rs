@@ -5,11 +5,11 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use super::flow::{Candidates, FlowKey, FlowTable, Slot};
-use super::{initiator_query, is_syn_ack, Hints, Pipeline, Verdict, MAX_BURST};
+use super::{initiator_query, is_syn_ack, Hints, MalformedAction, Pipeline, Verdict, MAX_BURST};
 use crate::counters::Counter;
 use crate::policy::compile::{Decision, Query};
 use crate::policy::{Action, CompiledPolicy};
-use crate::wire::{ip_proto, parse_frame_into, Fragment, IpPair, PacketSummary};
+use crate::wire::{ip_proto, parse_frame_into, Fragment, IpPair, MalformedCause, PacketSummary};
 
 /// Flows parsed between prefetching a flow's bucket and probing it (long enough for the
 /// line to arrive from memory, short enough to stay in cache).
@@ -74,14 +74,15 @@ pub(super) struct ChunkFlow {
 /// How a packet is to be settled after the lookups.
 #[derive(Clone, Copy, Default)]
 pub(super) enum Step {
-    /// Verdict already given by parse (non-IP, malformed).
+    /// Verdict already given by parse (non-IP, link or IP header broken).
     #[default]
     Done,
     /// A TCP/UDP packet with ports: belongs to the chunk's flow `flow` (an index into
     /// `StageArrays::flows`), sent in the key's `forward` direction, with these TCP flags.
     Flow { flow: u8, forward: bool, flags: u8 },
-    /// Classified on its own by addresses (ICMP, other protocols, non-first fragments).
-    Single,
+    /// Classified on its own by addresses (ICMP, other protocols, non-first fragments), or
+    /// with its transport unknown when `malformed` says why it could not be read.
+    Single { malformed: Option<MalformedCause> },
 }
 
 /// What of a chunk needs the policy: its singles, and its flows not found or decided by an
@@ -108,7 +109,7 @@ impl Asking {
     pub fn packet(self, i: usize, step: Step) -> bool {
         match step {
             Step::Done => false,
-            Step::Single => self.singles & (1 << i) != 0,
+            Step::Single { .. } => self.singles & (1 << i) != 0,
             Step::Flow { flow, .. } => self.flow(flow),
         }
     }
@@ -117,12 +118,16 @@ impl Asking {
 impl Pipeline {
     /// 1. Parse; each flow's bucket is prefetched as soon as its hash is known, and probed
     ///    (its entry prefetched) `PROBE_DISTANCE` flows later. Sets the chunk's flows and
-    ///    singles; gives malformed and non-IP packets their verdict.
+    ///    singles (packets whose transport could not be read among them); gives non-IP
+    ///    frames and frames whose link or IP header is broken their verdict.
     #[inline(never)]
     pub(super) fn parse_chunk<P: AsRef<[u8]>, O, H: Hints>(&mut self, b: &mut Burst<'_, P, O, H>) {
         let Burst { policy, packets, verdicts, hint, arrays, .. } = b;
         let StageArrays { steps, summaries, flows, .. } = &mut **arrays;
-        let default = policy.default_action();
+        let broken = match self.malformed {
+            MalformedAction::Drop => Action::Drop,
+            MalformedAction::Default => policy.default_action(),
+        };
         let mut n_flows = 0;
         let mut singles = 0u64;
         let (mut malformed, mut dropped_malformed, mut non_ip) = (0, 0, 0);
@@ -130,11 +135,19 @@ impl Pipeline {
         for (i, ((pkt, v), (step, summary))) in parsing.enumerate() {
             // Each arm writes the step; verdicts of packets not `Done` are written by settle.
             match parse_frame_into(pkt.as_ref(), summary) {
-                Err(_) => {
+                Err(m) => {
+                    let cause = m.cause();
                     malformed += 1;
-                    dropped_malformed += u64::from(default == Action::Drop);
-                    *step = Step::Done;
-                    *v = Verdict { action: default, rule: None, malformed: true };
+                    self.counters.add(Counter::malformed(cause), 1);
+                    if cause.addresses_known() {
+                        // The summary holds the addresses: classified with the transport unknown.
+                        *step = Step::Single { malformed: Some(cause) };
+                        singles |= 1 << i;
+                    } else {
+                        dropped_malformed += u64::from(broken == Action::Drop);
+                        *step = Step::Done;
+                        *v = Verdict { action: broken, rule: None, malformed: Some(cause) };
+                    }
                 }
                 Ok(Some(_)) => {
                     non_ip += 1;
@@ -160,7 +173,7 @@ impl Pipeline {
                         *step = Step::Flow { flow: n_flows as u8, forward, flags: p.tcp_flags };
                         n_flows += 1;
                     } else {
-                        *step = Step::Single;
+                        *step = Step::Single { malformed: None };
                         singles |= 1 << i;
                     }
                 }
@@ -190,7 +203,7 @@ impl Pipeline {
     #[inline(never)]
     fn classify_marked(&mut self, policy: &CompiledPolicy, asking: Asking, arrays: &mut StageArrays) {
         let StageArrays { steps, summaries, decided, flows } = arrays;
-        let mut queries = [Query { addrs: IpPair::V4 { src: 0, dst: 0 }, protocol: 0, dst_port: None }; MAX_BURST];
+        let mut queries = [Query::new(IpPair::V4 { src: 0, dst: 0 }, 0, None); MAX_BURST];
         let mut packet_of = [0usize; MAX_BURST];
         let mut n = 0;
         for (i, (step, p)) in steps.iter().zip(summaries.iter()).enumerate() {
@@ -199,7 +212,9 @@ impl Pipeline {
             }
             let query = match *step {
                 Step::Done => continue,
-                Step::Single => Query { addrs: p.addrs, protocol: p.protocol, dst_port: None },
+                Step::Single { malformed } => {
+                    Query { transport_unknown: malformed.is_some(), ..Query::new(p.addrs, p.protocol, None) }
+                }
                 Step::Flow { flow, forward, .. } => {
                     let slot = flows.get(usize::from(flow)).and_then(|f| f.slot);
                     match slot.and_then(|s| self.flows.entry_mut(s)) {

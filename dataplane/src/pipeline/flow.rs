@@ -160,7 +160,7 @@ impl FlowEntry {
     /// then, without building the decision first).
     #[inline(always)]
     pub fn verdict(&self) -> Verdict {
-        Verdict { action: self.action, rule: self.rule(), malformed: false }
+        Verdict { action: self.action, rule: self.rule(), malformed: None }
     }
 
     pub fn decision(&self) -> Decision {

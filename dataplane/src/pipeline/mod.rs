@@ -18,7 +18,7 @@ use crate::counters::{Counter, Counters};
 use crate::policy::compile::{Decision, Query, RuleId};
 use crate::policy::{Action, CompiledPolicy};
 use crate::tls::{ClientHello, HelloBufferPool};
-use crate::wire::{ip_proto, tcp_flags, IpPair, PacketSummary};
+use crate::wire::{ip_proto, tcp_flags, IpPair, MalformedCause, PacketSummary};
 use burst::{Asking, Burst, StageArrays};
 use flow::{FlowTable, FlowTimeouts};
 
@@ -32,21 +32,37 @@ pub struct Verdict {
     pub action: Action,
     /// The deciding rule; `None` when the default action decided (or the frame is not IP).
     pub rule: Option<RuleId>,
-    /// Headers were truncated or inconsistent; the default action applied.
-    pub malformed: bool,
+    /// Why the packet could not be read completely, if it could not: its link or IP header
+    /// broken (the `malformed` setting decided, see [`MalformedAction`]), or only its
+    /// transport unknown (the policy decided by what is known, see
+    /// `policy::compile::Query::transport_unknown`).
+    pub malformed: Option<MalformedCause>,
 }
 
 impl Verdict {
     /// The verdict of a well-formed packet that `d` decided.
     fn of(d: Decision) -> Verdict {
-        Verdict { action: d.action, rule: d.rule(), malformed: false }
+        Verdict { action: d.action, rule: d.rule(), malformed: None }
     }
 }
 
 impl Default for Verdict {
     fn default() -> Self {
-        Verdict { action: Action::Allow, rule: None, malformed: false }
+        Verdict { action: Action::Allow, rule: None, malformed: None }
     }
+}
+
+/// What happens to a frame whose link or IP header is broken (truncated, bad length, IHL or
+/// version, more than two VLAN tags): it has no addresses to decide by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MalformedAction {
+    /// Drop it: a frame no receiver reads as IP carries nothing legitimate, and one that some
+    /// receiver reads differently must not pass unchecked.
+    #[default]
+    Drop,
+    /// Give it the policy's default action.
+    Default,
 }
 
 /// What to do with a connection whose ClientHello cannot be inspected (malformed, larger than
@@ -148,6 +164,7 @@ pub struct PipelineConfig {
     pub hello_buffers: usize,
     pub tls_fail: TlsFail,
     pub midstream: Midstream,
+    pub malformed: MalformedAction,
 }
 
 impl Default for PipelineConfig {
@@ -158,6 +175,7 @@ impl Default for PipelineConfig {
             hello_buffers: 256,
             tls_fail: TlsFail::Open,
             midstream: Midstream::Decide,
+            malformed: MalformedAction::Drop,
         }
     }
 }
@@ -170,6 +188,7 @@ pub struct Pipeline {
     pub counters: Counters,
     tls_fail: TlsFail,
     midstream: Midstream,
+    malformed: MalformedAction,
     /// The arrays the steps of a chunk hand to each other, kept between bursts so that no
     /// chunk pays for clearing them (each entry is written before it is read). Taken while
     /// a burst is processed.
@@ -190,6 +209,7 @@ impl Pipeline {
             counters: Counters::default(),
             tls_fail: config.tls_fail,
             midstream: config.midstream,
+            malformed: config.malformed,
             arrays: Some(StageArrays::new()),
         }
     }
@@ -287,13 +307,13 @@ fn is_syn_ack(p: &PacketSummary) -> bool {
 /// this packet was sent by the initiator.
 fn initiator_query(p: &PacketSummary, sender_is_initiator: bool) -> Query {
     if sender_is_initiator {
-        Query { addrs: p.addrs, protocol: p.protocol, dst_port: Some(p.dst_port) }
+        Query::new(p.addrs, p.protocol, Some(p.dst_port))
     } else {
         let addrs = match p.addrs {
             IpPair::V4 { src, dst } => IpPair::V4 { src: dst, dst: src },
             IpPair::V6 { src, dst } => IpPair::V6 { src: dst, dst: src },
         };
-        Query { addrs, protocol: p.protocol, dst_port: Some(p.src_port) }
+        Query::new(addrs, p.protocol, Some(p.src_port))
     }
 }
 
@@ -303,6 +323,8 @@ mod burst_proptests;
 mod flood_proptests;
 #[cfg(test)]
 mod flood_tests;
+#[cfg(test)]
+mod chain_tests;
 #[cfg(test)]
 mod flow_proptests;
 #[cfg(test)]

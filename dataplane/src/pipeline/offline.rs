@@ -27,8 +27,9 @@ struct PacketLine<'a> {
     verdict: &'static str,
     rule: Option<&'a str>,
     reason: Option<&'a str>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    malformed: bool,
+    /// Why the packet could not be read completely (`wire::MalformedCause`'s word).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    malformed: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tls: Option<&'a TlsSummary>,
 }
@@ -105,7 +106,7 @@ pub fn classify_pcap(
                 Action::Allow => summary.allowed += 1,
                 Action::Drop => summary.dropped += 1,
             }
-            if v.malformed {
+            if v.malformed.is_some() {
                 summary.malformed += 1;
             }
             let rule = v.rule.and_then(|id| policy.rule(id));
@@ -119,7 +120,7 @@ pub fn classify_pcap(
                     verdict: v.action.as_str(),
                     rule: rule.map(|r| r.name.as_str()),
                     reason: rule.map(|r| r.reason.as_str()),
-                    malformed: v.malformed,
+                    malformed: v.malformed.map(|c| c.as_str()),
                     tls: hello.as_ref(),
                 };
                 let text = serde_json::to_string(&line).map_err(|e| e.to_string())?;

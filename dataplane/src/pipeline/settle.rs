@@ -51,7 +51,10 @@ impl Pipeline {
                 // Parse gave the verdict (not IP, malformed) and counted it.
                 Step::Done => continue,
                 // A packet without a connection: the policy's answer, always asked for.
-                Step::Single => Verdict::of(arrays.decided.get(i - 1).copied().flatten().unwrap_or(default)),
+                Step::Single { malformed } => Verdict {
+                    malformed,
+                    ..Verdict::of(arrays.decided.get(i - 1).copied().flatten().unwrap_or(default))
+                },
                 // The general path: the flow found or created, (re)decided, its hello fed.
                 Step::Flow { flow, forward, flags } => {
                     let at = i - 1;

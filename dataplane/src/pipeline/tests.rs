@@ -6,8 +6,8 @@ use super::flow::WAYS;
 use super::{Pipeline, PipelineConfig, Verdict};
 use crate::counters::Counter;
 use crate::policy::{rule_set_from_str, Action, CompiledPolicy};
-use crate::wire::build;
 use crate::wire::tcp_flags::{ACK, FIN, SYN};
+use crate::wire::{build, MalformedCause};
 
 const CLIENT: [u8; 4] = [192, 168, 1, 10];
 const SERVER: [u8; 4] = [10, 0, 0, 5];
@@ -100,8 +100,8 @@ fn malformed_and_non_ip_frames() {
     truncated.truncate(30);
     let arp = build::FrameBuilder::new().ethernet(0x0806, &[0u8; 28]);
     let v = run(&mut p, &policy, &[truncated, arp], 0);
-    assert_eq!(v[0], Verdict { action: Action::Drop, rule: None, malformed: true });
-    assert_eq!(v[1], Verdict { action: Action::Allow, rule: None, malformed: false });
+    assert_eq!(v[0], Verdict { action: Action::Drop, rule: None, malformed: Some(MalformedCause::TruncatedIp) });
+    assert_eq!(v[1], Verdict { action: Action::Allow, rule: None, malformed: None });
     assert_eq!(
         (p.counters.get(Counter::Malformed), p.counters.get(Counter::NonIp), p.counters.get(Counter::DropMalformed)),
         (1, 1, 1)

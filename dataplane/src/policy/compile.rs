@@ -40,6 +40,21 @@ pub struct Query {
     pub protocol: u8,
     /// The responder's port; `None` when the packet has no ports.
     pub dst_port: Option<u16>,
+    /// The packet's transport could not be read (extension chain, transport header cut short,
+    /// ESP; see `wire::MalformedCause`): its protocol and ports are unknown. It is decided by
+    /// what is known, never more leniently than a packet that is read: a rule without ports
+    /// decides as usual; a DROP rule with ports may match, so it decides; an ALLOW rule with
+    /// ports does not match. TLS predicates cannot be read either: a TLS DROP rule whose
+    /// addresses (and ports, as above) match decides, a TLS ALLOW rule does not match. Such
+    /// a query is never pending.
+    pub transport_unknown: bool,
+}
+
+impl Query {
+    /// A query about a packet whose transport was read.
+    pub fn new(addrs: IpPair, protocol: u8, dst_port: Option<u16>) -> Query {
+        Query { addrs, protocol, dst_port, transport_unknown: false }
+    }
 }
 
 /// The verdict and the rule that gave it (`None`: the default action decided).
@@ -198,6 +213,7 @@ impl CompiledPolicy {
                     ports: port_ranges.get(r.ports_start as usize..r.ports_end as usize).unwrap_or(&[]),
                     tls: tls.is_some(),
                     named: tls.is_some_and(|t| !t.any_name),
+                    drop: r.action == Action::Drop,
                 }
             })
             .collect();
@@ -310,7 +326,7 @@ impl CompiledPolicy {
         let hits = names.get_mut(..matched).unwrap_or(&mut []);
         hits.sort_unstable();
         let sni = SniHits { ids: hits, overflow: matched > SNI_MATCHES };
-        self.first_match(src, dst, query.protocol, query.dst_port, tls, &sni)
+        self.first_match(src, dst, &Transport::of(query), tls, &sni)
     }
 
     /// Classify one connection.
@@ -373,7 +389,7 @@ impl CompiledPolicy {
                     (self.v6.src_list(cs), self.v6.dst_list(cd))
                 }
             };
-            *o = self.first_match(src_list, dst_list, q.protocol, q.dst_port, initial_tls_view(q), &SniHits::NONE);
+            *o = self.first_match(src_list, dst_list, &Transport::of(q), initial_tls_view(q), &SniHits::NONE);
         }
     }
 
@@ -383,12 +399,14 @@ impl CompiledPolicy {
         &self,
         src: &[RuleId],
         dst: &[RuleId],
-        protocol: u8,
-        dst_port: Option<u16>,
+        transport: &Transport,
         tls: TlsView<'_>,
         sni: &SniHits<'_>,
     ) -> Decision {
+        let Transport { protocol, dst_port, unknown } = *transport;
         let (any, hits) = match tls {
+            // Rules with ports and TLS rules may match: the DROP ones among them decide.
+            _ if unknown => (self.any_address.unknown_transport(), &[][..]),
             TlsView::Unknown => (self.any_address.candidates(protocol, dst_port), &[][..]),
             TlsView::NotTls => (self.any_address_unnamed.candidates(protocol, dst_port), &[][..]),
             // Too many SNI hits for the stack buffer: walk every any-address rule instead.
@@ -424,11 +442,17 @@ impl CompiledPolicy {
             if from == Some(CandidateList::SniHits) && !rule.any_address {
                 continue;
             }
-            if !self.transport_matches(rule, protocol, dst_port) {
+            if !self.transport_matches(rule, transport) {
                 continue;
             }
             if let Some(tls_rule) = rule.tls_index() {
                 match tls {
+                    // The hello cannot be read: a DROP rule may match, an ALLOW rule does not.
+                    _ if unknown => {
+                        if rule.action != Action::Drop {
+                            continue;
+                        }
+                    }
                     TlsView::Unknown => return Decision::pending(),
                     TlsView::NotTls => continue,
                     TlsView::Hello(hello) => {
@@ -459,14 +483,35 @@ impl CompiledPolicy {
             && (t.ja4.is_empty() || hello.ja4.is_some_and(|j| t.ja4.iter().any(|x| x == j)))
     }
 
-    fn transport_matches(&self, rule: &CompiledRule, protocol: u8, dst_port: Option<u16>) -> bool {
+    fn transport_matches(&self, rule: &CompiledRule, transport: &Transport) -> bool {
         if rule.ports_start == rule.ports_end {
             return true;
+        }
+        let Transport { protocol, dst_port, unknown } = *transport;
+        // Unknown ports may be any: a DROP rule could match, an ALLOW rule must not.
+        if unknown {
+            return rule.action == Action::Drop;
         }
         let Some(port) = dst_port else { return false };
         self.port_ranges
             .get(rule.ports_start as usize..rule.ports_end as usize)
             .is_some_and(|ranges| ranges.iter().any(|r| r.contains(protocol, port)))
+    }
+}
+
+/// The transport part of a query, as `first_match` reads it.
+#[derive(Clone, Copy)]
+struct Transport {
+    protocol: u8,
+    dst_port: Option<u16>,
+    /// See [`Query::transport_unknown`].
+    unknown: bool,
+}
+
+impl Transport {
+    #[inline(always)]
+    fn of(q: &Query) -> Transport {
+        Transport { protocol: q.protocol, dst_port: q.dst_port, unknown: q.transport_unknown }
     }
 }
 
@@ -498,7 +543,7 @@ const SNI_MATCHES: usize = 128;
 
 /// Before any payload, a TCP connection may still turn out to be TLS; nothing else can.
 fn initial_tls_view(q: &Query) -> TlsView<'static> {
-    if q.protocol == crate::wire::ip_proto::TCP && q.dst_port.is_some() {
+    if q.protocol == crate::wire::ip_proto::TCP && q.dst_port.is_some() && !q.transport_unknown {
         TlsView::Unknown
     } else {
         TlsView::NotTls

@@ -34,12 +34,12 @@ fn rule(
 
 fn v4(src: &str, dst: &str, protocol: u8, port: Option<u16>) -> Query {
     let (s, d): (Ipv4Addr, Ipv4Addr) = (src.parse().unwrap(), dst.parse().unwrap());
-    Query { addrs: IpPair::V4 { src: s.into(), dst: d.into() }, protocol, dst_port: port }
+    Query::new(IpPair::V4 { src: s.into(), dst: d.into() }, protocol, port)
 }
 
 fn v6(src: &str, dst: &str, protocol: u8, port: Option<u16>) -> Query {
     let (s, d): (Ipv6Addr, Ipv6Addr) = (src.parse().unwrap(), dst.parse().unwrap());
-    Query { addrs: IpPair::V6 { src: s.into(), dst: d.into() }, protocol, dst_port: port }
+    Query::new(IpPair::V6 { src: s.into(), dst: d.into() }, protocol, port)
 }
 
 fn decided_by<'a>(policy: &'a CompiledPolicy, q: &Query) -> (Action, Option<&'a str>) {
@@ -73,6 +73,51 @@ fn directions_excepts_ports_and_default() {
     assert_eq!(decided_by(&p, &v6("2001:4860::1", "2001:4860::8888", tcp, Some(443))), (Action::Allow, None));
     let denied = CompiledPolicy::compile(RuleSet::default(), Action::Drop).unwrap();
     assert_eq!(denied.classify(&v4("1.2.3.4", "5.6.7.8", tcp, Some(1))), Decision::new(Action::Drop, None));
+}
+
+#[test]
+fn transport_unknown_drop_rules_may_match_allow_rules_with_ports_do_not() {
+    let tcp = |first, last| PortRange { protocol: ip_proto::TCP, first, last };
+    let tls_drop = |name: &str, cidrs: &[&str], ports: &[PortRange]| Rule {
+        tls: Some(TlsMatch {
+            server_names: vec!["evil.example".into()],
+            version_below: None,
+            ja3: vec![],
+            ja4: vec![],
+        }),
+        ..rule(name, Action::Drop, 5, Direction::Egress, cidrs, &[], ports)
+    };
+    let rules = RuleSet::new(vec![
+        tls_drop("tls-drop", &["198.51.100.0/24"], &[tcp(443, 443)]),
+        rule("allow-web", Action::Allow, 10, Direction::Egress, &["10.0.0.0/8"], &[], &[tcp(80, 80)]),
+        rule("drop-ssh", Action::Drop, 20, Direction::Egress, &["10.0.0.0/8"], &[], &[tcp(22, 22)]),
+        rule("allow-net", Action::Allow, 30, Direction::Egress, &["172.16.0.0/12"], &[], &[]),
+        Rule { name: "any-allow-dns".into(), ..rule("", Action::Allow, 40, Direction::Any, &[], &[], &[tcp(53, 53)]) },
+        Rule { name: "any-drop-smb".into(), ..rule("", Action::Drop, 50, Direction::Any, &[], &[], &[tcp(445, 445)]) },
+    ]);
+    let p = CompiledPolicy::compile(rules.clone(), Action::Allow).unwrap();
+    let unknown = |dst: &str| Query { transport_unknown: true, ..v4("192.0.2.1", dst, ip_proto::TCP, None) };
+    let cases = [
+        // allow-web does not match (ports), drop-ssh may: it decides.
+        ("10.1.2.3", (Action::Drop, Some("drop-ssh"))),
+        // A TLS DROP rule whose addresses match decides: its hello cannot be read.
+        ("198.51.100.7", (Action::Drop, Some("tls-drop"))),
+        // An address-only rule decides as usual.
+        ("172.16.0.1", (Action::Allow, Some("allow-net"))),
+        // Elsewhere: the any-address ALLOW rule with ports does not match, the DROP one may.
+        ("203.0.113.9", (Action::Drop, Some("any-drop-smb"))),
+    ];
+    for (dst, expected) in cases {
+        assert_eq!(decided_by(&p, &unknown(dst)), expected, "{dst}");
+        let (action, rule, pending) = reference::classify(&rules, Action::Allow, &unknown(dst));
+        assert_eq!((action, rule.map(|r| r as u32), pending), (expected.0, p.classify(&unknown(dst)).rule(), false));
+    }
+    // Read, the same packets are decided by their ports.
+    assert_eq!(
+        decided_by(&p, &v4("192.0.2.1", "10.1.2.3", ip_proto::TCP, Some(80))),
+        (Action::Allow, Some("allow-web"))
+    );
+    assert_eq!(decided_by(&p, &v4("192.0.2.1", "203.0.113.9", ip_proto::TCP, Some(53))).1, Some("any-allow-dns"));
 }
 
 #[test]
@@ -194,10 +239,12 @@ fn arb_query() -> impl Strategy<Value = Query> {
         1 => (v6(), v6()).prop_map(|(src, dst)| IpPair::V6 { src, dst }),
         1 => (any::<u32>(), any::<u32>()).prop_map(|(src, dst)| IpPair::V4 { src, dst }),
     ];
-    (addrs, proto, 1u16..25).prop_map(|(addrs, protocol, port)| Query {
+    // One query in four has its transport unknown (as the pipeline asks it: no port).
+    (addrs, proto, 1u16..25, 0u8..4).prop_map(|(addrs, protocol, port, unknown)| Query {
         addrs,
         protocol,
-        dst_port: (protocol != ip_proto::ICMP).then_some(port),
+        dst_port: (protocol != ip_proto::ICMP && unknown != 0).then_some(port),
+        transport_unknown: unknown == 0,
     })
 }
 

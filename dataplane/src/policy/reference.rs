@@ -12,12 +12,18 @@ pub type RefDecision = (Action, Option<usize>, bool);
 
 /// The first rule whose predicates all hold, or the default, before any payload is seen.
 pub fn classify(rules: &RuleSet, default_action: Action, query: &Query) -> RefDecision {
-    let tls =
-        if query.protocol == ip_proto::TCP && query.dst_port.is_some() { TlsView::Unknown } else { TlsView::NotTls };
+    let tls = if query.protocol == ip_proto::TCP && query.dst_port.is_some() && !query.transport_unknown {
+        TlsView::Unknown
+    } else {
+        TlsView::NotTls
+    };
     classify_tls(rules, default_action, query, tls)
 }
 
 /// The first rule whose predicates all hold given what is known of the connection's TLS.
+///
+/// A query whose transport is unknown (`Query::transport_unknown`): a rule's ports and TLS
+/// predicates may hold for a DROP rule and do not for an ALLOW rule; `tls` is not read.
 pub fn classify_tls(rules: &RuleSet, default_action: Action, query: &Query, tls: TlsView<'_>) -> RefDecision {
     let (src, dst): (IpAddr, IpAddr) = match query.addrs {
         IpPair::V4 { src, dst } => (Ipv4Addr::from(src).into(), Ipv4Addr::from(dst).into()),
@@ -26,7 +32,17 @@ pub fn classify_tls(rules: &RuleSet, default_action: Action, query: &Query, tls:
     for (i, rule) in rules.rules().iter().enumerate() {
         let by_source = rule.direction.matches_source() && rule.contains_address(src);
         let by_destination = rule.direction.matches_destination() && rule.contains_address(dst);
-        if !(by_source || by_destination) || !rule.matches_transport(query.protocol, query.dst_port) {
+        if !(by_source || by_destination) {
+            continue;
+        }
+        if query.transport_unknown {
+            // Ports and ClientHello unknown: they may match a DROP rule, not an ALLOW rule.
+            if (rule.ports.is_empty() && rule.tls.is_none()) || rule.action == Action::Drop {
+                return (rule.action, Some(i), false);
+            }
+            continue;
+        }
+        if !rule.matches_transport(query.protocol, query.dst_port) {
             continue;
         }
         if let Some(m) = &rule.tls {

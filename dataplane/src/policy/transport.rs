@@ -16,6 +16,9 @@ pub(crate) struct TransportTable {
     /// List for packets without a port (ICMP, other protocols, non-first fragments): the rules
     /// without a `ports` predicate.
     portless: u16,
+    /// List for packets whose transport is unknown: the rules without a `ports` predicate and
+    /// the DROP rules with one (they may match).
+    unknown: u16,
     spans: Vec<(u32, u32)>,
     members: Vec<RuleId>,
 }
@@ -28,14 +31,22 @@ pub(crate) struct AnyAddressRule<'a> {
     pub tls: bool,
     /// Has server names (reached through the SNI matcher once the hello is known).
     pub named: bool,
+    /// Its action is DROP.
+    pub drop: bool,
 }
 
 impl TransportTable {
     /// The table of the any-address rules (in evaluation order) that `include` accepts.
     pub fn build(any_address: &[AnyAddressRule<'_>], include: impl Fn(&AnyAddressRule<'_>) -> bool) -> TransportTable {
         let any: Vec<&AnyAddressRule<'_>> = any_address.iter().filter(|r| include(r)).collect();
-        let mut t =
-            TransportTable { tcp: Vec::new(), udp: Vec::new(), portless: 0, spans: Vec::new(), members: Vec::new() };
+        let mut t = TransportTable {
+            tcp: Vec::new(),
+            udp: Vec::new(),
+            portless: 0,
+            unknown: 0,
+            spans: Vec::new(),
+            members: Vec::new(),
+        };
         let mut ids: HashMap<Vec<RuleId>, u16> = HashMap::new();
         let mut intern = |list: Vec<RuleId>, t: &mut TransportTable| -> u16 {
             *ids.entry(list).or_insert_with_key(|list| {
@@ -57,6 +68,11 @@ impl TransportTable {
             out
         };
         t.portless = intern(select(&|r| r.ports.is_empty()), &mut t);
+        // With the transport unknown, an ALLOW rule with TLS predicates or ports never matches
+        // and every other rule decides once its address matches (any address, here): the first
+        // of those ends the list.
+        let decides = any.iter().find(|r| r.drop || (r.ports.is_empty() && !r.tls));
+        t.unknown = intern(decides.map(|r| r.id).into_iter().collect(), &mut t);
         for protocol in [ip_proto::TCP, ip_proto::UDP] {
             // Port ranges cut 0..=65535 into intervals on which every rule's predicate is constant.
             let mut cuts: Vec<u32> = vec![0, 65536];
@@ -93,6 +109,13 @@ impl TransportTable {
             _ => Some(self.portless),
         };
         let Some(&(start, end)) = class.and_then(|c| self.spans.get(usize::from(c))) else { return &[] };
+        self.members.get(start as usize..end as usize).unwrap_or(&[])
+    }
+
+    /// The any-address rules that may decide a packet whose transport is unknown, in order.
+    #[inline]
+    pub fn unknown_transport(&self) -> &[RuleId] {
+        let Some(&(start, end)) = self.spans.get(usize::from(self.unknown)) else { return &[] };
         self.members.get(start as usize..end as usize).unwrap_or(&[])
     }
 

@@ -288,6 +288,32 @@ pub fn ipv6_options_header(next_header: u8, len_units: u8) -> Vec<u8> {
     h
 }
 
+/// A routing header of `(len_units + 1) * 8` bytes: its type and segments left, the rest zeros.
+pub fn ipv6_routing_header(next_header: u8, routing_type: u8, segments_left: u8, len_units: u8) -> Vec<u8> {
+    let mut h = vec![0u8; (usize::from(len_units) + 1) * 8];
+    h.splice(..4, [next_header, len_units, routing_type, segments_left]);
+    h
+}
+
+/// A chain of extension headers, one per entry of `kinds` (each entry the header's own kind,
+/// the first one being what the fixed header's next header names), the last followed by
+/// `upper`: hop-by-hop and destination options as [`ipv6_options_header`] with one 8-byte unit,
+/// routing headers of type 0 with segments left 0, atomic fragment headers (offset 0, no M
+/// flag: RFC 6946), any other kind as an options-like header (next header, length 0).
+pub fn ipv6_ext_chain(kinds: &[u8], upper: u8) -> Vec<u8> {
+    use super::ipv6_ext::next_header::{FRAGMENT, ROUTING};
+    let mut chain = Vec::new();
+    for (i, &kind) in kinds.iter().enumerate() {
+        let next = kinds.get(i + 1).copied().unwrap_or(upper);
+        match kind {
+            ROUTING => chain.extend(ipv6_routing_header(next, 0, 0, 0)),
+            FRAGMENT => chain.extend(ipv6_fragment_header(next, 0, false, 0x0600_0d00 + i as u32)),
+            _ => chain.extend(ipv6_options_header(next, 0)),
+        }
+    }
+    chain
+}
+
 /// An IPv6 fragment header: offset in 8-byte units, M flag, identification.
 pub fn ipv6_fragment_header(next_header: u8, offset_units: u16, more: bool, ident: u32) -> [u8; 8] {
     let [o0, o1] = ((offset_units << 3) | u16::from(more)).to_be_bytes();

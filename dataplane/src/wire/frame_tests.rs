@@ -3,8 +3,11 @@
 
 use super::build::{self, FrameBuilder};
 use super::ipv6_ext::next_header::*;
+use super::ipv6_ext::MAX_EXT_HEADERS;
 use super::Malformed::{Invalid, Truncated};
-use super::{ip_proto, parse_frame, tcp_flags, Fragment, IpPair, Layer, PacketSummary, Parsed};
+use super::{
+    ip_proto, parse_frame, parse_frame_into, tcp_flags, Fragment, IpPair, Layer, MalformedCause, PacketSummary, Parsed,
+};
 
 const A4: [u8; 4] = [10, 1, 2, 3];
 const B4: [u8; 4] = [192, 168, 211, 9];
@@ -274,8 +277,10 @@ fn ipv6_opaque_transports() {
     let mut esp = build::ipv6_options_header(ESP, 0);
     esp.extend([0x55; 16]);
     let f = FrameBuilder::new().ipv6(A6, B6, DEST_OPTS, &esp);
-    let expected = PacketSummary { payload_offset: 62, payload_len: 16, ..base(V6, ESP) };
-    assert_eq!(summary(&f), expected);
+    assert_eq!(parse_frame(&f), Err(Invalid(Layer::Esp)), "ESP: the transport is encrypted");
+    let mut s = PacketSummary::EMPTY;
+    assert_eq!(parse_frame_into(&f, &mut s).map_err(|m| m.cause()), Err(MalformedCause::Encrypted));
+    assert_eq!(s, base(V6, ESP), "the addresses stand");
     let f = FrameBuilder::new().padded().ipv6(A6, B6, NO_NEXT_HEADER, &[]);
     let expected = PacketSummary { payload_offset: 54, ..base(V6, NO_NEXT_HEADER) };
     assert_eq!(summary(&f), expected);
@@ -288,15 +293,86 @@ fn ipv6_opaque_transports() {
 
 #[test]
 fn ipv6_extension_errors() {
-    let mut chain: Vec<u8> = (0..9).flat_map(|_| build::ipv6_options_header(DEST_OPTS, 0)).collect();
-    let last = chain.len() - 8;
-    chain[last] = ip_proto::UDP;
+    let n = MAX_EXT_HEADERS + 1;
+    let mut chain = build::ipv6_ext_chain(&[DEST_OPTS; MAX_EXT_HEADERS + 1], ip_proto::UDP);
     chain.extend(build::udp_segment_v6(A6, B6, 1, 2, b""));
     let f = FrameBuilder::new().ipv6(A6, B6, DEST_OPTS, &chain);
-    assert_eq!(parse_frame(&f), Err(Invalid(Layer::Ipv6Ext)), "9 extension headers");
+    assert_eq!(parse_frame(&f), Err(Invalid(Layer::Ipv6Ext)), "{n} extension headers");
+    // The addresses stand, the transport is unknown.
+    let mut s = PacketSummary { tcp_seq: 9, ..PacketSummary::EMPTY };
+    assert_eq!(parse_frame_into(&f, &mut s).map_err(|m| m.cause()), Err(MalformedCause::ExtChain));
+    assert_eq!(s, base(V6, DEST_OPTS));
     let f = FrameBuilder::new().ipv6(A6, B6, HOP_BY_HOP, &chain[8..]);
-    assert_eq!(summary(&f).src_port, 1, "8 extension headers are fine");
+    assert_eq!(summary(&f).src_port, 1, "{} extension headers are fine", n - 1);
     // An extension header that runs past the IPv6 payload length (into padding).
     let f = FrameBuilder::new().padded().ipv6(A6, B6, HOP_BY_HOP, &[ip_proto::TCP, 0, 1, 2]);
     assert_eq!(parse_frame(&f), Err(Truncated(Layer::Ipv6Ext)));
+    // An extension header the walk does not step over (Mobility) hides what follows.
+    let mut mobility = build::ipv6_ext_chain(&[DEST_OPTS, MOBILITY], ip_proto::TCP);
+    mobility.extend(build::tcp_segment_v6(A6, B6, 1, 2, 0, 0, b""));
+    let f = FrameBuilder::new().ipv6(A6, B6, DEST_OPTS, &mobility);
+    assert_eq!(parse_frame(&f), Err(Invalid(Layer::Ipv6Ext)));
+}
+
+/// The chains a Linux receiver accepts (RFC 8200 order or not, repeated destination options,
+/// routing headers of any type with segments left 0, atomic fragments) are walked to the
+/// transport: the two bypasses of issue 18 among them.
+#[test]
+fn ipv6_chains_a_linux_receiver_accepts() {
+    let tcp = || build::tcp_segment_v6(A6, B6, 40000, 22, tcp_flags::SYN, 1, b"");
+    let chains: Vec<Vec<u8>> = vec![
+        vec![DEST_OPTS; 8],
+        vec![DEST_OPTS; 12],
+        vec![HOP_BY_HOP, ROUTING, FRAGMENT],
+        vec![HOP_BY_HOP, DEST_OPTS, ROUTING, FRAGMENT, AUTH, DEST_OPTS],
+        vec![FRAGMENT, ROUTING, DEST_OPTS, DEST_OPTS, HOP_BY_HOP],
+        [vec![HOP_BY_HOP], vec![DEST_OPTS; 30], vec![ROUTING, FRAGMENT]].concat(),
+    ];
+    for kinds in chains {
+        let mut p = build::ipv6_ext_chain(&kinds, ip_proto::TCP);
+        let chain_len = p.len();
+        p.extend(tcp());
+        let f = FrameBuilder::new().ipv6(A6, B6, kinds[0], &p);
+        let s = summary(&f);
+        assert_eq!(
+            (s.protocol, s.dst_port, s.has_ports, s.fragment),
+            (ip_proto::TCP, 22, true, Fragment::None),
+            "{kinds:?}"
+        );
+        assert_eq!(usize::from(s.payload_offset), 54 + chain_len + 20, "{kinds:?}");
+    }
+    // Routing headers of every type, segments left 0, one with a longer body.
+    for (routing_type, len_units) in [(0, 0), (2, 2), (3, 1), (4, 4), (253, 0)] {
+        let mut p = build::ipv6_routing_header(ip_proto::TCP, routing_type, 0, len_units);
+        p.extend(tcp());
+        assert_eq!(summary(&FrameBuilder::new().ipv6(A6, B6, ROUTING, &p)).dst_port, 22, "type {routing_type}");
+    }
+}
+
+/// Each cause, and whether the addresses are read.
+#[test]
+fn causes_of_malformed_frames() {
+    let fb = FrameBuilder::new();
+    let tcp4 = build::tcp_v4(A4, B4, 1, 2, 0, 0, b"");
+    let cause = |f: &[u8]| parse_frame(f).map(|_| ()).map_err(|m| (m.cause().as_str(), m.cause().addresses_known()));
+    assert_eq!(cause(&tcp4[..10]), Err(("truncated-l2", false)));
+    assert_eq!(cause(&fb.clone().vlan(1).vlan(2).vlan(3).tcp_v4(A4, B4, 1, 2, 0, 0, b"")), Err(("vlan-stack", false)));
+    assert_eq!(cause(&tcp4[..30]), Err(("truncated-ip", false)));
+    let mut bad_version = tcp4.clone();
+    bad_version[14] = 0x55;
+    assert_eq!(cause(&bad_version), Err(("bad-ip-header", false)));
+    let mut bad_ihl = tcp4.clone();
+    bad_ihl[14] = 0x44;
+    assert_eq!(cause(&bad_ihl), Err(("bad-ip-header", false)));
+    let mut long = tcp4.clone();
+    long[16..18].copy_from_slice(&1000u16.to_be_bytes());
+    assert_eq!(cause(&long), Err(("bad-ip-header", false)));
+    assert_eq!(cause(&fb.ipv4(A4, B4, ip_proto::TCP, &[0; 12])), Err(("truncated-l4", true)));
+    assert_eq!(cause(&fb.ipv6(A6, B6, ip_proto::UDP, &[0; 7])), Err(("truncated-l4", true)));
+    let mut bad_offset = build::tcp_segment_v4(A4, B4, 1, 2, 0, 0, b"");
+    bad_offset[12] = 0x40;
+    assert_eq!(cause(&fb.ipv4(A4, B4, ip_proto::TCP, &bad_offset)), Err(("bad-l4-header", true)));
+    assert_eq!(cause(&fb.ipv4(A4, B4, ESP, &[0; 24])), Err(("encrypted", true)));
+    let chain = build::ipv6_ext_chain(&[DEST_OPTS; MAX_EXT_HEADERS + 1], ip_proto::TCP);
+    assert_eq!(cause(&fb.ipv6(A6, B6, DEST_OPTS, &chain)), Err(("ext-chain", true)));
 }

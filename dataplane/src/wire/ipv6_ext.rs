@@ -13,6 +13,13 @@ pub mod next_header {
     pub const AUTH: u8 = 51;
     pub const NO_NEXT_HEADER: u8 = 59;
     pub const DEST_OPTS: u8 = 60;
+    /// Mobility (RFC 6275), HIP (RFC 7401), Shim6 (RFC 5533), and the two values for
+    /// experiments (RFC 3692): extension headers (IANA's list) that the walk does not step over.
+    pub const MOBILITY: u8 = 135;
+    pub const HIP: u8 = 139;
+    pub const SHIM6: u8 = 140;
+    pub const EXPERIMENT_1: u8 = 253;
+    pub const EXPERIMENT_2: u8 = 254;
 }
 
 /// Where each field of an extension header lies.
@@ -30,8 +37,15 @@ pub(crate) mod field {
     pub const FRAG_IDENT: Field = 4..8;
 }
 
-/// More extension headers than this in one packet is treated as an evasion attempt: `Invalid`.
-pub const MAX_EXT_HEADERS: usize = 8;
+/// The walk steps over at most this many extension headers; a longer chain is `Invalid`
+/// (cause `ext-chain`: its transport is unknown, see `MalformedCause`). Linux bounds the
+/// options in one hop-by-hop or destination options header (8 by default), not the number of
+/// headers; a chain is bounded only by the IPv6 payload (at most 65535 bytes, each header at
+/// least 8). 64 headers is far beyond any chain a sender has a reason to build (RFC 8200
+/// allows each kind once, destination options twice), and bounds the walk's cost. Beyond it
+/// the packet is not waved through: classified with its transport unknown, it is never
+/// treated more leniently than one that is read.
+pub const MAX_EXT_HEADERS: usize = 64;
 
 /// The fragment header is always 8 bytes.
 pub const FRAGMENT_HEADER_LEN: usize = field::FRAG_IDENT.end;
@@ -43,6 +57,13 @@ const MIN_HEADER_LEN: usize = field::LENGTH + 1;
 pub fn is_extension(next: u8) -> bool {
     use next_header::*;
     matches!(next, HOP_BY_HOP | ROUTING | FRAGMENT | AUTH | DEST_OPTS)
+}
+
+/// True for the extension headers IANA lists that the walk does not step over: a chain that
+/// reaches one ends in no transport the dataplane reads (`Invalid`).
+pub fn is_unwalked_extension(next: u8) -> bool {
+    use next_header::*;
+    matches!(next, MOBILITY | HIP | SHIM6 | EXPERIMENT_1 | EXPERIMENT_2)
 }
 
 /// A view over one extension header of kind `kind` (hop-by-hop, routing, fragment,
@@ -144,13 +165,23 @@ pub struct Transport {
 }
 
 /// Walk the extension headers in `payload` (the IPv6 payload), starting with `first` (the fixed
-/// header's next header). Stops at the first non-extension protocol, at a non-first fragment
-/// (whose data is no header), and after [`MAX_EXT_HEADERS`] headers (`Invalid`). A non-first
-/// fragment reaching beyond 65535 bytes of reassembled payload is `Invalid`.
+/// header's next header): hop-by-hop, routing (any type, any segments left), fragment
+/// (an atomic one, offset 0 and no M flag, is no fragment: RFC 6946), destination options and
+/// AH, in any order and repeated, as a Linux receiver accepts them. Stops at the first
+/// non-extension protocol and at a non-first fragment (whose data is no header).
+///
+/// Errors (the fixed header's addresses stand; the transport is unknown):
+/// `Invalid(Ipv6Ext)` after [`MAX_EXT_HEADERS`] headers or at an extension header the walk does
+/// not step over ([`is_unwalked_extension`]); `Truncated(Ipv6Ext)` for a header that runs past
+/// the payload. A non-first fragment reaching beyond 65535 bytes of reassembled payload is
+/// `Invalid(Ipv6)`: the IP packet itself is impossible ("ping of death").
 pub fn walk(first: u8, payload: &[u8]) -> Result<Transport, Malformed> {
     let mut at = Transport { protocol: first, offset: 0, fragment: Fragment::None };
     for _ in 0..MAX_EXT_HEADERS {
         if !is_extension(at.protocol) {
+            if is_unwalked_extension(at.protocol) {
+                return Err(Malformed::Invalid(Layer::Ipv6Ext));
+            }
             return Ok(at);
         }
         let rest = slice(payload, at.offset..);
@@ -165,13 +196,13 @@ pub fn walk(first: u8, payload: &[u8]) -> Result<Transport, Malformed> {
                 // The reassembled fragmentable part must fit the 16-bit payload length.
                 let data_len = payload.len().saturating_sub(at.offset);
                 if usize::from(ext.frag_offset_units()) * 8 + data_len > 65535 {
-                    return Err(Malformed::Invalid(Layer::Ipv6Ext));
+                    return Err(Malformed::Invalid(Layer::Ipv6));
                 }
                 return Ok(at);
             }
         }
     }
-    if is_extension(at.protocol) {
+    if is_extension(at.protocol) || is_unwalked_extension(at.protocol) {
         return Err(Malformed::Invalid(Layer::Ipv6Ext));
     }
     Ok(at)
@@ -242,7 +273,7 @@ mod tests {
         let mut big = fragment(TCP, 8191, false);
         big.extend([0u8; 8]); // 8191 * 8 + 8 > 65535
         assert_eq!(walk(FRAGMENT, &big[..big.len() - 1]).unwrap().fragment, Fragment::NonFirst);
-        assert_eq!(walk(FRAGMENT, &big), Err(Malformed::Invalid(Layer::Ipv6Ext)));
+        assert_eq!(walk(FRAGMENT, &big), Err(Malformed::Invalid(Layer::Ipv6)));
         assert_eq!((h.frag_offset_units(), h.more_fragments(), h.frag_ident()), (185, true, 0xfeed_beef));
     }
 
@@ -264,7 +295,21 @@ mod tests {
             p
         };
         assert_eq!(walk(DEST_OPTS, &chain(8)).unwrap().offset, 64);
-        assert_eq!(walk(DEST_OPTS, &chain(9)), Err(Malformed::Invalid(Layer::Ipv6Ext)));
+        assert_eq!(walk(DEST_OPTS, &chain(9)).unwrap().offset, 72, "more than 8 headers: Linux accepts them");
+        assert_eq!(walk(DEST_OPTS, &chain(MAX_EXT_HEADERS)).unwrap().offset, 8 * MAX_EXT_HEADERS);
+        assert_eq!(walk(DEST_OPTS, &chain(MAX_EXT_HEADERS + 1)), Err(Malformed::Invalid(Layer::Ipv6Ext)));
+    }
+
+    #[test]
+    fn unwalked_extension_headers_end_the_chain_unread() {
+        for kind in [MOBILITY, HIP, SHIM6, EXPERIMENT_1, EXPERIMENT_2] {
+            let mut p = options(kind, 0);
+            p.extend(options(TCP, 0));
+            assert_eq!(walk(DEST_OPTS, &p), Err(Malformed::Invalid(Layer::Ipv6Ext)), "{kind}");
+            assert_eq!(walk(kind, &p), Err(Malformed::Invalid(Layer::Ipv6Ext)), "{kind}");
+        }
+        // Other protocols are transports (without ports), not headers.
+        assert_eq!(walk(DEST_OPTS, &options(132, 0)).unwrap().protocol, 132);
     }
 
     #[test]

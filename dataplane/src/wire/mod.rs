@@ -36,6 +36,99 @@ pub enum Malformed {
     Invalid(Layer),
 }
 
+impl Malformed {
+    /// The cause reported for it (verdicts, counters, `classify --json`).
+    pub const fn cause(self) -> MalformedCause {
+        match self {
+            Malformed::Truncated(Layer::Ethernet | Layer::Vlan) | Malformed::Invalid(Layer::Ethernet) => {
+                MalformedCause::TruncatedL2
+            }
+            Malformed::Invalid(Layer::Vlan) => MalformedCause::VlanStack,
+            Malformed::Truncated(Layer::Ipv4 | Layer::Ipv6) => MalformedCause::TruncatedIp,
+            Malformed::Invalid(Layer::Ipv4 | Layer::Ipv6) => MalformedCause::BadIpHeader,
+            Malformed::Truncated(Layer::Ipv6Ext) | Malformed::Invalid(Layer::Ipv6Ext) => MalformedCause::ExtChain,
+            Malformed::Truncated(Layer::Tcp | Layer::Udp | Layer::Icmp) => MalformedCause::TruncatedL4,
+            Malformed::Invalid(Layer::Tcp | Layer::Udp | Layer::Icmp) => MalformedCause::BadL4Header,
+            Malformed::Truncated(Layer::Esp) | Malformed::Invalid(Layer::Esp) => MalformedCause::Encrypted,
+        }
+    }
+}
+
+/// Why a packet could not be read completely: one short word each, in verdicts
+/// (`classify --json`'s `"malformed"`) and counters (`dataplane_worker_malformed_packets_total`).
+///
+/// Two kinds. A frame whose own link or IP header is broken ([`Self::addresses_known`] false)
+/// has no addresses to decide by: it gets the `malformed` config key's action (drop by
+/// default). A packet whose addresses are readable but whose transport is not (the rest) is
+/// classified with its transport unknown (see `policy::compile::Query::transport_unknown`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MalformedCause {
+    /// The Ethernet header or a VLAN tag is cut short.
+    TruncatedL2,
+    /// More than two VLAN tags.
+    VlanStack,
+    /// The IPv4 or IPv6 header is cut short.
+    TruncatedIp,
+    /// The IP header is inconsistent: version, IHL, a length beyond the frame, a fragment
+    /// reaching beyond 65535 bytes.
+    BadIpHeader,
+    /// The IPv6 extension header chain does not end in a transport we read: longer than the
+    /// walk's bound, a header cut short, a kind the walk does not step over.
+    ExtChain,
+    /// The TCP, UDP or ICMP header is cut short (or a first fragment does not hold it).
+    TruncatedL4,
+    /// The TCP or UDP header is inconsistent (data offset, UDP length).
+    BadL4Header,
+    /// ESP: the transport is encrypted.
+    Encrypted,
+}
+
+impl MalformedCause {
+    /// Every cause, in a fixed order.
+    pub const ALL: [MalformedCause; 8] = [
+        MalformedCause::TruncatedL2,
+        MalformedCause::VlanStack,
+        MalformedCause::TruncatedIp,
+        MalformedCause::BadIpHeader,
+        MalformedCause::ExtChain,
+        MalformedCause::TruncatedL4,
+        MalformedCause::BadL4Header,
+        MalformedCause::Encrypted,
+    ];
+
+    /// The short word that names it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MalformedCause::TruncatedL2 => "truncated-l2",
+            MalformedCause::VlanStack => "vlan-stack",
+            MalformedCause::TruncatedIp => "truncated-ip",
+            MalformedCause::BadIpHeader => "bad-ip-header",
+            MalformedCause::ExtChain => "ext-chain",
+            MalformedCause::TruncatedL4 => "truncated-l4",
+            MalformedCause::BadL4Header => "bad-l4-header",
+            MalformedCause::Encrypted => "encrypted",
+        }
+    }
+
+    /// Whether the packet's addresses were read (the summary's `addrs` hold them): only its
+    /// transport is unknown.
+    pub const fn addresses_known(self) -> bool {
+        matches!(
+            self,
+            MalformedCause::ExtChain
+                | MalformedCause::TruncatedL4
+                | MalformedCause::BadL4Header
+                | MalformedCause::Encrypted
+        )
+    }
+}
+
+impl std::fmt::Display for MalformedCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The protocol layer a [`Malformed`] refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Layer {
@@ -47,6 +140,8 @@ pub enum Layer {
     Tcp,
     Udp,
     Icmp,
+    /// ESP (RFC 4303): only `Invalid`, for a packet whose transport is encrypted.
+    Esp,
 }
 
 /// IP protocol numbers the dataplane cares about.

@@ -55,6 +55,13 @@ pub struct PacketSummary {
 }
 
 impl PacketSummary {
+    /// No ports, TCP fields or payload: what is known of a transport that was not read.
+    #[inline]
+    fn clear_transport(&mut self) {
+        (self.src_port, self.dst_port, self.has_ports, self.tcp_flags, self.tcp_seq) = (0, 0, false, 0, 0);
+        (self.payload_offset, self.payload_len) = (0, 0);
+    }
+
     /// All zero, IPv4.
     pub const EMPTY: PacketSummary = PacketSummary {
         addrs: IpPair::V4 { src: 0, dst: 0 },
@@ -99,6 +106,12 @@ pub enum Parsed {
 /// - A fragment that would extend the reassembled packet beyond 65535 bytes ("ping of death")
 ///   is `Invalid(Ipv4)` / `Invalid(Ipv6Ext)`.
 /// - Checksums are not verified (NICs do; see `Ipv4Packet::verify_checksum`).
+/// - IPv6 extension headers: see [`ipv6_ext::walk`] (any order, repeated, up to
+///   [`ipv6_ext::MAX_EXT_HEADERS`]). ESP (after IPv4 or IPv6) is `Invalid(Esp)`: what it
+///   carries is encrypted. No Next Header ends the packet: protocol 59, no ports, as any
+///   protocol without ports.
+/// - An error whose [`Malformed::cause`] has its addresses known (extension chain, transport
+///   header, ESP): see [`parse_frame_into`].
 pub fn parse_frame(frame: &[u8]) -> Result<Parsed, Malformed> {
     let mut summary = PacketSummary::EMPTY;
     match parse_frame_into(frame, &mut summary)? {
@@ -110,7 +123,12 @@ pub fn parse_frame(frame: &[u8]) -> Result<Parsed, Malformed> {
 /// [`parse_frame`] writing the summary of an IP packet into `out` (the fast path's form:
 /// fields are stored once, where the pipeline keeps them, instead of a struct being
 /// returned and copied through each layer). `Ok(None)`: an IP packet, `out` is complete;
-/// `Ok(Some(ethertype))`: not IP, `out` is unspecified.
+/// `Ok(Some(ethertype))`: not IP, `out` is unspecified. `Err(m)` whose cause has
+/// [`addresses_known`](super::MalformedCause::addresses_known): the IP header was read and
+/// its transport was not; `out` holds the addresses and VLAN tags, the protocol as far as it
+/// was read (after an extension chain that was not read to its end: the fixed header's next
+/// header, and no fragment), no ports and an empty payload. Any other `Err`: `out` is
+/// unspecified.
 ///
 /// The common frame (untagged IPv4/IPv6 TCP or UDP, see [`super::plain`]) takes a straight
 /// path; everything else the general walk.
@@ -140,12 +158,12 @@ pub(super) fn parse_general_into(frame: &[u8], out: &mut PacketSummary) -> Resul
         vlan_tags += 1;
     }
     let rest = slice(frame, offset..);
+    out.vlan_tags = vlan_tags;
     match ethertype {
         ethertype::IPV4 => parse_ipv4(rest, offset, out)?,
         ethertype::IPV6 => parse_ipv6(rest, offset, out)?,
         _ => return Ok(Some(ethertype)),
     }
-    out.vlan_tags = vlan_tags;
     Ok(None)
 }
 
@@ -167,8 +185,12 @@ fn parse_ipv4(packet: &[u8], offset: usize, out: &mut PacketSummary) -> Result<(
 fn parse_ipv6(packet: &[u8], offset: usize, out: &mut PacketSummary) -> Result<(), Malformed> {
     let ip = Ipv6Packet::new_checked(packet)?;
     let payload = ip.payload();
-    let walked = ipv6_ext::walk(ip.next_header(), payload)?;
     out.addrs = IpPair::V6 { src: u128::from_be_bytes(ip.src_addr()), dst: u128::from_be_bytes(ip.dst_addr()) };
+    let walked = ipv6_ext::walk(ip.next_header(), payload).inspect_err(|_| {
+        // The transport is unknown: what the walk read is left out.
+        (out.protocol, out.fragment) = (ip.next_header(), Fragment::None);
+        out.clear_transport();
+    })?;
     let upper = IpPayload {
         protocol: walked.protocol,
         icmp: ip_proto::ICMPV6,
@@ -198,11 +220,12 @@ impl IpPayload<'_> {
     #[inline]
     fn summarize(&self, s: &mut PacketSummary) -> Result<(), Malformed> {
         s.protocol = self.protocol;
-        (s.src_port, s.dst_port, s.has_ports, s.tcp_flags, s.tcp_seq) = (0, 0, false, 0, 0);
         s.fragment = self.fragment;
+        s.clear_transport();
         // Where the payload starts within `data`, and its length.
         let (start, len) = match self.protocol {
             _ if self.fragment == Fragment::NonFirst => (0, self.data.len()),
+            ipv6_ext::next_header::ESP => return Err(Malformed::Invalid(Layer::Esp)),
             ip_proto::TCP => {
                 let tcp = TcpPacket::new_checked(self.data)?;
                 (s.src_port, s.dst_port, s.has_ports) = (tcp.src_port(), tcp.dst_port(), true);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::pipeline::flow::{self, FlowTimeouts};
-use crate::pipeline::{Midstream, PipelineConfig, TlsFail};
+use crate::pipeline::{MalformedAction, Midstream, PipelineConfig, TlsFail};
 use crate::policy::Action;
 
 /// A configuration error: the key (path in the file) and what is wrong with it.
@@ -68,6 +68,9 @@ pub struct Config {
     /// Mid-stream pickups (TCP segments of connections the flow table does not know).
     #[serde(default)]
     pub midstream: Midstream,
+    /// What happens to a frame whose link or IP header is broken: "drop" or "default".
+    #[serde(default)]
+    pub malformed: MalformedAction,
     /// Rule files or directories loaded at start.
     #[serde(default)]
     pub rules: Vec<PathBuf>,
@@ -418,6 +421,7 @@ impl Config {
             hello_buffers: self.flows.hello_buffers,
             tls_fail: self.tls_fail,
             midstream: self.midstream,
+            malformed: self.malformed,
         }
     }
 }

@@ -100,6 +100,11 @@ fn example_config_parses_and_plans() {
     let c = Config::parse(&text).unwrap();
     assert_eq!(c.workers.len(), 1);
     assert_eq!(c.forward.len(), 2);
+    assert_eq!(c.pipeline().malformed, crate::pipeline::MalformedAction::Drop);
+    let lenient = Config::parse(&text.replace("malformed = \"drop\"", "malformed = \"default\"")).unwrap();
+    assert_eq!(lenient.pipeline().malformed, crate::pipeline::MalformedAction::Default);
+    let err = Config::parse(&text.replace("malformed = \"drop\"", "malformed = \"sometimes\"")).unwrap_err();
+    assert!(err.to_string().contains("malformed"), "{err}");
     let p = planned(&text);
     assert_eq!(p.workers.len(), 1);
     assert!(p.distributor.is_none());
