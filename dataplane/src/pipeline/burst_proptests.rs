@@ -155,7 +155,14 @@ fn policies() -> [CompiledPolicy; 2] {
 
 fn pipeline(capacity: usize, midstream: Midstream, tls_fail: TlsFail) -> Pipeline {
     let timeouts = FlowTimeouts { tcp_established_ms: 400, tcp_transitory_ms: 150, udp_ms: 100 };
-    let config = PipelineConfig { flow_capacity: capacity, timeouts, hello_buffers: 4, midstream, tls_fail, ..PipelineConfig::default() };
+    let config = PipelineConfig {
+        flow_capacity: capacity,
+        timeouts,
+        hello_buffers: 4,
+        midstream,
+        tls_fail,
+        ..PipelineConfig::default()
+    };
     Pipeline::new(config)
 }
 

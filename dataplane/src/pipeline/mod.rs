@@ -320,11 +320,11 @@ fn initiator_query(p: &PacketSummary, sender_is_initiator: bool) -> Query {
 #[cfg(test)]
 mod burst_proptests;
 #[cfg(test)]
+mod chain_tests;
+#[cfg(test)]
 mod flood_proptests;
 #[cfg(test)]
 mod flood_tests;
-#[cfg(test)]
-mod chain_tests;
 #[cfg(test)]
 mod flow_proptests;
 #[cfg(test)]
