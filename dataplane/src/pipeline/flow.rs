@@ -270,7 +270,8 @@ pub struct FlowTable {
     displaced: Vec<HelloReassembly>,
 }
 
-/// Room for the buffers displaced between two drains (the pipeline drains once per burst).
+/// Room for the buffers displaced between two drains (the pipeline drains after each lookup or
+/// insertion that may free an entry, and once per burst).
 const DISPLACED_CAPACITY: usize = 256;
 
 /// The ways of a flow's two buckets whose signature matches its hash, found by
