@@ -130,6 +130,12 @@ impl Pipeline {
         for (i, ((pkt, v), (step, summary))) in parsing.enumerate() {
             // Each arm writes the step; verdicts of packets not `Done` are written by settle.
             match parse_frame_into(pkt.as_ref(), summary) {
+                Err(_) if self.fragments.claim(i, pkt.as_ref(), false).is_some() => {
+                    // A fragment refused for its own sake (tiny first fragment, past 65535
+                    // bytes): dropped with its datagram after settle.
+                    *step = Step::Done;
+                    *v = Verdict::default();
+                }
                 Err(_) => {
                     malformed += 1;
                     dropped_malformed += u64::from(default == Action::Drop);
@@ -143,6 +149,13 @@ impl Pipeline {
                 }
                 Ok(None) => {
                     let p = &*summary;
+                    // A fragment: a sound first one goes on like any packet; the others
+                    // are decided after settle, with their datagram (`fragments.rs`).
+                    if p.fragment != Fragment::None && self.fragments.claim(i, pkt.as_ref(), true) != Some(true) {
+                        *step = Step::Done;
+                        *v = Verdict::default();
+                        continue;
+                    }
                     let flowed = p.has_ports
                         && matches!(p.protocol, ip_proto::TCP | ip_proto::UDP)
                         && p.fragment != Fragment::NonFirst;

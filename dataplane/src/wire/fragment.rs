@@ -201,7 +201,6 @@ fn offset_problem(protocol: u8, units: u16) -> Option<FragmentProblem> {
     (protocol == ip_proto::TCP && units == 1).then_some(FragmentProblem::OffsetOne)
 }
 
-
 #[cfg(test)]
 #[path = "fragment_tests.rs"]
 mod tests;

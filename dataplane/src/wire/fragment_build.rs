@@ -29,7 +29,14 @@ pub fn even_pieces(len: usize, size: usize) -> Vec<Piece> {
 
 /// IPv4 fragments of `data` (e.g. a TCP segment from [`super::build::tcp_segment_v4`]), with
 /// identification `ident`, one frame per piece, in the order given.
-pub fn ipv4_fragments(src: [u8; 4], dst: [u8; 4], protocol: u8, ident: u16, data: &[u8], pieces: &[Piece]) -> Vec<Vec<u8>> {
+pub fn ipv4_fragments(
+    src: [u8; 4],
+    dst: [u8; 4],
+    protocol: u8,
+    ident: u16,
+    data: &[u8],
+    pieces: &[Piece],
+) -> Vec<Vec<u8>> {
     let b = FrameBuilder { ipv4_ident: ident, ..FrameBuilder::new() };
     pieces
         .iter()
@@ -42,7 +49,14 @@ pub fn ipv4_fragments(src: [u8; 4], dst: [u8; 4], protocol: u8, ident: u16, data
 
 /// IPv6 fragments of `data` (what follows the fragment header: more extension headers, then
 /// the upper-layer header and data, starting with header `next`), identification `ident`.
-pub fn ipv6_fragments(src: [u8; 16], dst: [u8; 16], next: u8, ident: u32, data: &[u8], pieces: &[Piece]) -> Vec<Vec<u8>> {
+pub fn ipv6_fragments(
+    src: [u8; 16],
+    dst: [u8; 16],
+    next: u8,
+    ident: u32,
+    data: &[u8],
+    pieces: &[Piece],
+) -> Vec<Vec<u8>> {
     let b = FrameBuilder::new();
     pieces
         .iter()
