@@ -427,16 +427,14 @@ impl FragmentTable {
             None => d.add_piece(view),
         };
         if let Err(cause) = refused {
+            // Refused for its own cause; the datagram keeps the first cause it was dropped for.
             self.drop_datagram(at, cause, counters);
+            return self.refuse(packet, cause, counters);
         }
         let Some(d) = self.entries.get_mut(at) else { return FragmentCause::Overlap.verdict() };
         let verdict = match d.state {
             State::Free => FragmentCause::Overlap.verdict(),
-            State::Dropped(cause) => {
-                counters.add(cause.counter(), 1);
-                self.events.push(FragmentEvent::Dropped { packet, cause });
-                return cause.verdict();
-            }
+            State::Dropped(cause) => return self.refuse(packet, cause, counters),
             State::Decided(v) => {
                 counters.add(Counter::DropPolicy, u64::from(v.action == Action::Drop && !view.is_first()));
                 v
@@ -455,9 +453,7 @@ impl FragmentTable {
                 }
                 None => {
                     self.drop_datagram(at, FragmentCause::TooManyHeld, counters);
-                    counters.add(FragmentCause::TooManyHeld.counter(), 1);
-                    self.events.push(FragmentEvent::Dropped { packet, cause: FragmentCause::TooManyHeld });
-                    return FragmentCause::TooManyHeld.verdict();
+                    return self.refuse(packet, FragmentCause::TooManyHeld, counters);
                 }
             },
         };
@@ -465,6 +461,13 @@ impl FragmentTable {
             self.free(at);
         }
         verdict
+    }
+
+    /// Packet `packet` is dropped for `cause`: counted, told, its verdict.
+    fn refuse(&mut self, packet: usize, cause: FragmentCause, counters: &mut Counters) -> Verdict {
+        counters.add(cause.counter(), 1);
+        self.events.push(FragmentEvent::Dropped { packet, cause });
+        cause.verdict()
     }
 
     /// The entry of `key`, found, or made in its bucket (in a free way, an expired one, or
@@ -540,7 +543,9 @@ impl FragmentTable {
 
     fn drop_datagram(&mut self, at: usize, cause: FragmentCause, counters: &mut Counters) {
         if let Some(d) = self.entries.get_mut(at) {
-            d.state = State::Dropped(cause);
+            if !matches!(d.state, State::Dropped(_)) {
+                d.state = State::Dropped(cause);
+            }
         }
         self.release_held(at, cause.verdict(), Some(cause), counters);
     }

@@ -113,7 +113,10 @@ fn nmap_f_tiny_first_fragment_is_dropped_with_its_datagram() {
     let mut c = Caller::new(PipelineConfig::default());
     c.burst(&policy, &frags_v4(80, 2, &even_pieces(60, 8)), 0);
     assert!(c.actions().iter().all(|a| *a == Some(Drop)));
-    assert_eq!(c.pipeline.counters.get(Counter::DropFragmentTiny), 1);
+    // Each fragment counts under its datagram's cause but the one at offset 8 (its own).
+    assert_eq!(c.causes()[1], Some(FragmentCause::OffsetOne));
+    assert_eq!(c.pipeline.counters.get(Counter::DropFragmentTiny), 7);
+    assert_eq!(c.pipeline.counters.get(Counter::DropFragmentOffset), 1);
     c.finish();
 }
 
