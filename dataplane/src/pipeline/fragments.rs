@@ -601,4 +601,4 @@ impl FragmentTable {
 
 #[cfg(test)]
 #[path = "fragments_tests.rs"]
-mod tests;
+pub(super) mod tests;

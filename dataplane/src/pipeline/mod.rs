@@ -312,6 +312,8 @@ mod burst_proptests;
 #[cfg(test)]
 mod flow_proptests;
 #[cfg(test)]
+mod fragment_proptests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tls_tests;
