@@ -171,7 +171,8 @@ impl Pipeline {
             }
         }
         if unparsed | fragments != 0 {
-            let (claimed, claimed_drops) = self.claim_fragments(packets, steps, verdicts, unparsed, fragments, &mut singles);
+            let (claimed, claimed_drops) =
+                self.claim_fragments(packets, steps, verdicts, unparsed, fragments, &mut singles);
             malformed -= claimed;
             dropped_malformed -= claimed_drops;
         }
