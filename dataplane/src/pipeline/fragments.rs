@@ -78,17 +78,6 @@ pub enum FragmentCause {
 }
 
 impl FragmentCause {
-    pub const ALL: [FragmentCause; 8] = [
-        FragmentCause::Tiny,
-        FragmentCause::OffsetOne,
-        FragmentCause::Overlap,
-        FragmentCause::IncompleteChain,
-        FragmentCause::Oversize,
-        FragmentCause::TooManyHeld,
-        FragmentCause::TooManyPieces,
-        FragmentCause::Timeout,
-    ];
-
     /// Its name in `classify --json`.
     pub const fn as_str(self) -> &'static str {
         match self {
