@@ -157,19 +157,6 @@ counters! {
     DropTxFull => CounterDef::dropped("drops.tx_full", "tx_full"),
     /// Distributor only: packets a worker's ring had no room for.
     DropRingFull => CounterDef::dropped("drops.ring_full", "ring_full").owner(Owner::Distributor),
-    /// Fragments dropped by cause (see `pipeline::fragments`): a first fragment without the
-    /// whole TCP/UDP header (RFC 1858/3128), a TCP fragment at offset 8, overlapping or
-    /// duplicate bytes (the whole datagram, RFC 5722), an IPv6 first fragment without the
-    /// whole header chain (RFC 7112), past 65535 bytes, over the held bounds, more pieces
-    /// than remembered, held until the datagram's deadline.
-    DropFragmentTiny => CounterDef::fragment_dropped("drops.fragment_tiny", "fragment_tiny"),
-    DropFragmentOffset => CounterDef::fragment_dropped("drops.fragment_offset", "fragment_offset"),
-    DropFragmentOverlap => CounterDef::fragment_dropped("drops.fragment_overlap", "fragment_overlap"),
-    DropFragmentChain => CounterDef::fragment_dropped("drops.fragment_chain", "fragment_chain"),
-    DropFragmentOversize => CounterDef::fragment_dropped("drops.fragment_oversize", "fragment_oversize"),
-    DropFragmentHeld => CounterDef::fragment_dropped("drops.fragment_held", "fragment_held"),
-    DropFragmentPieces => CounterDef::fragment_dropped("drops.fragment_pieces", "fragment_pieces"),
-    DropFragmentTimeout => CounterDef::fragment_dropped("drops.fragment_timeout", "fragment_timeout"),
     /// Packets the pipeline decided.
     Packets => CounterDef::packets("packets.decided", "decided"),
     /// Frames whose headers are truncated or inconsistent.
@@ -187,14 +174,6 @@ counters! {
     /// Flows found expired (timed out) and freed.
     Expired => CounterDef::total("flows_expired", "dataplane_worker_flows_expired_total", "Flows expired")
         .line("flows", "expired"),
-    /// Fragments held until their first fragment decided their datagram.
-    FragmentsHeld => CounterDef::total("fragments.held", "dataplane_worker_fragments_held_total", "Fragments held for their first fragment"),
-    /// Fragments held now.
-    FragmentsHeldNow => CounterDef::level("fragments.held_now", "dataplane_worker_fragments_held", "Fragments held now"),
-    /// Datagrams the fragment table tracks now.
-    FragmentDatagrams => CounterDef::level("fragments.datagrams", "dataplane_worker_fragment_datagrams", "Fragmented datagrams tracked"),
-    /// Datagrams forgotten to make room for a new one.
-    FragmentEvictions => CounterDef::total("fragments.evictions", "dataplane_worker_fragment_evictions_total", "Fragmented datagrams evicted"),
     /// Connections (and lone packets) looked up in the policy.
     Classified => CounterDef::total("classified", "dataplane_worker_classified_total", "Policy lookups"),
     /// Connections that waited for their ClientHello.
@@ -215,6 +194,27 @@ counters! {
     ResolveCycles => CounterDef::phase("cycles.resolve", "resolve"),
     SettleCycles => CounterDef::phase("cycles.settle", "settle"),
     TransmitCycles => CounterDef::phase("cycles.transmit", "transmit"),
+    /// Fragments dropped by cause (see `pipeline::fragments`): a first fragment without the
+    /// whole TCP/UDP header (RFC 1858/3128), a TCP fragment at offset 8, overlapping or
+    /// duplicate bytes (the whole datagram, RFC 5722), an IPv6 first fragment without the
+    /// whole header chain (RFC 7112), past 65535 bytes, over the held bounds, more pieces
+    /// than remembered, held until the datagram's deadline.
+    DropFragmentTiny => CounterDef::fragment_dropped("drops.fragment_tiny", "fragment_tiny"),
+    DropFragmentOffset => CounterDef::fragment_dropped("drops.fragment_offset", "fragment_offset"),
+    DropFragmentOverlap => CounterDef::fragment_dropped("drops.fragment_overlap", "fragment_overlap"),
+    DropFragmentChain => CounterDef::fragment_dropped("drops.fragment_chain", "fragment_chain"),
+    DropFragmentOversize => CounterDef::fragment_dropped("drops.fragment_oversize", "fragment_oversize"),
+    DropFragmentHeld => CounterDef::fragment_dropped("drops.fragment_held", "fragment_held"),
+    DropFragmentPieces => CounterDef::fragment_dropped("drops.fragment_pieces", "fragment_pieces"),
+    DropFragmentTimeout => CounterDef::fragment_dropped("drops.fragment_timeout", "fragment_timeout"),
+    /// Fragments held until their first fragment decided their datagram.
+    FragmentsHeld => CounterDef::total("fragments.held", "dataplane_worker_fragments_held_total", "Fragments held for their first fragment"),
+    /// Fragments held now.
+    FragmentsHeldNow => CounterDef::level("fragments.held_now", "dataplane_worker_fragments_held", "Fragments held now"),
+    /// Datagrams the fragment table tracks now.
+    FragmentDatagrams => CounterDef::level("fragments.datagrams", "dataplane_worker_fragment_datagrams", "Fragmented datagrams tracked"),
+    /// Datagrams forgotten to make room for a new one.
+    FragmentEvictions => CounterDef::total("fragments.evictions", "dataplane_worker_fragment_evictions_total", "Fragmented datagrams evicted"),
 }
 
 impl Counter {
