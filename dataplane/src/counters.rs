@@ -112,6 +112,13 @@ impl CounterDef {
             .line("drops", cause)
     }
 
+    /// Fragments dropped, by `cause`: the same series as [`CounterDef::dropped`], left off
+    /// the stats line (eight causes that are usually zero).
+    const fn fragment_dropped(json: &'static str, cause: &'static str) -> CounterDef {
+        CounterDef::total(json, "dataplane_worker_dropped_packets_total", "Packets dropped, by cause")
+            .label("cause", cause)
+    }
+
     /// Packets by what the pipeline found in them.
     const fn packets(json: &'static str, kind: &'static str) -> CounterDef {
         CounterDef::total(json, "dataplane_worker_packets_total", "Packets by what the pipeline found")
@@ -215,6 +222,27 @@ counters! {
     MalformedTruncatedL4 => CounterDef::malformed("malformed.truncated_l4", "truncated-l4"),
     MalformedBadL4Header => CounterDef::malformed("malformed.bad_l4_header", "bad-l4-header"),
     MalformedEncrypted => CounterDef::malformed("malformed.encrypted", "encrypted"),
+    /// Fragments dropped by cause (see `pipeline::fragments`): a first fragment without the
+    /// whole TCP/UDP header (RFC 1858/3128), a TCP fragment at offset 8, overlapping or
+    /// duplicate bytes (the whole datagram, RFC 5722), an IPv6 first fragment without the
+    /// whole header chain (RFC 7112), past 65535 bytes, over the held bounds, more pieces
+    /// than remembered, held until the datagram's deadline.
+    DropFragmentTiny => CounterDef::fragment_dropped("drops.fragment_tiny", "fragment_tiny"),
+    DropFragmentOffset => CounterDef::fragment_dropped("drops.fragment_offset", "fragment_offset"),
+    DropFragmentOverlap => CounterDef::fragment_dropped("drops.fragment_overlap", "fragment_overlap"),
+    DropFragmentChain => CounterDef::fragment_dropped("drops.fragment_chain", "fragment_chain"),
+    DropFragmentOversize => CounterDef::fragment_dropped("drops.fragment_oversize", "fragment_oversize"),
+    DropFragmentHeld => CounterDef::fragment_dropped("drops.fragment_held", "fragment_held"),
+    DropFragmentPieces => CounterDef::fragment_dropped("drops.fragment_pieces", "fragment_pieces"),
+    DropFragmentTimeout => CounterDef::fragment_dropped("drops.fragment_timeout", "fragment_timeout"),
+    /// Fragments held until their first fragment decided their datagram.
+    FragmentsHeld => CounterDef::total("fragments.held", "dataplane_worker_fragments_held_total", "Fragments held for their first fragment"),
+    /// Fragments held now.
+    FragmentsHeldNow => CounterDef::level("fragments.held_now", "dataplane_worker_fragments_held", "Fragments held now"),
+    /// Datagrams the fragment table tracks now.
+    FragmentDatagrams => CounterDef::level("fragments.datagrams", "dataplane_worker_fragment_datagrams", "Fragmented datagrams tracked"),
+    /// Datagrams forgotten to make room for a new one.
+    FragmentEvictions => CounterDef::total("fragments.evictions", "dataplane_worker_fragment_evictions_total", "Fragmented datagrams evicted"),
 }
 
 impl Counter {
@@ -232,9 +260,7 @@ impl Counter {
             MalformedCause::Encrypted => Counter::MalformedEncrypted,
         }
     }
-}
 
-impl Counter {
     /// Its row in [`DEFS`].
     pub fn def(self) -> &'static CounterDef {
         // Every `Counter` indexes `DEFS` (both come from the same list).
@@ -272,6 +298,14 @@ impl Counters {
     pub fn add(&mut self, c: Counter, n: u64) {
         if let Some(v) = self.0.get_mut(c as usize) {
             *v = v.wrapping_add(n);
+        }
+    }
+
+    /// Takes back `n` counted by mistake (a later step knows better).
+    #[inline(always)]
+    pub fn sub(&mut self, c: Counter, n: u64) {
+        if let Some(v) = self.0.get_mut(c as usize) {
+            *v = v.wrapping_sub(n);
         }
     }
 

@@ -7,6 +7,8 @@ use dataplane_tests::{dataplane_bin, rule_yaml};
 use std::process::Command;
 use std::time::Duration;
 
+mod fragments_common;
+
 const CLIENT: [u8; 4] = [192, 168, 211, 9];
 const OTHER: [u8; 4] = [172, 16, 0, 4];
 const SERVER: [u8; 4] = [10, 0, 0, 5];
@@ -238,4 +240,65 @@ fn a_syn_flood_does_not_let_the_second_half_of_a_blocked_hello_through() {
             assert_eq!([verdict(3006), verdict(3007)], [("DROP", None); 2]);
         }
     }
+}
+
+/// Issue 18's fragment evasions (`nmap -f`, overlaps, out of order, orphans) through
+/// `classify --json`: every fragment gets its datagram's verdict, the refused ones name their
+/// cause, held ones are printed in file order once their datagram is decided (the orphan at
+/// the end of the capture).
+#[test]
+fn fragments_get_their_datagrams_verdict_and_name_their_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, fragments_common::drop_445()).unwrap();
+    let (frames, _) = fragments_common::capture();
+    let pcap = dir.path().join("in.pcap");
+    write_all(&pcap, frames.iter().enumerate().map(|(i, f)| (Duration::from_millis(i as u64), f.bytes.as_slice())))
+        .unwrap();
+    let out = Command::new(dataplane_bin())
+        .args(["classify", "--json", "--rules"])
+        .arg(&rules)
+        .arg("--pcap")
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let expected: Vec<serde_json::Value> = frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let mut line = serde_json::json!({
+                "packet": i + 1,
+                "verdict": f.verdict,
+                "rule": f.rule,
+                "reason": f.rule.map(|_| "smb"),
+            });
+            if let Some(cause) = f.cause {
+                line["malformed"] = cause.into();
+            }
+            line
+        })
+        .collect();
+    assert_eq!(lines, expected);
+    // The summary counts the same.
+    let out = Command::new(dataplane_bin())
+        .args(["classify", "--rules"])
+        .arg(&rules)
+        .arg("--pcap")
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let dropped = frames.iter().filter(|f| f.verdict == "DROP").count();
+    let malformed = frames.iter().filter(|f| f.cause.is_some()).count();
+    assert!(
+        text.contains(&format!(
+            "packets {}  allowed {}  dropped {dropped}  malformed {malformed}",
+            frames.len(),
+            frames.len() - dropped
+        )),
+        "{text}"
+    );
 }

@@ -131,11 +131,14 @@ impl Pipeline {
         let mut n_flows = 0;
         let mut singles = 0u64;
         let (mut malformed, mut dropped_malformed, mut non_ip) = (0, 0, 0);
+        // Bit `i`: packet `i` did not parse / is a fragment (see `fragments.rs`, after the loop).
+        let (mut unparsed, mut fragments) = (0u64, 0u64);
         let parsing = packets.iter().zip(verdicts.iter_mut()).zip(steps.iter_mut().zip(summaries.iter_mut()));
         for (i, ((pkt, v), (step, summary))) in parsing.enumerate() {
             // Each arm writes the step; verdicts of packets not `Done` are written by settle.
             match parse_frame_into(pkt.as_ref(), summary) {
                 Err(m) => {
+                    unparsed |= 1 << i;
                     let cause = m.cause();
                     malformed += 1;
                     self.counters.add(Counter::malformed(cause), 1);
@@ -156,6 +159,7 @@ impl Pipeline {
                 }
                 Ok(None) => {
                     let p = &*summary;
+                    fragments |= u64::from(p.fragment != Fragment::None) << i;
                     let flowed = p.has_ports
                         && matches!(p.protocol, ip_proto::TCP | ip_proto::UDP)
                         && p.fragment != Fragment::NonFirst;
@@ -179,11 +183,70 @@ impl Pipeline {
                 }
             }
         }
+        if unparsed | fragments != 0 {
+            let (claimed, claimed_drops) =
+                self.claim_fragments(packets, steps, verdicts, unparsed, fragments, &mut singles);
+            malformed -= claimed;
+            dropped_malformed -= claimed_drops;
+        }
         self.counters.add(Counter::Malformed, malformed);
         self.counters.add(Counter::DropMalformed, dropped_malformed);
         self.counters.add(Counter::NonIp, non_ip);
         b.n_flows = n_flows;
         b.asking = Asking { singles, stale_flows: 0 };
+    }
+
+    /// The fragments of the chunk (`fragments`), and the frames that did not parse
+    /// (`unparsed`) that are fragments refused for their own sake (a tiny first fragment...),
+    /// are handed to the fragment table: but for sound first fragments, which go on like any
+    /// packet, they are settled with their datagram after settle. Returns how many of the
+    /// unparsed ones were fragments, and how many of those parse counted as dropped.
+    #[cold]
+    #[inline(never)]
+    fn claim_fragments<P: AsRef<[u8]>>(
+        &mut self,
+        packets: &[P],
+        steps: &mut [Step],
+        verdicts: &mut [Verdict],
+        unparsed: u64,
+        fragments: u64,
+        singles: &mut u64,
+    ) -> (u64, u64) {
+        let (mut claimed, mut claimed_drops) = (0, 0);
+        for (i, (pkt, (step, v))) in packets.iter().zip(steps.iter_mut().zip(verdicts.iter_mut())).enumerate() {
+            let bit = 1u64 << i;
+            if (unparsed | fragments) & bit == 0 {
+                continue;
+            }
+            let parsed = fragments & bit != 0;
+            match self.fragments.claim(i, pkt.as_ref(), parsed) {
+                // A sound first fragment (or no fragment after all): as parse left it.
+                Some(true) | None => {}
+                Some(false) => {
+                    if !parsed {
+                        // Counted by parse as malformed (with its cause): the fragment table
+                        // counts it now, by its own cause.
+                        claimed += 1;
+                        let cause = match *step {
+                            Step::Done => {
+                                claimed_drops += u64::from(v.action == Action::Drop);
+                                v.malformed
+                            }
+                            Step::Single { malformed } => malformed,
+                            Step::Flow { .. } => None,
+                        };
+                        if let Some(c) = cause {
+                            self.counters.sub(Counter::malformed(c), 1);
+                        }
+                    }
+                    // Settled with its datagram; a non-first fragment was a single.
+                    *step = Step::Done;
+                    *singles &= !bit;
+                    *v = Verdict::default();
+                }
+            }
+        }
+        (claimed, claimed_drops)
     }
 
     /// 2. Probe the last flows, then resolve every lookup (the entries are in cache by now)

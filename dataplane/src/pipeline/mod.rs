@@ -9,6 +9,7 @@
 
 mod burst;
 pub mod flow;
+pub mod fragments;
 mod huge_array;
 pub mod offline;
 mod pickup;
@@ -21,6 +22,7 @@ use crate::tls::{ClientHello, HelloBufferPool};
 use crate::wire::{ip_proto, tcp_flags, IpPair, MalformedCause, PacketSummary};
 use burst::{Asking, Burst, StageArrays};
 use flow::{FlowTable, FlowTimeouts};
+use fragments::{FragmentConfig, FragmentTable};
 
 /// Most packets handled in one step; longer bursts are processed in chunks.
 pub const MAX_BURST: usize = 32;
@@ -165,6 +167,8 @@ pub struct PipelineConfig {
     pub tls_fail: TlsFail,
     pub midstream: Midstream,
     pub malformed: MalformedAction,
+    /// The fragment table's bounds (`pipeline/fragments.rs`).
+    pub fragments: FragmentConfig,
 }
 
 impl Default for PipelineConfig {
@@ -176,6 +180,7 @@ impl Default for PipelineConfig {
             tls_fail: TlsFail::Open,
             midstream: Midstream::Decide,
             malformed: MalformedAction::Drop,
+            fragments: FragmentConfig::default(),
         }
     }
 }
@@ -189,6 +194,8 @@ pub struct Pipeline {
     tls_fail: TlsFail,
     midstream: Midstream,
     malformed: MalformedAction,
+    /// Datagrams whose fragments come in pieces, and the fragments held for their first one.
+    pub fragments: FragmentTable,
     /// The arrays the steps of a chunk hand to each other, kept between bursts so that no
     /// chunk pays for clearing them (each entry is written before it is read). Taken while
     /// a burst is processed.
@@ -211,12 +218,28 @@ impl Pipeline {
             midstream: config.midstream,
             malformed: config.malformed,
             arrays: Some(StageArrays::new()),
+            fragments: FragmentTable::new(config.fragments),
         }
     }
 
     /// Everything this pipeline and its flow table counted.
     pub fn totals(&self) -> Counters {
-        self.counters + self.flows.totals()
+        let mut c = self.counters + self.flows.totals();
+        let (datagrams, held) = self.fragments.levels();
+        c.set(Counter::FragmentDatagrams, datagrams);
+        c.set(Counter::FragmentsHeldNow, held);
+        c
+    }
+
+    /// Forgets the fragmented datagrams past their deadline, dropping their held fragments
+    /// (see [`FragmentTable::drain_released`]); for callers between bursts (bursts do it).
+    pub fn expire_fragments(&mut self, now_ms: u64) {
+        self.fragments.sweep(now_ms, &mut self.counters);
+    }
+
+    /// The end of the input: every fragment still held is released as dropped.
+    pub fn flush_fragments(&mut self) {
+        self.fragments.flush(&mut self.counters);
     }
 
     /// Packets dropped so far, by policy or as malformed.
@@ -225,7 +248,9 @@ impl Pipeline {
         self.counters.get(Counter::DropPolicy) + self.counters.get(Counter::DropMalformed)
     }
 
-    /// Decide every packet of a burst. `verdicts[i]` is written for `packets[i]`.
+    /// Decide every packet of a burst. `verdicts[i]` is written for `packets[i]`; a fragment
+    /// may be held instead (see [`FragmentTable::events`]: the caller keeps it, and learns its
+    /// verdict later from [`FragmentTable::drain_released`]).
     pub fn process_burst<P: AsRef<[u8]>>(
         &mut self,
         policy: &CompiledPolicy,
@@ -259,6 +284,7 @@ impl Pipeline {
         observer: &mut O,
         hint: H,
     ) {
+        self.fragments.begin_burst();
         // Always there: only this function takes it, and it puts it back.
         let mut arrays = self.arrays.take().unwrap_or_else(StageArrays::new);
         for (n, (ps, vs)) in packets.chunks(MAX_BURST).zip(verdicts.chunks_mut(MAX_BURST)).enumerate() {
@@ -293,6 +319,9 @@ impl Pipeline {
         self.resolve_chunk(b);
         b.hint.phase_done(Phase::Resolve);
         self.settle_chunk(b);
+        if self.fragments.chunk_has_fragments() {
+            self.fragments.settle(b.verdicts, b.base, b.now_ms, &mut self.counters);
+        }
         b.hint.phase_done(Phase::Settle);
     }
 }
@@ -327,6 +356,8 @@ mod flood_proptests;
 mod flood_tests;
 #[cfg(test)]
 mod flow_proptests;
+#[cfg(test)]
+mod fragment_proptests;
 #[cfg(test)]
 mod midstream_tests;
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! `dataplane classify`: the workers' pipeline run single-threaded over a pcap file.
 
+use super::fragments::{FragmentCause, FragmentEvent};
 use super::{HelloObserver, Pipeline, PipelineConfig, Verdict, MAX_BURST};
 use crate::pcap::{Frame, PcapFrames};
 use crate::policy::{Action, CompiledPolicy};
 use crate::tls::{self, ClientHello};
 use serde::Serialize;
+use std::collections::VecDeque;
 use std::io::Write;
 use std::path::Path;
 
@@ -27,11 +29,19 @@ struct PacketLine<'a> {
     verdict: &'static str,
     rule: Option<&'a str>,
     reason: Option<&'a str>,
-    /// Why the packet could not be read completely (`wire::MalformedCause`'s word).
+    /// Why the packet could not be read completely (`wire::MalformedCause`'s word), or why its
+    /// fragment was dropped for its own sake (`pipeline::fragments::FragmentCause`'s word).
     #[serde(skip_serializing_if = "Option::is_none")]
     malformed: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tls: Option<&'a TlsSummary>,
+}
+
+/// A packet read, in file order, with its verdict once known (a held fragment's comes with
+/// its datagram's, a later batch or the end of the capture).
+struct Pending {
+    verdict: Option<(Verdict, Option<FragmentCause>)>,
+    hello: Option<TlsSummary>,
 }
 
 /// What `classify --json` reports on the packet that completed a ClientHello.
@@ -85,6 +95,13 @@ pub fn classify_pcap(
     let mut per_rule = vec![0u64; policy.rule_set().len()];
     let mut summary = ClassifySummary::default();
     let mut json = json;
+    // Packets not yet reported, from packet number `reported + 1` on: printed in file order
+    // as soon as the first of them has its verdict (held fragments wait for theirs).
+    let mut pending: VecDeque<Pending> = VecDeque::new();
+    let mut reported = 0u64;
+    let mut read = 0u64;
+    // The packet number each held id stands for.
+    let mut held_packet: Vec<Option<u64>> = vec![None; pipeline.fragments.held_capacity()];
     loop {
         let n = frames.next_batch(&mut batch, MAX_BURST)?;
         if n == 0 {
@@ -100,34 +117,88 @@ pub fn classify_pcap(
         } else {
             pipeline.process_burst(policy, &data, now_ms, &mut verdicts);
         }
-        for (v, hello) in verdicts.iter().zip(&hellos.0) {
-            summary.packets += 1;
-            match v.action {
-                Action::Allow => summary.allowed += 1,
-                Action::Drop => summary.dropped += 1,
-            }
-            if v.malformed.is_some() {
-                summary.malformed += 1;
-            }
-            let rule = v.rule.and_then(|id| policy.rule(id));
-            match v.rule.and_then(|id| per_rule.get_mut(id as usize)) {
-                Some(count) => *count += 1,
-                None => summary.default_hits += 1,
-            }
-            if let Some(out) = json.as_deref_mut() {
-                let line = PacketLine {
-                    packet: summary.packets,
-                    verdict: v.action.as_str(),
-                    rule: rule.map(|r| r.name.as_str()),
-                    reason: rule.map(|r| r.reason.as_str()),
-                    malformed: v.malformed.map(|c| c.as_str()),
-                    tls: hello.as_ref(),
-                };
-                let text = serde_json::to_string(&line).map_err(|e| e.to_string())?;
-                writeln!(out, "{text}").map_err(|e| format!("writing output: {e}"))?;
+        let mut lines: Vec<Pending> =
+            verdicts.iter().zip(hellos.0).map(|(v, hello)| Pending { verdict: Some((*v, None)), hello }).collect();
+        for e in pipeline.fragments.events() {
+            match *e {
+                FragmentEvent::Held { packet, id } => {
+                    if let (Some(line), Some(slot)) = (lines.get_mut(packet), held_packet.get_mut(id.index())) {
+                        line.verdict = None;
+                        *slot = Some(read + 1 + packet as u64);
+                    }
+                }
+                FragmentEvent::Dropped { packet, cause } => {
+                    if let Some((_, c)) = lines.get_mut(packet).and_then(|l| l.verdict.as_mut()) {
+                        *c = Some(cause);
+                    }
+                }
             }
         }
+        read += n as u64;
+        pending.extend(lines);
+        settle_released(&mut pipeline, &mut held_packet, &mut pending, reported);
+        report(policy, &mut pending, &mut reported, &mut summary, &mut per_rule, json.as_deref_mut(), false)?;
     }
+    // The end of the capture: fragments still held never saw their first fragment.
+    pipeline.flush_fragments();
+    settle_released(&mut pipeline, &mut held_packet, &mut pending, reported);
+    report(policy, &mut pending, &mut reported, &mut summary, &mut per_rule, json, true)?;
     summary.hits = policy.rule_set().rules().iter().zip(per_rule).map(|(r, n)| (r.name.clone(), n)).collect();
     Ok(summary)
+}
+
+/// Gives the held packets the pipeline released their verdicts.
+fn settle_released(pipeline: &mut Pipeline, held: &mut [Option<u64>], pending: &mut VecDeque<Pending>, reported: u64) {
+    pipeline.fragments.drain_released(|r| {
+        let Some(packet) = held.get_mut(r.id.index()).and_then(Option::take) else { return };
+        let at = packet.saturating_sub(reported + 1) as usize;
+        if let Some(line) = pending.get_mut(at) {
+            line.verdict = Some((r.verdict, r.cause));
+        }
+    });
+}
+
+/// Counts and prints (with `json`) the packets at the front of `pending` whose verdict is
+/// known; at the `end`, every one (a packet still without a verdict, which cannot happen
+/// once the pipeline is flushed, would count as allowed).
+fn report<W: Write + ?Sized>(
+    policy: &CompiledPolicy,
+    pending: &mut VecDeque<Pending>,
+    reported: &mut u64,
+    summary: &mut ClassifySummary,
+    per_rule: &mut [u64],
+    mut json: Option<&mut W>,
+    end: bool,
+) -> Result<(), String> {
+    while pending.front().is_some_and(|p| end || p.verdict.is_some()) {
+        let Some(p) = pending.pop_front() else { break };
+        *reported += 1;
+        let (v, cause) = p.verdict.unwrap_or((Verdict::default(), None));
+        summary.packets += 1;
+        match v.action {
+            Action::Allow => summary.allowed += 1,
+            Action::Drop => summary.dropped += 1,
+        }
+        if v.malformed.is_some() {
+            summary.malformed += 1;
+        }
+        let rule = v.rule.and_then(|id| policy.rule(id));
+        match v.rule.and_then(|id| per_rule.get_mut(id as usize)) {
+            Some(count) => *count += 1,
+            None => summary.default_hits += 1,
+        }
+        if let Some(out) = json.as_deref_mut() {
+            let line = PacketLine {
+                packet: *reported,
+                verdict: v.action.as_str(),
+                rule: rule.map(|r| r.name.as_str()),
+                reason: rule.map(|r| r.reason.as_str()),
+                malformed: cause.map(|c| c.as_str()).or(v.malformed.map(|c| c.as_str())),
+                tls: p.hello.as_ref(),
+            };
+            let text = serde_json::to_string(&line).map_err(|e| e.to_string())?;
+            writeln!(out, "{text}").map_err(|e| format!("writing output: {e}"))?;
+        }
+    }
+    Ok(())
 }

@@ -8,6 +8,8 @@
 pub mod build;
 pub mod checksum;
 pub mod ethernet;
+pub mod fragment;
+pub mod fragment_build;
 pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;

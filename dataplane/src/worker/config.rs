@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::pipeline::flow::{self, FlowTimeouts};
+use crate::pipeline::fragments::FragmentConfig;
 use crate::pipeline::{MalformedAction, Midstream, PipelineConfig, TlsFail};
 use crate::policy::Action;
 
@@ -81,6 +82,8 @@ pub struct Config {
     pub mempool: MempoolConfig,
     #[serde(default)]
     pub flows: FlowsConfig,
+    #[serde(default)]
+    pub fragments: FragmentsConfig,
     pub ports: Vec<PortEntry>,
     /// Ingress port -> egress port.
     pub forward: BTreeMap<String, String>,
@@ -171,6 +174,65 @@ impl Default for FlowsConfig {
             udp_ms: default_udp(),
             hello_buffers: default_hello_buffers(),
         }
+    }
+}
+
+/// `[fragments]`: the per-worker fragment table (`pipeline/fragments.rs`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FragmentsConfig {
+    #[serde(default = "default_fragment_table")]
+    pub table_size: usize,
+    #[serde(default = "default_fragment_timeout")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_held_per_datagram")]
+    pub held_per_datagram: usize,
+    #[serde(default = "default_held_per_worker")]
+    pub held_per_worker: usize,
+}
+
+fn default_fragment_table() -> usize {
+    FragmentConfig::default().table_size
+}
+fn default_fragment_timeout() -> u64 {
+    FragmentConfig::default().timeout_ms
+}
+fn default_held_per_datagram() -> usize {
+    FragmentConfig::default().held_per_datagram
+}
+fn default_held_per_worker() -> usize {
+    FragmentConfig::default().held_per_worker
+}
+
+impl Default for FragmentsConfig {
+    fn default() -> Self {
+        FragmentsConfig {
+            table_size: default_fragment_table(),
+            timeout_ms: default_fragment_timeout(),
+            held_per_datagram: default_held_per_datagram(),
+            held_per_worker: default_held_per_worker(),
+        }
+    }
+}
+
+impl FragmentsConfig {
+    /// Largest `table_size` and `held_per_worker`.
+    pub const MAX: usize = 1 << 20;
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.table_size == 0 || self.table_size > Self::MAX {
+            return Err(ConfigError::new("fragments.table_size", format!("from 1 to {}", Self::MAX)));
+        }
+        if self.timeout_ms == 0 || self.timeout_ms > 60_000 {
+            return Err(ConfigError::new("fragments.timeout_ms", "from 1 to 60000"));
+        }
+        if self.held_per_worker > Self::MAX {
+            return Err(ConfigError::new("fragments.held_per_worker", format!("at most {}", Self::MAX)));
+        }
+        if self.held_per_datagram > self.held_per_worker {
+            return Err(ConfigError::new("fragments.held_per_datagram", "at most fragments.held_per_worker"));
+        }
+        Ok(())
     }
 }
 
@@ -391,6 +453,7 @@ impl Config {
         if self.flows.hello_buffers > max_hellos {
             return Err(ConfigError::new("flows.hello_buffers", format!("at most {max_hellos}")));
         }
+        self.fragments.check()?;
         if !(self.stats_period >= 0.0 && self.stats_period.is_finite()) {
             return Err(ConfigError::new("stats_period", "seconds, 0 or more"));
         }
@@ -422,6 +485,12 @@ impl Config {
             tls_fail: self.tls_fail,
             midstream: self.midstream,
             malformed: self.malformed,
+            fragments: FragmentConfig {
+                table_size: self.fragments.table_size,
+                timeout_ms: self.fragments.timeout_ms,
+                held_per_datagram: self.fragments.held_per_datagram,
+                held_per_worker: self.fragments.held_per_worker,
+            },
         }
     }
 }

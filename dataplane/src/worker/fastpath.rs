@@ -18,6 +18,7 @@ use crate::counters::{Counter, Counters, COUNT};
 use crate::dpdk::cycles::{prefetch0, tsc};
 use crate::dpdk::{Consumer, Mbuf, MbufBurst, Producer, RxQueue, TxQueue};
 use crate::pipeline::flow::FlowKey;
+use crate::pipeline::fragments::{FragmentEvent, FragmentTable};
 use crate::pipeline::{Hints, Phase, Pipeline, Verdict};
 use crate::policy::{Action, CompiledPolicy};
 use crate::wire::{parse_frame, Fragment, Parsed};
@@ -130,6 +131,9 @@ struct WorkerBurst {
     now_ms: u64,
     /// The worker's row in the policy's per-rule counters.
     lane: usize,
+    /// Fragments held for their first fragment, by `HeldId` (see `pipeline::fragments`):
+    /// sized once at start, freed when the loop ends.
+    held: Vec<Option<Mbuf>>,
 }
 
 impl WorkerLoop {
@@ -151,6 +155,7 @@ impl WorkerLoop {
             verdicts: [Verdict::default(); BURST],
             now_ms: 0,
             lane: self.mailbox.lane,
+            held: std::iter::repeat_with(|| None).take(self.pipeline.fragments.held_capacity()).collect(),
         };
         let tsc_per_ms = self.tsc_per_ms.max(1);
         let mut loops: u64 = 0;
@@ -184,9 +189,17 @@ impl WorkerLoop {
             self.quiescent();
             loops = loops.wrapping_add(1);
             if loops.is_multiple_of(POST_EVERY) {
+                // Held fragments past their datagram's deadline are dropped even when no
+                // packet comes.
+                self.pipeline.expire_fragments(tsc() / tsc_per_ms);
+                burst.free_released(&mut self.pipeline.fragments);
                 self.post_counters(clock);
             }
         }
+        // The fragments still held are dropped, their mbufs freed before the loop returns.
+        self.pipeline.flush_fragments();
+        burst.free_released(&mut self.pipeline.fragments);
+        burst.held.clear();
         if let Some(since) = busy_since {
             self.counters.add(Counter::BusyCycles, tsc().wrapping_sub(since));
         }
@@ -266,7 +279,7 @@ impl WorkerBurst {
         counters: &mut Counters,
         hint: impl Hints,
     ) {
-        let WorkerBurst { rx, out, verdicts, now_ms, lane } = self;
+        let WorkerBurst { rx, out, verdicts, now_ms, lane, held } = self;
         let n = rx.len();
         counters.add(Counter::Rx, n as u64);
         let Some(vs) = verdicts.get_mut(..n) else {
@@ -276,23 +289,86 @@ impl WorkerBurst {
         // The mbufs themselves are the packets: no array of byte views to build first.
         let dropped_before = pipeline.dropped();
         pipeline.process_burst_with(policy, rx.as_slice(), *now_ms, vs, &mut (), hint);
-        // The pipeline counted the burst's drops as it decided them.
-        let all_allowed = pipeline.dropped() == dropped_before;
+        // The pipeline counted the burst's drops as it decided them; fragments it held or
+        // dropped for their own sake are events.
+        let events = pipeline.fragments.events();
+        let all_allowed = pipeline.dropped() == dropped_before && events.is_empty();
         policy.hits().add_each(*lane, vs.iter().map(|v| v.rule));
         // The usual burst is all allowed: it leaves as it came, without being copied.
         let send = if all_allowed {
             rx
         } else {
             rx.move_to(out, |i, _| verdicts.get(i).is_some_and(|v| v.action == Action::Allow));
+            if !events.is_empty() {
+                park_held(rx, events, verdicts, held);
+            }
             // The dropped ones: one bulk free.
             rx.clear();
             out
         };
+        // Held fragments whose datagram is decided: the allowed ones leave after the burst.
+        if pipeline.fragments.has_released() {
+            pipeline.fragments.drain_released(|r| {
+                let Some(m) = held.get_mut(r.id.index()).and_then(Option::take) else { return };
+                if r.verdict.action != Action::Allow {
+                    return;
+                }
+                if send.is_full() {
+                    counters.add(Counter::Tx, txq.burst(send) as u64);
+                    counters.add(Counter::DropTxFull, send.len() as u64);
+                    send.clear();
+                }
+                // Not full: checked above.
+                let _ = send.push(m);
+            });
+        }
         let sent = txq.burst(send);
         counters.add(Counter::Tx, sent as u64);
         // What the TX queue did not take: one bulk free.
         counters.add(Counter::DropTxFull, send.len() as u64);
         send.clear();
+    }
+}
+
+impl WorkerBurst {
+    /// Frees the held fragments the pipeline released (on expiry and at the end: all drops).
+    #[cold]
+    fn free_released(&mut self, fragments: &mut FragmentTable) {
+        let held = &mut self.held;
+        fragments.drain_released(|r| drop(held.get_mut(r.id.index()).and_then(Option::take)));
+    }
+}
+
+/// Moves the packets of `rx` the pipeline held into `held` under their ids. `rx` holds the
+/// packets of the burst not sent, in order; `verdicts` is the whole burst's (a held packet's
+/// says drop, so it is among them).
+#[cold]
+#[inline(never)]
+fn park_held(rx: &mut MbufBurst<BURST>, events: &[FragmentEvent], verdicts: &[Verdict], held: &mut [Option<Mbuf>]) {
+    let mut held_mask = 0u64;
+    for e in events {
+        if let FragmentEvent::Held { packet, .. } = *e {
+            held_mask |= 1u64.checked_shl(packet as u32).unwrap_or(0);
+        }
+    }
+    // Packet i of the burst, not sent, is at rank `rest` among those left in `rx`.
+    let mut rest_mask = 0u64;
+    let mut rest = 0;
+    for (i, v) in verdicts.iter().enumerate() {
+        if v.action != Action::Allow {
+            rest_mask |= ((held_mask >> i) & 1) << rest;
+            rest += 1;
+        }
+    }
+    let mut parked = MbufBurst::<BURST>::new();
+    rx.move_to(&mut parked, |j, _| (rest_mask >> j) & 1 != 0);
+    // Events are in packet order, as `parked` is: match them from the back.
+    for e in events.iter().rev() {
+        if let FragmentEvent::Held { id, .. } = *e {
+            if let (Some(m), Some(slot)) = (parked.pop(), held.get_mut(id.index())) {
+                *slot = Some(m);
+            }
+        }
     }
 }
 
