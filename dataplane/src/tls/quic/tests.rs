@@ -111,6 +111,20 @@ fn rfc9001_client_initial() {
 }
 
 #[test]
+fn ja4_of_a_quic_hello_starts_with_q() {
+    use crate::tls::ja4::{ja4, ja4_over, Transport};
+    let protected = hex(V1.protected);
+    let mut pool = QuicHelloPool::new(0);
+    let mut flow = QuicHello::new();
+    let QuicFeed::Complete(hello) = flow.feed(&mut pool, &protected) else { panic!("no hello") };
+    // Part a: QUIC, TLS 1.3, SNI, 2 ciphers, 11 extensions, ALPN "alpn"; the hashes computed
+    // by hand from the RFC's hello (sha256 of "1301,1302" and of
+    // "0005,000a,000d,001c,002b,002d,0033,0039,ff01_0403,0503,0603,0203,0804,0805,0806").
+    assert_eq!(ja4_over(&hello, Transport::Quic).as_str(), "q13d0211an_62ed6f6ca7ad_4d634acda6c0");
+    assert_eq!(ja4(&hello).as_str(), "t13d0211an_62ed6f6ca7ad_4d634acda6c0");
+}
+
+#[test]
 fn rfc9369_client_initial() {
     check_vector(&V2);
 }
