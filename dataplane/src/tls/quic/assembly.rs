@@ -162,6 +162,9 @@ pub struct QuicHelloPool {
     scratch_pieces: Pieces,
     /// Decryption scratch: one Initial at a time.
     packet: Vec<u8>,
+    /// The keys derived last, with the version and DCID they came from: a hello that spans
+    /// datagrams sends them back to back, and the derivation is most of an Initial's cost.
+    last_keys: Option<(Version, [u8; MAX_CID_LEN], u8, InitialKeys)>,
 }
 
 impl QuicHelloPool {
@@ -181,6 +184,7 @@ impl QuicHelloPool {
             scratch: vec![0; SLOT_LEN],
             scratch_pieces: Pieces::default(),
             packet: vec![0; MAX_INITIAL_LEN],
+            last_keys: None,
         }
     }
 
@@ -378,7 +382,7 @@ impl QuicHello {
     /// Open the datagram's Initials and place their CRYPTO data in the flow's stream (its
     /// slot, or the scratch stream). `Ok(false)` when the datagram held no Initial.
     fn absorb(&mut self, pool: &mut QuicHelloPool, datagram: &[u8]) -> Result<bool, QuicError> {
-        let QuicHelloPool { data, pieces, scratch, scratch_pieces, packet, .. } = pool;
+        let QuicHelloPool { data, pieces, scratch, scratch_pieces, packet, last_keys, .. } = pool;
         let (buf, stream_pieces): (&mut [u8], &mut Pieces) = if self.slot == NO_SLOT {
             *scratch_pieces = Pieces::default();
             (scratch.as_mut_slice(), scratch_pieces)
@@ -389,7 +393,6 @@ impl QuicHello {
                 _ => return Err(QuicError::Overflow),
             }
         };
-        let mut keys: Option<InitialKeys> = None;
         let mut saw_initial = false;
         for p in Packets::new(datagram) {
             let p = p?;
@@ -404,10 +407,7 @@ impl QuicHello {
                 return Err(QuicError::VersionChanged);
             }
             saw_initial = true;
-            let k = match keys {
-                Some(ref k) => k,
-                None => keys.insert(InitialKeys::client(self.version, self.original_dcid())?),
-            };
+            let k = cached_keys(last_keys, self.version, self.original_dcid())?;
             let largest = self.next_pn.checked_sub(1).map(u64::from);
             let opened = match k.open(&p, largest, packet) {
                 Ok(o) => o,
@@ -415,7 +415,7 @@ impl QuicHello {
                     // After a Retry the client's keys come from the Retry's connection ID
                     // (RFC 9001 section 5.2) and its Initials carry the Retry token: adopt
                     // the new ID if the packet opens with it, and start the stream afresh.
-                    let k = keys.insert(InitialKeys::client(self.version, p.dcid())?);
+                    let k = cached_keys(last_keys, self.version, p.dcid())?;
                     let opened = k.open(&p, None, packet)?;
                     self.adopt_dcid(p.dcid());
                     *stream_pieces = Pieces::default();
@@ -432,5 +432,26 @@ impl QuicHello {
             }
         }
         Ok(saw_initial)
+    }
+}
+
+/// The keys of `version` and `dcid`, derived unless they were the last ones.
+fn cached_keys<'k>(
+    cache: &'k mut Option<(Version, [u8; MAX_CID_LEN], u8, InitialKeys)>,
+    version: Version,
+    dcid: &[u8],
+) -> Result<&'k InitialKeys, QuicError> {
+    let hit = matches!(cache, Some((v, id, len, _)) if *v == version && id.get(..usize::from(*len)) == Some(dcid));
+    if !hit {
+        let keys = InitialKeys::client(version, dcid)?;
+        let mut id = [0u8; MAX_CID_LEN];
+        if let Some(d) = id.get_mut(..dcid.len()) {
+            d.copy_from_slice(dcid);
+        }
+        *cache = Some((version, id, dcid.len() as u8, keys));
+    }
+    match cache {
+        Some((_, _, _, keys)) => Ok(keys),
+        None => Err(QuicError::Decrypt),
     }
 }

@@ -314,6 +314,27 @@ fn after_a_retry_the_keys_follow_the_new_connection_id() {
 }
 
 #[test]
+fn interleaved_flows_each_get_their_keys() {
+    let mut rng = SmallRng::seed_from_u64(6);
+    let hello = client_hello_message("a.example", true, &mut rng);
+    let other: &[u8] = b"\x01\x02\x03\x04\x05\x06\x07\x08\x09";
+    let mut pool = QuicHelloPool::new(2);
+    let (mut a, mut b) = (QuicHello::new(), QuicHello::new());
+    let mk = |dcid: &'static [u8], range: std::ops::Range<usize>, v: Version| {
+        initial_packet(&InitialSpec::new(v, dcid), &crypto_frame(range.start as u64, &hello[range]), 0)
+    };
+    let (a1, a2) = (mk(DCID, 0..700, Version::V1), mk(DCID, 700..hello.len(), Version::V1));
+    let (b1, b2) = (mk(other, 0..500, Version::V2), mk(other, 500..hello.len(), Version::V2));
+    assert!(matches!(a.feed(&mut pool, &a1), QuicFeed::NeedMore));
+    assert!(matches!(b.feed(&mut pool, &b1), QuicFeed::NeedMore));
+    assert!(matches!(a.feed(&mut pool, &a2), QuicFeed::Complete(h) if h.sni() == Some("a.example")));
+    a.release(&mut pool);
+    assert!(matches!(b.feed(&mut pool, &b2), QuicFeed::Complete(h) if h.sni() == Some("a.example")));
+    b.release(&mut pool);
+    assert_eq!(pool.available(), 2);
+}
+
+#[test]
 fn conflicting_overlap_fails() {
     let mut rng = SmallRng::seed_from_u64(2);
     let hello = client_hello_message("conflict.example", false, &mut rng);
