@@ -129,6 +129,42 @@ fn rfc9369_client_initial() {
     check_vector(&V2);
 }
 
+/// Real first flights from aioquic (tests/data/quic/README.md).
+#[test]
+fn aioquic_initials_decode() {
+    use crate::tls::ja4::{ja4_over, Transport};
+    let cases = [
+        (include_str!("../../../../tests/data/quic/aioquic_v1_h3.hex"), Version::V1, "www.example.org", &["h3"][..]),
+        (
+            include_str!("../../../../tests/data/quic/aioquic_v2_h3.hex"),
+            Version::V2,
+            "quic-v2.example.net",
+            &["h3", "h3-29"],
+        ),
+    ];
+    for (text, version, sni, alpn) in cases {
+        let mut pool = QuicHelloPool::new(1);
+        let mut flow = QuicHello::new();
+        let mut done = false;
+        for line in text.lines() {
+            match flow.feed(&mut pool, &hex(line.trim())) {
+                QuicFeed::NeedMore => {}
+                QuicFeed::Complete(h) => {
+                    assert_eq!(h.sni(), Some(sni));
+                    let got: Vec<&[u8]> = h.alpn().collect();
+                    let want: Vec<&[u8]> = alpn.iter().map(|a| a.as_bytes()).collect();
+                    assert_eq!(got, want);
+                    assert!(ja4_over(&h, Transport::Quic).as_str().starts_with("q13d"));
+                    done = true;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(done, "{sni}");
+        assert_eq!(flow.version(), Some(version));
+    }
+}
+
 #[test]
 fn packet_numbers_decode_near_the_expected_one() {
     // RFC 9000 Appendix A.3's example.
