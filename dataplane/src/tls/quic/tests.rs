@@ -453,9 +453,47 @@ fn pieces_merge_and_bound() {
     assert_eq!(place(&mut buf, &mut p, SLOT_LEN as u64 - 1, b"zz"), Err(QuicError::Overflow));
 }
 
+#[test]
+fn flow_state_is_small() {
+    assert!(std::mem::size_of::<QuicHello>() <= 40, "{}", std::mem::size_of::<QuicHello>());
+}
+
 mod props {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// The fuzz target's input shape: raw datagrams and arbitrary payloads sealed into
+        /// valid Initials, into one flow. Never panics; slots always come back.
+        #[test]
+        fn arbitrary_datagrams_and_payloads(
+            records in proptest::collection::vec((any::<u8>(), proptest::collection::vec(any::<u8>(), 0..300)), 0..8),
+        ) {
+            let mut pool = QuicHelloPool::new(1);
+            let mut flow = QuicHello::new();
+            for (kind, bytes) in &records {
+                let datagram = if kind & 1 == 1 {
+                    let version = if kind & 2 == 0 { Version::V1 } else { Version::V2 };
+                    let mut spec = InitialSpec::new(version, DCID);
+                    spec.pn_len = usize::from(kind >> 2 & 3) + 1;
+                    spec.packet_number = u64::from(kind >> 4);
+                    // Biased towards frames that parse: a CRYPTO frame around the bytes.
+                    let payload = if kind & 0x40 == 0 { crypto_frame(u64::from(kind >> 5), bytes) } else { bytes.clone() };
+                    initial_packet(&spec, &payload, 0)
+                } else {
+                    bytes.clone()
+                };
+                let r = flow.feed(&mut pool, &datagram);
+                if matches!(r, QuicFeed::NotInitial | QuicFeed::Invalid(_) | QuicFeed::PoolExhausted) {
+                    prop_assert!(!flow.holds_slot());
+                }
+            }
+            flow.release(&mut pool);
+            prop_assert_eq!(pool.available(), 1);
+        }
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
