@@ -235,7 +235,9 @@ enum Phase {
     PoolExhausted,
 }
 
-/// Per-flow state: 36 bytes, `Copy`, kept in the flow entry.
+/// Per-flow state: 32 bytes, `Copy`, kept in the flow entry. A flow whose first datagram
+/// holds no v1/v2 Initial is settled as [`QuicFeed::NotInitial`]; every outcome but
+/// `NeedMore` is final, as over TCP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QuicHello {
     phase: Phase,

@@ -455,7 +455,7 @@ fn pieces_merge_and_bound() {
 
 #[test]
 fn flow_state_is_small() {
-    assert!(std::mem::size_of::<QuicHello>() <= 40, "{}", std::mem::size_of::<QuicHello>());
+    assert!(std::mem::size_of::<QuicHello>() <= 32, "{}", std::mem::size_of::<QuicHello>());
 }
 
 mod props {
