@@ -212,8 +212,8 @@ pub enum QuicFeed<'p> {
     /// The hello is complete (it may borrow the flow's slot: call [`QuicHello::release`]
     /// after evaluating it).
     Complete(ClientHello<'p>),
-    /// The flow's first datagram holds no QUIC v1/v2 Initial: not a QUIC connection as far as
-    /// TLS policy goes.
+    /// The flow's first datagram holds no QUIC v1/v2 long-header packet: not a QUIC
+    /// connection as far as TLS policy goes.
     NotInitial,
     /// The Initials do not carry a readable ClientHello (the pipeline's `tls_fail`).
     Invalid(QuicError),
@@ -221,6 +221,17 @@ pub enum QuicFeed<'p> {
     PoolExhausted,
     /// The hello was already delivered by an earlier `feed`.
     Finished,
+}
+
+/// What a datagram held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seen {
+    /// No version 1/2 long-header packet.
+    Nothing,
+    /// Version 1/2 long-header packets, none an Initial.
+    OtherQuic,
+    /// At least one Initial (all opened).
+    Initial,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -236,8 +247,9 @@ enum Phase {
 }
 
 /// Per-flow state: 32 bytes, `Copy`, kept in the flow entry. A flow whose first datagram
-/// holds no v1/v2 Initial is settled as [`QuicFeed::NotInitial`]; every outcome but
-/// `NeedMore` is final, as over TCP.
+/// holds no v1/v2 long-header packet is settled as [`QuicFeed::NotInitial`]; a 0-RTT or
+/// Handshake packet before any Initial is `NeedMore`. Every outcome but `NeedMore` is final,
+/// as over TCP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QuicHello {
     phase: Phase,
@@ -320,12 +332,14 @@ impl QuicHello {
             Phase::PoolExhausted => return QuicFeed::PoolExhausted,
         }
         match self.absorb(pool, datagram) {
-            Ok(true) => {}
-            Ok(false) if self.phase == Phase::Idle => {
+            Ok(Seen::Initial) => {}
+            Ok(Seen::Nothing) if self.phase == Phase::Idle => {
                 self.phase = Phase::NotInitial;
                 return QuicFeed::NotInitial;
             }
-            Ok(false) => return QuicFeed::NeedMore,
+            // Another QUIC packet type (a 0-RTT datagram overtaking the Initial, say), or no
+            // Initial in a later datagram: nothing to read, nothing settled.
+            Ok(Seen::OtherQuic | Seen::Nothing) => return QuicFeed::NeedMore,
             Err(e) => return self.fail(&mut pool.book, e),
         }
         let QuicHelloPool { data, pieces, book, scratch, scratch_pieces, .. } = pool;
@@ -382,8 +396,8 @@ impl QuicHello {
     }
 
     /// Open the datagram's Initials and place their CRYPTO data in the flow's stream (its
-    /// slot, or the scratch stream). `Ok(false)` when the datagram held no Initial.
-    fn absorb(&mut self, pool: &mut QuicHelloPool, datagram: &[u8]) -> Result<bool, QuicError> {
+    /// slot, or the scratch stream), saying what the datagram held.
+    fn absorb(&mut self, pool: &mut QuicHelloPool, datagram: &[u8]) -> Result<Seen, QuicError> {
         let QuicHelloPool { data, pieces, scratch, scratch_pieces, packet, last_keys, .. } = pool;
         let (buf, stream_pieces): (&mut [u8], &mut Pieces) = if self.slot == NO_SLOT {
             *scratch_pieces = Pieces::default();
@@ -395,10 +409,13 @@ impl QuicHello {
                 _ => return Err(QuicError::Overflow),
             }
         };
-        let mut saw_initial = false;
+        let mut seen = Seen::Nothing;
         for p in Packets::new(datagram) {
             let p = p?;
             if p.packet_type() != PacketType::Initial {
+                if seen == Seen::Nothing {
+                    seen = Seen::OtherQuic;
+                }
                 continue;
             }
             if self.phase == Phase::Idle {
@@ -408,7 +425,7 @@ impl QuicHello {
             } else if p.version() != self.version {
                 return Err(QuicError::VersionChanged);
             }
-            saw_initial = true;
+            seen = Seen::Initial;
             let k = cached_keys(last_keys, self.version, self.original_dcid())?;
             let largest = self.next_pn.checked_sub(1).map(u64::from);
             let opened = match k.open(&p, largest, packet) {
@@ -433,7 +450,7 @@ impl QuicHello {
                 place(buf, stream_pieces, f.offset, f.data)?;
             }
         }
-        Ok(saw_initial)
+        Ok(seen)
     }
 }
 
