@@ -46,12 +46,12 @@ pub const MAX_INITIAL_LEN: usize = 2048;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum QuicError {
     /// A version 1/2 long header whose fields run past the datagram or break the version's
-    /// limits (connection ID over 20 bytes, Length shorter than the packet number and sample).
+    /// limits (connection ID over 20 bytes, Length shorter than the packet number and sample),
+    /// or an opened Initial whose reserved header bits are set.
     Malformed,
     /// The Initial is longer than [`MAX_INITIAL_LEN`].
     PacketTooLong,
-    /// The AEAD tag did not verify (wrong keys, tampered or corrupt packet), or the reserved
-    /// bits of the unprotected first byte are set.
+    /// The AEAD tag did not verify (tampered or corrupt packet, or keys from another DCID).
     Decrypt,
     /// A frame other than PADDING, PING, ACK or CRYPTO, or a truncated frame.
     Frame,
