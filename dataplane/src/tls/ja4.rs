@@ -1,4 +1,5 @@
-//! JA4 TLS client fingerprint (FoxIO-LLC/ja4, `technical_details/JA4.md`), for TLS over TCP:
+//! JA4 TLS client fingerprint (FoxIO-LLC/ja4, `technical_details/JA4.md`), for TLS over TCP
+//! ([`ja4`]) and QUIC ([`ja4_over`] with [`Transport::Quic`]: the same with `q` first):
 //! `t` + version + `d`/`i` + cipher count + extension count + ALPN `_` cipher hash `_`
 //! extension hash, e.g. `t13d1516h2_8daaf6152771_e5627efa2ab1`. GREASE values are ignored
 //! everywhere. Only JA4 itself, not the rest of the JA4+ family.
@@ -200,20 +201,42 @@ fn hashes_large(hello: &ClientHello<'_>, out: &mut [u8; JA4_LEN]) {
     let _ = hashes::<LARGE>(hello, out);
 }
 
-fn part_a(hello: &ClientHello<'_>) -> [u8; 10] {
+/// The transport a hello arrived over: JA4's first character (`t` TCP, `q` QUIC).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Transport {
+    #[default]
+    Tcp,
+    Quic,
+}
+
+impl Transport {
+    fn letter(self) -> u8 {
+        match self {
+            Transport::Tcp => b't',
+            Transport::Quic => b'q',
+        }
+    }
+}
+
+fn part_a(hello: &ClientHello<'_>, transport: Transport) -> [u8; 10] {
     let v = version_code(hello.highest_version());
     let sni = if hello.has_sni_extension() { b'd' } else { b'i' };
     let c = count2(hello.cipher_suites().filter(|v| !is_grease(*v)).count());
     let e = count2(hello.extensions().filter(|(t, _)| !is_grease(*t)).count());
     let a = alpn_code(hello.alpn().next());
-    [b't', v[0], v[1], sni, c[0], c[1], e[0], e[1], a[0], a[1]]
+    [transport.letter(), v[0], v[1], sni, c[0], c[1], e[0], e[1], a[0], a[1]]
 }
 
 /// The JA4 fingerprint of a hello received over TCP.
 pub fn ja4(hello: &ClientHello<'_>) -> Ja4 {
+    ja4_over(hello, Transport::Tcp)
+}
+
+/// The JA4 fingerprint of a hello received over `transport` (`q...` for a QUIC Initial).
+pub fn ja4_over(hello: &ClientHello<'_>, transport: Transport) -> Ja4 {
     let mut out = [b'_'; JA4_LEN];
     if let Some(a) = out.get_mut(..10) {
-        a.copy_from_slice(&part_a(hello));
+        a.copy_from_slice(&part_a(hello, transport));
     }
     if !hashes::<128>(hello, &mut out) {
         hashes_large(hello, &mut out);
@@ -223,7 +246,7 @@ pub fn ja4(hello: &ClientHello<'_>) -> Ja4 {
 
 /// The unhashed, sorted form (`JA4_r`): `a_ciphers_extensions_sigalgs`, for logs and tests.
 pub fn write_ja4_raw<W: std::fmt::Write>(hello: &ClientHello<'_>, out: &mut W) -> std::fmt::Result {
-    let a = part_a(hello);
+    let a = part_a(hello, Transport::Tcp);
     out.write_str(std::str::from_utf8(&a).unwrap_or(""))?;
     out.write_str("_")?;
     let mut ciphers: Vec<u16> = hello.cipher_suites().filter(|v| !is_grease(*v)).collect();

@@ -9,6 +9,7 @@ pub mod build;
 pub mod client_hello;
 pub mod ja3;
 pub mod ja4;
+pub mod quic;
 pub mod reassembly;
 pub mod record;
 mod sink;

@@ -1,0 +1,476 @@
+//! Per-flow reassembly of the client's CRYPTO stream from its Initial packets, and the
+//! ClientHello parsed from it.
+//!
+//! A worker owns one [`QuicHelloPool`], allocated once: `slots` stream buffers of
+//! [`SLOT_LEN`] bytes (the TCP reassembly's bound), one scratch stream buffer, and the
+//! [`MAX_INITIAL_LEN`] decryption scratch. Each UDP flow keeps a small `Copy` [`QuicHello`]
+//! (the version and DCID its keys come from, the largest packet number, a slot index) and
+//! feeds it each client datagram with [`QuicHello::feed`].
+//!
+//! A datagram's CRYPTO frames are placed by offset, in any order; bytes that overlap bytes
+//! already present must be equal ([`QuicError::Conflict`] otherwise). While a flow holds no
+//! slot its datagram is assembled in the pool's scratch stream: a hello complete within one
+//! datagram (the common case, however its frames are split or shuffled) never takes a slot.
+//! A hello left incomplete is copied into a slot, which later datagrams fill.
+//!
+//! Slot lifetime, as in [`super::super::reassembly`]: `feed` returns the slot on every
+//! terminal outcome except [`QuicFeed::Complete`], whose hello may borrow it; after
+//! evaluating the hello the caller calls [`QuicHello::release`], and it must also call
+//! `release` when a flow with a pending hello closes, expires or is evicted.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use super::frames::CryptoFrames;
+use super::packet::{PacketType, Packets, Version, MAX_CID_LEN};
+use super::protection::InitialKeys;
+use super::{QuicError, MAX_INITIAL_LEN};
+use crate::tls::client_hello::{ClientHello, HelloOutcome, InvalidHello};
+use crate::tls::reassembly::PoolCounters;
+use crate::tls::stream::parse_handshake;
+
+/// Bytes of CRYPTO stream a flow may buffer: the ClientHello message must fit (as over TCP).
+pub const SLOT_LEN: usize = crate::tls::reassembly::SLOT_LEN;
+/// Disjoint pieces of CRYPTO stream tracked per flow (a gap-free prefix counts as one).
+pub const MAX_PIECES: usize = 16;
+const NO_SLOT: u16 = u16::MAX;
+
+/// The stream bytes present: sorted, disjoint, non-adjacent `[start, end)` ranges.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pieces {
+    ranges: [(u16, u16); MAX_PIECES],
+    n: u8,
+}
+
+impl Pieces {
+    fn as_slice(&self) -> &[(u16, u16)] {
+        self.ranges.get(..usize::from(self.n)).unwrap_or(&[])
+    }
+
+    /// Bytes present from offset 0 without a gap.
+    pub fn contiguous(&self) -> usize {
+        match self.as_slice().first() {
+            Some(&(0, end)) => usize::from(end),
+            _ => 0,
+        }
+    }
+
+    /// One past the highest byte present.
+    pub fn end(&self) -> usize {
+        self.as_slice().last().map_or(0, |r| usize::from(r.1))
+    }
+
+    /// Record `[s, e)` as present, merging what it overlaps or touches.
+    fn add(&mut self, s: u16, e: u16) -> Result<(), QuicError> {
+        let mut out = [(0u16, 0u16); MAX_PIECES];
+        let mut n = 0usize;
+        let (mut ms, mut me) = (s, e);
+        let mut placed = false;
+        for &(a, b) in self.as_slice() {
+            if b < ms {
+                *out.get_mut(n).ok_or(QuicError::Fragmented)? = (a, b);
+                n += 1;
+            } else if a > me {
+                if !placed {
+                    *out.get_mut(n).ok_or(QuicError::Fragmented)? = (ms, me);
+                    n += 1;
+                    placed = true;
+                }
+                *out.get_mut(n).ok_or(QuicError::Fragmented)? = (a, b);
+                n += 1;
+            } else {
+                ms = ms.min(a);
+                me = me.max(b);
+            }
+        }
+        if !placed {
+            *out.get_mut(n).ok_or(QuicError::Fragmented)? = (ms, me);
+            n += 1;
+        }
+        self.ranges = out;
+        self.n = n as u8;
+        Ok(())
+    }
+}
+
+/// Place CRYPTO data at `offset` of the stream held in `buf` (whose length is the bound).
+pub fn place(buf: &mut [u8], pieces: &mut Pieces, offset: u64, data: &[u8]) -> Result<(), QuicError> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    let s = usize::try_from(offset).map_err(|_| QuicError::Overflow)?;
+    let e = s.checked_add(data.len()).ok_or(QuicError::Overflow)?;
+    if e > buf.len() || e > usize::from(u16::MAX) {
+        return Err(QuicError::Overflow);
+    }
+    for &(a, b) in pieces.as_slice() {
+        let (lo, hi) = (usize::from(a).max(s), usize::from(b).min(e));
+        if lo < hi && buf.get(lo..hi) != data.get(lo - s..hi - s) {
+            return Err(QuicError::Conflict);
+        }
+    }
+    let mut next = *pieces;
+    next.add(s as u16, e as u16)?;
+    if let Some(dst) = buf.get_mut(s..e) {
+        dst.copy_from_slice(data);
+    }
+    *pieces = next;
+    Ok(())
+}
+
+/// The free list of a pool.
+struct Book {
+    free: Vec<u16>,
+    in_use: Vec<bool>,
+    counters: PoolCounters,
+}
+
+impl Book {
+    fn acquire(&mut self) -> Option<u16> {
+        match self.free.pop() {
+            Some(i) => {
+                if let Some(u) = self.in_use.get_mut(usize::from(i)) {
+                    *u = true;
+                }
+                self.counters.acquired += 1;
+                Some(i)
+            }
+            None => {
+                self.counters.exhausted += 1;
+                None
+            }
+        }
+    }
+
+    fn release(&mut self, i: u16) {
+        if let Some(u) = self.in_use.get_mut(usize::from(i)) {
+            if *u {
+                *u = false;
+                // Never grows: at most `slots` indices are ever free, and the capacity is that.
+                self.free.push(i);
+                self.counters.released += 1;
+            }
+        }
+    }
+}
+
+/// Preallocated QUIC hello buffers of one worker.
+pub struct QuicHelloPool {
+    data: Vec<u8>,
+    pieces: Vec<Pieces>,
+    book: Book,
+    /// The stream of the flow being fed while it holds no slot.
+    scratch: Vec<u8>,
+    scratch_pieces: Pieces,
+    /// Decryption scratch: one Initial at a time.
+    packet: Vec<u8>,
+    /// The keys derived last, with the version and DCID they came from: a hello that spans
+    /// datagrams sends them back to back, and the derivation is most of an Initial's cost.
+    last_keys: Option<(Version, [u8; MAX_CID_LEN], u8, InitialKeys)>,
+}
+
+impl QuicHelloPool {
+    /// Most buffers a pool holds (slot numbers are `u16`, one value marks "none").
+    pub const MAX_SLOTS: usize = NO_SLOT as usize;
+
+    /// A pool of `slots` buffers (at most [`Self::MAX_SLOTS`]), allocated now and never again.
+    pub fn new(slots: usize) -> QuicHelloPool {
+        let slots = slots.min(Self::MAX_SLOTS);
+        let mut free = Vec::with_capacity(slots);
+        // Popped from the end: slot 0 is handed out first.
+        free.extend((0..slots as u16).rev());
+        QuicHelloPool {
+            data: vec![0; slots * SLOT_LEN],
+            pieces: vec![Pieces::default(); slots],
+            book: Book { free, in_use: vec![false; slots], counters: PoolCounters::default() },
+            scratch: vec![0; SLOT_LEN],
+            scratch_pieces: Pieces::default(),
+            packet: vec![0; MAX_INITIAL_LEN],
+            last_keys: None,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.book.in_use.len()
+    }
+
+    /// Slots currently free.
+    pub fn available(&self) -> usize {
+        self.book.free.len()
+    }
+
+    pub fn counters(&self) -> PoolCounters {
+        self.book.counters
+    }
+}
+
+/// What [`QuicHello::feed`] concluded.
+// Returned by value and consumed at once; boxing the hello would allocate per packet.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Copy, Debug)]
+pub enum QuicFeed<'p> {
+    /// The hello is not complete yet (or this datagram held no Initial of a started flow).
+    NeedMore,
+    /// The hello is complete (it may borrow the flow's slot: call [`QuicHello::release`]
+    /// after evaluating it).
+    Complete(ClientHello<'p>),
+    /// The flow's first datagram holds no QUIC v1/v2 long-header packet: not a QUIC
+    /// connection as far as TLS policy goes.
+    NotInitial,
+    /// The Initials do not carry a readable ClientHello (the pipeline's `tls_fail`).
+    Invalid(QuicError),
+    /// No buffer was free to reassemble a hello that spans datagrams.
+    PoolExhausted,
+    /// The hello was already delivered by an earlier `feed`.
+    Finished,
+}
+
+/// What a datagram held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seen {
+    /// No version 1/2 long-header packet.
+    Nothing,
+    /// Version 1/2 long-header packets, none an Initial.
+    OtherQuic,
+    /// At least one Initial (all opened).
+    Initial,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Phase {
+    /// No Initial seen yet.
+    #[default]
+    Idle,
+    Collecting,
+    Complete,
+    NotInitial,
+    Failed(QuicError),
+    PoolExhausted,
+}
+
+/// Per-flow state: 32 bytes, `Copy`, kept in the flow entry. A flow whose first datagram
+/// holds no v1/v2 long-header packet is settled as [`QuicFeed::NotInitial`]; a 0-RTT or
+/// Handshake packet before any Initial is `NeedMore`. Every outcome but `NeedMore` is final,
+/// as over TCP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuicHello {
+    phase: Phase,
+    version: Version,
+    dcid_len: u8,
+    /// The Destination Connection ID of the client's first Initial: the keys come from it.
+    dcid: [u8; MAX_CID_LEN],
+    slot: u16,
+    /// One more than the largest packet number opened; 0 before any.
+    next_pn: u32,
+}
+
+impl Default for QuicHello {
+    fn default() -> Self {
+        QuicHello::new()
+    }
+}
+
+impl QuicHello {
+    pub const fn new() -> QuicHello {
+        QuicHello {
+            phase: Phase::Idle,
+            version: Version::V1,
+            dcid_len: 0,
+            dcid: [0; MAX_CID_LEN],
+            slot: NO_SLOT,
+            next_pn: 0,
+        }
+    }
+
+    /// True once a terminal outcome was reached (nothing more to feed).
+    pub fn is_done(&self) -> bool {
+        !matches!(self.phase, Phase::Idle | Phase::Collecting)
+    }
+
+    /// True while the flow holds a pool slot.
+    pub fn holds_slot(&self) -> bool {
+        self.slot != NO_SLOT
+    }
+
+    /// The version of the flow's Initials, once one was seen.
+    pub fn version(&self) -> Option<Version> {
+        (self.phase != Phase::Idle && self.phase != Phase::NotInitial).then_some(self.version)
+    }
+
+    /// The DCID the flow's keys come from (empty before the first Initial).
+    pub fn original_dcid(&self) -> &[u8] {
+        self.dcid.get(..usize::from(self.dcid_len)).unwrap_or(&[])
+    }
+
+    /// Return the slot (if any) to the pool. Call after a `Complete` hello was evaluated and
+    /// when the flow goes away; harmless otherwise.
+    pub fn release(&mut self, pool: &mut QuicHelloPool) {
+        if self.slot != NO_SLOT {
+            pool.book.release(self.slot);
+            self.slot = NO_SLOT;
+        }
+    }
+
+    fn fail<'p>(&mut self, book: &mut Book, e: QuicError) -> QuicFeed<'p> {
+        let e = match e {
+            QuicError::Hello(InvalidHello::TooLarge) => QuicError::Overflow,
+            e => e,
+        };
+        self.phase = Phase::Failed(e);
+        if self.slot != NO_SLOT {
+            book.release(self.slot);
+            self.slot = NO_SLOT;
+        }
+        QuicFeed::Invalid(e)
+    }
+
+    /// Feed one client->server UDP datagram (its payload).
+    pub fn feed<'p>(&mut self, pool: &'p mut QuicHelloPool, datagram: &[u8]) -> QuicFeed<'p> {
+        match self.phase {
+            Phase::Idle | Phase::Collecting => {}
+            Phase::Complete => return QuicFeed::Finished,
+            Phase::NotInitial => return QuicFeed::NotInitial,
+            Phase::Failed(e) => return QuicFeed::Invalid(e),
+            Phase::PoolExhausted => return QuicFeed::PoolExhausted,
+        }
+        match self.absorb(pool, datagram) {
+            Ok(Seen::Initial) => {}
+            Ok(Seen::Nothing) if self.phase == Phase::Idle => {
+                self.phase = Phase::NotInitial;
+                return QuicFeed::NotInitial;
+            }
+            // Another QUIC packet type (a 0-RTT datagram overtaking the Initial, say), or no
+            // Initial in a later datagram: nothing to read, nothing settled.
+            Ok(Seen::OtherQuic | Seen::Nothing) => return QuicFeed::NeedMore,
+            Err(e) => return self.fail(&mut pool.book, e),
+        }
+        let QuicHelloPool { data, pieces, book, scratch, scratch_pieces, .. } = pool;
+        if self.slot == NO_SLOT {
+            let scratch: &'p [u8] = scratch;
+            match parse_handshake(scratch.get(..scratch_pieces.contiguous()).unwrap_or(&[])) {
+                HelloOutcome::NeedMore => {}
+                outcome => return self.conclude(book, outcome),
+            }
+            if scratch_pieces.n == 0 {
+                return QuicFeed::NeedMore;
+            }
+            // Incomplete: the stream moves to a slot of its own.
+            let Some(slot) = book.acquire() else {
+                self.phase = Phase::PoolExhausted;
+                return QuicFeed::PoolExhausted;
+            };
+            self.slot = slot;
+            let at = usize::from(slot) * SLOT_LEN;
+            let end = scratch_pieces.end();
+            if let (Some(dst), Some(src)) = (data.get_mut(at..at + end), scratch.get(..end)) {
+                dst.copy_from_slice(src);
+            }
+            if let Some(p) = pieces.get_mut(usize::from(slot)) {
+                *p = *scratch_pieces;
+            }
+            return QuicFeed::NeedMore;
+        }
+        let at = usize::from(self.slot) * SLOT_LEN;
+        let have = pieces.get(usize::from(self.slot)).map_or(0, Pieces::contiguous);
+        let data: &'p [u8] = data;
+        self.conclude(book, parse_handshake(data.get(at..at + have).unwrap_or(&[])))
+    }
+
+    /// Record the outcome of a parse of the flow's stream.
+    fn conclude<'p>(&mut self, book: &mut Book, outcome: HelloOutcome<'p>) -> QuicFeed<'p> {
+        match outcome {
+            HelloOutcome::NeedMore => QuicFeed::NeedMore,
+            HelloOutcome::Complete(hello) => {
+                self.phase = Phase::Complete;
+                QuicFeed::Complete(hello)
+            }
+            HelloOutcome::NotTls => self.fail(book, QuicError::Hello(InvalidHello::NotClientHello)),
+            HelloOutcome::Invalid(e) => self.fail(book, QuicError::Hello(e)),
+        }
+    }
+
+    fn adopt_dcid(&mut self, dcid: &[u8]) {
+        self.dcid = [0; MAX_CID_LEN];
+        self.dcid_len = dcid.len().min(MAX_CID_LEN) as u8;
+        if let Some(d) = self.dcid.get_mut(..dcid.len()) {
+            d.copy_from_slice(dcid);
+        }
+    }
+
+    /// Open the datagram's Initials and place their CRYPTO data in the flow's stream (its
+    /// slot, or the scratch stream), saying what the datagram held.
+    fn absorb(&mut self, pool: &mut QuicHelloPool, datagram: &[u8]) -> Result<Seen, QuicError> {
+        let QuicHelloPool { data, pieces, scratch, scratch_pieces, packet, last_keys, .. } = pool;
+        let (buf, stream_pieces): (&mut [u8], &mut Pieces) = if self.slot == NO_SLOT {
+            *scratch_pieces = Pieces::default();
+            (scratch.as_mut_slice(), scratch_pieces)
+        } else {
+            let at = usize::from(self.slot) * SLOT_LEN;
+            match (data.get_mut(at..at + SLOT_LEN), pieces.get_mut(usize::from(self.slot))) {
+                (Some(b), Some(p)) => (b, p),
+                _ => return Err(QuicError::Overflow),
+            }
+        };
+        let mut seen = Seen::Nothing;
+        for p in Packets::new(datagram) {
+            let p = p?;
+            if p.packet_type() != PacketType::Initial {
+                if seen == Seen::Nothing {
+                    seen = Seen::OtherQuic;
+                }
+                continue;
+            }
+            if self.phase == Phase::Idle {
+                self.version = p.version();
+                self.adopt_dcid(p.dcid());
+                self.phase = Phase::Collecting;
+            } else if p.version() != self.version {
+                return Err(QuicError::VersionChanged);
+            }
+            seen = Seen::Initial;
+            let k = cached_keys(last_keys, self.version, self.original_dcid())?;
+            let largest = self.next_pn.checked_sub(1).map(u64::from);
+            let opened = match k.open(&p, largest, packet) {
+                Ok(o) => o,
+                Err(QuicError::Decrypt) if !p.token().is_empty() && p.dcid() != self.original_dcid() => {
+                    // After a Retry the client's keys come from the Retry's connection ID
+                    // (RFC 9001 section 5.2) and its Initials carry the Retry token: adopt
+                    // the new ID if the packet opens with it, and start the stream afresh.
+                    let k = cached_keys(last_keys, self.version, p.dcid())?;
+                    let opened = k.open(&p, None, packet)?;
+                    self.adopt_dcid(p.dcid());
+                    *stream_pieces = Pieces::default();
+                    self.next_pn = 0;
+                    opened
+                }
+                Err(e) => return Err(e),
+            };
+            let pn = u32::try_from(opened.packet_number).unwrap_or(u32::MAX - 1);
+            self.next_pn = self.next_pn.max(pn + 1);
+            for f in CryptoFrames::new(opened.payload) {
+                let f = f?;
+                place(buf, stream_pieces, f.offset, f.data)?;
+            }
+        }
+        Ok(seen)
+    }
+}
+
+/// The keys of `version` and `dcid`, derived unless they were the last ones.
+fn cached_keys<'k>(
+    cache: &'k mut Option<(Version, [u8; MAX_CID_LEN], u8, InitialKeys)>,
+    version: Version,
+    dcid: &[u8],
+) -> Result<&'k InitialKeys, QuicError> {
+    let hit = matches!(cache, Some((v, id, len, _)) if *v == version && id.get(..usize::from(*len)) == Some(dcid));
+    if !hit {
+        let keys = InitialKeys::client(version, dcid)?;
+        let mut id = [0u8; MAX_CID_LEN];
+        if let Some(d) = id.get_mut(..dcid.len()) {
+            d.copy_from_slice(dcid);
+        }
+        *cache = Some((version, id, dcid.len() as u8, keys));
+    }
+    match cache {
+        Some((_, _, _, keys)) => Ok(keys),
+        None => Err(QuicError::Decrypt),
+    }
+}
