@@ -3,13 +3,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dataplane::wire::build::{tcp_v4, tcp_v6, udp_v4};
 use dataplane::wire::tcp_flags::{ACK, FIN, PSH, SYN};
 use dataplane_tests::{dataplane_bin, rule_yaml};
+
+mod run_common;
+use run_common::{d, eal_line, read_pcap, run, run_pcap_pair, write_pcap};
 
 /// One connection of the test traffic: its packets from the client, and from the server.
 struct Conn {
@@ -88,113 +91,6 @@ fn interleave(conns: &[Conn]) -> Vec<(usize, Vec<u8>)> {
         }
     }
     out
-}
-
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let ts = |i: usize| Duration::from_micros(1_000_000 + i as u64 * 10);
-    dataplane::pcap::write_all(path, frames.iter().enumerate().map(|(i, f)| (ts(i), f.as_slice()))).unwrap();
-}
-
-fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    dataplane::pcap::read_all(path).unwrap().into_iter().map(|f| f.data).collect()
-}
-
-/// The `eal = [...]` line: no hugepages, a unique file prefix, the lcore map and vdevs.
-fn eal_line(prefix: &str, lcores: &str, vdevs: &[String]) -> String {
-    let mut args: Vec<String> = [
-        "--no-huge",
-        "--no-shconf",
-        "--no-pci",
-        "--file-prefix",
-        &format!("{prefix}-{}", std::process::id()),
-        "-m",
-        "512",
-        "--lcores",
-        lcores,
-        "--log-level",
-        "lib.eal:warning",
-        "--no-telemetry",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    for v in vdevs {
-        args.push("--vdev".into());
-        args.push(v.clone());
-    }
-    let quoted: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
-    format!("eal = [{}]\n", quoted.join(", "))
-}
-
-fn run(dir: &Path, config: &str, extra: &[&str]) -> Output {
-    let path = dir.join("dataplane.toml");
-    std::fs::write(&path, config).unwrap();
-    let mut cmd = Command::new(dataplane_bin());
-    cmd.arg("run").arg("--config").arg(&path).args(extra);
-    let out = cmd.output().unwrap();
-    eprintln!(
-        "--- stdout\n{}--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn empty_pcap(dir: &Path) -> PathBuf {
-    let p = dir.join("empty.pcap");
-    write_pcap(&p, &[]);
-    p
-}
-
-fn d(p: &Path) -> String {
-    p.display().to_string()
-}
-
-/// One worker between two net_pcap ports: `inp` comes in on net_pcap0, what it forwards is
-/// written to `out.pcap` (net_pcap1), what goes back to `back.pcap`; rules from `rules`.
-fn pcap_pair_config(prefix: &str, dp: &Path, inp: &Path, rules: &Path) -> String {
-    let empty = empty_pcap(dp);
-    let (out, back) = (dp.join("out.pcap"), dp.join("back.pcap"));
-    eal_line(
-        prefix,
-        "0@0,1@1",
-        &[
-            format!("net_pcap0,rx_pcap={},tx_pcap={}", d(inp), d(&back)),
-            format!("net_pcap1,rx_pcap={},tx_pcap={}", d(&empty), d(&out)),
-        ],
-    ) + &format!(
-        r#"
-rules = [{rules:?}]
-stats_period = 0
-[[ports]]
-device = "net_pcap0"
-[[ports]]
-device = "net_pcap1"
-[forward]
-net_pcap0 = "net_pcap1"
-net_pcap1 = "net_pcap0"
-[[workers]]
-lcore = 1
-rx = [{{ port = "net_pcap0", queue = 0 }}, {{ port = "net_pcap1" }}]
-"#,
-        rules = d(rules)
-    )
-}
-
-/// Runs `frames` through one worker between two net_pcap ports with the rules `yaml`: a clean
-/// exit, no mbuf left, nothing sent back; returns stdout and the frames forwarded.
-fn run_pcap_pair(dp: &Path, prefix: &str, frames: &[Vec<u8>], yaml: &str) -> (String, Vec<Vec<u8>>) {
-    let inp = dp.join("in.pcap");
-    write_pcap(&inp, frames);
-    let rules = dp.join("rules.yaml");
-    std::fs::write(&rules, yaml).unwrap();
-    let config = pcap_pair_config(prefix, dp, &inp, &rules);
-    let o = run(dp, &config, &["--duration", "2"]);
-    assert_eq!(o.status.code(), Some(0));
-    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(stdout.contains("mbufs in use: 0"), "{stdout}");
-    assert!(read_pcap(&dp.join("back.pcap")).is_empty());
-    (stdout, read_pcap(&dp.join("out.pcap")))
 }
 
 /// A pcap of known connections through net_pcap0 -> worker -> net_pcap1: the output holds
