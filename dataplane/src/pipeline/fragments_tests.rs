@@ -277,3 +277,28 @@ fn pieces_merge_and_refuse_overlaps() {
     }
     assert_eq!(d.add_piece(&view(1000, 8, true)), Err(FragmentCause::TooManyPieces));
 }
+
+#[test]
+fn an_ipv6_first_fragment_without_its_chain_and_oversize_fragments_are_refused() {
+    let policy = drop_445();
+    let mut c = Caller::new(PipelineConfig::default());
+    // Destination options after the fragment header, cut by the first fragment (RFC 7112).
+    let seg = tcp_segment_v6(CLIENT6, SERVER6, 40000, 80, SYN, 1, &[0; 40]);
+    let mut data = crate::wire::build::ipv6_options_header(ip_proto::TCP, 2);
+    data.extend(&seg);
+    let frames = ipv6_fragments(CLIENT6, SERVER6, 60, 5, &data, &[piece(0, 16, true), piece(16, data.len(), false)]);
+    c.burst(&policy, &frames, 0);
+    assert_eq!(c.causes(), [Some(FragmentCause::IncompleteChain); 2]);
+    // Past 65535 bytes: dropped, with the datagram's first fragment.
+    let big = vec![0u8; 65544];
+    let seg = udp_segment_v4(CLIENT, SERVER, 5000, 53, &[0; 16]);
+    let mut data = seg.clone();
+    data.resize(big.len(), 0);
+    let frames =
+        ipv4_fragments(CLIENT, SERVER, ip_proto::UDP, 77, &data, &[piece(65504, 65520, false), piece(0, 24, true)]);
+    c.burst(&policy, &frames, 0);
+    assert_eq!(c.causes()[2..], [Some(FragmentCause::Oversize); 2]);
+    assert_eq!(c.actions(), [Some(Drop); 4]);
+    assert_eq!(c.pipeline.counters.get(Counter::Malformed), 0, "counted by cause, not as malformed frames");
+    c.finish();
+}
