@@ -179,7 +179,8 @@ fn report<W: Write + ?Sized>(
             Action::Allow => summary.allowed += 1,
             Action::Drop => summary.dropped += 1,
         }
-        if v.malformed.is_some() {
+        // What `"malformed"` names: a packet not read completely, or a fragment refused.
+        if v.malformed.is_some() || cause.is_some() {
             summary.malformed += 1;
         }
         let rule = v.rule.and_then(|id| policy.rule(id));
