@@ -35,22 +35,39 @@ pub struct PoolCounters {
     pub exhausted: u64,
 }
 
-/// The free list of a pool.
-struct Book {
+/// The free list of a pool of `u16`-numbered slots: the TCP hello buffers here and the QUIC
+/// hello buffers (`tls::quic`) both keep their slots with one.
+pub(crate) struct SlotBook {
     free: Vec<u16>,
     in_use: Vec<bool>,
-    counters: PoolCounters,
+    pub(crate) counters: PoolCounters,
 }
 
-impl Book {
-    fn acquire(&mut self) -> Option<SlotId> {
+impl SlotBook {
+    /// `slots` free slots, allocated now and never again.
+    pub(crate) fn new(slots: usize) -> SlotBook {
+        let mut free = Vec::with_capacity(slots);
+        // Popped from the end: slot 0 is handed out first.
+        free.extend((0..slots as u16).rev());
+        SlotBook { free, in_use: vec![false; slots], counters: PoolCounters::default() }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.in_use.len()
+    }
+
+    pub(crate) fn available(&self) -> usize {
+        self.free.len()
+    }
+
+    pub(crate) fn acquire(&mut self) -> Option<u16> {
         match self.free.pop() {
             Some(i) => {
                 if let Some(u) = self.in_use.get_mut(usize::from(i)) {
                     *u = true;
                 }
                 self.counters.acquired += 1;
-                Some(SlotId(i))
+                Some(i)
             }
             None => {
                 self.counters.exhausted += 1;
@@ -59,12 +76,12 @@ impl Book {
         }
     }
 
-    fn release(&mut self, id: SlotId) {
-        if let Some(u) = self.in_use.get_mut(usize::from(id.0)) {
+    pub(crate) fn release(&mut self, i: u16) {
+        if let Some(u) = self.in_use.get_mut(usize::from(i)) {
             if *u {
                 *u = false;
                 // Never grows: at most `slots` indices are ever free, and the capacity is that.
-                self.free.push(id.0);
+                self.free.push(i);
                 self.counters.released += 1;
             }
         }
@@ -75,7 +92,7 @@ impl Book {
 pub struct HelloBufferPool {
     data: Vec<u8>,
     scratch: Vec<u8>,
-    book: Book,
+    book: SlotBook,
 }
 
 impl HelloBufferPool {
@@ -85,23 +102,16 @@ impl HelloBufferPool {
     /// A pool of `slots` buffers (at most [`Self::MAX_SLOTS`]), allocated now and never again.
     pub fn new(slots: usize) -> HelloBufferPool {
         let slots = slots.min(Self::MAX_SLOTS);
-        let mut free = Vec::with_capacity(slots);
-        // Popped from the end: slot 0 is handed out first.
-        free.extend((0..slots as u16).rev());
-        HelloBufferPool {
-            data: vec![0; slots * SLOT_LEN],
-            scratch: vec![0; SLOT_LEN],
-            book: Book { free, in_use: vec![false; slots], counters: PoolCounters::default() },
-        }
+        HelloBufferPool { data: vec![0; slots * SLOT_LEN], scratch: vec![0; SLOT_LEN], book: SlotBook::new(slots) }
     }
 
     pub fn capacity(&self) -> usize {
-        self.book.in_use.len()
+        self.book.capacity()
     }
 
     /// Slots currently free.
     pub fn available(&self) -> usize {
-        self.book.free.len()
+        self.book.available()
     }
 
     pub fn counters(&self) -> PoolCounters {
@@ -110,12 +120,12 @@ impl HelloBufferPool {
 
     /// Take a free slot.
     pub fn acquire(&mut self) -> Option<SlotId> {
-        self.book.acquire()
+        self.book.acquire().map(SlotId)
     }
 
     /// Return a slot (releasing a free slot again is ignored).
     pub fn release(&mut self, id: SlotId) {
-        self.book.release(id)
+        self.book.release(id.0)
     }
 
     /// The bytes of a slot.
@@ -212,7 +222,7 @@ impl HelloReassembly {
     /// when the flow goes away; harmless otherwise.
     pub fn release(&mut self, pool: &mut HelloBufferPool) {
         if self.slot != NO_SLOT {
-            pool.book.release(SlotId(self.slot));
+            pool.book.release(self.slot);
             self.slot = NO_SLOT;
         }
     }
@@ -279,7 +289,7 @@ impl HelloReassembly {
         let end = (start + payload.len()).min(SLOT_LEN);
         if self.slot == NO_SLOT {
             match pool.book.acquire() {
-                Some(id) => self.slot = id.0,
+                Some(slot) => self.slot = slot,
                 None => {
                     self.phase = Phase::PoolExhausted;
                     return FeedResult::PoolExhausted;
@@ -385,9 +395,9 @@ impl HelloReassembly {
     }
 }
 
-fn release_slot(slot: &mut u16, book: &mut Book) {
+fn release_slot(slot: &mut u16, book: &mut SlotBook) {
     if *slot != NO_SLOT {
-        book.release(SlotId(*slot));
+        book.release(*slot);
         *slot = NO_SLOT;
     }
 }

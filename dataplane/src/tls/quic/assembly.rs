@@ -24,7 +24,7 @@ use super::packet::{PacketType, Packets, Version, MAX_CID_LEN};
 use super::protection::InitialKeys;
 use super::{QuicError, MAX_INITIAL_LEN};
 use crate::tls::client_hello::{ClientHello, HelloOutcome, InvalidHello};
-use crate::tls::reassembly::PoolCounters;
+use crate::tls::reassembly::{PoolCounters, SlotBook};
 use crate::tls::stream::parse_handshake;
 
 /// Bytes of CRYPTO stream a flow may buffer: the ClientHello message must fit (as over TCP).
@@ -116,47 +116,11 @@ pub fn place(buf: &mut [u8], pieces: &mut Pieces, offset: u64, data: &[u8]) -> R
     Ok(())
 }
 
-/// The free list of a pool.
-struct Book {
-    free: Vec<u16>,
-    in_use: Vec<bool>,
-    counters: PoolCounters,
-}
-
-impl Book {
-    fn acquire(&mut self) -> Option<u16> {
-        match self.free.pop() {
-            Some(i) => {
-                if let Some(u) = self.in_use.get_mut(usize::from(i)) {
-                    *u = true;
-                }
-                self.counters.acquired += 1;
-                Some(i)
-            }
-            None => {
-                self.counters.exhausted += 1;
-                None
-            }
-        }
-    }
-
-    fn release(&mut self, i: u16) {
-        if let Some(u) = self.in_use.get_mut(usize::from(i)) {
-            if *u {
-                *u = false;
-                // Never grows: at most `slots` indices are ever free, and the capacity is that.
-                self.free.push(i);
-                self.counters.released += 1;
-            }
-        }
-    }
-}
-
 /// Preallocated QUIC hello buffers of one worker.
 pub struct QuicHelloPool {
     data: Vec<u8>,
     pieces: Vec<Pieces>,
-    book: Book,
+    book: SlotBook,
     /// The stream of the flow being fed while it holds no slot.
     scratch: Vec<u8>,
     scratch_pieces: Pieces,
@@ -174,13 +138,10 @@ impl QuicHelloPool {
     /// A pool of `slots` buffers (at most [`Self::MAX_SLOTS`]), allocated now and never again.
     pub fn new(slots: usize) -> QuicHelloPool {
         let slots = slots.min(Self::MAX_SLOTS);
-        let mut free = Vec::with_capacity(slots);
-        // Popped from the end: slot 0 is handed out first.
-        free.extend((0..slots as u16).rev());
         QuicHelloPool {
             data: vec![0; slots * SLOT_LEN],
             pieces: vec![Pieces::default(); slots],
-            book: Book { free, in_use: vec![false; slots], counters: PoolCounters::default() },
+            book: SlotBook::new(slots),
             scratch: vec![0; SLOT_LEN],
             scratch_pieces: Pieces::default(),
             packet: vec![0; MAX_INITIAL_LEN],
@@ -189,12 +150,12 @@ impl QuicHelloPool {
     }
 
     pub fn capacity(&self) -> usize {
-        self.book.in_use.len()
+        self.book.capacity()
     }
 
     /// Slots currently free.
     pub fn available(&self) -> usize {
-        self.book.free.len()
+        self.book.available()
     }
 
     pub fn counters(&self) -> PoolCounters {
@@ -309,7 +270,7 @@ impl QuicHello {
         }
     }
 
-    fn fail<'p>(&mut self, book: &mut Book, e: QuicError) -> QuicFeed<'p> {
+    fn fail<'p>(&mut self, book: &mut SlotBook, e: QuicError) -> QuicFeed<'p> {
         let e = match e {
             QuicError::Hello(InvalidHello::TooLarge) => QuicError::Overflow,
             e => e,
@@ -375,7 +336,7 @@ impl QuicHello {
     }
 
     /// Record the outcome of a parse of the flow's stream.
-    fn conclude<'p>(&mut self, book: &mut Book, outcome: HelloOutcome<'p>) -> QuicFeed<'p> {
+    fn conclude<'p>(&mut self, book: &mut SlotBook, outcome: HelloOutcome<'p>) -> QuicFeed<'p> {
         match outcome {
             HelloOutcome::NeedMore => QuicFeed::NeedMore,
             HelloOutcome::Complete(hello) => {
