@@ -1,6 +1,6 @@
 //! Helpers shared by the end-to-end tests in `tests/tests/`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -28,4 +28,28 @@ pub fn dataplane_bin() -> PathBuf {
 /// A rule document in the Kubernetes resource format.
 pub fn rule_yaml(name: &str, spec: &str) -> String {
     format!("apiVersion: policy.secure.example.com/v1\nkind: NetworkPolicyRule\nmetadata:\n  name: {name}\nspec:\n{spec}---\n")
+}
+
+/// `dataplane classify ARGS --rules RULES --pcap PCAP`, run to the end.
+pub fn classify(args: &[&str], rules: &Path, pcap: &Path) -> std::process::Output {
+    Command::new(dataplane_bin())
+        .arg("classify")
+        .args(args)
+        .arg("--rules")
+        .arg(rules)
+        .arg("--pcap")
+        .arg(pcap)
+        .output()
+        .expect("running dataplane classify")
+}
+
+/// `classify --json ARGS`: the command must succeed; each line parsed.
+pub fn classify_json(args: &[&str], rules: &Path, pcap: &Path) -> Vec<serde_json::Value> {
+    let out = classify(&[&["--json"], args].concat(), rules, pcap);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .expect("UTF-8 output")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
 }

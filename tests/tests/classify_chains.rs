@@ -10,7 +10,7 @@ use dataplane::wire::ip_proto::TCP;
 use dataplane::wire::ipv6_ext::next_header::{DEST_OPTS, FRAGMENT, HOP_BY_HOP, ROUTING};
 use dataplane::wire::ipv6_ext::MAX_EXT_HEADERS;
 use dataplane::wire::tcp_flags::SYN;
-use dataplane_tests::{dataplane_bin, rule_yaml};
+use dataplane_tests::{classify_json, rule_yaml};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -73,16 +73,7 @@ fn classify_json_gives_exact_verdicts_and_causes_for_chains() {
     write_all(&pcap, frames.iter().enumerate().map(|(i, (f, _))| (Duration::from_millis(i as u64), f.as_slice())))
         .unwrap();
     scapy_agrees(&pcap, &frames);
-    let out = Command::new(dataplane_bin())
-        .args(["classify", "--json", "--rules"])
-        .arg(&rules)
-        .arg("--pcap")
-        .arg(&pcap)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines = classify_json(&[], &rules, &pcap);
     let expected = [
         r#"{"packet":1,"verdict":"DROP","rule":"blocked","reason":"no ssh"}"#,
         r#"{"packet":2,"verdict":"DROP","rule":"blocked","reason":"no ssh"}"#,

@@ -3,7 +3,7 @@
 use dataplane::pcap::write_all;
 use dataplane::wire::build;
 use dataplane::wire::tcp_flags::{ACK, SYN};
-use dataplane_tests::{dataplane_bin, rule_yaml};
+use dataplane_tests::{classify, classify_json, dataplane_bin, rule_yaml};
 use std::process::Command;
 use std::time::Duration;
 
@@ -45,16 +45,7 @@ fn capture(dir: &std::path::Path) -> std::path::PathBuf {
 fn json_lines_give_exact_verdicts_rules_and_reasons_in_file_order() {
     let dir = tempfile::tempdir().unwrap();
     let (rules, pcap) = (write_rules(dir.path()), capture(dir.path()));
-    let out = Command::new(dataplane_bin())
-        .args(["classify", "--json", "--default-action", "DROP", "--rules"])
-        .arg(&rules)
-        .arg("--pcap")
-        .arg(&pcap)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines = classify_json(&["--default-action", "DROP"], &rules, &pcap);
     let expected = [
         r#"{"packet":1,"verdict":"DROP","rule":"block-x","reason":"exploit \"source\""}"#,
         r#"{"packet":2,"verdict":"DROP","rule":"block-x","reason":"exploit \"source\""}"#,
@@ -71,26 +62,14 @@ fn json_lines_give_exact_verdicts_rules_and_reasons_in_file_order() {
 fn summary_counts_packets_and_hits_per_rule() {
     let dir = tempfile::tempdir().unwrap();
     let (rules, pcap) = (write_rules(dir.path()), capture(dir.path()));
-    let out = Command::new(dataplane_bin())
-        .args(["classify", "--rules"])
-        .arg(&rules)
-        .arg("--pcap")
-        .arg(&pcap)
-        .output()
-        .unwrap();
+    let out = classify(&[], &rules, &pcap);
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
         "packets 6  allowed 3  dropped 3  malformed 1\n  rule block-x: 2\n  rule allow-web: 1\n  default (ALLOW): 3\n",
         "the frame cut inside its IPv4 header is dropped (`--malformed drop`, the default)"
     );
-    let out = Command::new(dataplane_bin())
-        .args(["classify", "--malformed", "default", "--rules"])
-        .arg(&rules)
-        .arg("--pcap")
-        .arg(&pcap)
-        .output()
-        .unwrap();
+    let out = classify(&["--malformed", "default"], &rules, &pcap);
     assert!(out.status.success());
     assert!(String::from_utf8(out.stdout).unwrap().starts_with("packets 6  allowed 4  dropped 2  malformed 1\n"));
 }
@@ -118,13 +97,7 @@ fn rules_check_reports_every_error_and_exits_2() {
     );
     // `classify` reads its rules the same way, with the same exit code.
     let pcap = capture(dir.path());
-    let out = Command::new(dataplane_bin())
-        .args(["classify", "--rules"])
-        .arg(&path)
-        .arg("--pcap")
-        .arg(&pcap)
-        .output()
-        .unwrap();
+    let out = classify(&[], &path, &pcap);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -143,13 +116,7 @@ fn a_file_that_is_not_a_pcap_is_an_error_not_a_crash() {
     let rules = write_rules(dir.path());
     let junk = dir.path().join("junk.pcap");
     std::fs::write(&junk, b"definitely not a capture").unwrap();
-    let out = Command::new(dataplane_bin())
-        .args(["classify", "--rules"])
-        .arg(&rules)
-        .arg("--pcap")
-        .arg(&junk)
-        .output()
-        .unwrap();
+    let out = classify(&[], &rules, &junk);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8(out.stderr).unwrap().starts_with("classify: "));
 }
@@ -162,13 +129,7 @@ fn a_flow_capacity_out_of_range_is_an_error_not_a_crash() {
     let rules = write_rules(dir.path());
     let pcap = capture(dir.path());
     for flows in ["100000000000", "67108865", "0"] {
-        let out = Command::new(dataplane_bin())
-            .args(["classify", "--flows", flows, "--rules"])
-            .arg(&rules)
-            .arg("--pcap")
-            .arg(&pcap)
-            .output()
-            .unwrap();
+        let out = classify(&["--flows", flows], &rules, &pcap);
         let stderr = String::from_utf8(out.stderr).unwrap();
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains("--flows") && stderr.contains("from 1 to 67108864"), "{stderr}");
@@ -216,16 +177,7 @@ fn a_syn_flood_does_not_let_the_second_half_of_a_blocked_hello_through() {
     write_all(&pcap, frames.iter().enumerate().map(|(i, f)| (Duration::from_micros(i as u64), f.as_slice()))).unwrap();
 
     for midstream in ["decide", "drop"] {
-        let out = Command::new(dataplane_bin())
-            .args(["classify", "--json", "--flows", "1024", "--midstream", midstream, "--rules"])
-            .arg(&rules)
-            .arg("--pcap")
-            .arg(&pcap)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let lines: Vec<serde_json::Value> =
-            String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines = classify_json(&["--flows", "1024", "--midstream", midstream], &rules, &pcap);
         assert_eq!(lines.len(), frames.len());
         let verdict = |i: usize| (lines[i]["verdict"].as_str().unwrap(), lines[i]["rule"].as_str());
         assert!((0..3004).all(|i| verdict(i) == ("ALLOW", None)), "{midstream}");
@@ -255,16 +207,7 @@ fn fragments_get_their_datagrams_verdict_and_name_their_cause() {
     let pcap = dir.path().join("in.pcap");
     write_all(&pcap, frames.iter().enumerate().map(|(i, f)| (Duration::from_millis(i as u64), f.bytes.as_slice())))
         .unwrap();
-    let out = Command::new(dataplane_bin())
-        .args(["classify", "--json", "--rules"])
-        .arg(&rules)
-        .arg("--pcap")
-        .arg(&pcap)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines = classify_json(&[], &rules, &pcap);
     let expected: Vec<serde_json::Value> = frames
         .iter()
         .enumerate()
@@ -283,13 +226,7 @@ fn fragments_get_their_datagrams_verdict_and_name_their_cause() {
         .collect();
     assert_eq!(lines, expected);
     // The summary counts the same.
-    let out = Command::new(dataplane_bin())
-        .args(["classify", "--rules"])
-        .arg(&rules)
-        .arg("--pcap")
-        .arg(&pcap)
-        .output()
-        .unwrap();
+    let out = classify(&[], &rules, &pcap);
     let text = String::from_utf8(out.stdout).unwrap();
     let dropped = frames.iter().filter(|f| f.verdict == "DROP").count();
     let malformed = frames.iter().filter(|f| f.cause.is_some()).count();
