@@ -114,9 +114,10 @@ impl CounterDef {
 
     /// Fragments dropped, by `cause`: the same series as [`CounterDef::dropped`], left off
     /// the stats line (eight causes that are usually zero).
-    const fn fragment_dropped(json: &'static str, cause: &'static str) -> CounterDef {
+    const fn fragment_dropped(json: &'static str, cause: &'static str, key: &'static str) -> CounterDef {
         CounterDef::total(json, "dataplane_worker_dropped_packets_total", "Packets dropped, by cause")
             .label("cause", cause)
+            .line("fragment_drops", key)
     }
 
     /// Packets by what the pipeline found in them.
@@ -227,16 +228,17 @@ counters! {
     /// duplicate bytes (the whole datagram, RFC 5722), an IPv6 first fragment without the
     /// whole header chain (RFC 7112), past 65535 bytes, over the held bounds, more pieces
     /// than remembered, held until the datagram's deadline.
-    DropFragmentTiny => CounterDef::fragment_dropped("drops.fragment_tiny", "fragment_tiny"),
-    DropFragmentOffset => CounterDef::fragment_dropped("drops.fragment_offset", "fragment_offset"),
-    DropFragmentOverlap => CounterDef::fragment_dropped("drops.fragment_overlap", "fragment_overlap"),
-    DropFragmentChain => CounterDef::fragment_dropped("drops.fragment_chain", "fragment_chain"),
-    DropFragmentOversize => CounterDef::fragment_dropped("drops.fragment_oversize", "fragment_oversize"),
-    DropFragmentHeld => CounterDef::fragment_dropped("drops.fragment_held", "fragment_held"),
-    DropFragmentPieces => CounterDef::fragment_dropped("drops.fragment_pieces", "fragment_pieces"),
-    DropFragmentTimeout => CounterDef::fragment_dropped("drops.fragment_timeout", "fragment_timeout"),
+    DropFragmentTiny => CounterDef::fragment_dropped("drops.fragment_tiny", "fragment_tiny", "tiny"),
+    DropFragmentOffset => CounterDef::fragment_dropped("drops.fragment_offset", "fragment_offset", "offset"),
+    DropFragmentOverlap => CounterDef::fragment_dropped("drops.fragment_overlap", "fragment_overlap", "overlap"),
+    DropFragmentChain => CounterDef::fragment_dropped("drops.fragment_chain", "fragment_chain", "chain"),
+    DropFragmentOversize => CounterDef::fragment_dropped("drops.fragment_oversize", "fragment_oversize", "oversize"),
+    DropFragmentHeld => CounterDef::fragment_dropped("drops.fragment_held", "fragment_held", "held"),
+    DropFragmentPieces => CounterDef::fragment_dropped("drops.fragment_pieces", "fragment_pieces", "pieces"),
+    DropFragmentTimeout => CounterDef::fragment_dropped("drops.fragment_timeout", "fragment_timeout", "timeout"),
     /// Fragments held until their first fragment decided their datagram.
-    FragmentsHeld => CounterDef::total("fragments.held", "dataplane_worker_fragments_held_total", "Fragments held for their first fragment"),
+    FragmentsHeld => CounterDef::total("fragments.held", "dataplane_worker_fragments_held_total", "Fragments held for their first fragment")
+        .line("fragments", "held"),
     /// Fragments held now.
     FragmentsHeldNow => CounterDef::level("fragments.held_now", "dataplane_worker_fragments_held", "Fragments held now"),
     /// Datagrams the fragment table tracks now.
@@ -392,7 +394,9 @@ mod tests {
         assert_eq!(
             line,
             "rx 1 (2 pps)  tx 2 (0 pps)  drops policy 3 malformed 4 tx_full 5  flows 10 created 11 evictions 12 \
-             expired 13 midstream 14 untracked 15  tls pending 17 decided 18 not_tls 19 failed 20"
+             expired 13 midstream 14 untracked 15  tls pending 17 decided 18 not_tls 19 failed 20  \
+             fragment_drops tiny 35 offset 36 overlap 37 chain 38 oversize 39 held 40 pieces 41 timeout 42  \
+             fragments held 43"
         );
         let mut line = String::new();
         write_line(&mut line, Owner::Distributor, &now, None, 0.0);
