@@ -51,7 +51,7 @@ for round in $(seq "$ROUNDS"); do
     echo "== round $round: dataplane bench of BIN=$BIN, ${DURATION}s"
     "$BIN" bench --pcap "$work/traffic.pcap" --rules "$work/rules.json" --duration "$DURATION" --cpus 0,1 \
       --flow-capacity $((FLOWS * 2)) --json > "$work/old.json" 2> "$work/old.log" &&
-      old_mpps=$(python3 -c 'import json,sys; print(f"{json.load(open(sys.argv[1]))[\"rx_mpps\"]:.2f}")' "$work/old.json") ||
+      old_mpps=$(python3 -c 'import json, sys; print("%.2f" % json.load(open(sys.argv[1]))["rx_mpps"])' "$work/old.json") ||
       old_mpps=-
   fi
 
