@@ -232,21 +232,21 @@ fn a_table_full_of_answered_tls_connections_leaves_new_ones_without_an_entry_and
     assert_eq!(p.flows.len(), 64);
 }
 
-/// Connections decided by a ClientHello that nobody answered (spoofed sources) give way, last:
+/// Connections allowed by a ClientHello that nobody answered (spoofed sources) give way, last:
 /// a flood of them does not keep new connections out of the table.
 #[test]
-fn a_flood_of_unanswered_blocked_hellos_gives_way_to_new_connections() {
+fn a_flood_of_unanswered_allowed_hellos_gives_way_to_new_connections() {
     let policy = policy();
     let mut p = Pipeline::new(config(1024));
     let mut rng = SmallRng::seed_from_u64(6);
     let mut frames = Vec::new();
     for i in 0..4096u16 {
-        let c = Conn::tls(source(&mut rng), 1024 + i, "a.bad.example", false);
+        let c = Conn::tls(source(&mut rng), 1024 + i, "a.good.example", false);
         frames.push(c.client(SYN, 999, b""));
         frames.extend(c.hello_segments());
     }
     let v = flood(&mut p, &policy, &frames, 0);
-    assert!(v.iter().skip(1).step_by(2).all(|v| (v.action, v.rule) == BAD_SNI));
+    assert!(v.iter().all(|v| v.action == Action::Allow));
     assert!(p.flows.counters.get(Counter::Evictions) >= 4096 - 1024);
     for (c, verdict) in [
         (Conn::tls(CLIENT, 43000, "www.bad.example", true), BAD_SNI),
@@ -256,6 +256,29 @@ fn a_flood_of_unanswered_blocked_hellos_gives_way_to_new_connections() {
         assert_eq!(v[v.len() - 2..], [verdict; 2]);
     }
     assert_eq!(p.counters.get(Counter::Untracked), 0);
+}
+
+/// Connections dropped by their ClientHello never give way, answered or not (a retransmitted
+/// last segment, picked up after an eviction, would not begin a hello): a flood of unanswered
+/// blocked hellos fills the table, and new connections go without an entry, never letting a
+/// blocked hello through.
+#[test]
+fn a_flood_of_unanswered_blocked_hellos_never_gives_way() {
+    let policy = policy();
+    let mut p = Pipeline::new(config(1024));
+    let mut rng = SmallRng::seed_from_u64(7);
+    let mut frames = Vec::new();
+    for i in 0..4096u16 {
+        let c = Conn::tls(source(&mut rng), 1024 + i, "a.bad.example", false);
+        frames.push(c.client(SYN, 999, b""));
+        frames.extend(c.hello_segments());
+    }
+    let v = flood(&mut p, &policy, &frames, 0);
+    let hellos: Vec<_> = v.iter().skip(1).step_by(2).collect();
+    assert!(hellos.iter().all(|v| v.action == Action::Drop), "every blocked hello dropped, with or without an entry");
+    assert!(p.counters.get(Counter::Untracked) > 0, "the table filled with them");
+    let v = run(&mut p, &policy, &Conn::tls(CLIENT, 43000, "www.bad.example", true).all(), 1);
+    assert!(v.iter().all(|v| v.0 == Action::Drop) || v[v.len() - 2..] == [BAD_SNI; 2], "{v:?}");
 }
 
 /// Memory stays bounded whatever arrives: a mixed flood far past the table's capacity and the

@@ -14,13 +14,17 @@
 //!    ClientHello none of whose bytes came yet (a pickup would inspect the hello).
 //! 2. The same, dropped (given way last among them, as a pickup from one end only would be
 //!    the least sure to drop it again).
-//! 3. Decided by its client's first bytes (its ClientHello, bytes that are not one, or
-//!    `tls_fail`) without its responder ever answering: a connection nobody accepted.
+//! 3. Allowed by its client's first bytes (its ClientHello, bytes that are not one, or
+//!    `tls_fail`) without its responder ever answering: a connection nobody accepted, whose
+//!    later packets pass anyway.
 //!
 //! Never: a ClientHello in progress (bytes of it held in a buffer: the hello buffers bound
-//! how many), nor a connection decided by its ClientHello that its responder answered (its
-//! retransmitted last hello segment would be a pickup that does not begin a hello). When
-//! every candidate is one of those, the new connection goes without an entry.
+//! how many), nor a connection decided by its ClientHello that its responder answered, nor
+//! one its ClientHello dropped, answered or not (its retransmitted last hello segment would be
+//! a pickup that does not begin a hello, which `tls_fail = open` would pass; with asymmetric
+//! routing no responder is ever seen). When every candidate is one of those, the new
+//! connection goes without an entry: a flood of blocked hellos can deny new TLS connections
+//! until they expire, never let one through.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use super::super::huge_array::HugeArray;
@@ -33,7 +37,7 @@ use crate::wire::ip_proto;
 /// never.
 fn rank(e: &FlowEntry, hello: &HelloReassembly) -> Option<u8> {
     if e.inspected() {
-        return (!e.responder_seen()).then_some(3);
+        return (!e.responder_seen() && e.action == Action::Allow).then_some(3);
     }
     if e.pending() && hello.holds_slot() {
         return None;
@@ -112,7 +116,9 @@ mod tests {
         let mut unanswered = entry(ip_proto::TCP);
         unanswered.observe(lo, tcp_flags::ACK, 0);
         unanswered.set_inspected();
-        assert_eq!(rank(&unanswered, &none), Some(3));
+        assert_eq!(rank(&unanswered, &none), Some(3), "allowed by its hello, never answered");
+        unanswered.set_decision(Decision::new(Action::Drop, Some(0)), 0);
+        assert_eq!(rank(&unanswered, &none), None, "dropped by its hello: never, answered or not");
         // UDP: by its verdict from the first packet on.
         let mut udp = entry(ip_proto::UDP);
         udp.observe(udp.initiator_is_lo(), 0, 0);
