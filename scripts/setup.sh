@@ -30,6 +30,16 @@ else
 fi
 say "DPDK $(pkg-config --modversion libdpdk)"
 
+# scapy: the independent dissector some tests check crafted frames against (they say so and
+# skip that check when it is missing, e.g. offline).
+if python3 -c "import scapy" 2>/dev/null; then
+  say "scapy present"
+elif python3 -m pip install -q scapy >/tmp/dataplane-setup-pip.log 2>&1; then
+  say "installed: scapy (PyPI)"
+else
+  say "warning: could not install scapy; tests that dissect frames with it skip that check"
+fi
+
 # Hugepages: benchmarks want them; tests pass without (they run EAL with --no-huge).
 hp=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
 if [ "$(id -u)" -ne 0 ]; then
