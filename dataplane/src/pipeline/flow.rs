@@ -271,7 +271,7 @@ pub struct FlowTable {
 }
 
 /// Room for the buffers displaced between two drains (the pipeline drains after each lookup or
-/// insertion that may free an entry, and once per burst).
+/// insertion that may free an entry: at most one waits; the rest is headroom for other callers).
 const DISPLACED_CAPACITY: usize = 256;
 
 /// The ways of a flow's two buckets whose signature matches its hash, found by

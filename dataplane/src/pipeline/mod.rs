@@ -303,9 +303,6 @@ impl Pipeline {
             self.process_chunk(&mut burst);
         }
         self.arrays = Some(arrays);
-        // Buffers of flows dropped by the table go back to the pool, off the per-packet path.
-        let hellos = &mut self.hellos;
-        self.flows.drain_displaced(|h| h.release(hellos));
     }
 
     /// One chunk (at most `MAX_BURST` packets), in three steps, each a function of the

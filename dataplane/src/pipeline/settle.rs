@@ -102,19 +102,19 @@ impl Pipeline {
             _ => self.flows.lookup(&f.key, f.hash, now_ms),
         };
         let pickup = known.is_none() && pickup::is_pickup(p.summary);
-        let (slot, created) = match known {
-            Some(s) => (s, false),
-            None => match self.flows.insert(f.key, f.hash, p.forward != is_syn_ack(p.summary), now_ms) {
-                Some(s) => (s, true),
-                None => return (self.settle_untracked(policy, p, f, pickup), false),
-            },
+        let entry = match known {
+            Some(s) => Some((s, false)),
+            None => self.flows.insert(f.key, f.hash, p.forward != is_syn_ack(p.summary), now_ms).map(|s| (s, true)),
         };
-        let Pipeline { flows, hellos, counters, tls_fail, midstream, .. } = self;
         // Buffers of entries this lookup or insertion freed go back now, before a hello of
-        // this chunk may need one (as when each packet comes in a burst of its own).
-        if flows.has_displaced() {
-            flows.drain_displaced(|h| h.release(hellos));
+        // this chunk may need one (as when each packet comes in a burst of its own). The only
+        // place entries are freed, so the only place their buffers come back.
+        if self.flows.has_displaced() {
+            let hellos = &mut self.hellos;
+            self.flows.drain_displaced(|h| h.release(hellos));
         }
+        let Some((slot, created)) = entry else { return (self.settle_untracked(policy, p, f, pickup), false) };
+        let Pipeline { flows, hellos, counters, tls_fail, midstream, .. } = self;
         let Some((e, hello)) = flows.entry_and_hello_mut(slot) else { return (Verdict::default(), created) };
 
         // 2. Its decision, when the flow is new or an older policy decided it.
