@@ -6,7 +6,7 @@
 //!   cargo run --release -p dataplane --no-default-features --example quic_initial_cost
 use dataplane::tls::quic::build::{client_hello_message, crypto_frame, initial_packet, InitialSpec};
 use dataplane::tls::quic::protection::ClientSecrets;
-use dataplane::tls::quic::{InitialKeys, LongPacket, QuicFeed, QuicHello, QuicHelloPool, Version, MAX_INITIAL_LEN};
+use dataplane::tls::quic::{InitialKeys, LongPacket, QuicFeed, QuicHello, QuicScratch, Version, MAX_INITIAL_LEN};
 use dataplane::tls::{parse_handshake, HelloOutcome};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -56,10 +56,11 @@ fn main() {
         &crypto_frame(0, &hello),
         1162,
     );
-    let mut pool = QuicHelloPool::new(16);
+    let mut pool = dataplane::tls::HelloBufferPool::new(16);
+    let mut scratch = QuicScratch::for_pool(&pool);
     let mut feed = |d: &[u8]| {
         let mut flow = QuicHello::new();
-        match flow.feed(&mut pool, black_box(d)) {
+        match flow.feed(&mut pool, &mut scratch, black_box(d)) {
             QuicFeed::Complete(h) => {
                 black_box(h.sni());
             }

@@ -137,6 +137,18 @@ impl CounterDef {
         .line("tls", outcome)
     }
 
+    /// QUIC connections by how the ClientHello of their Initials went (on the stats line
+    /// under `quic`).
+    const fn quic(json: &'static str, outcome: &'static str) -> CounterDef {
+        CounterDef::total(
+            json,
+            "dataplane_worker_quic_connections_total",
+            "UDP connections TLS rules concern, by how the ClientHello in their QUIC Initials went",
+        )
+        .label("outcome", outcome)
+        .line("quic", outcome)
+    }
+
     /// Packets that could not be read completely, by cause (`wire::MalformedCause`).
     const fn malformed(json: &'static str, cause: &'static str) -> CounterDef {
         CounterDef::total(
@@ -204,6 +216,16 @@ counters! {
     TlsNotTls => CounterDef::tls("tls.not_tls", "not_tls"),
     /// Hellos that could not be inspected (invalid, over the bound, no buffer): `tls_fail` applied.
     TlsFailed => CounterDef::tls("tls.failed", "failed"),
+    /// UDP connections that waited for a ClientHello in QUIC Initials.
+    QuicPending => CounterDef::quic("quic.pending", "pending"),
+    /// UDP connections whose QUIC ClientHello completed and decided them.
+    QuicDecided => CounterDef::quic("quic.decided", "decided"),
+    /// UDP connections whose first client datagram held no QUIC v1/v2 long header.
+    QuicNotQuic => CounterDef::quic("quic.not_quic", "not_quic"),
+    /// QUIC hellos that could not be read (no Initial opened, a frame other than PADDING, PING,
+    /// ACK or CRYPTO, over the bound, no buffer, no hello within the datagram limit):
+    /// `tls_fail` applied.
+    QuicFailed => CounterDef::quic("quic.failed", "failed"),
     /// TSC cycles from the start of each poll that found packets to the start of the next
     /// (empty polls are not counted), so `BusyCycles / Rx` is the cost of one packet.
     BusyCycles => CounterDef::total("cycles.busy", "dataplane_worker_busy_cycles_total", "TSC cycles of polls that found packets"),
@@ -395,8 +417,9 @@ mod tests {
             line,
             "rx 1 (2 pps)  tx 2 (0 pps)  drops policy 3 malformed 4 tx_full 5  flows 10 created 11 evictions 12 \
              expired 13 midstream 14 untracked 15  tls pending 17 decided 18 not_tls 19 failed 20  \
-             fragment_drops tiny 35 offset 36 overlap 37 chain 38 oversize 39 held 40 pieces 41 timeout 42  \
-             fragments held 43"
+             quic pending 21 decided 22 not_quic 23 failed 24  \
+             fragment_drops tiny 39 offset 40 overlap 41 chain 42 oversize 43 held 44 pieces 45 timeout 46  \
+             fragments held 47"
         );
         let mut line = String::new();
         write_line(&mut line, Owner::Distributor, &now, None, 0.0);

@@ -6,16 +6,21 @@
 #![no_main]
 
 use dataplane::tls::quic::build::{initial_packet, InitialSpec};
-use dataplane::tls::quic::{QuicFeed, QuicHello, QuicHelloPool, Version};
+use dataplane::tls::quic::{QuicFeed, QuicHello, QuicScratch, Version};
+use dataplane::tls::HelloBufferPool;
 use libfuzzer_sys::fuzz_target;
 use std::sync::Mutex;
 
-static POOL: Mutex<Option<QuicHelloPool>> = Mutex::new(None);
+static POOL: Mutex<Option<(HelloBufferPool, QuicScratch)>> = Mutex::new(None);
 const DCID: &[u8] = b"\x83\x94\xc8\xf0\x3e\x51\x57\x08";
 
 fuzz_target!(|data: &[u8]| {
     let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    let pool = guard.get_or_insert_with(|| QuicHelloPool::new(2));
+    let (pool, scratch) = guard.get_or_insert_with(|| {
+        let pool = HelloBufferPool::new(2);
+        let scratch = QuicScratch::for_pool(&pool);
+        (pool, scratch)
+    });
     let mut flow = QuicHello::new();
     let mut rest = data;
     // Records: kind (1 byte: bit 0 sealed or raw, bit 1 version 2, bits 2..4 packet number
@@ -33,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
         } else {
             bytes.to_vec()
         };
-        match flow.feed(pool, &datagram) {
+        match flow.feed(pool, scratch, &datagram) {
             QuicFeed::Complete(h) => {
                 let _ = (h.sni(), h.cipher_suites().count(), h.alpn().count());
             }

@@ -7,8 +7,10 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod evict;
+mod hello;
 mod key;
 
+pub use hello::HelloState;
 pub use key::FlowKey;
 
 use super::huge_array::HugeArray;
@@ -86,6 +88,11 @@ const HELLO_BASE_KNOWN: u8 = 32;
 /// not know): its start was not seen, so client bytes that do not begin a ClientHello follow
 /// `tls_fail`, and a new policy generation decides it as a pickup again.
 const PICKED_UP: u8 = 64;
+/// A UDP flow that TLS rules concern: each client datagram that begins with a QUIC long
+/// header is looked at, even once the flow is decided. UDP datagrams are independent: a
+/// client may send junk first (the flow decided as not QUIC) and its Initial next, or start a
+/// second QUIC connection on the same ports; the server reads either.
+const QUIC_WATCH: u8 = 128;
 
 impl FlowEntry {
     fn new(key: FlowKey, initiator_is_lo: bool, now_ms: u64) -> FlowEntry {
@@ -124,6 +131,24 @@ impl FlowEntry {
     pub fn set_picked_up(&mut self, initiator_is_lo: bool) {
         self.bits |= PICKED_UP;
         self.set(INITIATOR_IS_LO, initiator_is_lo);
+    }
+
+    /// Whether a packet of this flow with step flags `flags` (`pipeline::step_flags`) takes the
+    /// entry's verdict as it is: the flow awaits no ClientHello, and the packet is not a
+    /// datagram in QUIC's long form to a flow that watches for one.
+    #[inline(always)]
+    pub fn verdict_holds(&self, flags: u8) -> bool {
+        !(self.pending() || self.watches_quic() && flags & super::UDP_LONG_HEADER != 0)
+    }
+
+    /// A UDP flow that TLS rules concern (see [`QUIC_WATCH`]).
+    #[inline(always)]
+    pub fn watches_quic(&self) -> bool {
+        self.bits & QUIC_WATCH != 0
+    }
+
+    pub fn set_watches_quic(&mut self, on: bool) {
+        self.set(QUIC_WATCH, on);
     }
 
     /// A packet from the responder was seen (an answer: a SYN-ACK, a reply).
@@ -257,7 +282,7 @@ pub struct FlowTable {
     entries: HugeArray<FlowEntry>,
     /// The ClientHello reassembly state of each entry (same index; holds a pool buffer while
     /// collecting).
-    hellos: HugeArray<HelloReassembly>,
+    hellos: HugeArray<HelloState>,
     mask: usize,
     timeouts: FlowTimeouts,
     /// `FlowsCreated`, `Evictions`, `Expired`: written only by the owning worker.
@@ -267,7 +292,7 @@ pub struct FlowTable {
     spilled: Vec<u64>,
     /// Reassembly states of entries dropped (expired, evicted) while holding a hello buffer;
     /// the owner returns their buffers with [`FlowTable::drain_displaced`]. Preallocated.
-    displaced: Vec<HelloReassembly>,
+    displaced: Vec<HelloState>,
 }
 
 /// Room for the buffers displaced between two drains (the pipeline drains after each lookup or
@@ -349,7 +374,7 @@ impl FlowTable {
     }
 
     /// Hand each displaced reassembly state to `release` (which returns its buffer).
-    pub fn drain_displaced(&mut self, mut release: impl FnMut(&mut HelloReassembly)) {
+    pub fn drain_displaced(&mut self, mut release: impl FnMut(&mut HelloState)) {
         for h in self.displaced.iter_mut() {
             release(h);
         }
@@ -531,7 +556,7 @@ impl FlowTable {
             *e = FlowEntry::new(key, initiator_is_lo, now_ms);
         }
         if let Some(h) = self.hellos.get_mut(index) {
-            *h = HelloReassembly::new();
+            *h = HelloState::for_protocol(key.protocol());
         }
         Some(Slot(index as u32))
     }
@@ -561,7 +586,7 @@ impl FlowTable {
     }
 
     /// The entry at `slot` and its ClientHello reassembly state.
-    pub fn entry_and_hello_mut(&mut self, slot: Slot) -> Option<(&mut FlowEntry, &mut HelloReassembly)> {
+    pub fn entry_and_hello_mut(&mut self, slot: Slot) -> Option<(&mut FlowEntry, &mut HelloState)> {
         let index = slot.0 as usize;
         self.entries.get_mut(index).zip(self.hellos.get_mut(index))
     }

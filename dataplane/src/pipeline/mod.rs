@@ -18,6 +18,7 @@ mod settle;
 use crate::counters::{Counter, Counters};
 use crate::policy::compile::{Decision, Query, RuleId};
 use crate::policy::{Action, CompiledPolicy};
+use crate::tls::quic::{QuicScratch, Version as QuicVersion};
 use crate::tls::{ClientHello, HelloBufferPool};
 use crate::wire::{ip_proto, tcp_flags, IpPair, MalformedCause, PacketSummary};
 use burst::{Asking, Burst, StageArrays};
@@ -96,12 +97,31 @@ pub enum Midstream {
 /// Sees each ClientHello the moment it completes (for `classify --json`); workers use `()`.
 pub trait HelloObserver {
     /// `packet` indexes the burst given to [`Pipeline::process_burst_observed`].
-    fn hello(&mut self, packet: usize, hello: &ClientHello<'_>);
+    /// `quic` is the QUIC version of the Initials the hello came in, `None` over TCP.
+    fn hello(&mut self, packet: usize, hello: &ClientHello<'_>, quic: Option<QuicVersion>);
 }
 
 impl HelloObserver for () {
     #[inline(always)]
-    fn hello(&mut self, _: usize, _: &ClientHello<'_>) {}
+    fn hello(&mut self, _: usize, _: &ClientHello<'_>, _: Option<QuicVersion>) {}
+}
+
+/// A mark in the flags a UDP packet carries through the steps (TCP packets carry their TCP
+/// flags there; UDP has none): its payload begins with a QUIC long header (the form of an
+/// Initial), which a flow watching for QUIC reads (`FlowEntry::watches_quic`).
+pub(crate) const UDP_LONG_HEADER: u8 = 0x80;
+
+/// The flags a packet carries through the steps: a TCP packet's TCP flags, a UDP packet's
+/// [`UDP_LONG_HEADER`] mark.
+#[inline(always)]
+fn step_flags(p: &PacketSummary, bytes: &[u8]) -> u8 {
+    if p.protocol == ip_proto::UDP {
+        let first = bytes.get(usize::from(p.payload_offset)).copied().unwrap_or(0);
+        if p.payload_len > 0 && first & 0x80 != 0 {
+            return UDP_LONG_HEADER;
+        }
+    }
+    p.tcp_flags
 }
 
 /// What the caller lends the fast path: cache prefetches, and marks at the end of each step
@@ -188,7 +208,10 @@ impl Default for PipelineConfig {
 /// One worker's pipeline state.
 pub struct Pipeline {
     pub flows: FlowTable,
+    /// ClientHello buffers of hellos that span packets, over TCP or QUIC.
     pub hellos: HelloBufferPool,
+    /// What QUIC reassembly needs besides the buffers (decryption scratch, keys...).
+    quic: QuicScratch,
     /// What the pipeline counts (the flow table counts its own): written only by its worker.
     pub counters: Counters,
     tls_fail: TlsFail,
@@ -210,9 +233,11 @@ impl Pipeline {
     /// [`Pipeline::new`], with `advise` called on the flow table's memory before it is
     /// touched (see [`FlowTable::with_memory_advice`]).
     pub fn with_memory_advice(config: PipelineConfig, advise: &dyn Fn(*const u8, usize)) -> Pipeline {
+        let hellos = HelloBufferPool::new(config.hello_buffers);
         Pipeline {
             flows: FlowTable::with_memory_advice(config.flow_capacity, config.timeouts, advise),
-            hellos: HelloBufferPool::new(config.hello_buffers),
+            quic: QuicScratch::for_pool(&hellos),
+            hellos,
             counters: Counters::default(),
             tls_fail: config.tls_fail,
             midstream: config.midstream,
@@ -357,6 +382,8 @@ mod flow_proptests;
 mod fragment_proptests;
 #[cfg(test)]
 mod midstream_tests;
+#[cfg(test)]
+mod quic_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -4,6 +4,8 @@ use super::fragments::{FragmentCause, FragmentEvent};
 use super::{HelloObserver, Pipeline, PipelineConfig, Verdict, MAX_BURST};
 use crate::pcap::{Frame, PcapFrames};
 use crate::policy::{Action, CompiledPolicy};
+use crate::tls::ja4::Transport;
+use crate::tls::quic::Version as QuicVersion;
 use crate::tls::{self, ClientHello};
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -53,10 +55,16 @@ pub struct TlsSummary {
     pub ech: bool,
     pub ja3: String,
     pub ja4: String,
+    /// Read from QUIC Initials (then `quic_version` says which: 1 or 2).
+    pub quic: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quic_version: Option<u8>,
 }
 
 impl TlsSummary {
-    pub fn of(h: &ClientHello<'_>) -> TlsSummary {
+    /// The summary of hello `h`, read from QUIC Initials of version `quic` (`None`: TCP).
+    pub fn of(h: &ClientHello<'_>, quic: Option<QuicVersion>) -> TlsSummary {
+        let transport = if quic.is_some() { Transport::Quic } else { Transport::Tcp };
         TlsSummary {
             sni: h.sni().map(str::to_string),
             alpn: h.alpn().map(|p| String::from_utf8_lossy(p).into_owned()).collect(),
@@ -64,7 +72,12 @@ impl TlsSummary {
                 .map_or_else(|| format!("0x{:04x}", h.highest_version()), str::to_string),
             ech: h.has_ech(),
             ja3: tls::ja3(h).to_string(),
-            ja4: tls::ja4(h).as_str().to_string(),
+            ja4: tls::ja4::ja4_over(h, transport).as_str().to_string(),
+            quic: quic.is_some(),
+            quic_version: quic.map(|v| match v {
+                QuicVersion::V1 => 1,
+                QuicVersion::V2 => 2,
+            }),
         }
     }
 }
@@ -73,9 +86,9 @@ impl TlsSummary {
 struct HelloLog(Vec<Option<TlsSummary>>);
 
 impl HelloObserver for HelloLog {
-    fn hello(&mut self, packet: usize, hello: &ClientHello<'_>) {
+    fn hello(&mut self, packet: usize, hello: &ClientHello<'_>, quic: Option<QuicVersion>) {
         if let Some(slot) = self.0.get_mut(packet) {
-            *slot = Some(TlsSummary::of(hello));
+            *slot = Some(TlsSummary::of(hello, quic));
         }
     }
 }

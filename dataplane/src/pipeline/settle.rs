@@ -6,11 +6,14 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use super::burst::{Asking, Burst, ChunkFlow, StageArrays, Step};
-use super::flow::FlowTable;
+use super::flow::{FlowTable, HelloState};
+use super::UDP_LONG_HEADER;
 use super::{initiator_query, is_syn_ack, pickup, HelloObserver, Pipeline, TlsFail, Verdict};
-use crate::counters::Counter;
+use crate::counters::{Counter, Counters};
 use crate::policy::compile::{Decision, HelloFacts, Query, TlsView};
 use crate::policy::{Action, CompiledPolicy};
+use crate::tls::ja4::Transport;
+use crate::tls::quic::{QuicFeed, Version as QuicVersion};
 use crate::tls::{ClientHello, FeedResult};
 use crate::wire::{tcp_flags, PacketSummary};
 
@@ -66,8 +69,9 @@ impl Pipeline {
                     };
                     let decided = asking.packet(at, step).then(|| decided.get(at).copied().flatten()).flatten();
                     let packet = FlowPacket { summary, bytes: pkt.as_ref(), forward, flags, decided };
-                    let (verdict, created) =
-                        self.settle_flow(policy, &packet, f, lookups_hold, now_ms, |h| observer.hello(*base + at, h));
+                    let (verdict, created) = self.settle_flow(policy, &packet, f, lookups_hold, now_ms, |h, quic| {
+                        observer.hello(*base + at, h, quic)
+                    });
                     lookups_hold &= !created;
                     verdict
                 }
@@ -89,7 +93,7 @@ impl Pipeline {
         f: &ChunkFlow,
         lookups_hold: bool,
         now_ms: u64,
-        on_hello: impl FnOnce(&ClientHello<'_>),
+        on_hello: impl FnOnce(&ClientHello<'_>, Option<QuicVersion>),
     ) -> (Verdict, bool) {
         let generation = policy.generation();
         // 1. The entry. The lookup's slot stands while the lookups hold, or while it still holds
@@ -114,7 +118,7 @@ impl Pipeline {
             self.flows.drain_displaced(|h| h.release(hellos));
         }
         let Some((slot, created)) = entry else { return (self.settle_untracked(policy, p, f, pickup), false) };
-        let Pipeline { flows, hellos, counters, tls_fail, midstream, .. } = self;
+        let Pipeline { flows, hellos, quic, counters, tls_fail, midstream, .. } = self;
         let Some((e, hello)) = flows.entry_and_hello_mut(slot) else { return (Verdict::default(), created) };
 
         // 2. Its decision, when the flow is new or an older policy decided it.
@@ -150,8 +154,10 @@ impl Pipeline {
             } else {
                 e.set_decision(d, generation);
             }
+            let quic_flow = matches!(hello, HelloState::Quic(_));
+            e.set_watches_quic(quic_flow && d.pending);
             if e.pending() && !was_pending {
-                counters.add(Counter::TlsPending, 1);
+                counters.add(if quic_flow { Counter::QuicPending } else { Counter::TlsPending }, 1);
             }
             if !e.pending() {
                 hello.release(hellos);
@@ -160,51 +166,64 @@ impl Pipeline {
         e.observe(p.forward, p.flags, now_ms);
         let from_initiator = p.forward == e.initiator_is_lo();
 
-        // 3. A connection waiting for its ClientHello: the client's bytes fed to it.
+        // 3. A connection waiting for its ClientHello: the client's bytes fed to it (a TCP
+        //    connection's segments, a UDP connection's datagrams as QUIC Initials).
         if e.pending() {
-            if from_initiator && p.flags & tcp_flags::SYN != 0 {
-                e.on_client_syn(hello, p.summary.tcp_seq);
-            }
             let start = usize::from(p.summary.payload_offset);
             let payload = p.bytes.get(start..start + usize::from(p.summary.payload_len)).unwrap_or(&[]);
-            if from_initiator && !payload.is_empty() {
-                let query = initiator_query(p.summary, true);
-                let needs = (policy.needs_ja3(), policy.needs_ja4());
-                let fail = || match tls_fail {
-                    TlsFail::Open => policy.classify_tls(&query, TlsView::NotTls),
-                    TlsFail::Closed => Decision::new(Action::Drop, None),
-                };
-                let fed = hello.feed(hellos, p.summary.tcp_seq, payload);
-                e.note_hello_base(hello);
-                let outcome = match fed {
-                    FeedResult::NeedMore | FeedResult::Finished => None,
-                    FeedResult::Complete(h) => {
-                        counters.add(Counter::TlsDecided, 1);
-                        on_hello(&h);
-                        Some(classify_hello(policy, &query, &h, needs))
+            let outcome = match hello {
+                HelloState::Tcp(hello) => {
+                    if from_initiator && p.flags & tcp_flags::SYN != 0 {
+                        e.on_client_syn(hello, p.summary.tcp_seq);
                     }
-                    // A picked-up connection's bytes may be the middle of a hello whose start
-                    // went by unseen: they cannot be inspected.
-                    FeedResult::NotTls if e.picked_up() => {
-                        counters.add(Counter::TlsFailed, 1);
-                        Some(fail())
+                    if from_initiator && !payload.is_empty() {
+                        let fed = hello.feed(hellos, p.summary.tcp_seq, payload);
+                        e.note_hello_base(hello);
+                        match fed {
+                            FeedResult::NeedMore | FeedResult::Finished => None,
+                            FeedResult::Complete(h) => Some(Read::Hello(h, None)),
+                            // A picked-up connection's bytes may be the middle of a hello whose
+                            // start went by unseen: they cannot be inspected.
+                            FeedResult::NotTls if e.picked_up() => Some(Read::Failed),
+                            FeedResult::NotTls => Some(Read::NotTls),
+                            FeedResult::Invalid(_) | FeedResult::Overflow | FeedResult::PoolExhausted => {
+                                Some(Read::Failed)
+                            }
+                        }
+                    } else {
+                        if p.flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
+                            hello.release(hellos);
+                        }
+                        None
                     }
-                    FeedResult::NotTls => {
-                        counters.add(Counter::TlsNotTls, 1);
-                        Some(policy.classify_tls(&query, TlsView::NotTls))
-                    }
-                    FeedResult::Invalid(_) | FeedResult::Overflow | FeedResult::PoolExhausted => {
-                        counters.add(Counter::TlsFailed, 1);
-                        Some(fail())
-                    }
-                };
-                if let Some(d) = outcome {
+                }
+                HelloState::Quic(q) if from_initiator => {
+                    let fed = q.feed(hellos, quic, payload);
+                    Read::of_quic(fed, q.version())
+                }
+                HelloState::Quic(_) => None,
+            };
+            if let Some(read) = outcome {
+                let quic_flow = matches!(hello, HelloState::Quic(_));
+                let d = decide_read(policy, p.summary, read, *tls_fail, counters, quic_flow, on_hello);
+                e.set_decision(d, generation);
+                e.set_inspected();
+                hello.release(hellos);
+            }
+        } else if e.watches_quic() && from_initiator && p.flags & UDP_LONG_HEADER != 0 {
+            // 4. A decided UDP flow that TLS rules concern, and a client datagram in QUIC's
+            //    long form: it may start another QUIC connection on these ports (or the first,
+            //    after datagrams that were not QUIC). Its hello, once read, decides the flow;
+            //    until then the flow's verdict stands.
+            if let HelloState::Quic(q) = hello {
+                let start = usize::from(p.summary.payload_offset);
+                let payload = p.bytes.get(start..start + usize::from(p.summary.payload_len)).unwrap_or(&[]);
+                let fed = q.feed_again(hellos, quic, payload);
+                if let Some(read) = Read::of_quic(fed, q.version()) {
+                    let d = decide_read(policy, p.summary, read, *tls_fail, counters, true, on_hello);
                     e.set_decision(d, generation);
-                    e.set_inspected();
                     hello.release(hellos);
                 }
-            } else if p.flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
-                hello.release(hellos);
             }
         }
         (Verdict::of(e.decision()), created)
@@ -260,7 +279,7 @@ fn settle_known(
             Step::Flow { flow, forward, flags } if !asking.flow(flow) => {
                 let slot = arrays.flows.get(usize::from(flow)).and_then(|f| f.slot);
                 match slot.and_then(|s| table.entry_mut(s)) {
-                    Some(e) if !e.pending() => {
+                    Some(e) if e.verdict_holds(flags) => {
                         e.observe(forward, flags, now_ms);
                         *v = e.verdict();
                         *drops += u64::from(v.action == Action::Drop);
@@ -276,10 +295,69 @@ fn settle_known(
     i
 }
 
-/// Decide a connection from its complete ClientHello; fingerprints only when rules use them.
-fn classify_hello(policy: &CompiledPolicy, query: &Query, h: &ClientHello<'_>, (ja3, ja4): (bool, bool)) -> Decision {
-    let ja3_hex = ja3.then(|| crate::tls::ja3(h).to_hex());
-    let ja4 = ja4.then(|| crate::tls::ja4(h));
+/// What the client's first bytes turned out to be.
+// Consumed at once; boxing the hello would allocate per hello.
+#[allow(clippy::large_enum_variant)]
+enum Read<'p> {
+    /// A complete ClientHello, from QUIC Initials of that version or (`None`) TCP.
+    Hello(ClientHello<'p>, Option<QuicVersion>),
+    /// Not TLS (TCP) or not QUIC (UDP).
+    NotTls,
+    /// A hello that cannot be inspected: `tls_fail` decides.
+    Failed,
+}
+
+impl<'p> Read<'p> {
+    /// What a QUIC feed concluded, if anything (`version`: the Initials' version).
+    fn of_quic(fed: QuicFeed<'p>, version: Option<QuicVersion>) -> Option<Read<'p>> {
+        match fed {
+            QuicFeed::NeedMore | QuicFeed::Finished => None,
+            QuicFeed::Complete(h) => Some(Read::Hello(h, version)),
+            QuicFeed::NotInitial => Some(Read::NotTls),
+            QuicFeed::Invalid(_) | QuicFeed::PoolExhausted => Some(Read::Failed),
+        }
+    }
+}
+
+/// The decision once the client's first bytes were read (`quic_flow`: a UDP flow's datagrams
+/// as QUIC Initials), counted; `on_hello` sees a complete hello.
+fn decide_read(
+    policy: &CompiledPolicy,
+    summary: &PacketSummary,
+    read: Read<'_>,
+    tls_fail: TlsFail,
+    counters: &mut Counters,
+    quic_flow: bool,
+    on_hello: impl FnOnce(&ClientHello<'_>, Option<QuicVersion>),
+) -> Decision {
+    let count = |tcp, udp| if quic_flow { udp } else { tcp };
+    let query = initiator_query(summary, true);
+    match read {
+        Read::Hello(h, version) => {
+            counters.add(count(Counter::TlsDecided, Counter::QuicDecided), 1);
+            on_hello(&h, version);
+            classify_hello(policy, &query, &h, version.is_some())
+        }
+        Read::NotTls => {
+            counters.add(count(Counter::TlsNotTls, Counter::QuicNotQuic), 1);
+            policy.classify_tls(&query, TlsView::NotTls)
+        }
+        Read::Failed => {
+            counters.add(count(Counter::TlsFailed, Counter::QuicFailed), 1);
+            match tls_fail {
+                TlsFail::Open => policy.classify_tls(&query, TlsView::NotTls),
+                TlsFail::Closed => Decision::new(Action::Drop, None),
+            }
+        }
+    }
+}
+
+/// Decide a connection from its complete ClientHello (read from QUIC Initials when `quic`);
+/// fingerprints only when rules use them.
+fn classify_hello(policy: &CompiledPolicy, query: &Query, h: &ClientHello<'_>, quic: bool) -> Decision {
+    let ja3_hex = policy.needs_ja3().then(|| crate::tls::ja3(h).to_hex());
+    let transport = if quic { Transport::Quic } else { Transport::Tcp };
+    let ja4 = policy.needs_ja4().then(|| crate::tls::ja4::ja4_over(h, transport));
     let facts = HelloFacts {
         server_name: h.sni(),
         version: h.highest_version(),

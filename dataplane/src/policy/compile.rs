@@ -55,6 +55,16 @@ impl Query {
     pub fn new(addrs: IpPair, protocol: u8, dst_port: Option<u16>) -> Query {
         Query { addrs, protocol, dst_port, transport_unknown: false }
     }
+
+    /// Whether the connection's payload may hold a ClientHello: TCP (TLS) or UDP (QUIC),
+    /// its ports read. A TLS rule applies to a connection of either when its `ports` allow
+    /// it (or it has none).
+    #[inline]
+    pub fn may_carry_tls(&self) -> bool {
+        (self.protocol == crate::wire::ip_proto::TCP || self.protocol == crate::wire::ip_proto::UDP)
+            && self.dst_port.is_some()
+            && !self.transport_unknown
+    }
 }
 
 /// The verdict and the rule that gave it (`None`: the default action decided).
@@ -541,9 +551,10 @@ impl SniHits<'static> {
 /// How many SNI-matching rules `classify_tls` collects on the stack before asking rules one by one.
 const SNI_MATCHES: usize = 128;
 
-/// Before any payload, a TCP connection may still turn out to be TLS; nothing else can.
+/// Before any payload, a TCP connection may still turn out to be TLS, a UDP one QUIC (whose
+/// Initials carry a ClientHello); nothing else can.
 fn initial_tls_view(q: &Query) -> TlsView<'static> {
-    if q.protocol == crate::wire::ip_proto::TCP && q.dst_port.is_some() && !q.transport_unknown {
+    if q.may_carry_tls() {
         TlsView::Unknown
     } else {
         TlsView::NotTls

@@ -330,8 +330,12 @@ fn tls_rules_pend_until_the_hello_then_decide_on_sni_version_and_fingerprints() 
     assert_eq!(p.classify(&q), Decision::pending());
     // Not TLS: TLS rules never match; the default decides.
     assert_eq!(p.classify_tls(&q, TlsView::NotTls), Decision::new(Action::Drop, None));
-    // UDP and ICMP are never pending.
-    assert_eq!(p.classify(&v4("10.0.0.1", "10.0.0.2", ip_proto::UDP, Some(443))), Decision::new(Action::Drop, None));
+    // UDP may be QUIC, whose Initials carry a hello: these TLS rules have no ports, so they
+    // concern it too. ICMP is never pending.
+    let udp = v4("10.0.0.1", "10.0.0.2", ip_proto::UDP, Some(443));
+    assert_eq!(p.classify(&udp), Decision::pending());
+    assert_eq!(p.classify_tls(&udp, TlsView::NotTls), Decision::new(Action::Drop, None));
+    assert_eq!(p.classify(&v4("10.0.0.1", "10.0.0.2", ip_proto::ICMP, None)), Decision::new(Action::Drop, None));
     let name = |h: HelloFacts<'_>| {
         let d = p.classify_tls(&q, TlsView::Hello(&h));
         (d.action, d.rule().map(|id| p.rule(id).unwrap().name.clone()))
@@ -433,4 +437,42 @@ fn splice_matches_rules_by_pointer() {
     assert_eq!(changed_rules(&old, &two), Some(3));
     assert_eq!(two.rules()[0].name, "r3");
     assert_eq!(Prepared::of(&old).updated_within(&old, &two, 3), Prepared::of(&two));
+}
+
+/// Which TLS rules concern QUIC: one whose ports allow UDP, or that has none; not one
+/// restricted to TCP.
+#[test]
+fn a_tls_rule_concerns_quic_when_its_ports_allow_udp() {
+    let tls = Some(TlsMatch {
+        server_names: vec!["blocked.example".to_string()],
+        version_below: None,
+        ja3: vec![],
+        ja4: vec![],
+    });
+    let port = |protocol| PortRange { protocol, first: 443, last: 443 };
+    let cases: [(&[PortRange], bool); 4] = [
+        (&[], true),
+        (&[port(ip_proto::UDP)], true),
+        (&[port(ip_proto::TCP), port(ip_proto::UDP)], true),
+        (&[port(ip_proto::TCP)], false),
+    ];
+    for (ports, concerns_quic) in cases {
+        let mut r = rule("sni", Action::Drop, 10, Direction::Any, &[], &[], ports);
+        r.tls = tls.clone();
+        let p = CompiledPolicy::compile(RuleSet::new(vec![r]), Action::Allow).unwrap();
+        let udp = v4("10.0.0.1", "10.0.0.2", ip_proto::UDP, Some(443));
+        let hello = HelloFacts { server_name: Some("blocked.example"), version: 0x0304, ja3: None, ja4: None };
+        let (pending, dropped) = if concerns_quic {
+            (Decision::pending(), Decision::new(Action::Drop, Some(0)))
+        } else {
+            (Decision::new(Action::Allow, None), Decision::new(Action::Allow, None))
+        };
+        assert_eq!(p.classify(&udp), pending, "{ports:?}");
+        assert_eq!(p.classify_tls(&udp, TlsView::Hello(&hello)), dropped, "{ports:?}");
+        // Another UDP port is not covered by these port lists.
+        if !ports.is_empty() {
+            let dns = v4("10.0.0.1", "10.0.0.2", ip_proto::UDP, Some(53));
+            assert_eq!(p.classify(&dns), Decision::new(Action::Allow, None), "{ports:?}");
+        }
+    }
 }

@@ -12,7 +12,11 @@ pub type RefDecision = (Action, Option<usize>, bool);
 
 /// The first rule whose predicates all hold, or the default, before any payload is seen.
 pub fn classify(rules: &RuleSet, default_action: Action, query: &Query) -> RefDecision {
-    let tls = if query.protocol == ip_proto::TCP && query.dst_port.is_some() && !query.transport_unknown {
+    // TCP may carry TLS, UDP QUIC.
+    let tls = if (query.protocol == ip_proto::TCP || query.protocol == ip_proto::UDP)
+        && query.dst_port.is_some()
+        && !query.transport_unknown
+    {
         TlsView::Unknown
     } else {
         TlsView::NotTls

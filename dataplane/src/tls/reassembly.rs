@@ -128,6 +128,12 @@ impl HelloBufferPool {
         self.book.release(id.0)
     }
 
+    /// Slot `i`'s bytes and the free list, for the QUIC reassembly (`tls::quic::assembly`),
+    /// which takes its buffers from the same pool.
+    pub(crate) fn parts_mut(&mut self) -> (&mut [u8], &mut SlotBook) {
+        (&mut self.data, &mut self.book)
+    }
+
     /// The bytes of a slot.
     pub fn slot(&self, id: SlotId) -> &[u8] {
         let at = usize::from(id.0) * SLOT_LEN;

@@ -29,13 +29,13 @@
 
 use super::super::huge_array::HugeArray;
 use super::FlowEntry;
+use super::HelloState;
 use crate::policy::Action;
-use crate::tls::HelloReassembly;
 use crate::wire::ip_proto;
 
 /// How readily entry `e` (with its reassembly state `hello`) gives way: lower first; `None`
 /// never.
-fn rank(e: &FlowEntry, hello: &HelloReassembly) -> Option<u8> {
+fn rank(e: &FlowEntry, hello: &HelloState) -> Option<u8> {
     if e.inspected() {
         return (!e.responder_seen() && e.action == Action::Allow).then_some(3);
     }
@@ -53,7 +53,7 @@ fn rank(e: &FlowEntry, hello: &HelloReassembly) -> Option<u8> {
 pub(super) fn victim(
     indexes: impl Iterator<Item = usize>,
     entries: &HugeArray<FlowEntry>,
-    hellos: &HugeArray<HelloReassembly>,
+    hellos: &HugeArray<HelloState>,
 ) -> Option<usize> {
     indexes
         .filter_map(|i| {
@@ -85,7 +85,7 @@ mod tests {
 
     #[test]
     fn ranks() {
-        let none = HelloReassembly::new();
+        let none = HelloState::default();
         let mut tcp = entry(ip_proto::TCP);
         let lo = tcp.initiator_is_lo();
         // A SYN alone, allowed or dropped, waiting for its hello or not: embryonic.
@@ -103,12 +103,12 @@ mod tests {
         assert_eq!(rank(&tcp, &none), Some(1), "no hello byte yet");
         // A hello in progress holds a buffer: never.
         let mut pool = HelloBufferPool::new(1);
-        let mut held = HelloReassembly::new();
+        let mut held = crate::tls::HelloReassembly::new();
         let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(1);
         let record = crate::tls::build::client_hello_record("x.example", true, &mut rng);
         assert!(matches!(held.feed(&mut pool, 1, &record[..100]), crate::tls::FeedResult::NeedMore));
         assert!(held.holds_slot());
-        assert_eq!(rank(&tcp, &held), None);
+        assert_eq!(rank(&tcp, &HelloState::Tcp(held)), None);
         // Decided by its hello: never once answered, last otherwise.
         tcp.set_decision(Decision::new(Action::Drop, Some(0)), 0);
         tcp.set_inspected();
@@ -125,6 +125,15 @@ mod tests {
         assert_eq!(rank(&udp, &none), Some(1));
         udp.set_decision(Decision::new(Action::Drop, None), 0);
         assert_eq!(rank(&udp, &none), Some(2));
+        // A QUIC hello in progress (first of two Initials) holds a buffer: never.
+        let quic = crate::tls::quic::build::two_datagram_hello("y.example", &mut rng);
+        let mut scratch = crate::tls::quic::QuicScratch::for_pool(&pool);
         held.release(&mut pool);
+        let mut q = crate::tls::quic::QuicHello::new();
+        assert!(matches!(q.feed(&mut pool, &mut scratch, &quic[0]), crate::tls::quic::QuicFeed::NeedMore));
+        assert!(q.holds_slot());
+        udp.set_decision(Decision::pending(), 0);
+        assert_eq!(rank(&udp, &HelloState::Quic(q)), None);
+        q.release(&mut pool);
     }
 }

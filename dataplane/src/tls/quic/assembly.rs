@@ -1,15 +1,16 @@
 //! Per-flow reassembly of the client's CRYPTO stream from its Initial packets, and the
 //! ClientHello parsed from it.
 //!
-//! A worker owns one [`QuicHelloPool`], allocated once: `slots` stream buffers of
-//! [`SLOT_LEN`] bytes (the TCP reassembly's bound), one scratch stream buffer, and the
-//! [`MAX_INITIAL_LEN`] decryption scratch. Each UDP flow keeps a small `Copy` [`QuicHello`]
+//! A hello that spans datagrams is kept in a slot of the worker's [`HelloBufferPool`], the
+//! pool TCP reassembly takes its buffers from ([`SLOT_LEN`] bytes each, the same bound). A
+//! worker also owns one [`QuicScratch`], allocated once: the pieces present in each slot, a
+//! scratch stream buffer and the [`MAX_INITIAL_LEN`] decryption scratch. Each UDP flow keeps a small `Copy` [`QuicHello`]
 //! (the version and DCID its keys come from, the largest packet number, a slot index) and
 //! feeds it each client datagram with [`QuicHello::feed`].
 //!
 //! A datagram's CRYPTO frames are placed by offset, in any order; bytes that overlap bytes
 //! already present must be equal ([`QuicError::Conflict`] otherwise). While a flow holds no
-//! slot its datagram is assembled in the pool's scratch stream: a hello complete within one
+//! slot its datagram is assembled in the scratch stream: a hello complete within one
 //! datagram (the common case, however its frames are split or shuffled) never takes a slot.
 //! A hello left incomplete is copied into a slot, which later datagrams fill.
 //!
@@ -24,13 +25,19 @@ use super::packet::{PacketType, Packets, Version, MAX_CID_LEN};
 use super::protection::InitialKeys;
 use super::{QuicError, MAX_INITIAL_LEN};
 use crate::tls::client_hello::{ClientHello, HelloOutcome, InvalidHello};
-use crate::tls::reassembly::{PoolCounters, SlotBook};
+use crate::tls::reassembly::{HelloBufferPool, SlotBook};
 use crate::tls::stream::parse_handshake;
 
 /// Bytes of CRYPTO stream a flow may buffer: the ClientHello message must fit (as over TCP).
 pub const SLOT_LEN: usize = crate::tls::reassembly::SLOT_LEN;
 /// Disjoint pieces of CRYPTO stream tracked per flow (a gap-free prefix counts as one).
 pub const MAX_PIECES: usize = 16;
+/// Client datagrams a flow may send before its ClientHello is complete. While the hello is
+/// awaited the flow's packets pass, so without a bound a client that never finishes it (0-RTT
+/// or Initials with PING frames only, say) would keep a channel open past the TLS rules. Real
+/// clients finish within their first two or three datagrams; retransmissions of a lost one
+/// stay well inside eight.
+pub const MAX_DATAGRAMS: u8 = 8;
 const NO_SLOT: u16 = u16::MAX;
 
 /// The stream bytes present: sorted, disjoint, non-adjacent `[start, end)` ranges.
@@ -116,14 +123,15 @@ pub fn place(buf: &mut [u8], pieces: &mut Pieces, offset: u64, data: &[u8]) -> R
     Ok(())
 }
 
-/// Preallocated QUIC hello buffers of one worker.
-pub struct QuicHelloPool {
-    data: Vec<u8>,
+/// The QUIC side of one worker's hello reassembly, allocated once. The stream buffers
+/// themselves are the slots of the worker's [`HelloBufferPool`], shared with TCP and bounded
+/// the same way; this holds what only QUIC needs: the pieces present in each slot, the stream
+/// of the flow being fed while it holds no slot, the decryption scratch and the last keys.
+pub struct QuicScratch {
+    /// Indexed by slot number of the shared pool.
     pieces: Vec<Pieces>,
-    book: SlotBook,
-    /// The stream of the flow being fed while it holds no slot.
-    scratch: Vec<u8>,
-    scratch_pieces: Pieces,
+    stream: Vec<u8>,
+    stream_pieces: Pieces,
     /// Decryption scratch: one Initial at a time.
     packet: Vec<u8>,
     /// The keys derived last, with the version and DCID they came from: a hello that spans
@@ -131,35 +139,16 @@ pub struct QuicHelloPool {
     last_keys: Option<(Version, [u8; MAX_CID_LEN], u8, InitialKeys)>,
 }
 
-impl QuicHelloPool {
-    /// Most buffers a pool holds (slot numbers are `u16`, one value marks "none").
-    pub const MAX_SLOTS: usize = NO_SLOT as usize;
-
-    /// A pool of `slots` buffers (at most [`Self::MAX_SLOTS`]), allocated now and never again.
-    pub fn new(slots: usize) -> QuicHelloPool {
-        let slots = slots.min(Self::MAX_SLOTS);
-        QuicHelloPool {
-            data: vec![0; slots * SLOT_LEN],
-            pieces: vec![Pieces::default(); slots],
-            book: SlotBook::new(slots),
-            scratch: vec![0; SLOT_LEN],
-            scratch_pieces: Pieces::default(),
+impl QuicScratch {
+    /// The scratch for flows whose slots come from `pool`.
+    pub fn for_pool(pool: &HelloBufferPool) -> QuicScratch {
+        QuicScratch {
+            pieces: vec![Pieces::default(); pool.capacity()],
+            stream: vec![0; SLOT_LEN],
+            stream_pieces: Pieces::default(),
             packet: vec![0; MAX_INITIAL_LEN],
             last_keys: None,
         }
-    }
-
-    pub fn capacity(&self) -> usize {
-        self.book.capacity()
-    }
-
-    /// Slots currently free.
-    pub fn available(&self) -> usize {
-        self.book.available()
-    }
-
-    pub fn counters(&self) -> PoolCounters {
-        self.book.counters
     }
 }
 
@@ -207,7 +196,7 @@ enum Phase {
     PoolExhausted,
 }
 
-/// Per-flow state: 32 bytes, `Copy`, kept in the flow entry. A flow whose first datagram
+/// Per-flow state: 36 bytes, `Copy`, kept in the flow entry. A flow whose first datagram
 /// holds no v1/v2 long-header packet is settled as [`QuicFeed::NotInitial`]; a 0-RTT or
 /// Handshake packet before any Initial is `NeedMore`. Every outcome but `NeedMore` is final,
 /// as over TCP.
@@ -221,6 +210,8 @@ pub struct QuicHello {
     slot: u16,
     /// One more than the largest packet number opened; 0 before any.
     next_pn: u32,
+    /// Client datagrams fed so far (up to [`MAX_DATAGRAMS`]).
+    datagrams: u8,
 }
 
 impl Default for QuicHello {
@@ -238,6 +229,7 @@ impl QuicHello {
             dcid: [0; MAX_CID_LEN],
             slot: NO_SLOT,
             next_pn: 0,
+            datagrams: 0,
         }
     }
 
@@ -263,9 +255,9 @@ impl QuicHello {
 
     /// Return the slot (if any) to the pool. Call after a `Complete` hello was evaluated and
     /// when the flow goes away; harmless otherwise.
-    pub fn release(&mut self, pool: &mut QuicHelloPool) {
+    pub fn release(&mut self, pool: &mut HelloBufferPool) {
         if self.slot != NO_SLOT {
-            pool.book.release(self.slot);
+            pool.parts_mut().1.release(self.slot);
             self.slot = NO_SLOT;
         }
     }
@@ -284,7 +276,14 @@ impl QuicHello {
     }
 
     /// Feed one client->server UDP datagram (its payload).
-    pub fn feed<'p>(&mut self, pool: &'p mut QuicHelloPool, datagram: &[u8]) -> QuicFeed<'p> {
+    /// Feed one client->server UDP datagram (its payload); a hello that spans datagrams takes
+    /// a slot of `pool`.
+    pub fn feed<'p>(
+        &mut self,
+        pool: &'p mut HelloBufferPool,
+        scratch: &'p mut QuicScratch,
+        datagram: &[u8],
+    ) -> QuicFeed<'p> {
         match self.phase {
             Phase::Idle | Phase::Collecting => {}
             Phase::Complete => return QuicFeed::Finished,
@@ -292,7 +291,12 @@ impl QuicHello {
             Phase::Failed(e) => return QuicFeed::Invalid(e),
             Phase::PoolExhausted => return QuicFeed::PoolExhausted,
         }
-        match self.absorb(pool, datagram) {
+        let (data, book) = pool.parts_mut();
+        self.datagrams = self.datagrams.saturating_add(1);
+        if self.datagrams > MAX_DATAGRAMS {
+            return self.fail(book, QuicError::Unfinished);
+        }
+        match self.absorb(data, scratch, datagram) {
             Ok(Seen::Initial) => {}
             Ok(Seen::Nothing) if self.phase == Phase::Idle => {
                 self.phase = Phase::NotInitial;
@@ -301,16 +305,16 @@ impl QuicHello {
             // Another QUIC packet type (a 0-RTT datagram overtaking the Initial, say), or no
             // Initial in a later datagram: nothing to read, nothing settled.
             Ok(Seen::OtherQuic | Seen::Nothing) => return QuicFeed::NeedMore,
-            Err(e) => return self.fail(&mut pool.book, e),
+            Err(e) => return self.fail(book, e),
         }
-        let QuicHelloPool { data, pieces, book, scratch, scratch_pieces, .. } = pool;
+        let QuicScratch { pieces, stream, stream_pieces, .. } = scratch;
         if self.slot == NO_SLOT {
-            let scratch: &'p [u8] = scratch;
-            match parse_handshake(scratch.get(..scratch_pieces.contiguous()).unwrap_or(&[])) {
+            let stream: &'p [u8] = stream;
+            match parse_handshake(stream.get(..stream_pieces.contiguous()).unwrap_or(&[])) {
                 HelloOutcome::NeedMore => {}
                 outcome => return self.conclude(book, outcome),
             }
-            if scratch_pieces.n == 0 {
+            if stream_pieces.n == 0 {
                 return QuicFeed::NeedMore;
             }
             // Incomplete: the stream moves to a slot of its own.
@@ -320,12 +324,12 @@ impl QuicHello {
             };
             self.slot = slot;
             let at = usize::from(slot) * SLOT_LEN;
-            let end = scratch_pieces.end();
-            if let (Some(dst), Some(src)) = (data.get_mut(at..at + end), scratch.get(..end)) {
+            let end = stream_pieces.end();
+            if let (Some(dst), Some(src)) = (data.get_mut(at..at + end), stream.get(..end)) {
                 dst.copy_from_slice(src);
             }
             if let Some(p) = pieces.get_mut(usize::from(slot)) {
-                *p = *scratch_pieces;
+                *p = *stream_pieces;
             }
             return QuicFeed::NeedMore;
         }
@@ -333,6 +337,40 @@ impl QuicHello {
         let have = pieces.get(usize::from(self.slot)).map_or(0, Pieces::contiguous);
         let data: &'p [u8] = data;
         self.conclude(book, parse_handshake(data.get(at..at + have).unwrap_or(&[])))
+    }
+
+    /// Feed a client datagram of a flow already decided (by this hello, or as not QUIC): it may
+    /// begin another QUIC connection on the same ports, whose hello is read as the first was.
+    /// Initials of the connection already read (its DCID), and datagrams that open no Initial
+    /// with keys of their own DCID (the first connection's later Initials, sent to the
+    /// server's chosen ID under the first keys; forgeries the server cannot open either) leave
+    /// the state as it was and give `NeedMore`.
+    pub fn feed_again<'p>(
+        &mut self,
+        pool: &'p mut HelloBufferPool,
+        scratch: &'p mut QuicScratch,
+        datagram: &[u8],
+    ) -> QuicFeed<'p> {
+        if !self.is_done() {
+            // A second hello being read: go on with it.
+            return self.feed(pool, scratch, datagram);
+        }
+        let first_dcid = match Packets::new(datagram).next() {
+            Some(Ok(p)) if p.packet_type() == PacketType::Initial => p.dcid(),
+            _ => return QuicFeed::NeedMore,
+        };
+        if self.phase == Phase::Complete && first_dcid == self.original_dcid() {
+            return QuicFeed::NeedMore;
+        }
+        let mut fresh = QuicHello::new();
+        let fed = fresh.feed(pool, scratch, datagram);
+        match fed {
+            QuicFeed::Invalid(QuicError::Decrypt) | QuicFeed::NotInitial => QuicFeed::NeedMore,
+            fed => {
+                *self = fresh;
+                fed
+            }
+        }
     }
 
     /// Record the outcome of a parse of the flow's stream.
@@ -358,11 +396,11 @@ impl QuicHello {
 
     /// Open the datagram's Initials and place their CRYPTO data in the flow's stream (its
     /// slot, or the scratch stream), saying what the datagram held.
-    fn absorb(&mut self, pool: &mut QuicHelloPool, datagram: &[u8]) -> Result<Seen, QuicError> {
-        let QuicHelloPool { data, pieces, scratch, scratch_pieces, packet, last_keys, .. } = pool;
+    fn absorb(&mut self, data: &mut [u8], scratch: &mut QuicScratch, datagram: &[u8]) -> Result<Seen, QuicError> {
+        let QuicScratch { pieces, stream, stream_pieces: scratch_pieces, packet, last_keys } = scratch;
         let (buf, stream_pieces): (&mut [u8], &mut Pieces) = if self.slot == NO_SLOT {
             *scratch_pieces = Pieces::default();
-            (scratch.as_mut_slice(), scratch_pieces)
+            (stream.as_mut_slice(), scratch_pieces)
         } else {
             let at = usize::from(self.slot) * SLOT_LEN;
             match (data.get_mut(at..at + SLOT_LEN), pieces.get_mut(usize::from(self.slot))) {

@@ -109,3 +109,36 @@ pub fn client_hello_message(sni: &str, post_quantum: bool, rng: &mut rand::rngs:
     let record = crate::tls::build::client_hello_record(sni, post_quantum, rng);
     record.get(crate::tls::record::HEADER_LEN..).unwrap_or(&[]).to_vec()
 }
+
+/// Bytes of a client's first datagrams: the least RFC 9000 allows (section 14.1), what most
+/// stacks send.
+pub const FIRST_DATAGRAM_LEN: usize = 1200;
+
+/// A client's first flight carrying handshake `message` over `version`: one Initial per
+/// datagram (packet numbers 0, 1, ...), each padded to [`FIRST_DATAGRAM_LEN`] bytes, the
+/// CRYPTO stream cut where a datagram is full (a post-quantum hello takes two, as Chrome's).
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+pub fn first_flight(version: Version, dcid: &[u8], message: &[u8]) -> Vec<Vec<u8>> {
+    // A full datagram's frames: its size less the header and the AEAD tag; of which a
+    // CRYPTO frame's header takes at most 8 bytes (type, offset, length).
+    let payload = FIRST_DATAGRAM_LEN - header_len(dcid) - 16;
+    let room = payload - 8;
+    let mut out = Vec::new();
+    for (n, chunk) in message.chunks(room).enumerate() {
+        let mut spec = InitialSpec::new(version, dcid);
+        spec.packet_number = n as u64;
+        out.push(initial_packet(&spec, &crypto_frame((n * room) as u64, chunk), payload));
+    }
+    out
+}
+
+/// Header bytes of an Initial built by [`InitialSpec::new`] (8-byte SCID, no token, a
+/// one-byte packet number), with a 2-byte Length.
+fn header_len(dcid: &[u8]) -> usize {
+    1 + 4 + 1 + dcid.len() + 1 + 8 + 1 + 2 + 1
+}
+
+/// The first flight of a post-quantum ClientHello for `sni` over QUIC v1: two datagrams.
+pub fn two_datagram_hello(sni: &str, rng: &mut rand::rngs::SmallRng) -> Vec<Vec<u8>> {
+    first_flight(Version::V1, b"\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11", &client_hello_message(sni, true, rng))
+}

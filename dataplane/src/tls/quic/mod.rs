@@ -17,10 +17,11 @@
 //!    datagrams, duplicates must agree) into a bounded buffer; once bytes `0..n` hold a whole
 //!    handshake message it is parsed by [`super::parse_handshake`].
 //!
-//! The pipeline keeps a small `Copy` [`QuicHello`] per UDP flow and one [`QuicHelloPool`] per
-//! worker, and calls [`QuicHello::feed`] with each client datagram (see [`assembly`] for
-//! the slot lifetime, which follows the TCP reassembly's). Nothing here allocates per packet
-//! and no input makes it panic.
+//! The pipeline keeps a small `Copy` [`QuicHello`] per UDP flow and one [`QuicScratch`] per
+//! worker, and calls [`QuicHello::feed`] with each client datagram. A hello that spans
+//! datagrams is kept in a slot of the worker's [`super::HelloBufferPool`], shared with TCP
+//! (see [`assembly`] for the slot lifetime, which follows the TCP reassembly's). Nothing here
+//! allocates per packet and no input makes it panic.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 pub mod assembly;
@@ -29,7 +30,7 @@ pub mod frames;
 pub mod packet;
 pub mod protection;
 
-pub use assembly::{QuicFeed, QuicHello, QuicHelloPool};
+pub use assembly::{QuicFeed, QuicHello, QuicScratch};
 pub use packet::{LongPacket, PacketType, Packets, Version};
 pub use protection::{InitialKeys, Opened};
 
@@ -65,6 +66,8 @@ pub enum QuicError {
     VersionChanged,
     /// The handshake message is not a well-formed ClientHello.
     Hello(super::InvalidHello),
+    /// No complete ClientHello within the client's first [`assembly::MAX_DATAGRAMS`] datagrams.
+    Unfinished,
 }
 
 impl std::fmt::Display for QuicError {
@@ -79,6 +82,9 @@ impl std::fmt::Display for QuicError {
             QuicError::Overflow => f.write_str("CRYPTO stream beyond the ClientHello bound"),
             QuicError::VersionChanged => f.write_str("QUIC version changed between Initials"),
             QuicError::Hello(e) => write!(f, "QUIC ClientHello: {e}"),
+            QuicError::Unfinished => {
+                write!(f, "no ClientHello within the first {} client datagrams", assembly::MAX_DATAGRAMS)
+            }
         }
     }
 }
