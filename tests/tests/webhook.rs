@@ -262,6 +262,21 @@ fn with_the_other_rules_it_warns_and_replaces_the_old_version() {
         json!(["rules \"allow-10-9\" (ALLOW) and \"wide-drop\" (DROP) overlap on 10.9.0.0/16 with opposite actions; \"allow-10-9\" (priority 5) decides there"])
     );
 
+    // A TLS DROP rule for HTTPS over TCP only: admitted, with the QUIC walk-around named; the
+    // same rule with UDP 443 too is clean.
+    let tls = json!({"serverNames": ["*.blocked.example"]});
+    let spec = json!({"priority": 600, "ports": [{"port": 443}], "tls": tls, "action": "DROP"});
+    let out = post_review(&w, &review("CREATE", "sni-tcp", object(Some("sni-tcp"), spec), Value::Null));
+    assert_eq!(
+        out["response"],
+        json!({"uid": UID, "allowed": true, "warnings": [
+            "rule \"sni-tcp\" reads ClientHellos over TCP only: HTTP/3 clients reach the same names over QUIC (UDP 443), which it does not inspect; add {protocol: UDP, port: 443} to its ports"
+        ]})
+    );
+    let spec =
+        json!({"priority": 600, "ports": [{"port": 443}, {"protocol": "UDP", "port": 443}], "tls": tls, "action": "DROP"});
+    assert_eq!(post_review(&w, &review("CREATE", "sni-both", object(Some("sni-both"), spec), Value::Null)), allowed());
+
     // UPDATE of a rule that is in the directory: the new version replaces it (no duplicate
     // name, no warning against its own old version).
     let spec = json!({"priority": 500, "cidrBlocks": ["172.16.0.0/16"], "action": "ALLOW"});

@@ -1,14 +1,16 @@
 //! Suspicious but valid rule sets: a rule that can never decide because an earlier rule
-//! matches everything it matches (shadowed), and rules with opposite actions whose CIDRs
-//! overlap (the one evaluated first silently wins there). Used by the admission webhook to
-//! attach `warnings` to an admitted rule.
+//! matches everything it matches (shadowed), rules with opposite actions whose CIDRs overlap
+//! (the one evaluated first silently wins there), and a TLS DROP rule for HTTPS that QUIC
+//! walks around (its ports TCP only). Used by the admission webhook to attach `warnings` to
+//! an admitted rule, and by `rules check`.
 //!
 //! Both checks are conservative: a reported shadowing is certain (every connection the later
 //! rule matches is matched by the earlier one); an unreported one may still exist (e.g. a rule
 //! covered by the union of several earlier rules).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use super::rule::{Direction, PortRange, Rule, RuleSet, TlsMatch};
+use super::rule::{Action, Direction, PortRange, Rule, RuleSet, TlsMatch};
+use crate::wire::ip_proto;
 use ipnet::IpNet;
 use std::fmt;
 
@@ -19,9 +21,12 @@ pub enum FindingKind {
     Shadowed,
     /// `rule` and `other` have opposite actions and overlapping CIDRs; `other` comes first.
     Overlap,
+    /// `rule` drops by ClientHello on TCP port 443 and allows no UDP: HTTP/3 clients reach the
+    /// same names over QUIC (UDP 443), which the rule does not concern. `other` is empty.
+    TcpOnlyTls,
 }
 
-/// One suspicious pair of rules.
+/// One suspicious rule, or pair of rules.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
     pub kind: FindingKind,
@@ -44,6 +49,7 @@ pub fn findings(set: &RuleSet) -> Vec<Finding> {
     let rules = set.rules();
     let mut out = Vec::new();
     for (j, later) in rules.iter().enumerate() {
+        out.extend(check_rule(later));
         for earlier in rules.iter().take(j) {
             if let Some(f) = check_pair(earlier, later) {
                 out.push(f);
@@ -58,7 +64,7 @@ pub fn findings(set: &RuleSet) -> Vec<Finding> {
 pub fn findings_for(set: &RuleSet, name: &str) -> Vec<Finding> {
     let rules = set.rules();
     let Some(pos) = rules.iter().position(|r| r.name == name) else { return Vec::new() };
-    let mut out = Vec::new();
+    let mut out: Vec<Finding> = rules.get(pos).and_then(|r| check_rule(r)).into_iter().collect();
     for (i, other) in rules.iter().enumerate() {
         let pair = match i.cmp(&pos) {
             std::cmp::Ordering::Less => rules.get(pos).and_then(|me| check_pair(other, me)),
@@ -68,6 +74,22 @@ pub fn findings_for(set: &RuleSet, name: &str) -> Vec<Finding> {
         out.extend(pair);
     }
     out
+}
+
+/// A finding about `rule` alone.
+fn check_rule(rule: &Rule) -> Option<Finding> {
+    let tcp_only = !rule.ports.is_empty() && rule.ports.iter().all(|r| r.protocol == ip_proto::TCP);
+    let https = rule.ports.iter().any(|r| r.contains(ip_proto::TCP, 443));
+    (rule.action == Action::Drop && rule.tls.is_some() && tcp_only && https).then(|| Finding {
+        kind: FindingKind::TcpOnlyTls,
+        rule: rule.name.clone(),
+        other: String::new(),
+        message: format!(
+            "rule {:?} reads ClientHellos over TCP only: HTTP/3 clients reach the same names over QUIC \
+             (UDP 443), which it does not inspect; add {{protocol: UDP, port: 443}} to its ports",
+            rule.name
+        ),
+    })
 }
 
 /// `earlier` comes before `later` in evaluation order.
@@ -269,7 +291,15 @@ mod tests {
             ("udp", "  priority: 3\n  ports: [{protocol: UDP, port: 443}]\n  tls: {serverNames: [a.example.com]}\n  action: DROP"),
             ("apex", "  priority: 4\n  ports: [{port: 443}]\n  tls: {serverNames: [example.com]}\n  action: DROP"),
         ]);
-        assert_eq!(kinds(&findings(&s)), vec![(FindingKind::Shadowed, "one", "range")]);
+        assert_eq!(
+            kinds(&findings(&s)),
+            vec![
+                (FindingKind::TcpOnlyTls, "range", ""),
+                (FindingKind::TcpOnlyTls, "one", ""),
+                (FindingKind::Shadowed, "one", "range"),
+                (FindingKind::TcpOnlyTls, "apex", ""),
+            ]
+        );
     }
 
     #[test]
@@ -314,6 +344,26 @@ mod tests {
             ("allow", "  priority: 20\n  cidrBlocks: [10.20.99.0/24]\n  action: ALLOW"),
         ]);
         assert_eq!(findings(&s), vec![]);
+    }
+
+    #[test]
+    fn a_tls_drop_rule_for_https_over_tcp_only_is_walked_around_by_quic() {
+        let s = set(&[
+            ("tcp-only", "  priority: 1\n  ports: [{port: 443}]\n  tls: {serverNames: [a.example]}\n  action: DROP"),
+            ("both", "  priority: 2\n  ports: [{port: 443}, {protocol: UDP, port: 443}]\n  tls: {serverNames: [b.example]}\n  action: DROP"),
+            ("no-ports", "  priority: 3\n  tls: {serverNames: [c.example]}\n  action: DROP"),
+            ("allow", "  priority: 4\n  ports: [{port: 443}]\n  tls: {serverNames: [d.example]}\n  action: ALLOW"),
+            ("other-port", "  priority: 5\n  ports: [{port: 8443}]\n  tls: {serverNames: [e.example]}\n  action: DROP"),
+        ]);
+        let f = findings(&s);
+        assert_eq!(kinds(&f), vec![(FindingKind::TcpOnlyTls, "tcp-only", "")]);
+        assert_eq!(
+            f[0].message,
+            "rule \"tcp-only\" reads ClientHellos over TCP only: HTTP/3 clients reach the same names over QUIC \
+             (UDP 443), which it does not inspect; add {protocol: UDP, port: 443} to its ports"
+        );
+        assert_eq!(findings_for(&s, "tcp-only"), f);
+        assert_eq!(findings_for(&s, "both"), vec![]);
     }
 
     #[test]
