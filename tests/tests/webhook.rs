@@ -273,8 +273,7 @@ fn with_the_other_rules_it_warns_and_replaces_the_old_version() {
             "rule \"sni-tcp\" reads ClientHellos over TCP only: HTTP/3 clients reach the same names over QUIC (UDP 443), which it does not inspect; add {protocol: UDP, port: 443} to its ports"
         ]})
     );
-    let spec =
-        json!({"priority": 600, "ports": [{"port": 443}, {"protocol": "UDP", "port": 443}], "tls": tls, "action": "DROP"});
+    let spec = json!({"priority": 600, "ports": [{"port": 443}, {"protocol": "UDP", "port": 443}], "tls": tls, "action": "DROP"});
     assert_eq!(post_review(&w, &review("CREATE", "sni-both", object(Some("sni-both"), spec), Value::Null)), allowed());
 
     // UPDATE of a rule that is in the directory: the new version replaces it (no duplicate

@@ -5,7 +5,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use super::flow::{Candidates, FlowKey, FlowTable, Slot};
-use super::{initiator_query, is_syn_ack, step_flags, Hints, MalformedAction, Pipeline, Verdict, MAX_BURST};
+use super::{initiator_query, is_syn_ack, Hints, MalformedAction, Pipeline, Verdict, MAX_BURST};
 use crate::counters::Counter;
 use crate::policy::compile::{Decision, Query};
 use crate::policy::{Action, CompiledPolicy};
@@ -78,7 +78,7 @@ pub(super) enum Step {
     #[default]
     Done,
     /// A TCP/UDP packet with ports: belongs to the chunk's flow `flow` (an index into
-    /// `StageArrays::flows`), sent in the key's `forward` direction, with these flags (`step_flags`).
+    /// `StageArrays::flows`), sent in the key's `forward` direction, with these TCP flags.
     Flow { flow: u8, forward: bool, flags: u8 },
     /// Classified on its own by addresses (ICMP, other protocols, non-first fragments), or
     /// with its transport unknown when `malformed` says why it could not be read.
@@ -174,8 +174,7 @@ impl Pipeline {
                         if let Some(f) = n_flows.checked_sub(PROBE_DISTANCE).and_then(|e| flows.get_mut(e)) {
                             f.candidates = self.flows.probe(f.hash, *hint);
                         }
-                        let flags = step_flags(p, pkt.as_ref());
-                        *step = Step::Flow { flow: n_flows as u8, forward, flags };
+                        *step = Step::Flow { flow: n_flows as u8, forward, flags: p.tcp_flags };
                         n_flows += 1;
                     } else {
                         *step = Step::Single { malformed: None };

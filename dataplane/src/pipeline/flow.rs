@@ -133,12 +133,11 @@ impl FlowEntry {
         self.set(INITIATOR_IS_LO, initiator_is_lo);
     }
 
-    /// Whether a packet of this flow with step flags `flags` (`pipeline::step_flags`) takes the
-    /// entry's verdict as it is: the flow awaits no ClientHello, and the packet is not a
-    /// datagram in QUIC's long form to a flow that watches for one.
+    /// Whether every packet of this flow takes the entry's verdict as it is: it awaits no
+    /// ClientHello and watches for no QUIC Initial (one test for both).
     #[inline(always)]
-    pub fn verdict_holds(&self, flags: u8) -> bool {
-        !(self.pending() || self.watches_quic() && flags & super::UDP_LONG_HEADER != 0)
+    pub fn verdict_holds(&self) -> bool {
+        self.bits & (PENDING | QUIC_WATCH) == 0
     }
 
     /// A UDP flow that TLS rules concern (see [`QUIC_WATCH`]).

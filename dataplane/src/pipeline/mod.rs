@@ -106,22 +106,11 @@ impl HelloObserver for () {
     fn hello(&mut self, _: usize, _: &ClientHello<'_>, _: Option<QuicVersion>) {}
 }
 
-/// A mark in the flags a UDP packet carries through the steps (TCP packets carry their TCP
-/// flags there; UDP has none): its payload begins with a QUIC long header (the form of an
-/// Initial), which a flow watching for QUIC reads (`FlowEntry::watches_quic`).
-pub(crate) const UDP_LONG_HEADER: u8 = 0x80;
-
-/// The flags a packet carries through the steps: a TCP packet's TCP flags, a UDP packet's
-/// [`UDP_LONG_HEADER`] mark.
+/// Whether a UDP packet's payload begins with a QUIC long header (the form of an Initial): a
+/// flow watching for QUIC reads such a datagram (`FlowEntry::watches_quic`).
 #[inline(always)]
-fn step_flags(p: &PacketSummary, bytes: &[u8]) -> u8 {
-    if p.protocol == ip_proto::UDP {
-        let first = bytes.get(usize::from(p.payload_offset)).copied().unwrap_or(0);
-        if p.payload_len > 0 && first & 0x80 != 0 {
-            return UDP_LONG_HEADER;
-        }
-    }
-    p.tcp_flags
+fn quic_long_header(p: &PacketSummary, bytes: &[u8]) -> bool {
+    p.payload_len > 0 && bytes.get(usize::from(p.payload_offset)).is_some_and(|b| b & 0x80 != 0)
 }
 
 /// What the caller lends the fast path: cache prefetches, and marks at the end of each step

@@ -7,8 +7,7 @@
 
 use super::burst::{Asking, Burst, ChunkFlow, StageArrays, Step};
 use super::flow::{FlowTable, HelloState};
-use super::UDP_LONG_HEADER;
-use super::{initiator_query, is_syn_ack, pickup, HelloObserver, Pipeline, TlsFail, Verdict};
+use super::{initiator_query, is_syn_ack, pickup, quic_long_header, HelloObserver, Pipeline, TlsFail, Verdict};
 use crate::counters::{Counter, Counters};
 use crate::policy::compile::{Decision, HelloFacts, Query, TlsView};
 use crate::policy::{Action, CompiledPolicy};
@@ -210,7 +209,7 @@ impl Pipeline {
                 e.set_inspected();
                 hello.release(hellos);
             }
-        } else if e.watches_quic() && from_initiator && p.flags & UDP_LONG_HEADER != 0 {
+        } else if e.watches_quic() && from_initiator && quic_long_header(p.summary, p.bytes) {
             // 4. A decided UDP flow that TLS rules concern, and a client datagram in QUIC's
             //    long form: it may start another QUIC connection on these ports (or the first,
             //    after datagrams that were not QUIC). Its hello, once read, decides the flow;
@@ -261,9 +260,10 @@ fn first_answer(policy: &CompiledPolicy, p: &FlowPacket<'_>, f: &ChunkFlow) -> D
 }
 
 /// Settles packets from `i` on while they are decided already (`Done`) or belong to a known
-/// flow that the current policy decided and that awaits no ClientHello: the entry's verdict,
-/// its state updated. Returns the first packet that needs more (or the chunk's end); `drops`
-/// counts the policy drops settled. Only while the burst lookups hold.
+/// flow that the current policy decided and that awaits no ClientHello nor watches for QUIC
+/// Initials: the entry's verdict, its state updated.
+/// Returns the first packet that needs more (or the chunk's end); `drops` counts the policy
+/// drops settled. Only while the burst lookups hold.
 #[inline(always)]
 fn settle_known(
     table: &mut FlowTable,
@@ -279,7 +279,7 @@ fn settle_known(
             Step::Flow { flow, forward, flags } if !asking.flow(flow) => {
                 let slot = arrays.flows.get(usize::from(flow)).and_then(|f| f.slot);
                 match slot.and_then(|s| table.entry_mut(s)) {
-                    Some(e) if e.verdict_holds(flags) => {
+                    Some(e) if e.verdict_holds() => {
                         e.observe(forward, flags, now_ms);
                         *v = e.verdict();
                         *drops += u64::from(v.action == Action::Drop);
