@@ -40,6 +40,23 @@ else
   say "warning: could not install scapy; tests that dissect frames with it skip that check"
 fi
 
+# tshark: the independent dissector tests/tests/quic_captures.rs checks the QUIC captures
+# against (it says so and uses the committed tests/data/quic/expected.json when missing).
+# wireshark-common asks whether non-root users may capture: answered "no" beforehand.
+if command -v tshark >/dev/null 2>&1; then
+  say "tshark present"
+elif [ "$(id -u)" -ne 0 ]; then
+  say "warning: not root, tshark not installed; the QUIC capture test uses its committed expectations"
+else
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
+  install_tshark() { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tshark >>/tmp/dataplane-setup-apt.log 2>&1; }
+  if install_tshark || { apt-get update >>/tmp/dataplane-setup-apt.log 2>&1 && install_tshark; }; then
+    say "installed: tshark"
+  else
+    say "warning: could not install tshark (see /tmp/dataplane-setup-apt.log); the QUIC capture test uses its committed expectations"
+  fi
+fi
+
 # Hugepages: benchmarks want them; tests pass without (they run EAL with --no-huge).
 hp=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
 if [ "$(id -u)" -ne 0 ]; then
