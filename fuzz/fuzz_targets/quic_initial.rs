@@ -38,9 +38,17 @@ fuzz_target!(|data: &[u8]| {
         } else {
             bytes.to_vec()
         };
-        match flow.feed(pool, scratch, &datagram) {
+        // Once the hello is settled, later datagrams go where a decided flow's long-header
+        // datagrams go: a possible second connection on the same ports.
+        let fed = if flow.is_done() {
+            flow.feed_again(pool, scratch, &datagram)
+        } else {
+            flow.feed(pool, scratch, &datagram)
+        };
+        match fed {
             QuicFeed::Complete(h) => {
                 let _ = (h.sni(), h.cipher_suites().count(), h.alpn().count());
+                flow.release(pool);
             }
             QuicFeed::NeedMore | QuicFeed::Finished => {}
             QuicFeed::NotInitial | QuicFeed::Invalid(_) | QuicFeed::PoolExhausted => {
