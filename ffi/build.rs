@@ -161,7 +161,11 @@ fn dpdk_cflags() -> Vec<String> {
 fn write_header(out: &Path, csrc: &Path) -> PathBuf {
     let path = out.join("dpdk_sys_all.h");
     let text = format!("#include \"{}\"\n{EXTRA_CONSTANTS}", csrc.join("dpdk_sys.h").display());
-    std::fs::write(&path, text).expect("write dpdk_sys_all.h");
+    // Written only when it changes: bindgen's callbacks make the build rerun when an included
+    // header is newer than the last run's start, and this one is included.
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+        std::fs::write(&path, text).expect("write dpdk_sys_all.h");
+    }
     path
 }
 

@@ -3,12 +3,20 @@
 # traffic file and the same core, with hugepages, for ROUNDS rounds; prints both rates and
 # their ratio for each round and the medians.
 #   net_pcap0 (replaying the capture forever) -> one forwarding core -> net_null0 (sink)
-# Rules: 10k CIDR rules + 1k SNI rules; traffic: 64k connections, 5% TLS.
+# Rules: 10k CIDR rules + 1k SNI rules. The SNI rules name TCP 443 and UDP 443 among their
+# ports (scripts/gen_rules.py), so they concern QUIC too: the dataplane reads the ClientHello
+# of every QUIC connection of the second traffic file from its Initials.
+# Traffic, two files measured in the same rounds, each its own table:
+#   row "TLS":        64k connections, 5% of the TCP ones TLS (gen --tls-ratio 0.05), 20% IPv6;
+#   row "TLS + QUIC": the same, and QUIC_RATIO (default 0.05) of all connections QUIC to UDP
+#                     443 (gen --quic-ratio; a quarter of the hellos in two Initials).
+#                     QUIC_RATIO=0 leaves this row out.
 # A third reference, DPDK's exact-match forwarder `l3fwd -E` with one rule per 5-tuple of the
 # traffic (scripts/l3fwd_em.sh), runs between them: one hash lookup per packet, the part of
 # the dataplane's work that the flow count makes expensive. L3FWD=0 leaves it out.
-# BIN=path/to/old/dataplane adds that build's `dataplane bench` to every round, on the same
-# devices, traffic and core, so a change is measured against the build before it in one run.
+# BIN=path/to/old/dataplane adds that build's `dataplane bench` to every round and row, on the
+# same devices, traffic and core, so a change is measured against the build before it in one
+# run (a build from before QUIC inspection passes the QUIC connections as plain UDP).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,71 +26,102 @@ FLOWS="${FLOWS:-65536}"
 PACKETS="${PACKETS:-131072}"
 L3FWD="${L3FWD:-1}"
 BIN="${BIN:-}"
+QUIC_RATIO="${QUIC_RATIO:-0.05}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 scripts/setup.sh
 cargo build --release -q -p dataplane
-bin=target/release/dataplane
-"$bin" gen --out "$work/traffic.pcap" --packets "$PACKETS" --flows "$FLOWS" --tls-ratio 0.05 --ipv6-ratio 0.2
+bin="${CARGO_TARGET_DIR:-target}/release/dataplane"
+rows=(tls)
+"$bin" gen --out "$work/tls.pcap" --packets "$PACKETS" --flows "$FLOWS" --tls-ratio 0.05 --ipv6-ratio 0.2
+if [ "$QUIC_RATIO" != 0 ]; then
+  rows+=(quic)
+  "$bin" gen --out "$work/quic.pcap" --packets "$PACKETS" --flows "$FLOWS" --tls-ratio 0.05 \
+    --quic-ratio "$QUIC_RATIO" --ipv6-ratio 0.2
+fi
 python3 scripts/gen_rules.py "$work/rules.json" --cidr 10000 --sni 1000
 "$bin" rules check "$work/rules.json"
 mbufs=$(( (PACKETS / 32768 + 2) * 32768 * 2 - 1 ))
-vdevs=(--vdev "net_pcap0,rx_pcap=$work/traffic.pcap,infinite_rx=1" --vdev "net_null0,no-rx=1")
 
-# Rounds alternate testpmd and the dataplane, so that both see the same host: other tenants of
-# a shared machine move both rates by 10-15% from minute to minute.
-for round in $(seq "$ROUNDS"); do
-  echo "== round $round: testpmd --forward-mode=5tswap, ${DURATION}s"
+label() {
+  case "$1" in
+    tls) echo "TLS: ${FLOWS} connections, 5% of the TCP ones TLS" ;;
+    quic) echo "TLS + QUIC: the same, and ${QUIC_RATIO} of all connections QUIC (UDP 443)" ;;
+  esac
+}
+
+# One row's measurements in one round: testpmd, l3fwd, BIN, the dataplane, on $work/$row.pcap;
+# appends a line to $work/rounds-$row.
+measure() {
+  local row=$1 round=$2
+  local pcap="$work/$row.pcap"
+  local vdevs=(--vdev "net_pcap0,rx_pcap=$pcap,infinite_rx=1" --vdev "net_null0,no-rx=1")
+  echo "== round $round, $row: testpmd --forward-mode=5tswap, ${DURATION}s"
   timeout -s INT "$((DURATION + 2))" dpdk-testpmd -l 0,1 --no-pci --file-prefix "bench-tp-$$" "${vdevs[@]}" \
     --log-level lib.eal:warning -- --forward-mode=5tswap --nb-cores=1 --total-num-mbufs="$mbufs" \
     --stats-period 1 -a > "$work/testpmd.log" 2>&1 || true
   # Port 1's Tx-pps, averaged over the per-second samples after the first.
+  local testpmd_pps
   testpmd_pps=$(awk '/Tx-pps:/ { n++; if (n % 2 == 0 && n > 2) { s += $2; c++ } } END { printf "%.0f", c ? s / c : 0 }' "$work/testpmd.log")
 
-  l3fwd_mpps=-
+  local l3fwd_mpps=-
   if [ "$L3FWD" = 1 ]; then
-    echo "== round $round: l3fwd -E, ${DURATION}s"
-    l3fwd_mpps=$(scripts/l3fwd_em.sh "$work/traffic.pcap" "$DURATION" "$mbufs" | awk '{ print $1 }') || l3fwd_mpps=-
+    echo "== round $round, $row: l3fwd -E, ${DURATION}s"
+    l3fwd_mpps=$(scripts/l3fwd_em.sh "$pcap" "$DURATION" "$mbufs" | awk '{ print $1 }') || l3fwd_mpps=-
   fi
 
-  old_mpps=-
+  local old_mpps=-
   if [ -n "$BIN" ]; then
-    echo "== round $round: dataplane bench of BIN=$BIN, ${DURATION}s"
-    "$BIN" bench --pcap "$work/traffic.pcap" --rules "$work/rules.json" --duration "$DURATION" --cpus 0,1 \
+    echo "== round $round, $row: dataplane bench of BIN=$BIN, ${DURATION}s"
+    "$BIN" bench --pcap "$pcap" --rules "$work/rules.json" --duration "$DURATION" --cpus 0,1 \
       --flow-capacity $((FLOWS * 2)) --json > "$work/old.json" 2> "$work/old.log" &&
       old_mpps=$(python3 -c 'import json, sys; print("%.2f" % json.load(open(sys.argv[1]))["rx_mpps"])' "$work/old.json") ||
       old_mpps=-
   fi
 
-  echo "== round $round: dataplane bench, ${DURATION}s"
-  "$bin" bench --pcap "$work/traffic.pcap" --rules "$work/rules.json" --duration "$DURATION" --cpus 0,1 \
-    --flow-capacity $((FLOWS * 2)) --json > "$work/bench.json" 2> "$work/dataplane.log"
-  [ "$round" = 1 ] && cat "$work/dataplane.log"
-  python3 - "$work/bench.json" "$testpmd_pps" "$round" "$l3fwd_mpps" "$old_mpps" >> "$work/rounds" <<'PY'
+  echo "== round $round, $row: dataplane bench, ${DURATION}s"
+  "$bin" bench --pcap "$pcap" --rules "$work/rules.json" --duration "$DURATION" --cpus 0,1 \
+    --flow-capacity $((FLOWS * 2)) --json > "$work/bench-$row.json" 2> "$work/dataplane.log"
+  if [ "$round" = 1 ]; then cat "$work/dataplane.log"; fi
+  python3 - "$work/bench-$row.json" "$testpmd_pps" "$round" "$l3fwd_mpps" "$old_mpps" >> "$work/rounds-$row" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 testpmd = float(sys.argv[2]) / 1e6
 ratio = d["rx_mpps"] / testpmd if testpmd else 0
 print(f'{sys.argv[3]} {testpmd:.2f} {d["rx_mpps"]:.2f} {d["cycles_per_packet"]:.1f} {ratio:.2f} {sys.argv[4]} {sys.argv[5]}')
 PY
+}
+
+# Rounds alternate testpmd and the dataplane, and the rows within a round, so that all see the
+# same host: other tenants of a shared machine move every rate by 10-15% from minute to minute.
+for round in $(seq "$ROUNDS"); do
+  for row in "${rows[@]}"; do
+    measure "$row" "$round"
+  done
 done
 
-echo
-python3 - "$work/rounds" <<'PY'
+for row in "${rows[@]}"; do
+  echo
+  echo "## row $row: $(label "$row")"
+  python3 - "$work/rounds-$row" "$row" <<'PY'
 import statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
-print(f'{"round":<8}{"testpmd 5tswap Mpps":>22}{"l3fwd -E Mpps":>16}{"BIN Mpps":>11}{"dataplane Mpps":>17}{"cycles/packet":>16}{"ratio":>8}')
+tag = sys.argv[2]
+print(f'{"round":<12}{"testpmd 5tswap Mpps":>22}{"l3fwd -E Mpps":>16}{"BIN Mpps":>11}{"dataplane Mpps":>17}{"cycles/packet":>16}{"ratio":>8}')
 for r in rows:
-    print(f'{r[0]:<8}{r[1]:>22}{r[5]:>16}{r[6]:>11}{r[2]:>17}{r[3]:>16}{r[4]:>8}')
+    print(f'{r[0]:<12}{r[1]:>22}{r[5]:>16}{r[6]:>11}{r[2]:>17}{r[3]:>16}{r[4]:>8}')
 med = [statistics.median(float(r[i]) for r in rows) for i in range(1, 5)]
 def median_of(i):
     xs = [float(r[i]) for r in rows if r[i] != '-']
     return f'{statistics.median(xs):.2f}' if xs else '-'
-print(f'{"median":<8}{med[0]:>22.2f}{median_of(5):>16}{median_of(6):>11}{med[1]:>17.2f}{med[2]:>16.1f}{med[3]:>8.2f}')
-print("(one forwarding core each; same devices, traffic and core; ratio: dataplane / testpmd;")
-print(" BIN: the build given as BIN=, measured in the same rounds)")
+print(f'{"median " + tag:<12}{med[0]:>22.2f}{median_of(5):>16}{median_of(6):>11}{med[1]:>17.2f}{med[2]:>16.1f}{med[3]:>8.2f}')
 if median_of(6) != '-':
-    print(f"dataplane / BIN: {med[1] / float(median_of(6)):.3f}")
+    print(f"dataplane / BIN ({tag}): {med[1] / float(median_of(6)):.3f}")
 PY
-echo "summary of the last round: $(cat "$work/bench.json")"
+done
+echo "(one forwarding core each; same devices, traffic and core; ratio: dataplane / testpmd;"
+echo " BIN: the build given as BIN=, measured in the same rounds)"
+for row in "${rows[@]}"; do
+  echo "summary of the last round, row $row: $(cat "$work/bench-$row.json")"
+done

@@ -4,7 +4,9 @@
 usage: scripts/gen_rules.py OUT.json [--cidr N] [--v6 N] [--sni N] [--seed S]
   --cidr N   rules with one random IPv4 CIDR each (mostly /24, like dpdk-test-fib's mix)
   --v6 N     rules with one random IPv6 CIDR each (mostly /48)
-  --sni N    TLS rules, each dropping one server name (a fifth of them *.wildcards)
+  --sni N    TLS rules, each dropping one server name (a fifth of them *.wildcards); their
+             ports are TCP 443 and UDP 443, so they concern QUIC too (the dataplane reads the
+             ClientHello of a QUIC connection to UDP 443 from its Initials)
 """
 import argparse
 import ipaddress
@@ -54,7 +56,7 @@ for family, count, depths, bits in (("v4", a.cidr, v4_depths, 32), ("v6", a.v6, 
         i += 1
 for i in range(a.sni):
     name = f"host{i}.site{i % 97}.example"
-    rules.append(rule(f"sni-{i}", {"action": "DROP", "ports": [{"port": 443}],
+    rules.append(rule(f"sni-{i}", {"action": "DROP", "ports": [{"port": 443}, {"protocol": "UDP", "port": 443}],
                                    "tls": {"serverNames": [("*." if i % 5 == 0 else "") + name]}}))
 with open(a.out, "w") as f:
     json.dump(rules, f, separators=(",", ":"))

@@ -129,6 +129,14 @@ fn main() -> ExitCode {
                     s.post_quantum_hellos,
                     s.complete_hellos
                 );
+                if s.quic_flows > 0 {
+                    out!(
+                        "  of the UDP flows {} QUIC, of which {} post-quantum (two Initials), {} with the whole first flight",
+                        s.quic_flows,
+                        s.quic_post_quantum_hellos,
+                        s.complete_quic_hellos
+                    );
+                }
                 Exit::Ok.into()
             }
             Err(e) => {

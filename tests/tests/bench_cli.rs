@@ -94,3 +94,39 @@ fn text_summary_and_bad_arguments() {
     assert_eq!(code, Some(2));
     assert!(stderr.contains("/nonexistent.pcap"), "{stderr}");
 }
+
+/// `gen --quic-ratio`: QUIC connections among the generated ones, reported on a line of their
+/// own; a ratio out of range is refused by name (exit 2), by `gen` and by `bench`, which
+/// generates its traffic the same way.
+#[test]
+fn gen_quic_ratio_and_its_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.pcap");
+    let out_arg = out.display().to_string();
+    let gen = |args: &[&str]| {
+        let o = Command::new(dataplane_bin()).arg("gen").args(["--out", &out_arg]).args(args).output().unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = gen(&["--packets", "64", "--flows", "16", "--quic-ratio", "1", "--seed", "3"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let summary: Vec<&str> = stdout.lines().collect();
+    assert_eq!(summary.len(), 2, "{stdout}");
+    assert!(summary[0].contains("16 flows (0 TCP, 16 UDP, "), "{stdout}");
+    assert!(summary[1].starts_with("  of the UDP flows 16 QUIC, of which "), "{stdout}");
+    assert!(summary[1].ends_with(", 16 with the whole first flight"), "{stdout}");
+
+    for bad in ["1.5", "-0.5", "NaN"] {
+        std::fs::remove_file(&out).unwrap_or(());
+        let (code, _, stderr) = gen(&[&format!("--quic-ratio={bad}")]);
+        assert_eq!(code, Some(2));
+        assert_eq!(stderr.trim(), format!("gen: --quic-ratio: {bad} is not between 0 and 1"));
+        assert!(!out.exists());
+    }
+    let (code, _, stderr) = bench(&["--quic-ratio", "2"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("bench: --quic-ratio: 2 is not between 0 and 1"), "{stderr}");
+}

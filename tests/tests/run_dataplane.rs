@@ -177,6 +177,55 @@ fn a_dropped_sni_is_cut_from_the_completing_segment_on() {
     assert!(stdout.contains("tls pending 2 decided 2 not_tls 0 failed 0"), "{stdout}");
 }
 
+/// QUIC through the workers: a connection to a blocked name whose post-quantum ClientHello
+/// spans two Initials passes its first datagram and is cut from the second on, the server's
+/// datagrams and the client's later short-header ones included; a connection to an allowed
+/// name passes byte for byte. The rule names UDP 443 among its ports, so it concerns QUIC.
+#[test]
+fn a_blocked_name_over_quic_is_cut_from_the_datagram_completing_its_hello_on() {
+    use dataplane::tls::quic::build::{client_hello_message, first_flight};
+    use dataplane::tls::quic::Version;
+    use rand::{rngs::SmallRng, SeedableRng};
+    let dir = tempfile::tempdir().unwrap();
+    let dp = dir.path();
+    let (client, server) = ([10, 0, 1, 6], [192, 0, 2, 11]);
+    // The client's two Initials, a server datagram (an Initial and Handshake in long form, as
+    // far as the dataplane cares), then short-header datagrams from the client, the server,
+    // the client.
+    let quic_conn = |sni: &str, sport: u16, dcid: &[u8]| -> Vec<Vec<u8>> {
+        let message = client_hello_message(sni, true, &mut SmallRng::seed_from_u64(9));
+        let flight = first_flight(Version::V1, dcid, &message);
+        assert_eq!(flight.len(), 2, "a post-quantum hello takes two datagrams");
+        let mut server_initial = vec![0xc0, 0, 0, 0, 1];
+        server_initial.resize(1200, 0x5a);
+        let mut frames: Vec<Vec<u8>> = flight.iter().map(|d| udp_v4(client, server, sport, 443, d)).collect();
+        frames.extend([
+            udp_v4(server, client, 443, sport, &server_initial),
+            udp_v4(client, server, sport, 443, b"\x41short header 1 from the client"),
+            udp_v4(server, client, 443, sport, b"\x42short header from the server"),
+            udp_v4(client, server, sport, 443, b"\x43short header 2 from the client"),
+        ]);
+        frames
+    };
+    let bad = quic_conn("www.bad.example", 50000, b"\x01\x02\x03\x04\x05\x06\x07\x08");
+    let good = quic_conn("www.good.example", 50001, b"\x11\x12\x13\x14\x15\x16\x17\x18");
+    let frames: Vec<Vec<u8>> = bad.iter().chain(&good).cloned().collect();
+    // Of the bad connection only its first Initial: the hello is not whole before the second.
+    let expected: Vec<Vec<u8>> = bad[..1].iter().chain(&good).cloned().collect();
+
+    let yaml = rule_yaml(
+        "bad-sni",
+        "  action: DROP\n  reason: test\n  ports: [{port: 443}, {protocol: UDP, port: 443}]\n  tls: {serverNames: [\"*.bad.example\"]}\n",
+    );
+    let (stdout, got) = run_pcap_pair(dp, "run-quic", &frames, &yaml);
+    assert_eq!(got.len(), expected.len(), "packets forwarded");
+    assert!(got == expected, "out.pcap: not the bad connection's first Initial and the whole good one");
+    assert_eq!((frames.len(), expected.len()), (12, 7));
+    assert!(stdout.contains("rx 12  tx 7  drops policy 5 malformed 0"), "{stdout}");
+    assert!(stdout.contains("tls pending 0 decided 0 not_tls 0 failed 0"), "{stdout}");
+    assert!(stdout.contains("quic pending 2 decided 2 not_quic 0 failed 0"), "{stdout}");
+}
+
 /// Software distribution over two workers: a distributor lcore hashes every packet of both
 /// directions (client side on port 0, server side on port 1) to one worker; each worker
 /// transmits on its own TX queue, which net_pcap writes to its own file.

@@ -2,10 +2,15 @@
 //!
 //! Connections over IPv4/IPv6, TCP (with handshakes) and UDP; a share of the TCP connections
 //! are TLS to port 443 whose ClientHello carries an SNI from a list, a quarter of those with a
-//! post-quantum key share that splits the hello over two segments. Packets of all connections
-//! are interleaved round robin, so every connection opens before any carries data.
+//! post-quantum key share that splits the hello over two segments. A share of all connections
+//! may be QUIC (UDP to port 443): the client's first flight of Initials carries the hello (SNI
+//! from the same list, a quarter post-quantum and so in two datagrams), then a server datagram
+//! in long form and short-header datagrams both ways. Packets of all connections are
+//! interleaved round robin, so every connection opens before any carries data.
 
 use crate::tls::build::client_hello_record;
+use crate::tls::quic::build::{client_hello_message, first_flight, FIRST_DATAGRAM_LEN};
+use crate::tls::quic::Version as QuicVersion;
 use crate::wire::build::FrameBuilder;
 use crate::wire::tcp_flags::{ACK, PSH, SYN};
 use rand::rngs::SmallRng;
@@ -43,6 +48,11 @@ pub struct TrafficArgs {
     /// Share of TCP connections that are TLS (port 443, with a ClientHello).
     #[arg(long, default_value_t = 0.05)]
     pub tls_ratio: f64,
+    /// Share of all connections that are QUIC (UDP to port 443, the ClientHello in the
+    /// client's Initials). Drawn first; the other connections are TCP or UDP, and TLS, as
+    /// without it, so any two ratios combine.
+    #[arg(long, default_value_t = 0.0)]
+    pub quic_ratio: f64,
     /// Share of connections over IPv6.
     #[arg(long, default_value_t = 0.2)]
     pub ipv6_ratio: f64,
@@ -72,6 +82,12 @@ pub struct GenSummary {
     /// TLS connections whose whole ClientHello is in the capture (the others ran out of
     /// packets first: raise --packets).
     pub complete_hellos: usize,
+    /// QUIC connections (counted among the UDP ones too).
+    pub quic_flows: usize,
+    /// QUIC connections whose hello is post-quantum sized: two Initial datagrams.
+    pub quic_post_quantum_hellos: usize,
+    /// QUIC connections whose whole first flight is in the capture.
+    pub complete_quic_hellos: usize,
 }
 
 struct Flow {
@@ -83,8 +99,11 @@ struct Flow {
     sport: u16,
     cseq: u32,
     sseq: u32,
-    /// Hello segments still to send (TLS connections).
+    /// Hello segments still to send (TLS connections), or the UDP payloads of the client's
+    /// first flight (QUIC connections).
     hello: Vec<Vec<u8>>,
+    /// Datagrams of the client's first flight (QUIC connections; 0 otherwise).
+    quic_flight: usize,
     /// Too few packets for the handshake and the hello: the hello follows the SYN at once.
     hello_first: bool,
     step: usize,
@@ -110,6 +129,9 @@ impl Flow {
     fn next(&mut self, fb: &FrameBuilder, payload_len: usize) -> Vec<u8> {
         let step = self.step;
         self.step += 1;
+        if self.quic_flight > 0 {
+            return self.next_quic(fb, step, payload_len);
+        }
         if !self.tcp {
             return self.frame(fb, step.is_multiple_of(2), 0, 0, &vec![0x5a; payload_len]);
         }
@@ -133,6 +155,29 @@ impl Flow {
             }
         }
     }
+
+    /// A QUIC connection's packet `step`: the client's Initials, then a server datagram in
+    /// long form (its Initial and Handshake, as far as a middlebox reads it: the header's
+    /// first bytes, padded to the 1200 bytes a server's Initial datagram takes), then
+    /// short-header datagrams from the client and the server in turn.
+    fn next_quic(&mut self, fb: &FrameBuilder, step: usize, payload_len: usize) -> Vec<u8> {
+        if !self.hello.is_empty() {
+            let datagram = self.hello.remove(0);
+            return self.frame(fb, true, 0, 0, &datagram);
+        }
+        let after = step.saturating_sub(self.quic_flight);
+        if after == 0 {
+            let mut datagram = vec![0xc0, 0, 0, 0, 1];
+            datagram.resize(FIRST_DATAGRAM_LEN, 0x5a);
+            return self.frame(fb, false, 0, 0, &datagram);
+        }
+        // Header form 0 (short), fixed bit 1; the rest stands for the protected packet.
+        let mut datagram = vec![0x5a; payload_len];
+        if let Some(first) = datagram.first_mut() {
+            *first = 0x40;
+        }
+        self.frame(fb, !after.is_multiple_of(2), 0, 0, &datagram)
+    }
 }
 
 /// Payload that makes a frame of `frame_len` bytes (at least one byte of header room kept).
@@ -147,8 +192,12 @@ pub fn generate(args: &GenArgs) -> Result<GenSummary, String> {
     if t.flows == 0 || t.packets == 0 {
         return Err("--flows and --packets must be at least 1".into());
     }
-    if !(0.0..=1.0).contains(&t.tls_ratio) || !(0.0..=1.0).contains(&t.ipv6_ratio) {
-        return Err("--tls-ratio and --ipv6-ratio must be between 0 and 1".into());
+    for (option, ratio) in
+        [("--tls-ratio", t.tls_ratio), ("--quic-ratio", t.quic_ratio), ("--ipv6-ratio", t.ipv6_ratio)]
+    {
+        if !(0.0..=1.0).contains(&ratio) {
+            return Err(format!("{option}: {ratio} is not between 0 and 1"));
+        }
     }
     if t.server_names.is_empty() {
         return Err("--server-names must not be empty".into());
@@ -159,7 +208,9 @@ pub fn generate(args: &GenArgs) -> Result<GenSummary, String> {
     let mut flows: Vec<Flow> = (0..t.flows)
         .map(|i| {
             let v6 = rng.random::<f64>() < t.ipv6_ratio;
-            let tcp = rng.random::<f64>() < 0.8;
+            // Drawn only when asked for, so that traffic without QUIC is what it was before.
+            let quic = t.quic_ratio > 0.0 && rng.random::<f64>() < t.quic_ratio;
+            let tcp = !quic && rng.random::<f64>() < 0.8;
             let tls = tcp && rng.random::<f64>() < t.tls_ratio;
             let (client, server) = if v6 {
                 let mut c = [0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
@@ -190,6 +241,14 @@ pub fn generate(args: &GenArgs) -> Result<GenSummary, String> {
                 summary.tls_flows += 1;
                 summary.post_quantum_hellos += usize::from(pq);
             }
+            if quic {
+                let pq = rng.random::<f64>() < 0.25;
+                let name = &t.server_names[rng.random_range(0..t.server_names.len())];
+                let dcid = rng.random::<u64>().to_be_bytes();
+                hello = first_flight(QuicVersion::V1, &dcid, &client_hello_message(name, pq, &mut rng));
+                summary.quic_flows += 1;
+                summary.quic_post_quantum_hellos += usize::from(pq);
+            }
             summary.ipv6_flows += usize::from(v6);
             if tcp {
                 summary.tcp_flows += 1;
@@ -202,7 +261,7 @@ pub fn generate(args: &GenArgs) -> Result<GenSummary, String> {
                 v6,
                 tcp,
                 cport: rng.random_range(1024..=65535),
-                sport: if tls {
+                sport: if tls || quic {
                     443
                 } else if tcp {
                     [80, 8080, 22, 25][i % 4]
@@ -211,6 +270,7 @@ pub fn generate(args: &GenArgs) -> Result<GenSummary, String> {
                 },
                 cseq: rng.random(),
                 sseq: rng.random(),
+                quic_flight: if quic { hello.len() } else { 0 },
                 hello,
                 hello_first: false,
                 step: 0,
@@ -225,6 +285,10 @@ pub fn generate(args: &GenArgs) -> Result<GenSummary, String> {
     for (k, flow) in flows.iter_mut().enumerate() {
         let budget = t.packets / n + usize::from(k < t.packets % n);
         if flow.hello.is_empty() {
+            continue;
+        }
+        if flow.quic_flight > 0 {
+            summary.complete_quic_hellos += usize::from(budget >= flow.quic_flight);
             continue;
         }
         flow.hello_first = budget < 3 + flow.hello.len();
@@ -261,6 +325,7 @@ mod tests {
             packets,
             flows,
             tls_ratio: 1.0,
+            quic_ratio: 0.0,
             ipv6_ratio: 0.0,
             size: FrameSize::Min,
             seed: 7,
@@ -303,5 +368,114 @@ mod tests {
             assert_eq!((f[2].0, f[2].1), (tcp_flags::ACK, false));
             assert!(f[3].1, "{f:?}");
         }
+    }
+
+    /// The completed hellos, by index of the packet that completed each: SNI and whether
+    /// it came over QUIC.
+    #[derive(Default)]
+    struct Hellos(std::collections::BTreeMap<usize, (String, bool)>);
+
+    impl crate::pipeline::HelloObserver for Hellos {
+        fn hello(&mut self, packet: usize, h: &crate::tls::ClientHello<'_>, quic: Option<QuicVersion>) {
+            self.0.insert(packet, (h.sni().unwrap_or_default().to_string(), quic.is_some()));
+        }
+    }
+
+    #[test]
+    fn generated_quic_hellos_are_read_by_the_pipeline() {
+        use crate::counters::Counter;
+        use crate::pipeline::{Pipeline, PipelineConfig, Verdict};
+        use crate::policy::{rule_set_from_str, Action, CompiledPolicy};
+
+        let (packets, flows) = (8 * 300, 300);
+        let names: Vec<String> = vec!["www.example.com".into(), "blocked.example.net".into()];
+        let traffic = TrafficArgs {
+            tls_ratio: 0.3,
+            quic_ratio: 0.4,
+            ipv6_ratio: 0.3,
+            server_names: names.clone(),
+            ..traffic(packets, flows)
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("t.pcap");
+        let summary = generate(&GenArgs { out: out.clone(), traffic }).unwrap();
+        // Both kinds of hello, and room for every one of them.
+        assert!(summary.quic_post_quantum_hellos > 0 && summary.quic_post_quantum_hellos < summary.quic_flows);
+        assert!(summary.tls_flows > 0 && summary.udp_flows > summary.quic_flows);
+        assert_eq!(summary.complete_quic_hellos, summary.quic_flows);
+        assert_eq!(summary.complete_hellos, summary.tls_flows);
+
+        let frames: Vec<Vec<u8>> = crate::pcap::read_all(&out).unwrap().into_iter().map(|f| f.data).collect();
+        assert_eq!(frames.len(), packets);
+        // The client's Initials: full 1200-byte datagrams to port 443, one per hello and one
+        // more per post-quantum hello.
+        let initials = frames
+            .iter()
+            .filter(|f| {
+                let Ok(Parsed::Ip(p)) = parse_frame(f) else { return false };
+                p.protocol == crate::wire::ip_proto::UDP && p.dst_port == 443 && p.payload_len == 1200
+            })
+            .count();
+        assert_eq!(initials, summary.quic_flows + summary.quic_post_quantum_hellos);
+
+        let yaml = "apiVersion: policy.secure.example.com/v1\nkind: NetworkPolicyRule\nmetadata: {name: bad-sni}\n\
+                    spec:\n  action: DROP\n  ports: [{port: 443}, {protocol: UDP, port: 443}]\n  \
+                    tls: {serverNames: [blocked.example.net]}\n";
+        let policy = CompiledPolicy::compile(rule_set_from_str(yaml, "t").unwrap(), Action::Allow).unwrap();
+        let mut p = Pipeline::new(PipelineConfig::default());
+        let mut verdicts = vec![Verdict::default(); frames.len()];
+        let mut hellos = Hellos::default();
+        p.process_burst_observed(&policy, &frames, 0, &mut verdicts, &mut hellos);
+
+        let c = |k| p.counters.get(k);
+        let quic = summary.quic_flows as u64;
+        assert_eq!(
+            (c(Counter::QuicPending), c(Counter::QuicDecided), c(Counter::QuicNotQuic), c(Counter::QuicFailed)),
+            (quic, quic, 0, 0)
+        );
+        let tls = summary.tls_flows as u64;
+        assert_eq!(
+            (c(Counter::TlsPending), c(Counter::TlsDecided), c(Counter::TlsNotTls), c(Counter::TlsFailed)),
+            (tls, tls, 0, 0)
+        );
+        assert_eq!(hellos.0.values().filter(|(_, q)| *q).count(), summary.quic_flows);
+        assert!(hellos.0.values().all(|(sni, _)| names.contains(sni)), "{:?}", hellos.0);
+
+        // Exactly the packets of blocked connections from the one completing the hello on are
+        // dropped (connection k sends packets k, k + flows, ...), both directions.
+        let blocked: Vec<(usize, usize)> = hellos
+            .0
+            .iter()
+            .filter(|(_, (sni, _))| sni == "blocked.example.net")
+            .map(|(&at, _)| (at % flows, at))
+            .collect();
+        assert!(blocked.iter().any(|&(_, at)| hellos.0[&at].1), "some QUIC connections are blocked");
+        let expected: Vec<usize> =
+            (0..packets).filter(|i| blocked.iter().any(|&(k, at)| i % flows == k && *i >= at)).collect();
+        let dropped: Vec<usize> = (0..packets).filter(|&i| verdicts[i].action == Action::Drop).collect();
+        assert_eq!(dropped, expected);
+        assert!(verdicts.iter().all(|v| (v.action == Action::Drop) == (v.rule == Some(0))));
+    }
+
+    #[test]
+    fn ratios_outside_zero_to_one_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("t.pcap");
+        for (set, option) in [
+            (&(|t: &mut TrafficArgs| t.quic_ratio = 1.5) as &dyn Fn(&mut TrafficArgs), "--quic-ratio: 1.5"),
+            (&|t: &mut TrafficArgs| t.quic_ratio = -0.1, "--quic-ratio: -0.1"),
+            (&|t: &mut TrafficArgs| t.quic_ratio = f64::NAN, "--quic-ratio: NaN"),
+            (&|t: &mut TrafficArgs| t.tls_ratio = 2.0, "--tls-ratio: 2"),
+            (&|t: &mut TrafficArgs| t.ipv6_ratio = -1.0, "--ipv6-ratio: -1"),
+        ] {
+            let mut traffic = traffic(10, 2);
+            set(&mut traffic);
+            let e = generate(&GenArgs { out: out.clone(), traffic }).unwrap_err();
+            assert_eq!(e, format!("{option} is not between 0 and 1"));
+        }
+        assert!(!out.exists(), "nothing written");
+        // All connections QUIC, all TCP ones TLS: any two ratios in range combine.
+        let summary = generate(&GenArgs { out, traffic: TrafficArgs { quic_ratio: 1.0, ..traffic(10, 2) } }).unwrap();
+        assert_eq!((summary.quic_flows, summary.tcp_flows, summary.tls_flows), (2, 0, 0));
     }
 }

@@ -26,7 +26,7 @@ pub struct BenchArgs {
     #[arg(long, num_args = 1..)]
     pub rules: Vec<PathBuf>,
     /// Traffic to replay (Ethernet pcap). Without it, traffic is generated with --flows,
-    /// --packets, --tls-ratio, --ipv6-ratio, --size and --seed (as `dataplane gen`).
+    /// --packets, --tls-ratio, --quic-ratio, --ipv6-ratio, --size and --seed (as `dataplane gen`).
     #[arg(long)]
     pub pcap: Option<PathBuf>,
     #[command(flatten)]
@@ -112,6 +112,12 @@ pub struct BenchSummary {
     pub flows: u64,
     pub evictions: u64,
     pub tls_pending: u64,
+    /// QUIC connections that waited for their ClientHello, hellos read from Initials (a
+    /// client may start more than one connection on a flow), and Initials that could not be
+    /// read (tls_fail decided).
+    pub quic_pending: u64,
+    pub quic_decided: u64,
+    pub quic_failed: u64,
     /// With --phases: busy TSC cycles per packet received, by step of the work on bursts.
     pub phase_cycles: Option<PhaseCycles>,
     pub exit_code: u8,
@@ -434,6 +440,9 @@ fn summarize(from: &Snapshot, to: &Snapshot, last: &Snapshot, rules: usize, exit
         flows: sum(last, Counter::Flows),
         evictions: sum(last, Counter::Evictions),
         tls_pending: sum(last, Counter::TlsPending),
+        quic_pending: sum(last, Counter::QuicPending),
+        quic_decided: sum(last, Counter::QuicDecided),
+        quic_failed: sum(last, Counter::QuicFailed),
         phase_cycles: None,
         exit_code: exit.code(),
     }
@@ -460,8 +469,13 @@ fn render(s: &BenchSummary, args: &BenchArgs) -> String {
         (Some(d), _) => format!("device {d}"),
         (None, Some(p)) => p.display().to_string(),
         (None, None) => {
+            let quic = if args.traffic.quic_ratio > 0.0 {
+                format!(", {:.0}% QUIC", args.traffic.quic_ratio * 100.0)
+            } else {
+                String::new()
+            };
             format!(
-                "generated: {} packets, {} flows, {:.0}% TLS",
+                "generated: {} packets, {} flows, {:.0}% TLS{quic}",
                 args.traffic.packets,
                 args.traffic.flows,
                 args.traffic.tls_ratio * 100.0
@@ -496,7 +510,8 @@ fn render(s: &BenchSummary, args: &BenchArgs) -> String {
     );
     let _ = writeln!(
         o,
-        "  totals: rx {}  forwarded {}  policy {}  malformed {}  tx full {}; flows {}  evictions {}  tls pending {}",
+        "  totals: rx {}  forwarded {}  policy {}  malformed {}  tx full {}; flows {}  evictions {}  tls pending {}  \
+         quic pending {} decided {} failed {}",
         s.total_rx,
         s.total_tx,
         s.total_drop_policy,
@@ -504,7 +519,10 @@ fn render(s: &BenchSummary, args: &BenchArgs) -> String {
         s.total_drop_tx_full,
         s.flows,
         s.evictions,
-        s.tls_pending
+        s.tls_pending,
+        s.quic_pending,
+        s.quic_decided,
+        s.quic_failed
     );
     o
 }
