@@ -113,10 +113,5 @@ fn main() {
         let nonce = aes_gcm::Nonce::from_slice(&ours.iv);
         black_box(rc_key.decrypt_in_place_detached(nonce, &aad, &mut buf, rc_tag).ok());
     });
-    println!(
-        "RustCrypto / ring: keys {:.2}x, mask {:.2}x, open {:.2}x",
-        c1 / r1,
-        c2 / r2,
-        c3 / r3
-    );
+    println!("RustCrypto / ring: keys {:.2}x, mask {:.2}x, open {:.2}x", c1 / r1, c2 / r2, c3 / r3);
 }

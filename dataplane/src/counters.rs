@@ -226,6 +226,9 @@ counters! {
     /// ACK or CRYPTO, over the bound, no buffer, no hello within the datagram limit):
     /// `tls_fail` applied.
     QuicFailed => CounterDef::quic("quic.failed", "failed"),
+    /// Client datagrams dropped alone while a hello was read (`tls::quic::Refusal`): an Initial
+    /// of another connection on the same ports, or CRYPTO data that disagrees with what was read.
+    QuicRefused => CounterDef::quic("quic.refused", "refused"),
     /// TSC cycles from the start of each poll that found packets to the start of the next
     /// (empty polls are not counted), so `BusyCycles / Rx` is the cost of one packet.
     BusyCycles => CounterDef::total("cycles.busy", "dataplane_worker_busy_cycles_total", "TSC cycles of polls that found packets"),
@@ -417,9 +420,9 @@ mod tests {
             line,
             "rx 1 (2 pps)  tx 2 (0 pps)  drops policy 3 malformed 4 tx_full 5  flows 10 created 11 evictions 12 \
              expired 13 midstream 14 untracked 15  tls pending 17 decided 18 not_tls 19 failed 20  \
-             quic pending 21 decided 22 not_quic 23 failed 24  \
-             fragment_drops tiny 39 offset 40 overlap 41 chain 42 oversize 43 held 44 pieces 45 timeout 46  \
-             fragments held 47"
+             quic pending 21 decided 22 not_quic 23 failed 24 refused 25  \
+             fragment_drops tiny 40 offset 41 overlap 42 chain 43 oversize 44 held 45 pieces 46 timeout 47  \
+             fragments held 48"
         );
         let mut line = String::new();
         write_line(&mut line, Owner::Distributor, &now, None, 0.0);

@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
         // Once the hello is settled, later datagrams go where a decided flow's long-header
         // datagrams go: a possible second connection on the same ports.
         let fed = if flow.is_done() {
-            flow.feed_again(pool, scratch, &datagram)
+            flow.feed_again(pool, scratch, &datagram).0
         } else {
             flow.feed(pool, scratch, &datagram)
         };
@@ -50,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
                 let _ = (h.sni(), h.cipher_suites().count(), h.alpn().count());
                 flow.release(pool);
             }
-            QuicFeed::NeedMore | QuicFeed::Finished => {}
+            QuicFeed::NeedMore | QuicFeed::Finished | QuicFeed::Refused(_) => {}
             QuicFeed::NotInitial | QuicFeed::Invalid(_) | QuicFeed::PoolExhausted => {
                 assert!(!flow.holds_slot());
             }

@@ -111,17 +111,29 @@ fn udp_that_is_not_quic_is_decided_on_its_first_datagram() {
 #[test]
 fn an_unreadable_initial_follows_tls_fail() {
     let policy = both();
-    // An Initial sealed with keys of another connection ID: it does not open.
-    let mut spec = InitialSpec::new(Version::V1, DCID);
-    spec.key_dcid = b"\x01\x02\x03\x04\x05\x06\x07\x08";
-    let message = client_hello_message("www.bad.example", false, &mut SmallRng::seed_from_u64(4));
-    let bad = initial_packet(&spec, &crate::tls::quic::build::crypto_frame(0, &message), 1100);
+    // An Initial that opens but carries a STREAM frame, which no Initial may.
+    let bad = initial_packet(&InitialSpec::new(Version::V1, DCID), &[0x08, 0, 1, b'x'], 1100);
     let frames = [build::udp_v4(CLIENT, SERVER, 40006, 443, &bad)];
     for (fail, want) in [(TlsFail::Open, PASS), (TlsFail::Closed, (Action::Drop, None))] {
         let mut p = Pipeline::new(PipelineConfig { tls_fail: fail, ..PipelineConfig::default() });
         assert_eq!(run(&mut p, &policy, &frames), [want], "{fail:?}");
         assert_eq!(p.counters.get(Counter::QuicFailed), 1);
     }
+}
+
+#[test]
+fn an_initial_no_server_opens_is_skipped_while_the_hello_is_awaited() {
+    let policy = both();
+    // Sealed with keys of another connection ID than the one it is sent to.
+    let mut spec = InitialSpec::new(Version::V1, DCID);
+    spec.key_dcid = b"\x01\x02\x03\x04\x05\x06\x07\x08";
+    let message = client_hello_message("www.bad.example", false, &mut SmallRng::seed_from_u64(4));
+    let forged = initial_packet(&spec, &crate::tls::quic::build::crypto_frame(0, &message), 1100);
+    let mut frames = vec![build::udp_v4(CLIENT, SERVER, 40011, 443, &forged)];
+    frames.extend(connection("www.bad.example", false, Version::V1, 40011));
+    let mut p = Pipeline::new(PipelineConfig { tls_fail: TlsFail::Open, ..PipelineConfig::default() });
+    assert_eq!(run(&mut p, &policy, &frames), [PASS, DROP, DROP, DROP]);
+    assert_eq!((p.counters.get(Counter::QuicFailed), p.counters.get(Counter::QuicDecided)), (0, 1));
 }
 
 #[test]
@@ -187,4 +199,122 @@ fn a_second_connection_on_the_same_ports_is_read_too() {
     let before = p.counters.get(Counter::QuicFailed) + p.counters.get(Counter::QuicDecided);
     assert_eq!(run(&mut p, &policy, &vec![allowed[3].clone(); 4]), [DROP; 4]);
     assert_eq!(p.counters.get(Counter::QuicFailed) + p.counters.get(Counter::QuicDecided), before);
+}
+
+/// A client's first flight to `sni` under connection ID `dcid`, from client port `sport`.
+fn flight(sni: &str, dcid: &[u8], post_quantum: bool, sport: u16) -> Vec<Vec<u8>> {
+    let message = client_hello_message(sni, post_quantum, &mut SmallRng::seed_from_u64(6));
+    first_flight(Version::V1, dcid, &message).iter().map(|d| build::udp_v4(CLIENT, SERVER, sport, 443, d)).collect()
+}
+
+const OTHER: &[u8] = b"\x71\x72\x73\x74\x75\x76\x77\x78";
+
+#[test]
+fn a_decoy_hello_never_lets_a_blocked_connection_through() {
+    let policy = both();
+    let later = connection("www.bad.example", true, Version::V1, 40020)[2..].to_vec();
+    // Blocked, then a decoy connection to an allowed name on the same ports: the flow stays
+    // dropped, so the blocked connection's server and short-header datagrams never pass.
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let blocked = flight("www.bad.example", DCID, false, 40020);
+    assert_eq!(run(&mut p, &policy, &blocked), [DROP]);
+    assert_eq!(run(&mut p, &policy, &flight("ok.example", OTHER, false, 40020)), [DROP]);
+    assert_eq!(run(&mut p, &policy, &later), [DROP; 2]);
+    // A split blocked hello: the first half passed while pending, the second dropped. A decoy,
+    // then the second half again: still dropped, the server never gets the whole hello.
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let split = flight("www.bad.example", DCID, true, 40021);
+    assert_eq!(run(&mut p, &policy, &split), [PASS, DROP]);
+    assert_eq!(run(&mut p, &policy, &flight("ok.example", OTHER, false, 40021)), [DROP]);
+    assert_eq!(run(&mut p, &policy, &split[1..]), [DROP]);
+    // An unreadable decoy (an Initial with a STREAM frame) under tls_fail = open: the same.
+    let mut p = Pipeline::new(PipelineConfig { tls_fail: TlsFail::Open, ..PipelineConfig::default() });
+    assert_eq!(run(&mut p, &policy, &blocked), [DROP]);
+    let bad = initial_packet(&InitialSpec::new(Version::V1, OTHER), &[0x08, 0, 1, b'x'], 1100);
+    assert_eq!(run(&mut p, &policy, &[build::udp_v4(CLIENT, SERVER, 40020, 443, &bad)]), [DROP]);
+    assert_eq!(run(&mut p, &policy, &later), [DROP; 2]);
+    assert_eq!(p.hellos.available(), p.hellos.capacity());
+}
+
+#[test]
+fn another_connections_initial_while_a_hello_is_read_is_refused() {
+    let policy = both();
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let split = flight("x.bad.example", DCID, true, 40022);
+    // The first half is read (pending, passes); a complete hello of another connection in
+    // between is dropped alone (it would reach the server unread); the second half decides.
+    assert_eq!(run(&mut p, &policy, &split[..1]), [PASS]);
+    assert_eq!(run(&mut p, &policy, &flight("ok.example", OTHER, false, 40022)), [(Action::Drop, None)]);
+    assert_eq!(p.counters.get(Counter::QuicRefused), 1);
+    assert_eq!(run(&mut p, &policy, &split[1..]), [DROP]);
+    // The same on an allowed flow reading a second hello.
+    let mut p = Pipeline::new(PipelineConfig::default());
+    assert_eq!(run(&mut p, &policy, &flight("ok.example", OTHER, false, 40023)), [PASS]);
+    let split = flight("x.bad.example", DCID, true, 40023);
+    assert_eq!(run(&mut p, &policy, &split[..1]), [PASS]);
+    let third = flight("also-ok.example", b"\x01\x02\x03\x04\x05\x06\x07\x08", false, 40023);
+    assert_eq!(run(&mut p, &policy, &third), [(Action::Drop, None)]);
+    assert_eq!(run(&mut p, &policy, &split[1..]), [DROP]);
+}
+
+#[test]
+fn crypto_data_that_disagrees_with_what_was_read_is_refused() {
+    let policy = both();
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let message = client_hello_message("x.bad.example", true, &mut SmallRng::seed_from_u64(6));
+    let real = flight("x.bad.example", DCID, true, 40024);
+    // The first half, then the same offsets with other bytes: refused, so the server only ever
+    // has the bytes the verdict was made from.
+    let mut altered = message[..600].to_vec();
+    altered[100] ^= 0x55;
+    let mut spec = InitialSpec::new(Version::V1, DCID);
+    spec.packet_number = 5;
+    let twin = initial_packet(&spec, &crate::tls::quic::build::crypto_frame(0, &altered), 1100);
+    assert_eq!(run(&mut p, &policy, &real[..1]), [PASS]);
+    assert_eq!(run(&mut p, &policy, &[build::udp_v4(CLIENT, SERVER, 40024, 443, &twin)]), [(Action::Drop, None)]);
+    assert_eq!(run(&mut p, &policy, &real[1..]), [DROP]);
+    assert_eq!(p.counters.get(Counter::QuicRefused), 1);
+}
+
+#[test]
+fn an_initial_behind_another_packet_is_read_on_a_decided_flow() {
+    let policy = both();
+    let mut p = Pipeline::new(PipelineConfig::default());
+    assert_eq!(run(&mut p, &policy, &flight("ok.example", OTHER, false, 40025)), [PASS]);
+    // A 0-RTT-like packet, then the blocked Initial, in one datagram.
+    let zero_rtt = [0xd0, 0, 0, 0, 1, 8, 1, 2, 3, 4, 5, 6, 7, 8, 0, 5, 1, 2, 3, 4, 5];
+    let message = client_hello_message("www.bad.example", false, &mut SmallRng::seed_from_u64(6));
+    let initial =
+        initial_packet(&InitialSpec::new(Version::V1, DCID), &crate::tls::quic::build::crypto_frame(0, &message), 1000);
+    let datagram = [&zero_rtt[..], &initial].concat();
+    assert_eq!(run(&mut p, &policy, &[build::udp_v4(CLIENT, SERVER, 40025, 443, &datagram)]), [DROP]);
+    // Counted as a connection read: pending and decided twice.
+    assert_eq!((p.counters.get(Counter::QuicPending), p.counters.get(Counter::QuicDecided)), (2, 2));
+}
+
+#[test]
+fn a_retry_lets_the_hello_continue_under_the_new_connection_id() {
+    let policy = both();
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let first = flight("x.bad.example", DCID, true, 40026);
+    assert_eq!(run(&mut p, &policy, &first[..1]), [PASS]);
+    // The server's Retry (its new ID 0x0a.., a token), then the client's Initials to it.
+    let new_cid: &[u8] = b"\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11";
+    let retry =
+        [&[0xf0, 0, 0, 0, 1, 8][..], b"\x01\x02\x03\x04\x05\x06\x07\x08", &[8], new_cid, b"tok", &[0; 16]].concat();
+    assert_eq!(run(&mut p, &policy, &[build::udp_v4(SERVER, CLIENT, 443, 40026, &retry)]), [PASS]);
+    let message = client_hello_message("x.bad.example", true, &mut SmallRng::seed_from_u64(6));
+    let retried: Vec<Vec<u8>> = message
+        .chunks(1000)
+        .enumerate()
+        .map(|(n, chunk)| {
+            let mut spec = InitialSpec::new(Version::V1, new_cid);
+            spec.token = b"tok";
+            spec.packet_number = n as u64;
+            let frame = crate::tls::quic::build::crypto_frame((n * 1000) as u64, chunk);
+            build::udp_v4(CLIENT, SERVER, 40026, 443, &initial_packet(&spec, &frame, 1100))
+        })
+        .collect();
+    assert_eq!(run(&mut p, &policy, &retried), [PASS, DROP]);
+    assert_eq!(p.counters.get(Counter::QuicRefused), 0);
 }

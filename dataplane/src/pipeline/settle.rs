@@ -167,9 +167,11 @@ impl Pipeline {
 
         // 3. A connection waiting for its ClientHello: the client's bytes fed to it (a TCP
         //    connection's segments, a UDP connection's datagrams as QUIC Initials).
+        let start = usize::from(p.summary.payload_offset);
+        let payload = p.bytes.get(start..start + usize::from(p.summary.payload_len)).unwrap_or(&[]);
+        // A client datagram the QUIC reading refuses (`QuicFeed::Refused`): dropped, alone.
+        let mut refused = false;
         if e.pending() {
-            let start = usize::from(p.summary.payload_offset);
-            let payload = p.bytes.get(start..start + usize::from(p.summary.payload_len)).unwrap_or(&[]);
             let outcome = match hello {
                 HelloState::Tcp(hello) => {
                     if from_initiator && p.flags & tcp_flags::SYN != 0 {
@@ -196,11 +198,17 @@ impl Pipeline {
                         None
                     }
                 }
-                HelloState::Quic(q) if from_initiator => {
-                    let fed = q.feed(hellos, quic, payload);
-                    Read::of_quic(fed, q.version())
+                HelloState::Quic(q) if from_initiator => match q.feed(hellos, quic, payload) {
+                    QuicFeed::Refused(_) => {
+                        refused = true;
+                        None
+                    }
+                    fed => Read::of_quic(fed, q.version()),
+                },
+                HelloState::Quic(q) => {
+                    q.note_server_datagram(payload);
+                    None
                 }
-                HelloState::Quic(_) => None,
             };
             if let Some(read) = outcome {
                 let quic_flow = matches!(hello, HelloState::Quic(_));
@@ -209,21 +217,36 @@ impl Pipeline {
                 e.set_inspected();
                 hello.release(hellos);
             }
-        } else if e.watches_quic() && from_initiator && quic_long_header(p.summary, p.bytes) {
-            // 4. A decided UDP flow that TLS rules concern, and a client datagram in QUIC's
-            //    long form: it may start another QUIC connection on these ports (or the first,
-            //    after datagrams that were not QUIC). Its hello, once read, decides the flow;
-            //    until then the flow's verdict stands.
-            if let HelloState::Quic(q) = hello {
-                let start = usize::from(p.summary.payload_offset);
-                let payload = p.bytes.get(start..start + usize::from(p.summary.payload_len)).unwrap_or(&[]);
-                let fed = q.feed_again(hellos, quic, payload);
-                if let Some(read) = Read::of_quic(fed, q.version()) {
+        } else if let (true, HelloState::Quic(q)) = (e.watches_quic() && quic_long_header(p.summary, p.bytes), hello) {
+            // 4. A decided UDP flow that TLS rules concern, and a datagram in QUIC's long form:
+            //    from the client it may start another QUIC connection on these ports (or the
+            //    first, after datagrams that were not QUIC). That hello is read too, and may
+            //    only tighten the flow's verdict: a DROP stands whatever a later hello says
+            //    (else a decoy hello would let a blocked connection's retransmissions through).
+            if from_initiator {
+                let (fed, started) = q.feed_again(hellos, quic, payload);
+                counters.add(Counter::QuicPending, u64::from(started));
+                let read = match fed {
+                    QuicFeed::Refused(_) => {
+                        refused = true;
+                        None
+                    }
+                    fed => Read::of_quic(fed, q.version()),
+                };
+                if let Some(read) = read {
                     let d = decide_read(policy, p.summary, read, *tls_fail, counters, true, on_hello);
-                    e.set_decision(d, generation);
-                    hello.release(hellos);
+                    if d.action == Action::Drop {
+                        e.set_decision(d, generation);
+                    }
+                    q.release(hellos);
                 }
+            } else {
+                q.note_server_datagram(payload);
             }
+        }
+        if refused {
+            counters.add(Counter::QuicRefused, 1);
+            return (Verdict::of(Decision::new(Action::Drop, None)), created);
         }
         (Verdict::of(e.decision()), created)
     }
@@ -315,6 +338,8 @@ impl<'p> Read<'p> {
             QuicFeed::Complete(h) => Some(Read::Hello(h, version)),
             QuicFeed::NotInitial => Some(Read::NotTls),
             QuicFeed::Invalid(_) | QuicFeed::PoolExhausted => Some(Read::Failed),
+            // Handled by the caller (the datagram alone is dropped).
+            QuicFeed::Refused(_) => None,
         }
     }
 }

@@ -8,8 +8,11 @@
 //! (the version and DCID its keys come from, the largest packet number, a slot index) and
 //! feeds it each client datagram with [`QuicHello::feed`].
 //!
-//! A datagram's CRYPTO frames are placed by offset, in any order; bytes that overlap bytes
-//! already present must be equal ([`QuicError::Conflict`] otherwise). While a flow holds no
+//! A datagram's CRYPTO frames are placed by offset, in any order; a datagram whose bytes
+//! disagree with bytes already present is refused ([`QuicFeed::Refused`]: the pipeline drops
+//! it alone), as is one carrying another connection's Initial. An Initial no server can open
+//! (wrong keys, a cut header) is skipped; only what a server would read and we cannot (a
+//! forbidden frame in an authenticated packet, the bounds) fails the reading. While a flow holds no
 //! slot its datagram is assembled in the scratch stream: a hello complete within one
 //! datagram (the common case, however its frames are split or shuffled) never takes a slot.
 //! A hello left incomplete is copied into a slot, which later datagrams fill.
@@ -171,17 +174,37 @@ pub enum QuicFeed<'p> {
     PoolExhausted,
     /// The hello was already delivered by an earlier `feed`.
     Finished,
+    /// The pipeline must drop this datagram (and only it); the reading goes on. UDP datagrams
+    /// are independent: a server reads the ones it gets whatever we thought of the others, so
+    /// one we cannot take into the hello being read must not reach it.
+    Refused(Refusal),
 }
 
-/// What a datagram held.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Why a datagram is refused ([`QuicFeed::Refused`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Refusal {
+    /// An Initial of another connection (another Destination Connection ID, opening with keys
+    /// of its own) while this flow's hello is being read. One hello is read at a time, and a
+    /// client does not interleave two connections' first flights on one 5-tuple; passing it
+    /// unread would hand the server a hello nobody inspected.
+    OtherConnection,
+    /// CRYPTO data that disagrees with bytes already read at the same offsets: the server
+    /// could keep either version, so it only ever gets the one read.
+    Disagrees,
+}
+
+/// What a datagram held (in increasing order of what it tells).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Seen {
     /// No version 1/2 long-header packet.
     Nothing,
-    /// Version 1/2 long-header packets, none an Initial.
+    /// Version 1/2 long-header packets, no Initial that opens (0-RTT overtaking the Initial;
+    /// an Initial no server can open, which is skipped as the server skips it).
     OtherQuic,
-    /// At least one Initial (all opened).
+    /// At least one Initial opened.
     Initial,
+    /// A datagram to refuse ([`QuicFeed::Refused`]).
+    Refused(Refusal),
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -210,9 +233,13 @@ pub struct QuicHello {
     slot: u16,
     /// One more than the largest packet number opened; 0 before any.
     next_pn: u32,
-    /// Client datagrams fed so far (up to [`MAX_DATAGRAMS`]).
+    /// Client datagrams fed so far (up to [`MAX_DATAGRAMS`]), and [`RETRY_SEEN`].
     datagrams: u8,
 }
+
+/// In `QuicHello::datagrams`: the server answered with a Retry, so one Initial to a new
+/// Destination Connection ID, carrying the Retry's token, continues the connection.
+const RETRY_SEEN: u8 = 0x80;
 
 impl Default for QuicHello {
     fn default() -> Self {
@@ -275,7 +302,6 @@ impl QuicHello {
         QuicFeed::Invalid(e)
     }
 
-    /// Feed one client->server UDP datagram (its payload).
     /// Feed one client->server UDP datagram (its payload); a hello that spans datagrams takes
     /// a slot of `pool`.
     pub fn feed<'p>(
@@ -292,12 +318,13 @@ impl QuicHello {
             Phase::PoolExhausted => return QuicFeed::PoolExhausted,
         }
         let (data, book) = pool.parts_mut();
-        self.datagrams = self.datagrams.saturating_add(1);
-        if self.datagrams > MAX_DATAGRAMS {
+        self.datagrams += 1;
+        if self.datagrams & !RETRY_SEEN > MAX_DATAGRAMS {
             return self.fail(book, QuicError::Unfinished);
         }
         match self.absorb(data, scratch, datagram) {
             Ok(Seen::Initial) => {}
+            Ok(Seen::Refused(r)) => return QuicFeed::Refused(r),
             Ok(Seen::Nothing) if self.phase == Phase::Idle => {
                 self.phase = Phase::NotInitial;
                 return QuicFeed::NotInitial;
@@ -340,35 +367,45 @@ impl QuicHello {
     }
 
     /// Feed a client datagram of a flow already decided (by this hello, or as not QUIC): it may
-    /// begin another QUIC connection on the same ports, whose hello is read as the first was.
-    /// Initials of the connection already read (its DCID), and datagrams that open no Initial
-    /// with keys of their own DCID (the first connection's later Initials, sent to the
-    /// server's chosen ID under the first keys; forgeries the server cannot open either) leave
-    /// the state as it was and give `NeedMore`.
+    /// begin another QUIC connection on the same ports, whose hello is then read as the first
+    /// was. A datagram whose first Initial is sent to the DCID read last (that connection's
+    /// retransmissions), or opens with no keys of its own (the first connection's later
+    /// Initials, sent to the server's chosen ID under its keys; forgeries no server opens),
+    /// leaves the state as it was and gives `NeedMore`. While a second hello is being read, it
+    /// is fed as the first was. The flag says whether this datagram started a new reading.
     pub fn feed_again<'p>(
         &mut self,
         pool: &'p mut HelloBufferPool,
         scratch: &'p mut QuicScratch,
         datagram: &[u8],
-    ) -> QuicFeed<'p> {
+    ) -> (QuicFeed<'p>, bool) {
         if !self.is_done() {
-            // A second hello being read: go on with it.
-            return self.feed(pool, scratch, datagram);
+            return (self.feed(pool, scratch, datagram), false);
         }
-        let first_dcid = match Packets::new(datagram).next() {
-            Some(Ok(p)) if p.packet_type() == PacketType::Initial => p.dcid(),
-            _ => return QuicFeed::NeedMore,
-        };
-        if self.phase == Phase::Complete && first_dcid == self.original_dcid() {
-            return QuicFeed::NeedMore;
+        let first_initial =
+            Packets::new(datagram).map_while(Result::ok).find(|p| p.packet_type() == PacketType::Initial);
+        match first_initial {
+            Some(p) if p.dcid() != self.original_dcid() => {}
+            _ => return (QuicFeed::NeedMore, false),
         }
         let mut fresh = QuicHello::new();
         let fed = fresh.feed(pool, scratch, datagram);
-        match fed {
-            QuicFeed::Invalid(QuicError::Decrypt) | QuicFeed::NotInitial => QuicFeed::NeedMore,
-            fed => {
-                *self = fresh;
-                fed
+        if fresh.phase == Phase::Idle {
+            // Nothing opened: not a connection a server would start.
+            return (QuicFeed::NeedMore, false);
+        }
+        *self = fresh;
+        (fed, true)
+    }
+
+    /// A datagram from the server while the hello is read: a Retry lets one Initial continue
+    /// the connection under a new Destination Connection ID (with the Retry's token).
+    pub fn note_server_datagram(&mut self, datagram: &[u8]) {
+        if self.phase == Phase::Collecting {
+            if let Some(Ok(p)) = Packets::new(datagram).next() {
+                if p.packet_type() == PacketType::Retry && p.version() == self.version {
+                    self.datagrams |= RETRY_SEEN;
+                }
             }
         }
     }
@@ -410,43 +447,74 @@ impl QuicHello {
         };
         let mut seen = Seen::Nothing;
         for p in Packets::new(datagram) {
-            let p = p?;
+            // A header no server can read ends the walk (it drops the rest as well).
+            let Ok(p) = p else {
+                seen = seen.max(Seen::OtherQuic);
+                break;
+            };
             if p.packet_type() != PacketType::Initial {
-                if seen == Seen::Nothing {
-                    seen = Seen::OtherQuic;
-                }
+                seen = seen.max(Seen::OtherQuic);
                 continue;
             }
-            if self.phase == Phase::Idle {
-                self.version = p.version();
-                self.adopt_dcid(p.dcid());
-                self.phase = Phase::Collecting;
-            } else if p.version() != self.version {
-                return Err(QuicError::VersionChanged);
-            }
-            seen = Seen::Initial;
-            let k = cached_keys(last_keys, self.version, self.original_dcid())?;
-            let largest = self.next_pn.checked_sub(1).map(u64::from);
-            let opened = match k.open(&p, largest, packet) {
-                Ok(o) => o,
-                Err(QuicError::Decrypt) if !p.token().is_empty() && p.dcid() != self.original_dcid() => {
-                    // After a Retry the client's keys come from the Retry's connection ID
-                    // (RFC 9001 section 5.2) and its Initials carry the Retry token: adopt
-                    // the new ID if the packet opens with it, and start the stream afresh.
-                    let k = cached_keys(last_keys, self.version, p.dcid())?;
-                    let opened = k.open(&p, None, packet)?;
-                    self.adopt_dcid(p.dcid());
-                    *stream_pieces = Pieces::default();
-                    self.next_pn = 0;
-                    opened
+            let opened = if self.phase == Phase::Idle {
+                // The first Initial that opens makes the connection: its version and DCID.
+                let k = cached_keys(last_keys, p.version(), p.dcid())?;
+                match k.open(&p, None, packet) {
+                    Ok(o) => {
+                        self.version = p.version();
+                        self.adopt_dcid(p.dcid());
+                        self.phase = Phase::Collecting;
+                        o
+                    }
+                    Err(QuicError::Decrypt) => {
+                        seen = seen.max(Seen::OtherQuic);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
+            } else {
+                // The connection's Initials open with its keys, whatever DCID they are sent to
+                // (the client moves to the server's chosen ID once it answers).
+                let k = cached_keys(last_keys, self.version, self.original_dcid())?;
+                let largest = self.next_pn.checked_sub(1).map(u64::from);
+                match k.open(&p, largest, packet) {
+                    Ok(o) => o,
+                    Err(QuicError::Decrypt) => {
+                        let own = cached_keys(last_keys, p.version(), p.dcid())?;
+                        match own.open(&p, None, packet) {
+                            // After a Retry the client's keys come from the Retry's connection
+                            // ID (RFC 9001 section 5.2) and its Initials carry the Retry token:
+                            // adopt the new ID and start the stream afresh.
+                            Ok(o) if self.datagrams & RETRY_SEEN != 0 && !p.token().is_empty() => {
+                                self.datagrams &= !RETRY_SEEN;
+                                self.version = p.version();
+                                self.adopt_dcid(p.dcid());
+                                *stream_pieces = Pieces::default();
+                                self.next_pn = 0;
+                                o
+                            }
+                            // Another connection's Initial.
+                            Ok(_) => return Ok(Seen::Refused(Refusal::OtherConnection)),
+                            // No server opens it (forged, corrupt): skipped, as it skips it.
+                            Err(QuicError::Decrypt) => {
+                                seen = seen.max(Seen::OtherQuic);
+                                continue;
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
             };
+            seen = Seen::Initial;
             let pn = u32::try_from(opened.packet_number).unwrap_or(u32::MAX - 1);
             self.next_pn = self.next_pn.max(pn + 1);
             for f in CryptoFrames::new(opened.payload) {
                 let f = f?;
-                place(buf, stream_pieces, f.offset, f.data)?;
+                match place(buf, stream_pieces, f.offset, f.data) {
+                    Err(QuicError::Conflict) => return Ok(Seen::Refused(Refusal::Disagrees)),
+                    placed => placed?,
+                }
             }
         }
         Ok(seen)

@@ -14,7 +14,7 @@
 //!    scratch buffer.
 //! 3. [`frames`]: PADDING, PING, ACK and CRYPTO frames; any other frame is a failure.
 //! 4. [`assembly`]: the CRYPTO stream is placed by offset (any order, across packets and
-//!    datagrams, duplicates must agree) into a bounded buffer; once bytes `0..n` hold a whole
+//!    datagrams; a datagram that disagrees with bytes already read is refused) into a bounded buffer; once bytes `0..n` hold a whole
 //!    handshake message it is parsed by [`super::parse_handshake`].
 //!
 //! The pipeline keeps a small `Copy` [`QuicHello`] per UDP flow and one [`QuicScratch`] per
@@ -30,7 +30,7 @@ pub mod frames;
 pub mod packet;
 pub mod protection;
 
-pub use assembly::{QuicFeed, QuicHello, QuicScratch};
+pub use assembly::{QuicFeed, QuicHello, QuicScratch, Refusal};
 pub use packet::{LongPacket, PacketType, Packets, Version};
 pub use protection::{InitialKeys, Opened};
 
@@ -46,9 +46,9 @@ pub const MAX_INITIAL_LEN: usize = 2048;
 /// failure (`tls_fail`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum QuicError {
-    /// A version 1/2 long header whose fields run past the datagram or break the version's
-    /// limits (connection ID over 20 bytes, Length shorter than the packet number and sample),
-    /// or an opened Initial whose reserved header bits are set.
+    /// An opened Initial whose reserved header bits are set (a server closes the connection).
+    /// A header whose fields run past the datagram or break the version's limits is skipped
+    /// by the reading, as a server skips it.
     Malformed,
     /// The Initial is longer than [`MAX_INITIAL_LEN`].
     PacketTooLong,
@@ -56,14 +56,13 @@ pub enum QuicError {
     Decrypt,
     /// A frame other than PADDING, PING, ACK or CRYPTO, or a truncated frame.
     Frame,
-    /// Overlapping CRYPTO data that disagrees with bytes already received.
+    /// Overlapping CRYPTO data that disagrees with bytes already received (the datagram is
+    /// refused: [`assembly::Refusal::Disagrees`]).
     Conflict,
     /// The CRYPTO stream arrived in more disjoint pieces than a flow tracks.
     Fragmented,
     /// CRYPTO data beyond the bound (the ClientHello would exceed 16 KB).
     Overflow,
-    /// A later Initial of the flow carries another version than the first.
-    VersionChanged,
     /// The handshake message is not a well-formed ClientHello.
     Hello(super::InvalidHello),
     /// No complete ClientHello within the client's first [`assembly::MAX_DATAGRAMS`] datagrams.
@@ -80,7 +79,6 @@ impl std::fmt::Display for QuicError {
             QuicError::Conflict => f.write_str("overlapping CRYPTO data disagrees"),
             QuicError::Fragmented => f.write_str("CRYPTO stream in too many pieces"),
             QuicError::Overflow => f.write_str("CRYPTO stream beyond the ClientHello bound"),
-            QuicError::VersionChanged => f.write_str("QUIC version changed between Initials"),
             QuicError::Hello(e) => write!(f, "QUIC ClientHello: {e}"),
             QuicError::Unfinished => {
                 write!(f, "no ClientHello within the first {} client datagrams", assembly::MAX_DATAGRAMS)

@@ -112,8 +112,10 @@ impl InitialKeys {
         largest_pn: Option<u64>,
         scratch: &'s mut [u8],
     ) -> Result<Opened<'s>, QuicError> {
+        // Keys of another version, or a packet too short for the packet number the mask gives:
+        // these keys do not open it (`Decrypt`; `Malformed` is for what a server rejects).
         if packet.packet_type() != PacketType::Initial || packet.version() != self.version {
-            return Err(QuicError::Malformed);
+            return Err(QuicError::Decrypt);
         }
         let len = packet.len();
         let buf = scratch.get_mut(..len).ok_or(QuicError::PacketTooLong)?;
@@ -137,7 +139,7 @@ impl InitialKeys {
             *n ^= p;
         }
         if len < pn_at + pn_len + TAG_LEN {
-            return Err(QuicError::Malformed);
+            return Err(QuicError::Decrypt);
         }
         let (header, payload) = buf.split_at_mut(pn_at + pn_len);
         let plain = self
