@@ -37,7 +37,7 @@ fn a_post_quantum_hello_over_two_segments_in_either_order_is_dropped_on_completi
     let completed = json!({
         "packet": 5, "verdict": "DROP", "rule": "no-curl", "reason": "sni",
         "tls": {"sni": "curl.example.com", "alpn": ["h2", "http/1.1"], "version": "1.3", "ech": true,
-                "ja3": "2b24c7ef88f77c3e03b2b51e5a1cb36f", "ja4": "t13d3113h2_e8f1e7e78f70_08edaaf7106f"}
+                "ja3": "2b24c7ef88f77c3e03b2b51e5a1cb36f", "ja4": "t13d3113h2_e8f1e7e78f70_08edaaf7106f", "quic": false}
     });
     for file in ["pq_split.pcap", "pq_out_of_order.pcap"] {
         let lines = classify(&rules, &capture(file));
