@@ -6,6 +6,9 @@
 #   REPLAY=old/pipeline_replay BIN=old/dataplane scripts/instructions.sh
 #                                           # count prebuilt binaries (e.g. the build before a
 #                                           # change) instead of building this tree's
+#   QUIC_RATIO=0.05 scripts/instructions.sh # bench.sh's second row: that share of connections
+#                                           # QUIC (the traffic then made by GEN=, default this
+#                                           # tree's dataplane, as older builds lack the option)
 # Builds go to $CARGO_TARGET_DIR (default: target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +30,13 @@ elif [ -z "${BIN:-}" ]; then
 fi
 bin="${BIN:-$target/release/dataplane}"
 replay="${REPLAY:-$target/release/examples/pipeline_replay}"
-"$bin" gen --out "$work/traffic.pcap" --packets "$PACKETS" --flows "$FLOWS" --tls-ratio 0.05 --ipv6-ratio 0.2 > /dev/null
+if [ -n "${QUIC_RATIO:-}" ]; then
+  [ -n "${GEN:-}" ] || cargo build --release -q -p dataplane --bin dataplane
+  "${GEN:-$target/release/dataplane}" gen --out "$work/traffic.pcap" --packets "$PACKETS" --flows "$FLOWS" \
+    --tls-ratio 0.05 --quic-ratio "$QUIC_RATIO" --ipv6-ratio 0.2 > /dev/null
+else
+  "$bin" gen --out "$work/traffic.pcap" --packets "$PACKETS" --flows "$FLOWS" --tls-ratio 0.05 --ipv6-ratio 0.2 > /dev/null
+fi
 python3 scripts/gen_rules.py "$work/rules.json" --cidr 10000 --sni 1000 > /dev/null
 capacity=$(( FLOWS * 2 > 1024 ? FLOWS * 2 : 1024 ))
 # Only `replay` (the passes over known flows) is counted; the warm-up pass is left out.
@@ -37,6 +46,7 @@ valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" --compress-
   > "$work/replay.log" 2> "$work/valgrind.log"
 cat "$work/replay.log"
 callgrind_annotate --inclusive=yes "$work/callgrind.out" > "$work/annotated.txt"
+[ -z "${KEEP:-}" ] || cp "$work/annotated.txt" "$KEEP"
 python3 - "$work/annotated.txt" "$(( PACKETS * PASSES ))" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()

@@ -88,6 +88,9 @@ const HELLO_BASE_KNOWN: u8 = 32;
 /// not know): its start was not seen, so client bytes that do not begin a ClientHello follow
 /// `tls_fail`, and a new policy generation decides it as a pickup again.
 const PICKED_UP: u8 = 64;
+/// A decided UDP flow reading a second QUIC hello (see [`QUIC_WATCH`]): the server's datagrams
+/// matter to it (a Retry). The bit a TCP flow uses for [`HELLO_BASE_KNOWN`].
+const QUIC_READING: u8 = HELLO_BASE_KNOWN;
 /// A UDP flow that TLS rules concern: each client datagram that begins with a QUIC long
 /// header is looked at, even once the flow is decided. UDP datagrams are independent: a
 /// client may send junk first (the flow decided as not QUIC) and its Initial next, or start a
@@ -140,10 +143,26 @@ impl FlowEntry {
         self.bits & (PENDING | QUIC_WATCH) == 0
     }
 
+    /// A UDP flow: its ClientHello, if any, comes in QUIC Initials.
+    #[inline]
+    pub fn is_udp(&self) -> bool {
+        self.key.protocol() == crate::wire::ip_proto::UDP
+    }
+
     /// A UDP flow that TLS rules concern (see [`QUIC_WATCH`]).
     #[inline(always)]
     pub fn watches_quic(&self) -> bool {
         self.bits & QUIC_WATCH != 0
+    }
+
+    /// A decided UDP flow reading a second QUIC hello (see [`QUIC_READING`]).
+    #[inline(always)]
+    pub fn reads_quic(&self) -> bool {
+        self.bits & QUIC_READING != 0 && self.is_udp()
+    }
+
+    pub fn set_reads_quic(&mut self, on: bool) {
+        self.set(QUIC_READING, on);
     }
 
     pub fn set_watches_quic(&mut self, on: bool) {
@@ -584,10 +603,26 @@ impl FlowTable {
         self.entries.get_mut(slot.0 as usize)
     }
 
-    /// The entry at `slot` and its ClientHello reassembly state.
-    pub fn entry_and_hello_mut(&mut self, slot: Slot) -> Option<(&mut FlowEntry, &mut HelloState)> {
+    /// The entry at `slot`, and a handle on its ClientHello reassembly state that reads it
+    /// only when asked (the states are a parallel array: a packet of a decided flow on the
+    /// general path should not pay a cache miss for one it does not need).
+    pub fn entry_and_hello_mut(&mut self, slot: Slot) -> Option<(&mut FlowEntry, HelloOf<'_>)> {
         let index = slot.0 as usize;
-        self.entries.get_mut(index).zip(self.hellos.get_mut(index))
+        let e = self.entries.get_mut(index)?;
+        Some((e, HelloOf { hellos: &mut self.hellos, index }))
+    }
+}
+
+/// The ClientHello reassembly state of one entry, read on demand ([`HelloOf::get`]).
+pub struct HelloOf<'t> {
+    hellos: &'t mut HugeArray<HelloState>,
+    index: usize,
+}
+
+impl HelloOf<'_> {
+    #[inline]
+    pub fn get(&mut self) -> Option<&mut HelloState> {
+        self.hellos.get_mut(self.index)
     }
 }
 

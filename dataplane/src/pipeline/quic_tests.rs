@@ -318,3 +318,21 @@ fn a_retry_lets_the_hello_continue_under_the_new_connection_id() {
     assert_eq!(run(&mut p, &policy, &retried), [PASS, DROP]);
     assert_eq!(p.counters.get(Counter::QuicRefused), 0);
 }
+
+#[test]
+fn a_second_hello_read_across_a_new_generation_keeps_its_pieces() {
+    let mut old = both();
+    old.set_generation(1);
+    let mut new = both();
+    new.set_generation(2);
+    let mut p = Pipeline::new(PipelineConfig::default());
+    assert_eq!(run(&mut p, &old, &flight("ok.example", OTHER, false, 40027)), [PASS]);
+    let split = flight("x.bad.example", DCID, true, 40027);
+    assert_eq!(run(&mut p, &old, &split[..1]), [PASS]);
+    assert_eq!(p.hellos.available(), p.hellos.capacity() - 1, "the first half waits in a buffer");
+    // The server's answer under the new generation: the flow is re-decided, the reading and
+    // its buffer stay; the second half completes the hello.
+    assert_eq!(run(&mut p, &new, &[build::udp_v4(SERVER, CLIENT, 443, 40027, b"\xc0answer")]), [PASS]);
+    assert_eq!(run(&mut p, &new, &split[1..]), [DROP]);
+    assert_eq!(p.hellos.available(), p.hellos.capacity());
+}

@@ -118,7 +118,7 @@ impl Pipeline {
         }
         let Some((slot, created)) = entry else { return (self.settle_untracked(policy, p, f, pickup), false) };
         let Pipeline { flows, hellos, quic, counters, tls_fail, midstream, .. } = self;
-        let Some((e, hello)) = flows.entry_and_hello_mut(slot) else { return (Verdict::default(), created) };
+        let Some((e, mut hello_of)) = flows.entry_and_hello_mut(slot) else { return (Verdict::default(), created) };
 
         // 2. Its decision, when the flow is new or an older policy decided it.
         if created || e.generation != generation {
@@ -153,13 +153,17 @@ impl Pipeline {
             } else {
                 e.set_decision(d, generation);
             }
-            let quic_flow = matches!(hello, HelloState::Quic(_));
+            let quic_flow = e.is_udp();
             e.set_watches_quic(quic_flow && d.pending);
             if e.pending() && !was_pending {
                 counters.add(if quic_flow { Counter::QuicPending } else { Counter::TlsPending }, 1);
             }
-            if !e.pending() {
-                hello.release(hellos);
+            // A buffer goes back once no hello is read (a second QUIC hello being read on a
+            // watched flow keeps its buffer across generations).
+            if !(e.pending() || e.watches_quic() && e.reads_quic()) {
+                if let Some(hello) = hello_of.get() {
+                    hello.release(hellos);
+                }
             }
         }
         e.observe(p.forward, p.flags, now_ms);
@@ -172,6 +176,7 @@ impl Pipeline {
         // A client datagram the QUIC reading refuses (`QuicFeed::Refused`): dropped, alone.
         let mut refused = false;
         if e.pending() {
+            let Some(hello) = hello_of.get() else { return (Verdict::of(e.decision()), created) };
             let outcome = match hello {
                 HelloState::Tcp(hello) => {
                     if from_initiator && p.flags & tcp_flags::SYN != 0 {
@@ -211,13 +216,13 @@ impl Pipeline {
                 }
             };
             if let Some(read) = outcome {
-                let quic_flow = matches!(hello, HelloState::Quic(_));
-                let d = decide_read(policy, p.summary, read, *tls_fail, counters, quic_flow, on_hello);
+                let d = decide_read(policy, p.summary, read, *tls_fail, counters, e.is_udp(), on_hello);
                 e.set_decision(d, generation);
                 e.set_inspected();
                 hello.release(hellos);
             }
-        } else if let (true, HelloState::Quic(q)) = (e.watches_quic() && quic_long_header(p.summary, p.bytes), hello) {
+        } else if e.watches_quic() && (from_initiator || e.reads_quic()) && quic_long_header(p.summary, p.bytes) {
+            let Some(HelloState::Quic(q)) = hello_of.get() else { return (Verdict::of(e.decision()), created) };
             // 4. A decided UDP flow that TLS rules concern, and a datagram in QUIC's long form:
             //    from the client it may start another QUIC connection on these ports (or the
             //    first, after datagrams that were not QUIC). That hello is read too, and may
@@ -240,6 +245,7 @@ impl Pipeline {
                     }
                     q.release(hellos);
                 }
+                e.set_reads_quic(!q.is_done());
             } else {
                 q.note_server_datagram(payload);
             }
