@@ -20,7 +20,7 @@ use crate::policy::compile::{Decision, Query, RuleId};
 use crate::policy::{Action, CompiledPolicy};
 use crate::tls::quic::{QuicScratch, Version as QuicVersion};
 use crate::tls::{ClientHello, HelloBufferPool};
-use crate::wire::{ip_proto, tcp_flags, IpPair, MalformedCause, PacketSummary};
+use crate::wire::{ip_proto, tcp_flags, Fragment, IpPair, MalformedCause, PacketSummary};
 use burst::{Asking, Burst, StageArrays};
 use flow::{FlowTable, FlowTimeouts};
 use fragments::{FragmentConfig, FragmentTable};
@@ -106,11 +106,14 @@ impl HelloObserver for () {
     fn hello(&mut self, _: usize, _: &ClientHello<'_>, _: Option<QuicVersion>) {}
 }
 
-/// Whether a UDP packet's payload begins with a QUIC long header (the form of an Initial): a
-/// flow watching for QUIC reads such a datagram (`FlowEntry::watches_quic`).
+/// Whether a UDP packet's payload begins with a QUIC long header (the form of an Initial), or
+/// may: a first fragment, whose datagram the server reads whole (its first fragment may hold
+/// no payload byte at all). A flow watching for QUIC reads such a datagram
+/// (`FlowEntry::watches_quic`).
 #[inline(always)]
 fn quic_long_header(p: &PacketSummary, bytes: &[u8]) -> bool {
-    p.payload_len > 0 && bytes.get(usize::from(p.payload_offset)).is_some_and(|b| b & 0x80 != 0)
+    p.fragment == Fragment::First
+        || p.payload_len > 0 && bytes.get(usize::from(p.payload_offset)).is_some_and(|b| b & 0x80 != 0)
 }
 
 /// What the caller lends the fast path: cache prefetches, and marks at the end of each step

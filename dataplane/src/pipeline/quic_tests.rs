@@ -336,3 +336,417 @@ fn a_second_hello_read_across_a_new_generation_keeps_its_pieces() {
     assert_eq!(run(&mut p, &new, &split[1..]), [DROP]);
     assert_eq!(p.hellos.available(), p.hellos.capacity());
 }
+
+// Adversarial review: a client that wants a blocked name's ClientHello to reach an honest
+// QUIC server through the gateway. Each test asserts the secure outcome.
+
+use super::flow::FlowTimeouts;
+use crate::tls::quic::build::crypto_frame;
+use crate::wire::build::{udp_segment_v4, udp_segment_v6};
+use crate::wire::fragment_build::{ipv4_fragments, ipv6_fragments, Piece};
+use crate::wire::ip_proto;
+
+/// `run`, every frame at `now_ms`.
+fn run_at(p: &mut Pipeline, policy: &CompiledPolicy, frames: &[Vec<u8>], now_ms: u64) -> Vec<(Action, Option<u32>)> {
+    frames
+        .iter()
+        .map(|f| {
+            let mut v = [Verdict::default()];
+            p.process_burst(policy, std::slice::from_ref(f), now_ms, &mut v);
+            (v[0].action, v[0].rule)
+        })
+        .collect()
+}
+
+/// One client datagram (UDP payload) of port `sport`.
+fn client(sport: u16, payload: &[u8]) -> Vec<u8> {
+    build::udp_v4(CLIENT, SERVER, sport, 443, payload)
+}
+
+/// A complete blocked ClientHello in one Initial to `dcid` (`spec` tweaks the header).
+fn blocked_initial(spec: &InitialSpec<'_>) -> Vec<u8> {
+    let message = client_hello_message("www.bad.example", false, &mut SmallRng::seed_from_u64(7));
+    initial_packet(spec, &crypto_frame(0, &message), 1100)
+}
+
+const FAILS: [TlsFail; 2] = [TlsFail::Open, TlsFail::Closed];
+
+fn config(tls_fail: TlsFail) -> PipelineConfig {
+    PipelineConfig { tls_fail, ..PipelineConfig::default() }
+}
+
+#[test]
+fn a_fragmented_initial_never_reaches_the_server_unread() {
+    // QUIC datagrams must not be fragmented (RFC 9000 section 14), but a server reassembles
+    // and reads one. The first fragment holds only part of the Initial (or only the UDP
+    // header): what the gateway reads of it is not what the server reads.
+    let policy = both();
+    let initial = blocked_initial(&InitialSpec::new(Version::V1, DCID));
+    let segment = udp_segment_v4(CLIENT, SERVER, 40100, 443, &initial);
+    let segment6 = udp_segment_v6(CLIENT6, SERVER6, 40100, 443, &initial);
+    let ok_message = client_hello_message("ok.example", false, &mut SmallRng::seed_from_u64(6));
+    let ok_datagram = first_flight(Version::V1, OTHER, &ok_message).remove(0);
+    let ok_v4 = vec![build::udp_v4(CLIENT, SERVER, 40100, 443, &ok_datagram)];
+    let ok_v6 = vec![build::udp_v6(CLIENT6, SERVER6, 40100, 443, &ok_datagram)];
+    for cut in [8, 200] {
+        let pieces = [Piece { start: 0, end: cut, more: true }, Piece { start: cut, end: segment.len(), more: false }];
+        for fail in FAILS {
+            for (frames, ok) in [
+                (ipv4_fragments(CLIENT, SERVER, ip_proto::UDP, 7, &segment, &pieces), &ok_v4),
+                (ipv6_fragments(CLIENT6, SERVER6, ip_proto::UDP, 7, &segment6, &pieces), &ok_v6),
+            ] {
+                // On a new flow.
+                let mut p = Pipeline::new(config(fail));
+                let v = run(&mut p, &policy, &frames);
+                assert!(v.iter().all(|v| v.0 == Action::Drop), "cut {cut}, {fail:?}: {v:?}");
+                // On a flow an allowed hello decided.
+                let mut p = Pipeline::new(config(fail));
+                assert_eq!(run(&mut p, &policy, ok), [PASS]);
+                let v = run(&mut p, &policy, &frames);
+                assert!(v.iter().all(|v| v.0 == Action::Drop), "decided, cut {cut}, {fail:?}: {v:?}");
+            }
+        }
+    }
+}
+
+const CLIENT6: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10];
+const SERVER6: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5];
+
+#[test]
+fn ipv6_initials_are_read_as_ipv4_ones() {
+    let policy = both();
+    let message = client_hello_message("www.bad.example", true, &mut SmallRng::seed_from_u64(6));
+    let frames: Vec<Vec<u8>> = first_flight(Version::V2, DCID, &message)
+        .iter()
+        .map(|d| build::udp_v6(CLIENT6, SERVER6, 40101, 443, d))
+        .collect();
+    let mut p = Pipeline::new(PipelineConfig::default());
+    assert_eq!(run(&mut p, &policy, &frames), [PASS, DROP]);
+    assert_eq!(p.hellos.available(), p.hellos.capacity());
+}
+
+#[test]
+fn another_connections_initial_coalesced_behind_a_known_one_is_refused_on_a_decided_flow() {
+    // Coalesced packets with different connection IDs: a server reads the ones whose ID is
+    // the first packet's, or (not following RFC 9000's SHOULD) each by its own ID.
+    let policy = both();
+    for fail in FAILS {
+        let mut p = Pipeline::new(config(fail));
+        let message = client_hello_message("ok.example", false, &mut SmallRng::seed_from_u64(6));
+        let ok = first_flight(Version::V1, OTHER, &message);
+        assert_eq!(run(&mut p, &policy, &[client(40102, &ok[0])]), [PASS]);
+        let blocked = blocked_initial(&InitialSpec::new(Version::V1, DCID));
+        let zero_rtt = [0xd0, 0, 0, 0, 1, 8, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0, 5, 1, 2, 3, 4, 5];
+        // The known connection's Initial first, the blocked one behind it.
+        let behind = [&ok[0][..], &blocked].concat();
+        assert_eq!(run(&mut p, &policy, &[client(40102, &behind)])[0].0, Action::Drop, "{fail:?}");
+        // A 0-RTT packet of the blocked connection first (the server routes by it), the known
+        // Initial, then the blocked Initial.
+        let routed = [&zero_rtt[..], &ok[0], &blocked].concat();
+        assert_eq!(run(&mut p, &policy, &[client(40102, &routed)])[0].0, Action::Drop, "{fail:?}");
+        // The blocked Initial first is read as before.
+        let first = [&blocked[..], &ok[0]].concat();
+        assert_eq!(run(&mut p, &policy, &[client(40102, &first)])[0].0, Action::Drop, "{fail:?}");
+        assert_eq!(p.hellos.available(), p.hellos.capacity());
+    }
+}
+
+/// An Initial of `len` bytes to `dcid` that opens with no keys (a forgery no server opens).
+fn forged_initial(dcid: &[u8]) -> Vec<u8> {
+    let mut spec = InitialSpec::new(Version::V1, dcid);
+    spec.key_dcid = b"\xee\xee\xee\xee\xee\xee\xee\xee";
+    spec.scid = &[];
+    initial_packet(&spec, &[1], 4)
+}
+
+#[test]
+fn initials_under_many_connection_ids_cost_a_bounded_number_of_key_derivations() {
+    // Each Initial under an unknown connection ID costs a key derivation (~1.3 µs); a
+    // datagram of tiny Initials, each to another ID, would cost a hundred. A client sends one
+    // connection's packets per datagram: past a few IDs the datagram is refused unread.
+    let policy = both();
+    let ids: Vec<[u8; 8]> = (0..30u8).map(|n| [n, 1, 2, 3, 4, 5, 6, n]).collect();
+    let spray: Vec<u8> = ids.iter().flat_map(|id| forged_initial(id)).collect();
+    assert!(spray.len() < 1500, "{}", spray.len());
+    let blocked = blocked_initial(&InitialSpec::new(Version::V1, DCID));
+    let tail = [&spray[..], &blocked].concat();
+    for fail in FAILS {
+        // While the hello is awaited, and on a flow an allowed hello decided.
+        for decided in [false, true] {
+            let mut p = Pipeline::new(config(fail));
+            if decided {
+                assert_eq!(run(&mut p, &policy, &flight("ok.example", OTHER, false, 40103)), [PASS]);
+            }
+            let v = run(&mut p, &policy, &[client(40103, &spray), client(40103, &tail)]);
+            assert_eq!(v, [(Action::Drop, None); 2], "{fail:?} decided {decided}");
+            assert!(p.counters.get(Counter::QuicRefused) >= 2);
+        }
+    }
+}
+
+#[test]
+fn a_decided_flow_reading_a_second_hello_is_never_evicted() {
+    // One bucket of 16 flows. Fifteen dropped by their hello (never given way), the attacker's
+    // flow allowed by a hello its server never answered (may give way), then the first half
+    // of a blocked hello on it (a second connection, read in a buffer). A new flow must not
+    // evict it: the second half would come back as a new flow's first datagram and pass.
+    let policy = both();
+    let cfg = PipelineConfig { flow_capacity: 16, ..PipelineConfig::default() };
+    for fail in FAILS {
+        let mut p = Pipeline::new(PipelineConfig { tls_fail: fail, ..cfg });
+        for port in 41000..41015 {
+            assert_eq!(run(&mut p, &policy, &flight("www.bad.example", DCID, false, port)), [DROP]);
+        }
+        assert_eq!(run(&mut p, &policy, &flight("ok.example", OTHER, false, 40104)), [PASS]);
+        let split = flight("x.bad.example", DCID, true, 40104);
+        assert_eq!(run(&mut p, &policy, &split[..1]), [PASS]);
+        // Another flow wants an entry.
+        let _ = run(&mut p, &policy, &[client(40105, b"\x40short")]);
+        assert_eq!(run(&mut p, &policy, &split[1..]), [DROP], "{fail:?}");
+        assert_eq!(p.hellos.available(), p.hellos.capacity());
+    }
+}
+
+#[test]
+fn a_pending_flow_evicted_or_expired_returns_its_buffer() {
+    let policy = both();
+    // Expiry: the first half in a buffer, then the flow idles out and a packet finds it.
+    let cfg = PipelineConfig {
+        timeouts: FlowTimeouts { udp_ms: 1000, ..FlowTimeouts::default() },
+        ..PipelineConfig::default()
+    };
+    let mut p = Pipeline::new(cfg);
+    let split = flight("x.bad.example", DCID, true, 40106);
+    assert_eq!(run_at(&mut p, &policy, &split[..1], 0), [PASS]);
+    assert_eq!(p.hellos.available(), p.hellos.capacity() - 1);
+    let _ = run_at(&mut p, &policy, &[client(40106, b"\x40short")], 5000);
+    assert_eq!(p.hellos.available(), p.hellos.capacity(), "the expired flow's buffer came back");
+    // A 0-RTT datagram before any Initial, then the flow expires: nothing held, nothing lost.
+    let zero_rtt = [0xd0, 0, 0, 0, 1, 8, 1, 2, 3, 4, 5, 6, 7, 8, 0, 5, 1, 2, 3, 4, 5];
+    let mut p = Pipeline::new(cfg);
+    assert_eq!(run_at(&mut p, &policy, &[client(40107, &zero_rtt)], 0), [PASS]);
+    let _ = run_at(&mut p, &policy, &[client(40107, b"\x40short")], 5000);
+    assert_eq!(p.hellos.available(), p.hellos.capacity());
+    // A second hello read on a decided flow that expires.
+    let mut p = Pipeline::new(cfg);
+    assert_eq!(run_at(&mut p, &policy, &flight("ok.example", OTHER, false, 40108), 0), [PASS]);
+    assert_eq!(run_at(&mut p, &policy, &flight("x.bad.example", DCID, true, 40108)[..1], 0), [PASS]);
+    assert_eq!(p.hellos.available(), p.hellos.capacity() - 1);
+    let _ = run_at(&mut p, &policy, &[client(40108, b"\x40short")], 5000);
+    assert_eq!(p.hellos.available(), p.hellos.capacity());
+}
+
+#[test]
+#[ignore = "open hole: a pending QUIC flow that idles out forgets the hello bytes it passed; the \
+            rest of the hello then starts a new flow's reading mid-stream and passes (needs \
+            udp_ms shorter than the server's handshake timeout; default 300 s)"]
+fn the_rest_of_a_hello_after_its_flow_expired_does_not_pass() {
+    let policy = both();
+    let cfg = PipelineConfig {
+        tls_fail: TlsFail::Closed,
+        timeouts: FlowTimeouts { udp_ms: 1000, ..FlowTimeouts::default() },
+        ..PipelineConfig::default()
+    };
+    let mut p = Pipeline::new(cfg);
+    let split = flight("x.bad.example", DCID, true, 40109);
+    assert_eq!(run_at(&mut p, &policy, &split[..1], 0), [PASS]);
+    // The server got the first half; the flow idles out; the second half completes the
+    // server's hello.
+    assert_eq!(run_at(&mut p, &policy, &split[1..], 5000)[0].0, Action::Drop);
+}
+
+#[test]
+fn initials_of_the_other_version_are_another_connection() {
+    let policy = both();
+    for (first, other) in [(Version::V1, Version::V2), (Version::V2, Version::V1)] {
+        let mut p = Pipeline::new(PipelineConfig::default());
+        let message = client_hello_message("x.bad.example", true, &mut SmallRng::seed_from_u64(6));
+        let split: Vec<Vec<u8>> = first_flight(first, DCID, &message).iter().map(|d| client(40110, d)).collect();
+        assert_eq!(run(&mut p, &policy, &split[..1]), [PASS]);
+        // The same ID under the other version, an allowed hello: refused.
+        let message = client_hello_message("ok.example", false, &mut SmallRng::seed_from_u64(6));
+        let twin = initial_packet(&InitialSpec::new(other, DCID), &crypto_frame(0, &message), 1100);
+        assert_eq!(run(&mut p, &policy, &[client(40110, &twin)]), [(Action::Drop, None)], "{first:?}");
+        assert_eq!(run(&mut p, &policy, &split[1..]), [DROP]);
+    }
+}
+
+#[test]
+fn a_token_without_a_retry_does_not_restart_the_reading() {
+    let policy = both();
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let split = flight("x.bad.example", DCID, true, 40111);
+    assert_eq!(run(&mut p, &policy, &split[..1]), [PASS]);
+    let message = client_hello_message("ok.example", false, &mut SmallRng::seed_from_u64(6));
+    let mut spec = InitialSpec::new(Version::V1, OTHER);
+    spec.token = b"made-up token";
+    let restart = initial_packet(&spec, &crypto_frame(0, &message), 1100);
+    assert_eq!(run(&mut p, &policy, &[client(40111, &restart)]), [(Action::Drop, None)]);
+    assert_eq!(run(&mut p, &policy, &split[1..]), [DROP]);
+    // The server's datagrams that are not a Retry (an Initial, a Retry of the other version)
+    // do not open the door either.
+    let mut p = Pipeline::new(PipelineConfig::default());
+    assert_eq!(run(&mut p, &policy, &split[..1]), [PASS]);
+    let v2_retry = [&[0xc0, 0x6b, 0x33, 0x43, 0xcf, 8][..], DCID, &[8], OTHER, b"tok", &[0; 16]].concat();
+    for server in [&b"\xc0\x00\x00\x00\x01server initial"[..], &v2_retry] {
+        assert_eq!(run(&mut p, &policy, &[build::udp_v4(SERVER, CLIENT, 443, 40111, server)]), [PASS]);
+    }
+    assert_eq!(run(&mut p, &policy, &[client(40111, &restart)]), [(Action::Drop, None)]);
+    assert_eq!(run(&mut p, &policy, &split[1..]), [DROP]);
+}
+
+#[test]
+#[ignore = "open hole (needs a forged Retry seen in the server's direction): after a Retry the \
+            reading restarts under the new ID and forgets the first connection's bytes that \
+            passed; that connection's later Initials then start a reading mid-stream on the \
+            decided flow and pass"]
+fn a_forged_retry_does_not_let_the_rest_of_a_hello_through() {
+    let policy = both();
+    let mut p = Pipeline::new(PipelineConfig { tls_fail: TlsFail::Closed, ..PipelineConfig::default() });
+    let split = flight("x.bad.example", DCID, true, 40112);
+    assert_eq!(run(&mut p, &policy, &split[..1]), [PASS]);
+    // A Retry that no server sent (the client forges the server's address), then a decoy
+    // under a new ID with a made-up token: read as the continuation, allowed.
+    let retry =
+        [&[0xf0, 0, 0, 0, 1, 8][..], b"\x01\x02\x03\x04\x05\x06\x07\x08", &[8], OTHER, b"tok", &[0; 16]].concat();
+    assert_eq!(run(&mut p, &policy, &[build::udp_v4(SERVER, CLIENT, 443, 40112, &retry)]), [PASS]);
+    let message = client_hello_message("ok.example", false, &mut SmallRng::seed_from_u64(6));
+    let mut spec = InitialSpec::new(Version::V1, OTHER);
+    spec.token = b"tok";
+    let decoy = initial_packet(&spec, &crypto_frame(0, &message), 1100);
+    assert_eq!(run(&mut p, &policy, &[client(40112, &decoy)]), [PASS]);
+    // The real server kept the first connection: its second half completes the blocked hello.
+    assert_eq!(run(&mut p, &policy, &split[1..])[0].0, Action::Drop);
+}
+
+#[test]
+fn pool_exhaustion_follows_tls_fail_and_retries_get_no_further() {
+    let policy = both();
+    let cfg = PipelineConfig { hello_buffers: 1, tls_fail: TlsFail::Closed, ..PipelineConfig::default() };
+    let mut p = Pipeline::new(cfg);
+    // Another flow holds the only buffer.
+    let holder = flight("ok.example", OTHER, true, 40113);
+    assert_eq!(run(&mut p, &policy, &holder[..1]), [PASS]);
+    // A blocked hello in two datagrams finds no buffer: failed, closed: dropped, then its
+    // retransmissions and a decoy on the same ports stay dropped.
+    let split = flight("x.bad.example", DCID, true, 40114);
+    assert_eq!(run(&mut p, &policy, &split[..1]), [(Action::Drop, None)]);
+    assert_eq!(p.counters.get(Counter::QuicFailed), 1);
+    assert_eq!(run(&mut p, &policy, &split), [(Action::Drop, None); 2]);
+    assert_eq!(run(&mut p, &policy, &flight("ok.example", OTHER, false, 40114)), [(Action::Drop, None)]);
+    // The holder finishes; its buffer comes back, and a new client port can be read.
+    assert_eq!(run(&mut p, &policy, &holder[1..]), [PASS]);
+    assert_eq!(p.hellos.available(), 1);
+    assert_eq!(run(&mut p, &policy, &flight("x.bad.example", DCID, true, 40115)), [PASS, DROP]);
+    assert_eq!(p.hellos.available(), 1);
+    // A decided flow whose second hello finds no buffer: closed drops the flow.
+    let mut p = Pipeline::new(cfg);
+    assert_eq!(run(&mut p, &policy, &flight("ok.example", OTHER, false, 40116)), [PASS]);
+    assert_eq!(run(&mut p, &policy, &holder[..1]), [PASS]);
+    assert_eq!(run(&mut p, &policy, &flight("x.bad.example", DCID, true, 40116)), [(Action::Drop, None); 2]);
+}
+
+#[test]
+fn a_new_generation_mid_reading_keeps_the_buffer_and_the_reading() {
+    let mut one = both();
+    one.set_generation(1);
+    let mut two = both();
+    two.set_generation(2);
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let split = flight("x.bad.example", DCID, true, 40117);
+    assert_eq!(run(&mut p, &one, &split[..1]), [PASS]);
+    assert_eq!(run(&mut p, &two, &split[1..]), [DROP]);
+    assert_eq!(p.hellos.available(), p.hellos.capacity());
+    // A generation that no longer wants the hello returns the buffer at once.
+    let mut none = policy("  ports: [{protocol: TCP, port: 443}]\n");
+    none.set_generation(3);
+    let mut p = Pipeline::new(PipelineConfig::default());
+    assert_eq!(run(&mut p, &one, &split[..1]), [PASS]);
+    assert_eq!(run(&mut p, &none, &split[1..]), [PASS]);
+    assert_eq!(p.hellos.available(), p.hellos.capacity());
+}
+
+#[test]
+fn the_servers_initials_are_never_read_as_a_hello() {
+    // The responder's datagrams are only looked at for a Retry: a ClientHello in them (which
+    // no honest server sends) neither decides nor restarts anything.
+    let policy = both();
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let split = flight("x.bad.example", DCID, true, 40118);
+    assert_eq!(run(&mut p, &policy, &split[..1]), [PASS]);
+    let from_server = blocked_initial(&InitialSpec::new(Version::V1, b"\x01\x02\x03\x04\x05\x06\x07\x08"));
+    assert_eq!(run(&mut p, &policy, &[build::udp_v4(SERVER, CLIENT, 443, 40118, &from_server)]), [PASS]);
+    assert_eq!(p.counters.get(Counter::QuicDecided), 0);
+    assert_eq!(run(&mut p, &policy, &split[1..]), [DROP]);
+}
+
+#[test]
+fn crypto_data_far_past_the_bound_follows_tls_fail() {
+    // A CRYPTO frame at a huge offset (near 2^62) in an Initial that opens.
+    let policy = both();
+    let huge = [crypto_frame(0, b"\x01\x00\x00\x10"), crypto_frame((1 << 62) - 10, b"x")].concat();
+    let packet = initial_packet(&InitialSpec::new(Version::V1, DCID), &huge, 1100);
+    for (fail, want) in [(TlsFail::Open, PASS), (TlsFail::Closed, (Action::Drop, None))] {
+        let mut p = Pipeline::new(config(fail));
+        assert_eq!(run(&mut p, &policy, &[client(40119, &packet)]), [want], "{fail:?}");
+        assert_eq!(p.counters.get(Counter::QuicFailed), 1);
+        assert_eq!(p.hellos.available(), p.hellos.capacity());
+    }
+}
+
+#[test]
+#[ignore = "tls_fail = open: a complete, readable blocked hello followed in the same datagram by \
+            CRYPTO pieces past what is tracked (17 disjoint runs) fails the reading, which open \
+            allows, though the server reads the hello"]
+fn a_readable_hello_with_an_unreadable_tail_is_decided_by_the_hello() {
+    let policy = both();
+    let message = client_hello_message("www.bad.example", false, &mut SmallRng::seed_from_u64(7));
+    let mut frames = crypto_frame(0, &message);
+    for n in 0..17u64 {
+        frames.extend(crypto_frame(message.len() as u64 + 2 + 2 * n, b"x"));
+    }
+    let packet = initial_packet(&InitialSpec::new(Version::V1, DCID), &frames, 1100);
+    let mut p = Pipeline::new(config(TlsFail::Open));
+    assert_eq!(run(&mut p, &policy, &[client(40120, &packet)]), [DROP]);
+}
+
+#[test]
+fn a_refused_datagram_leaves_nothing_in_the_reading() {
+    // The attacker's plan: the bytes of an allowed name placed by a datagram that is then
+    // refused (so the server never gets them), the rest of the hello completing it as allowed,
+    // then the blocked name's bytes at those offsets: the server completes its hello with them.
+    let policy = both();
+    let mut rng = SmallRng::seed_from_u64(8);
+    let bad = client_hello_message("www.bad.example", false, &mut rng);
+    let ok = client_hello_message("www.okk.example", false, &mut SmallRng::seed_from_u64(8));
+    assert_eq!(bad.len(), ok.len());
+    let x0 = (0..bad.len()).find(|&i| bad[i] != ok[i]).unwrap();
+    let x1 = (0..bad.len()).rfind(|&i| bad[i] != ok[i]).unwrap() + 1;
+    assert!(x0 > 8);
+    let initial = |pn: u64, frames: &[u8]| {
+        let mut spec = InitialSpec::new(Version::V1, DCID);
+        spec.packet_number = pn;
+        initial_packet(&spec, frames, 1100)
+    };
+    let other = initial_packet(&InitialSpec::new(Version::V1, OTHER), &crypto_frame(0, &ok), 1100);
+    for fail in FAILS {
+        // Refused for disagreeing bytes (in the same packet), or for another connection's
+        // Initial coalesced behind.
+        for by_conflict in [true, false] {
+            let mut p = Pipeline::new(config(fail));
+            let start = initial(0, &crypto_frame(0, &bad[..4]));
+            assert_eq!(run(&mut p, &policy, &[client(40121, &start)]), [PASS]);
+            let planted = if by_conflict {
+                initial(1, &[crypto_frame(x0 as u64, &ok[x0..x1]), crypto_frame(0, b"zzzz")].concat())
+            } else {
+                [initial(1, &crypto_frame(x0 as u64, &ok[x0..x1])), other.clone()].concat()
+            };
+            assert_eq!(run(&mut p, &policy, &[client(40121, &planted)]), [(Action::Drop, None)]);
+            let rest = [crypto_frame(4, &bad[4..x0]), crypto_frame(x1 as u64, &bad[x1..])].concat();
+            assert_eq!(run(&mut p, &policy, &[client(40121, &initial(2, &rest))]), [PASS], "{fail:?}");
+            let last = initial(3, &crypto_frame(x0 as u64, &bad[x0..x1]));
+            assert_eq!(run(&mut p, &policy, &[client(40121, &last)]), [DROP], "{fail:?} {by_conflict}");
+            assert_eq!(p.hellos.available(), p.hellos.capacity());
+        }
+    }
+}

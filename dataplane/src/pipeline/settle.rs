@@ -14,7 +14,7 @@ use crate::policy::{Action, CompiledPolicy};
 use crate::tls::ja4::Transport;
 use crate::tls::quic::{QuicFeed, Version as QuicVersion};
 use crate::tls::{ClientHello, FeedResult};
-use crate::wire::{tcp_flags, PacketSummary};
+use crate::wire::{tcp_flags, Fragment, PacketSummary};
 
 /// A packet on the general path, with what the earlier steps found for it.
 struct FlowPacket<'p> {
@@ -203,6 +203,13 @@ impl Pipeline {
                         None
                     }
                 }
+                // A fragmented client datagram (which QUIC forbids, RFC 9000 section 14): its
+                // first fragment holds part of it (maybe only the UDP header), the server reads
+                // all of it. Dropped alone, unread.
+                HelloState::Quic(_) if from_initiator && p.summary.fragment == Fragment::First => {
+                    refused = true;
+                    None
+                }
                 HelloState::Quic(q) if from_initiator => match q.feed(hellos, quic, payload) {
                     QuicFeed::Refused(_) => {
                         refused = true;
@@ -228,7 +235,10 @@ impl Pipeline {
             //    first, after datagrams that were not QUIC). That hello is read too, and may
             //    only tighten the flow's verdict: a DROP stands whatever a later hello says
             //    (else a decoy hello would let a blocked connection's retransmissions through).
-            if from_initiator {
+            //    A fragmented one is refused unread, as while the hello is awaited.
+            if from_initiator && p.summary.fragment == Fragment::First {
+                refused = true;
+            } else if from_initiator {
                 let (fed, started) = q.feed_again(hellos, quic, payload);
                 counters.add(Counter::QuicPending, u64::from(started));
                 let read = match fed {

@@ -19,8 +19,9 @@
 //!    later packets pass anyway.
 //!
 //! Never: a ClientHello in progress (bytes of it held in a buffer: the hello buffers bound
-//! how many), nor a connection decided by its ClientHello that its responder answered, nor
-//! one its ClientHello dropped, answered or not (its retransmitted last hello segment would be
+//! how many; also on a decided UDP flow reading a second QUIC connection's hello), nor a
+//! connection decided by its ClientHello that its responder answered, nor one its ClientHello
+//! dropped, answered or not (its retransmitted last hello segment would be
 //! a pickup that does not begin a hello, which `tls_fail = open` would pass; with asymmetric
 //! routing no responder is ever seen). When every candidate is one of those, the new
 //! connection goes without an entry: a flood of blocked hellos can deny new TLS connections
@@ -36,11 +37,14 @@ use crate::wire::ip_proto;
 /// How readily entry `e` (with its reassembly state `hello`) gives way: lower first; `None`
 /// never.
 fn rank(e: &FlowEntry, hello: &HelloState) -> Option<u8> {
+    // A hello in progress, pending or not: a UDP flow already decided may be reading the hello
+    // of a second QUIC connection on its ports, whose first bytes went by; evicted, the rest
+    // would come back as a new flow's first datagram and pass.
+    if hello.holds_slot() {
+        return None;
+    }
     if e.inspected() {
         return (!e.responder_seen() && e.action == Action::Allow).then_some(3);
-    }
-    if e.pending() && hello.holds_slot() {
-        return None;
     }
     if e.key.protocol() == ip_proto::TCP && !e.responder_seen() {
         return Some(0);
@@ -133,6 +137,11 @@ mod tests {
         assert!(matches!(q.feed(&mut pool, &mut scratch, &quic[0]), crate::tls::quic::QuicFeed::NeedMore));
         assert!(q.holds_slot());
         udp.set_decision(Decision::pending(), 0);
+        assert_eq!(rank(&udp, &HelloState::Quic(q)), None);
+        // Decided by a first hello and reading a second one (on the same ports): never either.
+        udp.set_decision(Decision::new(Action::Allow, None), 0);
+        udp.set_inspected();
+        assert_eq!(rank(&udp, &none), Some(3), "allowed by its hello, never answered");
         assert_eq!(rank(&udp, &HelloState::Quic(q)), None);
         q.release(&mut pool);
     }

@@ -41,6 +41,11 @@ pub const MAX_PIECES: usize = 16;
 /// clients finish within their first two or three datagrams; retransmissions of a lost one
 /// stay well inside eight.
 pub const MAX_DATAGRAMS: u8 = 8;
+/// Initial keys derived per datagram at most. A client's datagram carries one connection's
+/// packets (RFC 9000 section 12.2): its keys, and after a Retry those of the new ID. Each
+/// derivation costs about a microsecond, so a datagram of tiny Initials each to another ID
+/// would cost a hundred; one that needs more than this is refused unread.
+pub const MAX_KEY_DERIVATIONS: u8 = 3;
 const NO_SLOT: u16 = u16::MAX;
 
 /// The stream bytes present: sorted, disjoint, non-adjacent `[start, end)` ranges.
@@ -191,6 +196,8 @@ pub enum Refusal {
     /// CRYPTO data that disagrees with bytes already read at the same offsets: the server
     /// could keep either version, so it only ever gets the one read.
     Disagrees,
+    /// Initials under more connection IDs than [`MAX_KEY_DERIVATIONS`] lets one datagram open.
+    ConnectionIds,
 }
 
 /// What a datagram held (in increasing order of what it tells).
@@ -322,9 +329,20 @@ impl QuicHello {
         if self.datagrams & !RETRY_SEEN > MAX_DATAGRAMS {
             return self.fail(book, QuicError::Unfinished);
         }
+        // A refused datagram never reaches the server, so nothing of it may stay: the bytes it
+        // placed before the refusal (in the flow's slot), the ID it adopted. Else the reading
+        // would hold bytes the server lacks, which the client could later send otherwise.
+        let before = *self;
+        let kept = scratch.pieces.get(usize::from(self.slot)).copied();
         match self.absorb(data, scratch, datagram) {
             Ok(Seen::Initial) => {}
-            Ok(Seen::Refused(r)) => return QuicFeed::Refused(r),
+            Ok(Seen::Refused(r)) => {
+                *self = before;
+                if let (Some(k), Some(p)) = (kept, scratch.pieces.get_mut(usize::from(self.slot))) {
+                    *p = k;
+                }
+                return QuicFeed::Refused(r);
+            }
             Ok(Seen::Nothing) if self.phase == Phase::Idle => {
                 self.phase = Phase::NotInitial;
                 return QuicFeed::NotInitial;
@@ -368,11 +386,13 @@ impl QuicHello {
 
     /// Feed a client datagram of a flow already decided (by this hello, or as not QUIC): it may
     /// begin another QUIC connection on the same ports, whose hello is then read as the first
-    /// was. A datagram whose first Initial is sent to the DCID read last (that connection's
-    /// retransmissions), or opens with no keys of its own (the first connection's later
+    /// was. A datagram whose Initials are all sent to the DCID read last (that connection's
+    /// retransmissions), or open with no keys of their own (the first connection's later
     /// Initials, sent to the server's chosen ID under its keys; forgeries no server opens),
-    /// leaves the state as it was and gives `NeedMore`. While a second hello is being read, it
-    /// is fed as the first was. The flag says whether this datagram started a new reading.
+    /// leaves the state as it was and gives `NeedMore`; one refused (another connection's
+    /// Initial coalesced with them) leaves it as it was too. While a second hello is being
+    /// read, it is fed as the first was. The flag says whether this datagram started a new
+    /// reading.
     pub fn feed_again<'p>(
         &mut self,
         pool: &'p mut HelloBufferPool,
@@ -382,14 +402,22 @@ impl QuicHello {
         if !self.is_done() {
             return (self.feed(pool, scratch, datagram), false);
         }
-        let first_initial =
-            Packets::new(datagram).map_while(Result::ok).find(|p| p.packet_type() == PacketType::Initial);
-        match first_initial {
-            Some(p) if p.dcid() != self.original_dcid() => {}
-            _ => return (QuicFeed::NeedMore, false),
+        // Any Initial to another ID, not only the first: a server may read a coalesced packet
+        // behind one of the connection read last (by its own ID, or by the first packet's when
+        // that is, say, a 0-RTT packet of the other connection).
+        let other_id = Packets::new(datagram)
+            .map_while(Result::ok)
+            .any(|p| p.packet_type() == PacketType::Initial && p.dcid() != self.original_dcid());
+        if !other_id {
+            return (QuicFeed::NeedMore, false);
         }
         let mut fresh = QuicHello::new();
         let fed = fresh.feed(pool, scratch, datagram);
+        if let QuicFeed::Refused(_) = fed {
+            // Dropped unread (two connections' Initials in one datagram, too many IDs):
+            // nothing started.
+            return (fed, false);
+        }
         if fresh.phase == Phase::Idle {
             // Nothing opened: not a connection a server would start.
             return (QuicFeed::NeedMore, false);
@@ -446,6 +474,7 @@ impl QuicHello {
             }
         };
         let mut seen = Seen::Nothing;
+        let mut budget = MAX_KEY_DERIVATIONS;
         for p in Packets::new(datagram) {
             // A header no server can read ends the walk (it drops the rest as well).
             let Ok(p) = p else {
@@ -458,7 +487,9 @@ impl QuicHello {
             }
             let opened = if self.phase == Phase::Idle {
                 // The first Initial that opens makes the connection: its version and DCID.
-                let k = cached_keys(last_keys, p.version(), p.dcid())?;
+                let Some(k) = cached_keys(last_keys, p.version(), p.dcid(), &mut budget)? else {
+                    return Ok(Seen::Refused(Refusal::ConnectionIds));
+                };
                 match k.open(&p, None, packet) {
                     Ok(o) => {
                         self.version = p.version();
@@ -475,12 +506,16 @@ impl QuicHello {
             } else {
                 // The connection's Initials open with its keys, whatever DCID they are sent to
                 // (the client moves to the server's chosen ID once it answers).
-                let k = cached_keys(last_keys, self.version, self.original_dcid())?;
+                let Some(k) = cached_keys(last_keys, self.version, self.original_dcid(), &mut budget)? else {
+                    return Ok(Seen::Refused(Refusal::ConnectionIds));
+                };
                 let largest = self.next_pn.checked_sub(1).map(u64::from);
                 match k.open(&p, largest, packet) {
                     Ok(o) => o,
                     Err(QuicError::Decrypt) => {
-                        let own = cached_keys(last_keys, p.version(), p.dcid())?;
+                        let Some(own) = cached_keys(last_keys, p.version(), p.dcid(), &mut budget)? else {
+                            return Ok(Seen::Refused(Refusal::ConnectionIds));
+                        };
                         match own.open(&p, None, packet) {
                             // After a Retry the client's keys come from the Retry's connection
                             // ID (RFC 9001 section 5.2) and its Initials carry the Retry token:
@@ -521,14 +556,18 @@ impl QuicHello {
     }
 }
 
-/// The keys of `version` and `dcid`, derived unless they were the last ones.
+/// The keys of `version` and `dcid`, derived unless they were the last ones; `None` when a
+/// derivation is needed and `budget` (derivations left for this datagram) is spent.
 fn cached_keys<'k>(
     cache: &'k mut Option<(Version, [u8; MAX_CID_LEN], u8, InitialKeys)>,
     version: Version,
     dcid: &[u8],
-) -> Result<&'k InitialKeys, QuicError> {
+    budget: &mut u8,
+) -> Result<Option<&'k InitialKeys>, QuicError> {
     let hit = matches!(cache, Some((v, id, len, _)) if *v == version && id.get(..usize::from(*len)) == Some(dcid));
     if !hit {
+        let Some(left) = budget.checked_sub(1) else { return Ok(None) };
+        *budget = left;
         let keys = InitialKeys::client(version, dcid)?;
         let mut id = [0u8; MAX_CID_LEN];
         if let Some(d) = id.get_mut(..dcid.len()) {
@@ -537,7 +576,7 @@ fn cached_keys<'k>(
         *cache = Some((version, id, dcid.len() as u8, keys));
     }
     match cache {
-        Some((_, _, _, keys)) => Ok(keys),
+        Some((_, _, _, keys)) => Ok(Some(keys)),
         None => Err(QuicError::Decrypt),
     }
 }
