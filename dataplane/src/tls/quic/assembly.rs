@@ -548,6 +548,14 @@ impl QuicHello {
                 let f = f?;
                 match place(buf, stream_pieces, f.offset, f.data) {
                     Err(QuicError::Conflict) => return Ok(Seen::Refused(Refusal::Disagrees)),
+                    // Past what is tracked: a hello already whole is the one the server reads.
+                    Err(e @ (QuicError::Fragmented | QuicError::Overflow)) => {
+                        let whole = buf.get(..stream_pieces.contiguous()).unwrap_or(&[]);
+                        if matches!(parse_handshake(whole), HelloOutcome::Complete(_)) {
+                            return Ok(Seen::Initial);
+                        }
+                        return Err(e);
+                    }
                     placed => placed?,
                 }
             }
