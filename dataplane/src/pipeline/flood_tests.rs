@@ -93,22 +93,7 @@ impl Conn {
     }
 }
 
-/// Each frame in a burst of its own, at `now_ms`: the verdicts.
-pub(super) fn run(
-    p: &mut Pipeline,
-    policy: &CompiledPolicy,
-    frames: &[Vec<u8>],
-    now_ms: u64,
-) -> Vec<(Action, Option<u32>)> {
-    frames
-        .iter()
-        .map(|f| {
-            let mut v = [Verdict::default()];
-            p.process_burst(policy, std::slice::from_ref(f), now_ms, &mut v);
-            (v[0].action, v[0].rule)
-        })
-        .collect()
-}
+pub(super) use super::tests::one_per_burst as run;
 
 /// The frames in bursts of 32 (a flood arrives in full bursts): the verdicts.
 pub(super) fn flood(p: &mut Pipeline, policy: &CompiledPolicy, frames: &[Vec<u8>], now_ms: u64) -> Vec<Verdict> {

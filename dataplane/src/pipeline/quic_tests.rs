@@ -2,7 +2,7 @@
 //! ClientHello in its Initials completes; the completing datagram gets the verdict, and so does
 //! the rest of the connection in both directions.
 
-use super::{Pipeline, PipelineConfig, TlsFail, Verdict};
+use super::{Pipeline, PipelineConfig, TlsFail};
 use crate::counters::Counter;
 use crate::policy::{rule_set_from_str, Action, CompiledPolicy};
 use crate::tls::quic::build::{client_hello_message, first_flight, initial_packet, InitialSpec};
@@ -39,14 +39,7 @@ fn connection(sni: &str, post_quantum: bool, version: Version, sport: u16) -> Ve
 }
 
 fn run(p: &mut Pipeline, policy: &CompiledPolicy, frames: &[Vec<u8>]) -> Vec<(Action, Option<u32>)> {
-    frames
-        .iter()
-        .map(|f| {
-            let mut v = [Verdict::default()];
-            p.process_burst(policy, std::slice::from_ref(f), 0, &mut v);
-            (v[0].action, v[0].rule)
-        })
-        .collect()
+    super::tests::one_per_burst(p, policy, frames, 0)
 }
 
 const PASS: (Action, Option<u32>) = (Action::Allow, None);
@@ -347,16 +340,7 @@ use crate::wire::fragment_build::{ipv4_fragments, ipv6_fragments, Piece};
 use crate::wire::ip_proto;
 
 /// `run`, every frame at `now_ms`.
-fn run_at(p: &mut Pipeline, policy: &CompiledPolicy, frames: &[Vec<u8>], now_ms: u64) -> Vec<(Action, Option<u32>)> {
-    frames
-        .iter()
-        .map(|f| {
-            let mut v = [Verdict::default()];
-            p.process_burst(policy, std::slice::from_ref(f), now_ms, &mut v);
-            (v[0].action, v[0].rule)
-        })
-        .collect()
-}
+use super::tests::one_per_burst as run_at;
 
 /// One client datagram (UDP payload) of port `sport`.
 fn client(sport: u16, payload: &[u8]) -> Vec<u8> {

@@ -254,3 +254,21 @@ fn embryonic_connections_give_way_first() {
     assert_eq!(p.flows.counters.get(Counter::FlowsCreated), created + 1);
     assert_eq!(p.counters.get(Counter::Untracked), 0);
 }
+
+/// Each frame in a burst of its own (as packets trickle in on a real link), at `now_ms`: the
+/// action and rule of each. Shared by the pipeline's test modules.
+pub(super) fn one_per_burst(
+    p: &mut Pipeline,
+    policy: &CompiledPolicy,
+    frames: &[Vec<u8>],
+    now_ms: u64,
+) -> Vec<(Action, Option<u32>)> {
+    frames
+        .iter()
+        .map(|f| {
+            let mut v = [Verdict::default()];
+            p.process_burst(policy, std::slice::from_ref(f), now_ms, &mut v);
+            (v[0].action, v[0].rule)
+        })
+        .collect()
+}

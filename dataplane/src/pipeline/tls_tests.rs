@@ -38,15 +38,7 @@ fn connection(sni: &str, post_quantum: bool, sport: u16) -> Vec<Vec<u8>> {
 }
 
 fn run(p: &mut Pipeline, policy: &CompiledPolicy, frames: &[Vec<u8>]) -> Vec<(Action, Option<u32>)> {
-    // One packet per burst, as packets trickle in on a real link.
-    frames
-        .iter()
-        .map(|f| {
-            let mut v = [Verdict::default()];
-            p.process_burst(policy, std::slice::from_ref(f), 0, &mut v);
-            (v[0].action, v[0].rule)
-        })
-        .collect()
+    super::tests::one_per_burst(p, policy, frames, 0)
 }
 
 #[test]
