@@ -12,7 +12,7 @@ cargo build --release -q -p dataplane
 bin=target/release/dataplane
 
 echo "== generating traffic: 4096 connections, 5% TLS, 20% IPv6"
-"$bin" gen --out /tmp/dataplane-in.pcap --packets 20000 --flows 4096 --tls-ratio 0.05 --ipv6-ratio 0.2
+"$bin" gen --out /tmp/dataplane-in.pcap --packets 20000 --flows 4096 --tls-ratio 0.05 --quic-ratio 0.05 --ipv6-ratio 0.2
 
 echo "== rules"
 "$bin" rules check config/rules
