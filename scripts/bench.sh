@@ -13,7 +13,19 @@
 #                     QUIC_RATIO=0 leaves this row out.
 # A third reference, DPDK's exact-match forwarder `l3fwd -E` with one rule per 5-tuple of the
 # traffic (scripts/l3fwd_em.sh), runs between them: one hash lookup per packet, the part of
-# the dataplane's work that the flow count makes expensive. L3FWD=0 leaves it out.
+# the dataplane's work that the flow count makes expensive. A fourth, DPDK's ACL forwarder
+# `l3fwd --lookup=acl` (scripts/l3fwd_acl.sh), classifies every packet with rte_acl against the
+# bench's CIDR rules converted to its rule files (scripts/acl_rules.py): the library a DPDK user
+# would pick for CIDR policy. What differs: it keeps no state (each packet classified alone,
+# a rule's address and port matched on either side of the packet instead of per connection),
+# it reads no TLS or QUIC (the 1k SNI rules are left out: it cannot express them), and it has
+# no flow table, so the flow count moves it only through the rules' tries staying in cache.
+# L3FWD=0 leaves both l3fwd columns out.
+# testpmd also runs in `io` forwarding (no header touched) in every round, and the script
+# prints "our share": the dataplane's cycles per packet (its busy TSC cycles / packets, from
+# its JSON summary) minus testpmd io's (TSC Hz, as the dataplane reports it, / io's rate):
+# the cost of our work without net_pcap's replay and the null device, which a real NIC does
+# not have. Like every figure here it moves with the host's other tenants.
 # BIN=path/to/old/dataplane adds that build's `dataplane bench` to every round and row, on the
 # same devices, traffic and core, so a change is measured against the build before it in one
 # run (a build from before QUIC inspection passes the QUIC connections as plain UDP).
@@ -51,24 +63,35 @@ label() {
   esac
 }
 
-# One row's measurements in one round: testpmd, l3fwd, BIN, the dataplane, on $work/$row.pcap;
-# appends a line to $work/rounds-$row.
+# testpmd in forward mode $1 on $2 for DURATION seconds; prints port 1's Tx-pps, averaged over
+# the per-second samples after the first.
+run_testpmd() {
+  local mode=$1 pcap=$2
+  timeout -s INT "$((DURATION + 2))" dpdk-testpmd -l 0,1 --no-pci --file-prefix "bench-tp-$$" \
+    --vdev "net_pcap0,rx_pcap=$pcap,infinite_rx=1" --vdev "net_null0,no-rx=1" \
+    --log-level lib.eal:warning -- --forward-mode="$mode" --nb-cores=1 --total-num-mbufs="$mbufs" \
+    --stats-period 1 -a > "$work/testpmd.log" 2>&1 || true
+  awk '/Tx-pps:/ { n++; if (n % 2 == 0 && n > 2) { s += $2; c++ } } END { printf "%.0f", c ? s / c : 0 }' "$work/testpmd.log"
+}
+
+# One row's measurements in one round: testpmd 5tswap and io, l3fwd -E and ACL, BIN, the
+# dataplane, on $work/$row.pcap; appends a line to $work/rounds-$row.
 measure() {
   local row=$1 round=$2
   local pcap="$work/$row.pcap"
-  local vdevs=(--vdev "net_pcap0,rx_pcap=$pcap,infinite_rx=1" --vdev "net_null0,no-rx=1")
   echo "== round $round, $row: testpmd --forward-mode=5tswap, ${DURATION}s"
-  timeout -s INT "$((DURATION + 2))" dpdk-testpmd -l 0,1 --no-pci --file-prefix "bench-tp-$$" "${vdevs[@]}" \
-    --log-level lib.eal:warning -- --forward-mode=5tswap --nb-cores=1 --total-num-mbufs="$mbufs" \
-    --stats-period 1 -a > "$work/testpmd.log" 2>&1 || true
-  # Port 1's Tx-pps, averaged over the per-second samples after the first.
-  local testpmd_pps
-  testpmd_pps=$(awk '/Tx-pps:/ { n++; if (n % 2 == 0 && n > 2) { s += $2; c++ } } END { printf "%.0f", c ? s / c : 0 }' "$work/testpmd.log")
+  local testpmd_pps io_pps
+  testpmd_pps=$(run_testpmd 5tswap "$pcap")
+  echo "== round $round, $row: testpmd --forward-mode=io, ${DURATION}s"
+  io_pps=$(run_testpmd io "$pcap")
 
-  local l3fwd_mpps=-
+  local l3fwd_mpps=- acl_mpps=-
   if [ "$L3FWD" = 1 ]; then
     echo "== round $round, $row: l3fwd -E, ${DURATION}s"
     l3fwd_mpps=$(scripts/l3fwd_em.sh "$pcap" "$DURATION" "$mbufs" | awk '{ print $1 }') || l3fwd_mpps=-
+    echo "== round $round, $row: l3fwd --lookup=acl, ${DURATION}s"
+    acl_mpps=$(scripts/l3fwd_acl.sh "$pcap" "$DURATION" "$mbufs" "$work/rules.json" | awk '{ print $1 }') ||
+      acl_mpps=-
   fi
 
   local old_mpps=-
@@ -84,12 +107,19 @@ measure() {
   "$bin" bench --pcap "$pcap" --rules "$work/rules.json" --duration "$DURATION" --cpus 0,1 \
     --flow-capacity $((FLOWS * 2)) --json > "$work/bench-$row.json" 2> "$work/dataplane.log"
   if [ "$round" = 1 ]; then cat "$work/dataplane.log"; fi
-  python3 - "$work/bench-$row.json" "$testpmd_pps" "$round" "$l3fwd_mpps" "$old_mpps" >> "$work/rounds-$row" <<'PY'
+  python3 - "$work/bench-$row.json" "$testpmd_pps" "$round" "$l3fwd_mpps" "$old_mpps" "$io_pps" "$acl_mpps" \
+    >> "$work/rounds-$row" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 testpmd = float(sys.argv[2]) / 1e6
 ratio = d["rx_mpps"] / testpmd if testpmd else 0
-print(f'{sys.argv[3]} {testpmd:.2f} {d["rx_mpps"]:.2f} {d["cycles_per_packet"]:.1f} {ratio:.2f} {sys.argv[4]} {sys.argv[5]}')
+io = float(sys.argv[6]) / 1e6
+# testpmd io's cycles per packet at the TSC frequency the dataplane reports; our share: the
+# dataplane's cycles per packet minus those.
+io_cpp = f'{d["tsc_hz"] / (io * 1e6):.1f}' if io else '-'
+share = f'{d["cycles_per_packet"] - float(io_cpp):.1f}' if io else '-'
+print(f'{sys.argv[3]} {testpmd:.2f} {d["rx_mpps"]:.2f} {d["cycles_per_packet"]:.1f} {ratio:.2f} {sys.argv[4]} '
+      f'{sys.argv[5]} {io:.2f} {sys.argv[7]} {io_cpp} {share}')
 PY
 }
 
@@ -108,19 +138,28 @@ for row in "${rows[@]}"; do
 import statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
 tag = sys.argv[2]
-print(f'{"round":<12}{"testpmd 5tswap Mpps":>22}{"l3fwd -E Mpps":>16}{"BIN Mpps":>11}{"dataplane Mpps":>17}{"cycles/packet":>16}{"ratio":>8}')
-for r in rows:
-    print(f'{r[0]:<12}{r[1]:>22}{r[5]:>16}{r[6]:>11}{r[2]:>17}{r[3]:>16}{r[4]:>8}')
-med = [statistics.median(float(r[i]) for r in rows) for i in range(1, 5)]
-def median_of(i):
+# Fields: 0 round, 1 testpmd 5tswap, 2 dataplane, 3 its cycles/packet, 4 ratio, 5 l3fwd -E,
+# 6 BIN, 7 testpmd io, 8 l3fwd ACL, 9 io cycles/packet, 10 our share.
+cols = [("round", 0, 12), ("testpmd 5tswap Mpps", 1, 22), ("testpmd io Mpps", 7, 18), ("l3fwd -E Mpps", 5, 16),
+        ("l3fwd ACL Mpps", 8, 17), ("BIN Mpps", 6, 11), ("dataplane Mpps", 2, 17), ("cycles/packet", 3, 16),
+        ("ratio", 4, 8), ("io cycles/packet", 9, 19), ("our share", 10, 12)]
+def median_of(i, digits=2):
     xs = [float(r[i]) for r in rows if r[i] != '-']
-    return f'{statistics.median(xs):.2f}' if xs else '-'
-print(f'{"median " + tag:<12}{med[0]:>22.2f}{median_of(5):>16}{median_of(6):>11}{med[1]:>17.2f}{med[2]:>16.1f}{med[3]:>8.2f}')
+    return f'{statistics.median(xs):.{digits}f}' if xs else '-'
+def line(cells):
+    return ''.join(f'{c:<{w}}' if j == 0 else f'{c:>{w}}' for j, (c, (_, _, w)) in enumerate(zip(cells, cols)))
+print(line([name for name, _, _ in cols]))
+for r in rows:
+    print(line([r[i] for _, i, _ in cols]))
+print(line(["median " + tag] + [median_of(i, 1 if i in (3, 9, 10) else 2) for _, i, _ in cols[1:]]))
+med = [statistics.median(float(r[i]) for r in rows) for i in range(1, 5)]
 if median_of(6) != '-':
     print(f"dataplane / BIN ({tag}): {med[1] / float(median_of(6)):.3f}")
 PY
 done
-echo "(one forwarding core each; same devices, traffic and core; ratio: dataplane / testpmd;"
+echo "(one forwarding core each; same devices, traffic and core; ratio: dataplane / testpmd 5tswap;"
+echo " our share: dataplane cycles/packet - testpmd io's (TSC Hz / io's rate), per round, and the"
+echo " median of those per-round differences; l3fwd ACL: no state, no TLS, the SNI rules left out;"
 echo " BIN: the build given as BIN=, measured in the same rounds)"
 for row in "${rows[@]}"; do
   echo "summary of the last round, row $row: $(cat "$work/bench-$row.json")"

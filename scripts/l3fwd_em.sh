@@ -17,14 +17,21 @@
 # reads the capture with the dataplane's own pcap reader and parser), so every
 # lookup hits; packets are parsed in software (--parse-ptype: virtual devices set no types).
 # The rate is read from the ports' counters by dpdk-proc-info, a secondary process.
+# `scripts/l3fwd_em.sh --build` only builds it (scripts/l3fwd_acl.sh runs the same build with
+# --lookup=acl).
 set -euo pipefail
-[ $# -eq 3 ] || { echo "usage: $0 TRAFFIC.pcap SECONDS MBUFS" >&2; exit 2; }
-# The capture's path as given (relative to the caller's directory), before moving to the repo.
-pcap=$(realpath "$1")
+build_only=
+if [ "${1:-}" = --build ] && [ $# -eq 1 ]; then
+  build_only=1
+else
+  [ $# -eq 3 ] || { echo "usage: $0 TRAFFIC.pcap SECONDS MBUFS | $0 --build" >&2; exit 2; }
+  # The capture's path as given (relative to the caller's directory), before moving to the repo.
+  pcap=$(realpath "$1")
+  seconds=$2
+  mbufs=$3
+fi
 self=$(realpath "$0")
 cd "$(dirname "$self")/.."
-seconds=$2
-mbufs=$3
 src=/usr/share/dpdk/examples
 out=target/l3fwd
 
@@ -56,6 +63,7 @@ patch('l3fwd_em.c', '\t} else {\n\t\t/* populate the ipv6 hash */', '\t}\n\t{\n\
 PY
   make -s -C "$out/l3fwd" shared > /dev/null
 fi
+[ -z "$build_only" ] || exit 0
 
 work=$(mktemp -d)
 prefix="l3fwd-ref-$$"
