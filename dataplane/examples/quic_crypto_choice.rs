@@ -10,20 +10,10 @@ use dataplane::tls::quic::Version;
 use ring::aead::quic::{HeaderProtectionKey, AES_128};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM};
 use std::hint::black_box;
-use std::time::Instant;
 
-fn time<F: FnMut()>(name: &str, iters: u32, mut f: F) -> f64 {
-    for _ in 0..iters / 10 {
-        f();
-    }
-    let t = Instant::now();
-    for _ in 0..iters {
-        f();
-    }
-    let ns = t.elapsed().as_nanos() as f64 / f64::from(iters);
-    println!("{name:<48} {ns:>9.0} ns");
-    ns
-}
+#[path = "common/timing.rs"]
+mod timing;
+use timing::time;
 
 const SALT_V1: [u8; 20] = [
     0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad, 0xcc, 0xbb, 0x7f,

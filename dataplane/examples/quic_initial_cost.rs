@@ -11,19 +11,10 @@ use dataplane::tls::{parse_handshake, HelloOutcome};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use std::hint::black_box;
-use std::time::Instant;
 
-fn time<F: FnMut()>(name: &str, iters: u32, mut f: F) {
-    for _ in 0..iters / 10 {
-        f();
-    }
-    let t = Instant::now();
-    for _ in 0..iters {
-        f();
-    }
-    let ns = t.elapsed().as_nanos() as f64 / f64::from(iters);
-    println!("{name:<44} {ns:>9.0} ns");
-}
+#[path = "common/timing.rs"]
+mod timing;
+use timing::time;
 
 fn main() {
     let dcid = b"\x83\x94\xc8\xf0\x3e\x51\x57\x08";

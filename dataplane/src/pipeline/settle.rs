@@ -12,8 +12,8 @@ use crate::counters::{Counter, Counters};
 use crate::policy::compile::{Decision, HelloFacts, Query, TlsView};
 use crate::policy::{Action, CompiledPolicy};
 use crate::tls::ja4::Transport;
-use crate::tls::quic::{QuicFeed, Version as QuicVersion};
-use crate::tls::{ClientHello, FeedResult};
+use crate::tls::quic::{QuicFeed, QuicHello, QuicScratch, Version as QuicVersion};
+use crate::tls::{ClientHello, FeedResult, HelloBufferPool};
 use crate::wire::{tcp_flags, Fragment, PacketSummary};
 
 /// A packet on the general path, with what the earlier steps found for it.
@@ -203,19 +203,12 @@ impl Pipeline {
                         None
                     }
                 }
-                // A fragmented client datagram (which QUIC forbids, RFC 9000 section 14): its
-                // first fragment holds part of it (maybe only the UDP header), the server reads
-                // all of it. Dropped alone, unread.
-                HelloState::Quic(_) if from_initiator && p.summary.fragment == Fragment::First => {
-                    refused = true;
-                    None
-                }
-                HelloState::Quic(q) if from_initiator => match q.feed(hellos, quic, payload) {
-                    QuicFeed::Refused(_) => {
+                HelloState::Quic(q) if from_initiator => match read_quic(q, hellos, quic, p, payload, false) {
+                    Ok((read, _)) => read,
+                    Err(Refused) => {
                         refused = true;
                         None
                     }
-                    fed => Read::of_quic(fed, q.version()),
                 },
                 HelloState::Quic(q) => {
                     q.note_server_datagram(payload);
@@ -235,25 +228,19 @@ impl Pipeline {
             //    first, after datagrams that were not QUIC). That hello is read too, and may
             //    only tighten the flow's verdict: a DROP stands whatever a later hello says
             //    (else a decoy hello would let a blocked connection's retransmissions through).
-            //    A fragmented one is refused unread, as while the hello is awaited.
-            if from_initiator && p.summary.fragment == Fragment::First {
-                refused = true;
-            } else if from_initiator {
-                let (fed, started) = q.feed_again(hellos, quic, payload);
-                counters.add(Counter::QuicPending, u64::from(started));
-                let read = match fed {
-                    QuicFeed::Refused(_) => {
-                        refused = true;
-                        None
+            if from_initiator {
+                match read_quic(q, hellos, quic, p, payload, true) {
+                    Err(Refused) => refused = true,
+                    Ok((read, started)) => {
+                        counters.add(Counter::QuicPending, u64::from(started));
+                        if let Some(read) = read {
+                            let d = decide_read(policy, p.summary, read, *tls_fail, counters, true, on_hello);
+                            if d.action == Action::Drop {
+                                e.set_decision(d, generation);
+                            }
+                            q.release(hellos);
+                        }
                     }
-                    fed => Read::of_quic(fed, q.version()),
-                };
-                if let Some(read) = read {
-                    let d = decide_read(policy, p.summary, read, *tls_fail, counters, true, on_hello);
-                    if d.action == Action::Drop {
-                        e.set_decision(d, generation);
-                    }
-                    q.release(hellos);
                 }
                 e.set_reads_quic(!q.is_done());
             } else {
@@ -346,18 +333,35 @@ enum Read<'p> {
     Failed,
 }
 
-impl<'p> Read<'p> {
-    /// What a QUIC feed concluded, if anything (`version`: the Initials' version).
-    fn of_quic(fed: QuicFeed<'p>, version: Option<QuicVersion>) -> Option<Read<'p>> {
-        match fed {
-            QuicFeed::NeedMore | QuicFeed::Finished => None,
-            QuicFeed::Complete(h) => Some(Read::Hello(h, version)),
-            QuicFeed::NotInitial => Some(Read::NotTls),
-            QuicFeed::Invalid(_) | QuicFeed::PoolExhausted => Some(Read::Failed),
-            // Handled by the caller (the datagram alone is dropped).
-            QuicFeed::Refused(_) => None,
-        }
+/// A QUIC datagram the reading cannot take (`QuicFeed::Refused`, or an IP fragment): dropped
+/// alone, the connection's state unchanged.
+struct Refused;
+
+/// A client datagram of a UDP flow whose QUIC hello is awaited, or (`again`) of a decided one
+/// watching for another: what it told, if anything, and whether it started a new reading.
+fn read_quic<'p>(
+    q: &mut QuicHello,
+    hellos: &'p mut HelloBufferPool,
+    quic: &'p mut QuicScratch,
+    p: &FlowPacket<'_>,
+    payload: &[u8],
+    again: bool,
+) -> Result<(Option<Read<'p>>, bool), Refused> {
+    // A fragmented datagram (which QUIC forbids, RFC 9000 section 14): its first fragment holds
+    // part of it (maybe only the UDP header), the server reads all of it. Refused unread.
+    if p.summary.fragment == Fragment::First {
+        return Err(Refused);
     }
+    let (fed, started) =
+        if again { q.feed_again(hellos, quic, payload) } else { (q.feed(hellos, quic, payload), false) };
+    let read = match fed {
+        QuicFeed::NeedMore | QuicFeed::Finished => None,
+        QuicFeed::Complete(h) => Some(Read::Hello(h, q.version())),
+        QuicFeed::NotInitial => Some(Read::NotTls),
+        QuicFeed::Invalid(_) | QuicFeed::PoolExhausted => Some(Read::Failed),
+        QuicFeed::Refused(_) => return Err(Refused),
+    };
+    Ok((read, started))
 }
 
 /// The decision once the client's first bytes were read (`quic_flow`: a UDP flow's datagrams

@@ -21,7 +21,8 @@ use super::stream::{parse_stream, parse_stream_in_place};
 pub const SLOT_LEN: usize = 16 * 1024;
 /// Out-of-order ranges remembered per flow (beyond the contiguous prefix).
 pub const OOO_RANGES: usize = 3;
-const NO_SLOT: u16 = u16::MAX;
+/// The slot number of a flow that holds none (TCP and QUIC reassembly alike).
+pub(crate) const NO_SLOT: u16 = u16::MAX;
 
 /// A buffer index in a [`HelloBufferPool`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +74,14 @@ impl SlotBook {
                 self.counters.exhausted += 1;
                 None
             }
+        }
+    }
+
+    /// Take back the slot a flow holds in `slot`, if any, and mark it as holding none.
+    pub(crate) fn give_back(&mut self, slot: &mut u16) {
+        if *slot != NO_SLOT {
+            self.release(*slot);
+            *slot = NO_SLOT;
         }
     }
 
@@ -227,10 +236,7 @@ impl HelloReassembly {
     /// Return the slot (if any) to the pool. Call after a `Complete` hello was evaluated and
     /// when the flow goes away; harmless otherwise.
     pub fn release(&mut self, pool: &mut HelloBufferPool) {
-        if self.slot != NO_SLOT {
-            pool.book.release(self.slot);
-            self.slot = NO_SLOT;
-        }
+        pool.book.give_back(&mut self.slot);
     }
 
     /// The contiguous client bytes buffered so far (empty while the hello was never buffered).
@@ -325,23 +331,23 @@ impl HelloReassembly {
             }
             HelloOutcome::NeedMore if usize::from(self.contiguous) >= SLOT_LEN => {
                 self.phase = Phase::Overflow;
-                release_slot(&mut self.slot, book);
+                book.give_back(&mut self.slot);
                 FeedResult::Overflow
             }
             HelloOutcome::NeedMore => FeedResult::NeedMore,
             HelloOutcome::NotTls => {
                 self.phase = Phase::NotTls;
-                release_slot(&mut self.slot, book);
+                book.give_back(&mut self.slot);
                 FeedResult::NotTls
             }
             HelloOutcome::Invalid(InvalidHello::TooLarge) => {
                 self.phase = Phase::Overflow;
-                release_slot(&mut self.slot, book);
+                book.give_back(&mut self.slot);
                 FeedResult::Overflow
             }
             HelloOutcome::Invalid(e) => {
                 self.phase = Phase::Invalid(e);
-                release_slot(&mut self.slot, book);
+                book.give_back(&mut self.slot);
                 FeedResult::Invalid(e)
             }
         }
@@ -398,12 +404,5 @@ impl HelloReassembly {
         }
         // No free entry: the range is forgotten; a retransmission brings it back.
         false
-    }
-}
-
-fn release_slot(slot: &mut u16, book: &mut SlotBook) {
-    if *slot != NO_SLOT {
-        book.release(*slot);
-        *slot = NO_SLOT;
     }
 }

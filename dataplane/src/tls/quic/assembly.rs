@@ -28,7 +28,7 @@ use super::packet::{PacketType, Packets, Version, MAX_CID_LEN};
 use super::protection::InitialKeys;
 use super::{QuicError, MAX_INITIAL_LEN};
 use crate::tls::client_hello::{ClientHello, HelloOutcome, InvalidHello};
-use crate::tls::reassembly::{HelloBufferPool, SlotBook};
+use crate::tls::reassembly::{HelloBufferPool, SlotBook, NO_SLOT};
 use crate::tls::stream::parse_handshake;
 
 /// Bytes of CRYPTO stream a flow may buffer: the ClientHello message must fit (as over TCP).
@@ -46,7 +46,6 @@ pub const MAX_DATAGRAMS: u8 = 8;
 /// derivation costs about a microsecond, so a datagram of tiny Initials each to another ID
 /// would cost a hundred; one that needs more than this is refused unread.
 pub const MAX_KEY_DERIVATIONS: u8 = 3;
-const NO_SLOT: u16 = u16::MAX;
 
 /// The stream bytes present: sorted, disjoint, non-adjacent `[start, end)` ranges.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -290,10 +289,7 @@ impl QuicHello {
     /// Return the slot (if any) to the pool. Call after a `Complete` hello was evaluated and
     /// when the flow goes away; harmless otherwise.
     pub fn release(&mut self, pool: &mut HelloBufferPool) {
-        if self.slot != NO_SLOT {
-            pool.parts_mut().1.release(self.slot);
-            self.slot = NO_SLOT;
-        }
+        pool.parts_mut().1.give_back(&mut self.slot);
     }
 
     fn fail<'p>(&mut self, book: &mut SlotBook, e: QuicError) -> QuicFeed<'p> {
@@ -302,10 +298,7 @@ impl QuicHello {
             e => e,
         };
         self.phase = Phase::Failed(e);
-        if self.slot != NO_SLOT {
-            book.release(self.slot);
-            self.slot = NO_SLOT;
-        }
+        book.give_back(&mut self.slot);
         QuicFeed::Invalid(e)
     }
 
