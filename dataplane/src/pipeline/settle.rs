@@ -339,6 +339,7 @@ struct Refused;
 
 /// A client datagram of a UDP flow whose QUIC hello is awaited, or (`again`) of a decided one
 /// watching for another: what it told, if anything, and whether it started a new reading.
+#[inline]
 fn read_quic<'p>(
     q: &mut QuicHello,
     hellos: &'p mut HelloBufferPool,
