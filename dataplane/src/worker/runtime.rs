@@ -55,6 +55,7 @@ impl Runtime {
         let eal = Eal::init(eal_args).map_err(RunError::Eal)?;
         devices::check_lcores(plan)?;
         let mut ports = devices::open_ports(config)?;
+        devices::check_queue_spread(config, plan, &ports)?;
 
         let pool =
             Mempool::with_config("dataplane_pool", config.mempool.size, config.mempool.cache, DEFAULT_DATA_ROOM, -1)
