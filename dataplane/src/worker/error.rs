@@ -93,3 +93,26 @@ impl fmt::Display for RunError {
 }
 
 impl std::error::Error for RunError {}
+
+#[cfg(test)]
+mod tests {
+    use super::RunError;
+    use crate::exit::Exit;
+
+    /// The leak count against what the af_xdp driver keeps: more is a leak of that many,
+    /// fewer is a wrong count; both fail the run.
+    #[test]
+    fn leaks_are_counted_beyond_what_the_driver_keeps() {
+        let text = |in_use, kept| RunError::Leak { in_use, kept }.to_string();
+        assert_eq!(text(3, 0), "error: 3 mbufs leaked (still in use after every port and ring is closed)");
+        assert_eq!(
+            text(4098, 4096),
+            "error: 2 mbufs leaked (still in use after every port and ring is closed, beyond the 4096 the af_xdp \
+             driver keeps)"
+        );
+        assert!(
+            text(4095, 4096).starts_with("error: 4095 mbufs in use after every port and ring is closed, fewer than")
+        );
+        assert_eq!(RunError::Leak { in_use: 1, kept: 0 }.exit(), Exit::Failed);
+    }
+}
