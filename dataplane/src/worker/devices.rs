@@ -69,9 +69,8 @@ pub(super) fn open_ports(config: &Config) -> Result<Vec<Port>, RunError> {
 /// - `net_af_packet` joins its queues' sockets to a fanout group by the kernel's symmetric
 ///   hash, but always with `PACKET_FANOUT_FLAG_ROLLOVER` (DPDK 22.11,
 ///   `rte_pmd_init_internals`), and rollover moves packets of a connection to another
-///   socket: measured on veth with `qpairs=2`, 15 of 17 connections at 2 Mbit/s each reached
-///   both queues (0 of 17 with the same fanout hash without rollover; README, "Real
-///   interfaces").
+///   socket: `scripts/fanout-probe.sh` on veth splits 4 to 8 of 17 connections with the
+///   driver's flags, none without rollover (README, "Real interfaces").
 /// - `net_af_xdp`: the kernel driver picks the RX queue (on veth the sender's TX queue, on a
 ///   NIC its own RSS, set with ethtool), and nothing here can make that symmetric.
 const UNSPLIT_DRIVERS: [&str; 2] = ["net_af_packet", "net_af_xdp"];
