@@ -376,19 +376,19 @@ impl Port {
     }
 
     /// Asks the driver to free the transmitted buffers it still holds, on each TX queue. No
-    /// queue handle may be alive. For `net_af_xdp` only: its TX path frees
-    /// the buffers the kernel has completed (the completion ring) at the start of each
-    /// burst, so the last burst's buffers wait there until the next one; a burst of no
-    /// packet does only that (it implements no `tx_done_cleanup`). A no-op for other
-    /// drivers, whose stop or close frees what they hold.
+    /// queue handle may be alive. For `net_af_xdp` only: its TX path frees the buffers the
+    /// kernel has completed (the completion ring) at the start of each burst, so the last
+    /// burst's buffers wait there until the next one; a burst of no packet does only that
+    /// (it implements no `tx_done_cleanup`). A no-op for other drivers, whose stop or close
+    /// frees what they hold.
     pub fn reclaim_tx(&mut self) -> Result<()> {
         self.require_no_queues("reclaim TX buffers")?;
         if self.driver != AF_XDP_DRIVER || !self.configured {
             return Ok(());
         }
         for q in 0..self.tx_queues {
-            // SAFETY: configured port, queue id below the configured count; no queue handle exists, so nothing else uses the queue; an empty
-            // burst hands the driver no mbuf.
+            // SAFETY: configured port, queue id below the configured count; no queue handle
+            // exists, so nothing else uses the queue; an empty burst hands the driver no mbuf.
             unsafe { dpdk_sys::rte_eth_tx_burst(self.id(), q, std::ptr::null_mut(), 0) };
         }
         Ok(())

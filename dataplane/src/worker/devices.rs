@@ -102,8 +102,8 @@ pub(super) fn check_queue_spread(config: &Config, plan: &Plan, ports: &[Port]) -
                 format!(
                     "{} RX queues of {} (driver {driver}) polled by {} workers: this driver does not keep both \
                      directions of a connection on one queue index, so connections would be split between \
-                     workers. Use distribution = \"software\" (one RX queue per port, a distributor lcore) or \
-                     one worker for this port's queues",
+                     workers. Use distribution = \"software\" (a distributor lcore polls the queues and hands \
+                     each connection to one worker) or one worker for this port's queues",
                     p.rx_queues,
                     p.device,
                     pollers.len()

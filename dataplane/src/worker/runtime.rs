@@ -247,11 +247,11 @@ impl Runtime {
         RunOutcome { errors, last: Some(snap), elapsed }
     }
 
-    /// Gets back the transmitted buffers AF_XDP ports still hold (`Port::reclaim_tx`): the
-    /// kernel completes a transmitted frame when its copy is freed, which on veth may come
-    /// a little after the send, so this asks again until only the `kept` fill-ring buffers
-    /// are in use, for at most 200 ms. Every loop has stopped: nothing else frees or takes
-    /// buffers.
+    /// Gets back the transmitted buffers AF_XDP ports still hold (`Port::reclaim_tx`). The
+    /// kernel may complete a frame a little after its send (in copy mode when the frame's
+    /// socket buffer is freed), so this asks again until only the `kept` fill-ring buffers
+    /// are in use, for at most 200 ms; what is still missing then is reported as a leak.
+    /// Every loop has stopped: nothing else frees or takes buffers.
     fn reclaim_tx(&mut self, kept: u32) -> Result<(), RunError> {
         if !self.ports.iter().any(|p| p.driver() == AF_XDP_DRIVER) {
             return Ok(());
