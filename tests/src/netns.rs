@@ -100,13 +100,8 @@ impl Veth {
         let veth = Veth { host: host.to_owned(), peer: peer.to_owned() };
         run("ip", &["link", "set", peer, "netns", &ns.name])?;
         ns.run("ip", &["addr", "add", cidr, "dev", peer])?;
-        for (inside, args) in [(false, ["link", "set", host, "up"]), (true, ["link", "set", peer, "up"])] {
-            if inside {
-                ns.run("ip", &args)?;
-            } else {
-                run("ip", &args)?;
-            }
-        }
+        run("ip", &["link", "set", host, "up"])?;
+        ns.run("ip", &["link", "set", peer, "up"])?;
         run("ethtool", &["-K", host, "tx", "off"])?;
         ns.run("ethtool", &["-K", peer, "tx", "off"])?;
         Ok(veth)
