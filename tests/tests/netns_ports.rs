@@ -334,8 +334,10 @@ fn af_xdp_run_stops_with_an_exact_mbuf_count() {
         Ok(dp) => dp,
         Err(out) => {
             let stderr = String::from_utf8_lossy(&out.stderr);
-            // The driver's own words when the kernel refuses the socket or the interface.
-            if stderr.contains("Failed to create xsk socket") || stderr.contains("failed to initialize net_af_xdp") {
+            // The driver's own words when the kernel refuses the interface, the UMEM (locked
+            // memory) or the socket.
+            let refused = ["failed to initialize net_af_xdp", "Failed to create umem", "Failed to create xsk socket"];
+            if refused.iter().any(|r| stderr.contains(r)) {
                 eprintln!("SKIPPED: this kernel refuses AF_XDP sockets on veth: {stderr}");
                 return;
             }
