@@ -206,7 +206,7 @@ code=$?
 set -e
 dp_pid=""
 sed -n '/final stats/,$p' "$work/dataplane.log" | sed 's/^/   | /'
-if [ "$code" -eq 0 ] && grep -qx 'mbufs in use: 0' "$work/dataplane.log"; then
+if [ "$code" -eq 0 ] && grep -Eq '^mbufs in use: 0( |$)' "$work/dataplane.log"; then
   ok "exit 0, mbufs in use: 0"
 else
   bad "the dataplane exited with $code"
