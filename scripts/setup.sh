@@ -58,9 +58,9 @@ else
 fi
 
 # The real stacks of tests/tests/netns_gateway.rs and scripts/gateway-demo.sh: namespaces and
-# veths (iproute2), checksum offload off (ethtool), the clients and the servers (the tests
-# say so and skip when one is missing).
-E2E_PACKAGES=(iproute2 ethtool iputils-ping curl openssl python3)
+# veths (iproute2, sysctl from procps), checksum offload off (ethtool), the clients and the
+# servers (the tests say so and skip when one is missing).
+E2E_PACKAGES=(iproute2 procps ethtool iputils-ping curl openssl python3)
 e2e_missing=()
 for p in "${E2E_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || e2e_missing+=("$p")

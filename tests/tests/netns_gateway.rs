@@ -1,7 +1,8 @@
 //! The dataplane as a bump in the wire between two network namespaces, with real network
 //! stacks on both sides: ping (IPv4, IPv6), curl over HTTP and HTTPS, `openssl s_client`,
-//! against Python's threaded HTTP(S) server. The dataplane's ports are the host ends of two
-//! veth pairs, through `net_af_packet` (and `net_af_xdp` where the kernel allows it).
+//! against Python's threaded HTTP(S) server. The dataplane runs in a third namespace, its
+//! ports on the ends of the two veth pairs there, through `net_af_packet` (and `net_af_xdp`
+//! where the kernel allows it). Helpers: `netns_common`.
 //!
 //! Needs root, `ip netns`, veth and the tools `scripts/setup.sh` installs; where something is
 //! missing each test says why on stderr and skips.
@@ -137,8 +138,8 @@ fn forwards_real_clients(test: &str, tag: &str, pmd: Pmd) {
     };
     let topo = &bench.topo;
 
-    assert_eq!(ping(topo, SERVER_V4, 3), 3, "ping {SERVER_V4}");
-    assert_eq!(ping(topo, SERVER_V6, 3), 3, "ping {SERVER_V6}");
+    assert_eq!(ping(topo, SERVER_V4, 3, ALLOWED_TIMEOUT_S), 3, "ping {SERVER_V4}");
+    assert_eq!(ping(topo, SERVER_V6, 3, ALLOWED_TIMEOUT_S), 3, "ping {SERVER_V6}");
     for host in [SERVER_V4.to_string(), format!("[{SERVER_V6}]")] {
         let f = bench.http(&host, ALLOWED_TIMEOUT_S);
         assert!(f.ok(), "HTTP to {host}: {f:?}");
@@ -219,16 +220,16 @@ fn af_packet_cuts_a_blocked_sni_and_a_blocked_cidr() {
     assert!(done, "s_client to allowed.test:\n{out}");
 
     // The blocked addresses: neither ping nor TCP; the server's other addresses answer.
-    assert_eq!(ping(topo, SERVER_V4_OTHER, 3), 0, "ping {SERVER_V4_OTHER}");
-    assert_eq!(ping(topo, SERVER_V6_OTHER, 3), 0, "ping {SERVER_V6_OTHER}");
+    assert_eq!(ping(topo, SERVER_V4_OTHER, 3, BLOCKED_TIMEOUT_S), 0, "ping {SERVER_V4_OTHER}");
+    assert_eq!(ping(topo, SERVER_V6_OTHER, 3, BLOCKED_TIMEOUT_S), 0, "ping {SERVER_V6_OTHER}");
     assert_cut_before_connect(&bench.http(SERVER_V4_OTHER, BLOCKED_TIMEOUT_S), 28, "HTTP to the blocked IPv4 address");
     assert_cut_before_connect(
         &bench.http(&format!("[{SERVER_V6_OTHER}]"), BLOCKED_TIMEOUT_S),
         7,
         "HTTP to the blocked IPv6 address",
     );
-    assert_eq!(ping(topo, SERVER_V4, 3), 3, "ping {SERVER_V4}");
-    assert_eq!(ping(topo, SERVER_V6, 3), 3, "ping {SERVER_V6}");
+    assert_eq!(ping(topo, SERVER_V4, 3, ALLOWED_TIMEOUT_S), 3, "ping {SERVER_V4}");
+    assert_eq!(ping(topo, SERVER_V6, 3, ALLOWED_TIMEOUT_S), 3, "ping {SERVER_V6}");
     assert!(bench.http(SERVER_V4, ALLOWED_TIMEOUT_S).ok());
 
     // It was the rules that cut them.
@@ -247,7 +248,7 @@ fn af_packet_rules_applied_through_the_api_take_effect_and_are_taken_back() {
 
     // Generation 1, no rules: the name and the address both pass.
     assert!(bench.https("shop.test", ALLOWED_TIMEOUT_S).ok());
-    assert_eq!(ping(topo, SERVER_V4_OTHER, 2), 2);
+    assert_eq!(ping(topo, SERVER_V4_OTHER, 2, ALLOWED_TIMEOUT_S), 2);
 
     // Two rules added through the API; the answer comes once the worker runs them.
     let sni = BLOCKS.replace("blocked.test", "shop.test");
@@ -261,7 +262,7 @@ fn af_packet_rules_applied_through_the_api_take_effect_and_are_taken_back() {
     assert_eq!((json(&answer)["generation"].as_u64(), json(&answer)["rules"].as_u64()), (Some(2), Some(2)), "{answer}");
     assert_cut_after_connect(&bench.https("shop.test", BLOCKED_TIMEOUT_S), "HTTPS to shop.test after the apply");
     assert!(bench.https("allowed.test", ALLOWED_TIMEOUT_S).ok(), "another name still passes");
-    assert_eq!(ping(topo, SERVER_V4_OTHER, 3), 0, "ping {SERVER_V4_OTHER} after the apply");
+    assert_eq!(ping(topo, SERVER_V4_OTHER, 3, BLOCKED_TIMEOUT_S), 0, "ping {SERVER_V4_OTHER} after the apply");
     assert_cut_before_connect(&bench.http(SERVER_V4_OTHER, BLOCKED_TIMEOUT_S), 28, "HTTP to the blocked address");
     assert!(rule_packets(&gw, "api-block-name") > 0 && rule_packets(&gw, "api-block-address") > 0);
 
@@ -270,10 +271,10 @@ fn af_packet_rules_applied_through_the_api_take_effect_and_are_taken_back() {
     assert_eq!((code, json(&answer)["generation"].as_u64()), (200, Some(3)), "{answer}");
     let f = bench.https("shop.test", ALLOWED_TIMEOUT_S);
     assert!(f.ok(), "HTTPS to shop.test after the delete: {f:?}");
-    assert_eq!(ping(topo, SERVER_V4_OTHER, 3), 0, "the address rule is still there");
+    assert_eq!(ping(topo, SERVER_V4_OTHER, 3, BLOCKED_TIMEOUT_S), 0, "the address rule is still there");
     let (code, answer) = gw.api("DELETE", "/v1/rules/api-block-address", None);
     assert_eq!((code, json(&answer)["generation"].as_u64()), (200, Some(4)), "{answer}");
-    assert_eq!(ping(topo, SERVER_V4_OTHER, 3), 3, "ping {SERVER_V4_OTHER} after the delete");
+    assert_eq!(ping(topo, SERVER_V4_OTHER, 3, ALLOWED_TIMEOUT_S), 3, "ping {SERVER_V4_OTHER} after the delete");
     assert!(bench.http(SERVER_V4_OTHER, ALLOWED_TIMEOUT_S).ok());
     let (_, now) = gw.api("GET", "/v1/rules", None);
     assert_eq!(json(&now)["rules"].as_array().map(Vec::len), Some(0), "{now}");

@@ -31,7 +31,7 @@ pub fn skip_reason() -> Option<String> {
     if !is_root() {
         return Some("not root: network namespaces and veth pairs need CAP_NET_ADMIN".into());
     }
-    let missing: Vec<&str> = ["ip", "ethtool", "ping", "curl", "openssl", "python3", "timeout"]
+    let missing: Vec<&str> = ["ip", "sysctl", "ethtool", "ping", "curl", "openssl", "python3", "timeout"]
         .into_iter()
         .filter(|t| !on_path(t))
         .collect();
@@ -95,7 +95,8 @@ pub const SERVER_PORT: &str = "to-server";
 
 impl Topology {
     /// Makes the namespaces, the veths and the addresses. `tag` (a letter or two) tells
-    /// this test's namespaces from the other tests'. Err says what the machine refused.
+    /// this test's namespaces from the other tests'. Err when the machine refuses
+    /// namespaces or veths (the tests skip); any later step that fails is a test failure.
     pub fn create(tag: &str) -> Result<Topology, String> {
         remove_leftovers();
         let name = |role: &str| format!("dpe2e-{}-{tag}-{role}", std::process::id());
@@ -115,31 +116,47 @@ impl Topology {
                 .map_err(|e| format!("veth pairs unavailable: {e}"))?;
             // The dataplane's ends carry no address: the gateway namespace's stack must not
             // answer or send (router solicitations...) on the wire.
-            in_ns_run(&gw, "sysctl", &["-qw", &format!("net.ipv6.conf.{port}.disable_ipv6=1")])?;
-            run("ip", &["-n", &gw, "link", "set", port, "up"])?;
         }
-        run("ip", &["-n", &gw, "link", "set", "lo", "up"])?;
+        topo.configure();
+        Ok(topo)
+    }
+
+    /// Addresses, offloads, links up; panics on a failure (the machine has namespaces and
+    /// veths by now).
+    fn configure(&self) {
+        let must = |r: Result<Output, String>| {
+            if let Err(e) = r {
+                panic!("setting up the namespaces: {e}");
+            }
+        };
+        let gw = &self.gateway_ns;
+        for port in [CLIENT_PORT, SERVER_PORT] {
+            // The dataplane's ends carry no address: the gateway namespace's stack must not
+            // answer or send (router solicitations...) on the wire.
+            must(in_ns_run(gw, "sysctl", &["-qw", &format!("net.ipv6.conf.{port}.disable_ipv6=1")]));
+            must(run("ip", &["-n", gw, "link", "set", port, "up"]));
+        }
+        must(run("ip", &["-n", gw, "link", "set", "lo", "up"]));
         let addresses = [
-            (&topo.client_ns, vec![CLIENT_V4], vec![CLIENT_V6]),
-            (&topo.server_ns, vec![SERVER_V4, SERVER_V4_OTHER], vec![SERVER_V6, SERVER_V6_OTHER]),
+            (&self.client_ns, vec![CLIENT_V4], vec![CLIENT_V6]),
+            (&self.server_ns, vec![SERVER_V4, SERVER_V4_OTHER], vec![SERVER_V6, SERVER_V6_OTHER]),
         ];
         for (ns, v4, v6) in addresses {
-            run("ip", &["-n", ns, "link", "set", "lo", "up"])?;
+            must(run("ip", &["-n", ns, "link", "set", "lo", "up"]));
             for a in v4 {
-                run("ip", &["-n", ns, "addr", "add", &format!("{a}/24"), "dev", "eth0"])?;
+                must(run("ip", &["-n", ns, "addr", "add", &format!("{a}/24"), "dev", "eth0"]));
             }
             // nodad: the addresses are usable at once, not after duplicate detection.
             for a in v6 {
-                run("ip", &["-n", ns, "addr", "add", &format!("{a}/64"), "dev", "eth0", "nodad"])?;
+                must(run("ip", &["-n", ns, "addr", "add", &format!("{a}/64"), "dev", "eth0", "nodad"]));
             }
             // Between two kernel stacks a veth leaves TCP and UDP checksums for the receiver
             // to fill in (CHECKSUM_PARTIAL). Read from an AF_PACKET socket, such a frame is
             // sent on by the dataplane with the checksum still unfilled, and the peer's stack
             // drops it. With transmit checksum offload off the sender computes them.
-            in_ns_run(ns, "ethtool", &["-K", "eth0", "tx", "off"])?;
-            run("ip", &["-n", ns, "link", "set", "eth0", "up"])?;
+            must(in_ns_run(ns, "ethtool", &["-K", "eth0", "tx", "off"]));
+            must(run("ip", &["-n", ns, "link", "set", "eth0", "up"]));
         }
-        Ok(topo)
     }
 
     /// `program` in the client namespace.

@@ -172,17 +172,23 @@ pub fn curl(topo: &Topology, url: &str, pki: &Pki, max_s: u32) -> Fetch {
     fetch_result(curl_command(topo, url, pki, max_s).output().unwrap())
 }
 
-/// `ping -c count` from the client: the number of replies.
-pub fn ping(topo: &Topology, addr: &str, count: u32) -> u32 {
-    let out =
-        topo.client("ping").args(["-n", "-c", &count.to_string(), "-i", "0.2", "-W", "2", addr]).output().unwrap();
+/// `ping -c count -w deadline_s` from the client: the number of replies. Ping ends at the
+/// count'th reply or at the deadline, whichever comes first.
+pub fn ping(topo: &Topology, addr: &str, count: u32, deadline_s: u32) -> u32 {
+    let out = topo
+        .client("ping")
+        .args(["-n", "-c", &count.to_string(), "-i", "0.2", "-w", &deadline_s.to_string(), addr])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     // "3 packets transmitted, 3 received, 0% packet loss, time 402ms"
     let received = text
         .lines()
         .find_map(|l| l.split(", ").find_map(|p| p.strip_suffix(" received")).and_then(|n| n.parse().ok()))
         .unwrap_or(0);
-    assert_eq!(out.status.success(), received > 0, "ping's exit code disagrees with its summary: {text}");
+    assert_eq!(out.status.success(), received == count, "ping's exit code disagrees with its summary: {text}");
+    // Shown with a failing test's output.
+    eprintln!("ping {addr}: {text}");
     received
 }
 
