@@ -48,6 +48,8 @@ cleanup() {
   exit "$status"
 }
 trap cleanup EXIT
+# Interrupted: stop at once (the EXIT trap cleans up), not at the next failing command.
+trap 'exit 130' INT TERM
 
 step "network namespaces $C, $S and $G (the gateway), joined by two veth pairs"
 for n in "$C" "$S" "$G"; do ip netns add "$n"; ip -n "$n" link set lo up; done
