@@ -104,3 +104,15 @@ else
     say "warning: only $have of $HUGEPAGES 2 MB hugepages could be reserved; tests run without them"
   fi
 fi
+
+# bpffs: libxdp, under the af_xdp driver, keeps its XDP dispatcher's state there (without it,
+# it complains and loads a single program, or fails on some kernels). Nothing else needs it.
+if grep -qs ' /sys/fs/bpf bpf ' /proc/mounts; then
+  say "bpffs mounted on /sys/fs/bpf"
+elif [ "$(id -u)" -ne 0 ]; then
+  say "warning: not root, bpffs not mounted on /sys/fs/bpf; AF_XDP ports need it (mount -t bpf bpf /sys/fs/bpf)"
+elif mkdir -p /sys/fs/bpf 2>/dev/null && mount -t bpf bpf /sys/fs/bpf 2>/dev/null; then
+  say "mounted bpffs on /sys/fs/bpf"
+else
+  say "warning: could not mount bpffs on /sys/fs/bpf; AF_XDP ports may not start, AF_PACKET ones do"
+fi

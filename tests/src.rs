@@ -1,5 +1,8 @@
 //! Helpers shared by the end-to-end tests in `tests/tests/`.
 
+#[path = "src/netns.rs"]
+pub mod netns;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

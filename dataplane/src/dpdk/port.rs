@@ -98,7 +98,17 @@ pub struct PortStats {
 pub struct Port {
     shared: Arc<Shared>,
     configured: bool,
+    /// Buffers the RX queue setup of the current configuration took from the pool (what a
+    /// driver posts to its receive ring before the first packet).
+    rx_setup_buffers: u32,
+    /// The driver's name (`rte_eth_dev_info.driver_name`), read at configure.
+    driver: String,
+    /// TX queues of the current configuration.
+    tx_queues: u16,
 }
+
+/// The driver of DPDK's AF_XDP ports.
+pub const AF_XDP_DRIVER: &str = "net_af_xdp";
 
 /// State shared by a port and its queues; the device is closed when the last one drops.
 pub(super) struct Shared {
@@ -182,6 +192,9 @@ impl Port {
                 _live: live,
             }),
             configured: false,
+            rx_setup_buffers: 0,
+            driver: String::new(),
+            tx_queues: 0,
         })
     }
 
@@ -282,6 +295,10 @@ impl Port {
         check(&self.call("rte_eth_dev_adjust_nb_rx_tx_desc"), ret)?;
         // SAFETY: valid port id. -1 (unknown) becomes SOCKET_ID_ANY as an unsigned value.
         let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(self.id()) } as u32;
+        // Nothing else takes buffers from the pool while a port is configured (no queue of
+        // this port exists, and configuration comes before any lcore runs), so the change is
+        // what the RX queue setup took.
+        let in_use_before = pool.in_use();
         for q in 0..config.rx_queues {
             // SAFETY: configured port, queue id below the configured count; default rxconf;
             // the pool is kept alive by `Shared::pool` while the device exists.
@@ -296,6 +313,10 @@ impl Port {
             check(&self.call(&format!("rte_eth_tx_queue_setup(queue {q})")), ret)?;
         }
         *self.shared.pool.lock().unwrap_or_else(|e| e.into_inner()) = Some(pool.clone());
+        self.rx_setup_buffers = pool.in_use().saturating_sub(in_use_before);
+        // SAFETY: driver_name, when set, points to the driver's static name.
+        self.driver = unsafe { opt_cstr(info.driver_name) };
+        self.tx_queues = config.tx_queues;
         self.configured = true;
 
         let rx = (0..config.rx_queues).map(|queue| RxQueue::new(self.shared.clone(), queue)).collect();
@@ -327,6 +348,49 @@ impl Port {
         let ret = unsafe { dpdk_sys::rte_eth_dev_stop(self.id()) };
         check(&self.call("rte_eth_dev_stop"), ret)?;
         self.shared.started.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    /// Packet buffers this port's driver keeps after [`close`](Self::close) and never gives
+    /// back to the pool: the AF_XDP fill rings, for `net_af_xdp` (DPDK 22.11).
+    ///
+    /// Its RX queue setup (`xsk_configure`) takes 2048 mbufs per queue from the pool and
+    /// posts them to the socket's fill ring; every burst it receives takes as many fresh
+    /// mbufs for the fill ring as it hands up (`af_xdp_rx_zc`), so the fill ring, the kernel
+    /// and the RX ring hold exactly that many at any time. Its close (`eth_dev_close`)
+    /// deletes the socket and the UMEM without freeing them. So this is the number its setup
+    /// took, measured at [`configure`](Self::configure), not assumed; any other driver keeps
+    /// none. (TX buffers waiting in the completion ring are another matter: see
+    /// [`reclaim_tx`](Self::reclaim_tx).)
+    pub fn kept_after_close(&self) -> u32 {
+        if self.driver == AF_XDP_DRIVER {
+            self.rx_setup_buffers
+        } else {
+            0
+        }
+    }
+
+    /// The driver's name (empty before [`configure`](Self::configure)).
+    pub fn driver(&self) -> &str {
+        &self.driver
+    }
+
+    /// Asks the driver to free the transmitted buffers it still holds, on each TX queue. No
+    /// queue handle may be alive. For `net_af_xdp` only: its TX path frees
+    /// the buffers the kernel has completed (the completion ring) at the start of each
+    /// burst, so the last burst's buffers wait there until the next one; a burst of no
+    /// packet does only that (it implements no `tx_done_cleanup`). A no-op for other
+    /// drivers, whose stop or close frees what they hold.
+    pub fn reclaim_tx(&mut self) -> Result<()> {
+        self.require_no_queues("reclaim TX buffers")?;
+        if self.driver != AF_XDP_DRIVER || !self.configured {
+            return Ok(());
+        }
+        for q in 0..self.tx_queues {
+            // SAFETY: configured port, queue id below the configured count; no queue handle exists, so nothing else uses the queue; an empty
+            // burst hands the driver no mbuf.
+            unsafe { dpdk_sys::rte_eth_tx_burst(self.id(), q, std::ptr::null_mut(), 0) };
+        }
         Ok(())
     }
 

@@ -29,8 +29,9 @@ pub enum RunError {
     Launch { role: &'static str, lcore: u32, error: DpdkError },
     /// An lcore loop ended badly (it panicked).
     Lcore { role: &'static str, lcore: u32, error: DpdkError },
-    /// Mbufs still in use after every port and ring was closed.
-    Leak { in_use: u32 },
+    /// Mbufs in use after every port and ring was closed, other than the `kept` that
+    /// drivers provably keep (`Port::kept_after_close`).
+    Leak { in_use: u32, kept: u32 },
     /// What was set up does not match the plan (a bug).
     Inconsistent(String),
 }
@@ -72,12 +73,46 @@ impl fmt::Display for RunError {
             RunError::Signals(e) => write!(f, "installing the signal handler: {e}"),
             RunError::Launch { role, lcore, error } => write!(f, "launching the {role} on lcore {lcore}: {error}"),
             RunError::Lcore { role, lcore, error } => write!(f, "{role} on lcore {lcore}: {error}"),
-            RunError::Leak { in_use } => {
+            RunError::Leak { in_use, kept: 0 } => {
                 write!(f, "error: {in_use} mbufs leaked (still in use after every port and ring is closed)")
             }
+            RunError::Leak { in_use, kept } if in_use > kept => write!(
+                f,
+                "error: {} mbufs leaked (still in use after every port and ring is closed, beyond the {kept} \
+                 the af_xdp driver keeps)",
+                in_use - kept
+            ),
+            RunError::Leak { in_use, kept } => write!(
+                f,
+                "error: {in_use} mbufs in use after every port and ring is closed, fewer than the {kept} the \
+                 af_xdp driver took at setup and keeps: the count of what it keeps is wrong"
+            ),
             RunError::Inconsistent(what) => write!(f, "internal error: {what}"),
         }
     }
 }
 
 impl std::error::Error for RunError {}
+
+#[cfg(test)]
+mod tests {
+    use super::RunError;
+    use crate::exit::Exit;
+
+    /// The leak count against what the af_xdp driver keeps: more is a leak of that many,
+    /// fewer is a wrong count; both fail the run.
+    #[test]
+    fn leaks_are_counted_beyond_what_the_driver_keeps() {
+        let text = |in_use, kept| RunError::Leak { in_use, kept }.to_string();
+        assert_eq!(text(3, 0), "error: 3 mbufs leaked (still in use after every port and ring is closed)");
+        assert_eq!(
+            text(4098, 4096),
+            "error: 2 mbufs leaked (still in use after every port and ring is closed, beyond the 4096 the af_xdp \
+             driver keeps)"
+        );
+        assert!(
+            text(4095, 4096).starts_with("error: 4095 mbufs in use after every port and ring is closed, fewer than")
+        );
+        assert_eq!(RunError::Leak { in_use: 1, kept: 0 }.exit(), Exit::Failed);
+    }
+}

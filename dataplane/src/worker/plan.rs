@@ -113,6 +113,9 @@ pub fn plan(config: &Config) -> Result<Plan, ConfigError> {
         }
     };
     check_tx_queues(config, &forward)?;
+    if distributor.is_none() {
+        check_directions_meet(config, &forward, &workers)?;
+    }
     let (unused_rx, unused_tx) = unused_queues(config, &workers, distributor.as_ref());
     Ok(Plan { workers, distributor, unused_rx, unused_tx })
 }
@@ -228,6 +231,65 @@ fn rss_workers(config: &Config, forward: &[Option<usize>]) -> Result<Vec<WorkerP
         workers.push(WorkerPlan { lcore: w.lcore, inputs, tx });
     }
     Ok(workers)
+}
+
+/// RSS distribution: both directions of a connection reach the same worker. A device that
+/// spreads connections symmetrically (symmetric RSS, the kernel's fanout hash) puts the
+/// replies to what arrived on queue `q` of a port on queue `q` of its egress port, provided
+/// both have as many queues; so one worker must poll both. With one worker there is nothing
+/// to split.
+fn check_directions_meet(
+    config: &Config,
+    forward: &[Option<usize>],
+    workers: &[WorkerPlan],
+) -> Result<(), ConfigError> {
+    if workers.len() < 2 {
+        return Ok(());
+    }
+    // (port, queue) -> (worker, its rx index): who polls each queue.
+    let mut poller = BTreeMap::new();
+    for (k, w) in workers.iter().enumerate() {
+        for (j, input) in w.inputs.iter().enumerate() {
+            if let InputSource::RxQueue(q) = input.source {
+                poller.insert(q, (k, j));
+            }
+        }
+    }
+    for (a, b) in forward.iter().enumerate().filter_map(|(a, b)| Some((a, (*b)?))) {
+        let (Some(pa), Some(pb)) = (config.ports.get(a), config.ports.get(b)) else { continue };
+        if a == b || forward.get(b).copied().flatten() != Some(a) {
+            continue;
+        }
+        if pa.rx_queues != pb.rx_queues {
+            return Err(ConfigError::new(
+                format!("ports[{a}].rx_queues"),
+                format!(
+                    "{} RX queues on {:?} but {} on {:?}, which forward to each other: with several workers \
+                     both need as many, or the two directions of a connection land on different queues",
+                    pa.rx_queues, pa.device, pb.rx_queues, pb.device
+                ),
+            ));
+        }
+        for queue in 0..pa.rx_queues {
+            let (Some(&(ka, ja)), Some(&(kb, _))) =
+                (poller.get(&QueueRef { port: a, queue }), poller.get(&QueueRef { port: b, queue }))
+            else {
+                continue;
+            };
+            if ka != kb {
+                return Err(ConfigError::new(
+                    format!("workers[{ka}].rx[{ja}]"),
+                    format!(
+                        "queue {queue} of {:?} is polled by workers[{ka}] but queue {queue} of {:?} by \
+                         workers[{kb}]: replies to what arrives on one come back on the other, so one worker \
+                         must poll both",
+                        pa.device, pb.device
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Software distribution: the distributor polls every RX queue of every port in `forward`;

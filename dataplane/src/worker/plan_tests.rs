@@ -125,7 +125,7 @@ fn one_worker_forwarding_both_ways() {
 }
 
 /// Two workers on two queues of each port: worker k polls queue k of both and sends by TX
-/// queue k; a third RX queue nobody polls and a third TX queue nobody owns are unused.
+/// queue k; the third RX queues nobody polls and a third TX queue nobody owns are unused.
 #[test]
 fn rss_workers_own_their_queues_and_the_rest_is_unused() {
     let text = r#"
@@ -135,7 +135,7 @@ rx_queues = 3
 tx_queues = 3
 [[ports]]
 device = "b"
-rx_queues = 2
+rx_queues = 3
 tx_queues = 2
 [forward]
 a = "b"
@@ -164,8 +164,41 @@ rx = [{ port = "a", queue = 0 }, { port = "b", queue = 0 }]
             },
         ]
     );
-    assert_eq!(p.unused_rx, vec![q(0, 2)]);
+    assert_eq!(p.unused_rx, vec![q(0, 2), q(1, 2)]);
     assert_eq!(p.unused_tx, vec![q(0, 2)]);
+}
+
+/// RSS distribution with several workers: the replies to what arrives on queue q of a port
+/// come back on queue q of the port it forwards to, so one worker polls both, and both ports
+/// have as many RX queues. One worker, or one-way forwarding, splits nothing.
+#[test]
+fn rss_workers_poll_both_directions_of_a_queue() {
+    let two_queues = |a_rx: &str, b_rx: &str| {
+        format!(
+            "[[ports]]\ndevice = \"a\"\nrx_queues = 2\ntx_queues = 2\n[[ports]]\ndevice = \"b\"\nrx_queues = 2\n\
+             tx_queues = 2\n[forward]\na = \"b\"\nb = \"a\"\n[[workers]]\nlcore = 1\nrx = [{a_rx}]\n\
+             [[workers]]\nlcore = 2\nrx = [{b_rx}]\n"
+        )
+    };
+    let q = |port: &str, queue: u16| format!("{{ port = \"{port}\", queue = {queue} }}");
+    planned(&two_queues(&[q("a", 0), q("b", 0)].join(", "), &[q("b", 1), q("a", 1)].join(", ")));
+    // Worker 0 polls a's queues, worker 1 b's: every connection is split.
+    let split = two_queues(&[q("a", 0), q("a", 1)].join(", "), &[q("b", 0), q("b", 1)].join(", "));
+    assert_eq!(error_key(&split), "workers[0].rx[0]");
+    let err = plan(&Config::parse(&split).unwrap()).unwrap_err().to_string();
+    assert!(err.contains("queue 0 of \"a\" is polled by workers[0] but queue 0 of \"b\" by workers[1]"), "{err}");
+    // Crossed: queue 0 of a with queue 1 of b.
+    let crossed = two_queues(&[q("a", 0), q("b", 1)].join(", "), &[q("b", 0), q("a", 1)].join(", "));
+    assert_eq!(error_key(&crossed), "workers[0].rx[0]");
+    // As many queues on both sides.
+    let uneven = two_queues(&[q("a", 0), q("b", 0)].join(", "), &[q("b", 1), q("a", 1)].join(", ")).replacen(
+        "rx_queues = 2",
+        "rx_queues = 3",
+        1,
+    );
+    assert_eq!(error_key(&uneven), "ports[0].rx_queues");
+    // No reply comes back through the other port (b sends back out of itself).
+    planned(&split.replace("b = \"a\"", "b = \"b\""));
 }
 
 /// Forwarding one way: the ingress port's TX queue and the egress port's RX queue are unused.
@@ -311,9 +344,12 @@ fn config_errors_name_the_key() {
     );
     assert_eq!(err(&two), "ports[0].tx_queues");
     assert_eq!(err(&two.replace("device = \"a\"", "device = \"a\"\ntx_queues = 2")), "ports[1].tx_queues");
-    planned(
-        &two.replace("device = \"a\"", "device = \"a\"\ntx_queues = 2")
-            .replace("device = \"b\"", "device = \"b\"\ntx_queues = 2"),
+    // With a TX queue each, worker 0 polls a and worker 1 polls b: each connection split.
+    assert_eq!(
+        err(&two
+            .replace("device = \"a\"", "device = \"a\"\ntx_queues = 2")
+            .replace("device = \"b\"", "device = \"b\"\ntx_queues = 2")),
+        "workers[0].rx[0]"
     );
 }
 
