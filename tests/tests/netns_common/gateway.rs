@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use dataplane_tests::dataplane_bin;
 
-use super::{in_ns, Topology, CLIENT_PORT, SERVER_PORT};
+use super::{Topology, CLIENT_PORT, SERVER_PORT};
 
 /// The DPDK driver of the two ports.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -57,7 +57,7 @@ device = "{s}"
 lcore = 1
 rx = [{{ port = "{c}" }}, {{ port = "{s}" }}]
 "#,
-        prefix = topo.gateway_ns,
+        prefix = topo.gateway.name,
         cif = CLIENT_PORT,
         sif = SERVER_PORT,
     );
@@ -120,7 +120,9 @@ impl NetGateway {
     /// Starts `dataplane run` and waits for its control API line (printed once the ports
     /// are started and the workers run), at most 90 s. Err when it exits before.
     pub fn start(topo: &Topology, config: &Path) -> Result<NetGateway, StartFailure> {
-        let mut child = in_ns(&topo.gateway_ns, &dataplane_bin().display().to_string())
+        let mut child = topo
+            .gateway
+            .command(&dataplane_bin().display().to_string())
             .args(["run", "--config"])
             .arg(config)
             .args(["--duration", "600"])
@@ -132,7 +134,7 @@ impl NetGateway {
         forward(child.stdout.take().unwrap(), tx.clone(), Line::Out);
         forward(child.stderr.take().unwrap(), tx, Line::Err);
         let mut gw =
-            NetGateway { child, namespace: topo.gateway_ns.clone(), url: String::new(), lines: rx, seen: Vec::new() };
+            NetGateway { child, namespace: topo.gateway.name.clone(), url: String::new(), lines: rx, seen: Vec::new() };
         let deadline = Instant::now() + Duration::from_secs(90);
         while Instant::now() < deadline {
             match gw.lines.recv_timeout(Duration::from_millis(200)) {
@@ -161,7 +163,8 @@ impl NetGateway {
 
     /// `METHOD path` on the control API, with `body` if any: (HTTP status, body).
     pub fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-        let mut cmd = in_ns(&self.namespace, "curl");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.namespace, "curl"]);
         cmd.args(["-sS", "--max-time", "60", "-X", method, "-w", "\n%{http_code}"]);
         if let Some(b) = body {
             cmd.args(["-H", "Content-Type: application/yaml", "--data-binary", b]);

@@ -94,7 +94,7 @@ impl Servers {
         let script = dir.join("server.py");
         std::fs::write(&script, SERVER_PY).unwrap();
         let mut child = topo
-            .server("python3")
+            .in_server("python3")
             .arg(&script)
             .args([&root, &pki.cert, &pki.key])
             .stdout(Stdio::piped())
@@ -144,7 +144,7 @@ impl Fetch {
 /// curl's command for `url` from the client namespace (with `--resolve` for the TLS names,
 /// trusting `pki`), giving up after `max_s`.
 pub fn curl_command(topo: &Topology, url: &str, pki: &Pki, max_s: u32) -> Command {
-    let mut cmd = topo.client("curl");
+    let mut cmd = topo.in_client("curl");
     cmd.args(["-sS", "-v", "-g", "--max-time", &max_s.to_string(), "--cacert"]).arg(&pki.cert);
     for n in NAMES {
         cmd.args(["--resolve", &format!("{n}:443:{SERVER_V4}")]);
@@ -176,7 +176,7 @@ pub fn curl(topo: &Topology, url: &str, pki: &Pki, max_s: u32) -> Fetch {
 /// count'th reply or at the deadline, whichever comes first.
 pub fn ping(topo: &Topology, addr: &str, count: u32, deadline_s: u32) -> u32 {
     let out = topo
-        .client("ping")
+        .in_client("ping")
         .args(["-n", "-c", &count.to_string(), "-i", "0.2", "-w", &deadline_s.to_string(), addr])
         .output()
         .unwrap();
@@ -196,7 +196,7 @@ pub fn ping(topo: &Topology, addr: &str, count: u32, deadline_s: u32) -> u32 {
 /// the name; at most `max_s` seconds. (completed handshake, output).
 pub fn s_client(topo: &Topology, name: &str, pki: &Pki, max_s: u32) -> (bool, String) {
     let out = topo
-        .client("timeout")
+        .in_client("timeout")
         .arg(max_s.to_string())
         .args(["openssl", "s_client", "-connect", &format!("{SERVER_V4}:443"), "-servername", name])
         .args(["-verify_hostname", name, "-verify_return_error", "-CAfile"])
