@@ -39,8 +39,8 @@ pub const SERVER_PORT: &str = "to-server";
 /// Why these tests cannot run here, if they cannot: not root, or a tool missing. Creating
 /// the namespaces and veths is the last check ([`Topology::create`]).
 pub fn skip_reason() -> Option<String> {
-    dataplane_tests::netns::skip_reason(&["sysctl", "ping", "curl", "openssl", "python3", "timeout"])
-        .map(|why| format!("{why} (scripts/setup.sh installs what is missing)"))
+    let why = dataplane_tests::netns::skip_reason(&["sysctl", "ping", "curl", "openssl", "python3", "timeout"])?;
+    Some(if why.starts_with("missing tools") { format!("{why} (scripts/setup.sh installs them)") } else { why })
 }
 
 /// The three namespaces and two veth pairs; removed on Drop (a namespace's veth ends go with
