@@ -57,6 +57,27 @@ else
   fi
 fi
 
+# The real stacks of tests/tests/netns_gateway.rs and scripts/gateway-demo.sh: namespaces and
+# veths (iproute2, sysctl from procps), checksum offload off (ethtool), the clients and the
+# servers (the tests say so and skip when one is missing).
+E2E_PACKAGES=(iproute2 procps ethtool iputils-ping curl openssl python3)
+e2e_missing=()
+for p in "${E2E_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || e2e_missing+=("$p")
+done
+if [ ${#e2e_missing[@]} -eq 0 ]; then
+  say "packages present: ${E2E_PACKAGES[*]}"
+elif [ "$(id -u)" -ne 0 ]; then
+  say "warning: not root, ${e2e_missing[*]} not installed; the network namespace tests skip"
+else
+  install_e2e() { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${e2e_missing[@]}" >>/tmp/dataplane-setup-apt.log 2>&1; }
+  if install_e2e || { apt-get update >>/tmp/dataplane-setup-apt.log 2>&1 && install_e2e; }; then
+    say "installed: ${e2e_missing[*]}"
+  else
+    say "warning: could not install ${e2e_missing[*]} (see /tmp/dataplane-setup-apt.log); the network namespace tests skip"
+  fi
+fi
+
 # Hugepages: benchmarks want them; tests pass without (they run EAL with --no-huge).
 hp=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
 if [ "$(id -u)" -ne 0 ]; then
