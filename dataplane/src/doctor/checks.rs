@@ -59,9 +59,16 @@ fn check_config(path: &Path, config: &Config, unreadable: &[(String, String)]) -
         Ok(p) => Finding::ok(
             "config",
             subject.clone(),
-            format!("{} ports, {} workers{}", config.ports.len(), p.workers.len(), if p.distributor.is_some() { ", software distribution" } else { "" }),
+            format!(
+                "{} ports, {} workers{}",
+                config.ports.len(),
+                p.workers.len(),
+                if p.distributor.is_some() { ", software distribution" } else { "" }
+            ),
         ),
-        Err(e) => Finding::fail("config", subject.clone(), e.to_string(), "correct the key named (see config/dataplane.toml)"),
+        Err(e) => {
+            Finding::fail("config", subject.clone(), e.to_string(), "correct the key named (see config/dataplane.toml)")
+        }
     }];
     for (arg, why) in unreadable {
         findings.push(Finding::warn(
@@ -133,7 +140,8 @@ fn check_hugetlbfs(host: &Host, mounts: Option<&[Mount]>, huge_dir: Option<&str>
         return vec![Finding::warn("hugetlbfs", "", "cannot read /proc/mounts", "run doctor where /proc is mounted")];
     };
     let huge: Vec<&Mount> = mounts.iter().filter(|m| m.fstype == "hugetlbfs").collect();
-    let pagesize = |m: &Mount| m.options.split(',').find_map(|o| o.strip_prefix("pagesize=")).unwrap_or("?").to_string();
+    let pagesize =
+        |m: &Mount| m.options.split(',').find_map(|o| o.strip_prefix("pagesize=")).unwrap_or("?").to_string();
     if let Some(dir) = huge_dir {
         let dir = dir.trim_end_matches('/');
         return vec![match huge.iter().find(|m| m.point == dir) {
@@ -181,7 +189,9 @@ fn check_bpffs(mounts: Option<&[Mount]>, needs: Option<&EalNeeds>) -> Finding {
     };
     match (mounts.iter().find(|m| m.fstype == "bpf"), xdp) {
         (Some(m), _) => Finding::ok("bpffs", m.point.clone(), "mounted"),
-        (None, Some(n)) if n > 0 => Finding::fail("bpffs", "", format!("not mounted; the config's {n} net_af_xdp ports need it"), fix),
+        (None, Some(n)) if n > 0 => {
+            Finding::fail("bpffs", "", format!("not mounted; the config's {n} net_af_xdp ports need it"), fix)
+        }
         (None, Some(_)) => Finding::ok("bpffs", "", "not mounted; not needed (no net_af_xdp port in the config)"),
         (None, None) => Finding::warn("bpffs", "", "not mounted; AF_XDP ports (net_af_xdp) need it", fix),
     }
@@ -207,28 +217,42 @@ fn check_interfaces(host: &Host, needs: &EalNeeds) -> Vec<Finding> {
                 "interface",
                 subject,
                 "no such interface (/sys/class/net)",
-                format!("create it, or correct iface= of {} in the config's eal list (ip -br link lists them)", port.device),
+                format!(
+                    "create it, or correct iface= of {} in the config's eal list (ip -br link lists them)",
+                    port.device
+                ),
             ));
             continue;
         };
         let last_queue = u64::from(port.start_queue) + u64::from(port.queue_count);
-        findings.push(if port.kind == KernelPortKind::AfXdp && dev.rx_queues > 0 && last_queue > u64::from(dev.rx_queues) {
-            Finding::fail(
-                "interface",
-                subject,
-                format!(
-                    "AF_XDP queues {}..{} asked, the interface has {} RX queues",
-                    port.start_queue,
-                    last_queue.saturating_sub(1),
-                    dev.rx_queues
-                ),
-                format!("ethtool -L {iface} combined {last_queue}, or lower start_queue/queue_count"),
-            )
-        } else if dev.operstate == "down" {
-            Finding::warn("interface", subject, "present, link down", format!("ip link set {iface} up (and check the cable or peer)"))
-        } else {
-            Finding::ok("interface", subject, format!("present, operstate {}, {} RX queues", dev.operstate, dev.rx_queues))
-        });
+        findings.push(
+            if port.kind == KernelPortKind::AfXdp && dev.rx_queues > 0 && last_queue > u64::from(dev.rx_queues) {
+                Finding::fail(
+                    "interface",
+                    subject,
+                    format!(
+                        "AF_XDP queues {}..{} asked, the interface has {} RX queues",
+                        port.start_queue,
+                        last_queue.saturating_sub(1),
+                        dev.rx_queues
+                    ),
+                    format!("ethtool -L {iface} combined {last_queue}, or lower start_queue/queue_count"),
+                )
+            } else if dev.operstate == "down" {
+                Finding::warn(
+                    "interface",
+                    subject,
+                    "present, link down",
+                    format!("ip link set {iface} up (and check the cable or peer)"),
+                )
+            } else {
+                Finding::ok(
+                    "interface",
+                    subject,
+                    format!("present, operstate {}, {} RX queues", dev.operstate, dev.rx_queues),
+                )
+            },
+        );
     }
     findings
 }
@@ -256,13 +280,18 @@ fn check_pci(host: &Host, addr: &str) -> (Finding, bool) {
     let bind = format!("dpdk-devbind.py --bind=vfio-pci {addr}");
     match dev.driver.as_deref() {
         None => (Finding::fail("pci", addr, "no driver bound", format!("modprobe vfio-pci && {bind}")), true),
-        Some(d) if USERSPACE_DRIVERS.contains(&d) => (Finding::ok("pci", addr, format!("held by {d}")), d == "vfio-pci"),
-        Some(d) if dev.vendor == VENDOR_MELLANOX => (
-            Finding::ok("pci", addr, format!("held by {d}; the mlx5 PMD works beside the kernel driver")),
-            false,
-        ),
+        Some(d) if USERSPACE_DRIVERS.contains(&d) => {
+            (Finding::ok("pci", addr, format!("held by {d}")), d == "vfio-pci")
+        }
+        Some(d) if dev.vendor == VENDOR_MELLANOX => {
+            (Finding::ok("pci", addr, format!("held by {d}; the mlx5 PMD works beside the kernel driver")), false)
+        }
         Some(d) => {
-            let ifaces = if dev.interfaces.is_empty() { String::new() } else { format!(" (interfaces {})", dev.interfaces.join(", ")) };
+            let ifaces = if dev.interfaces.is_empty() {
+                String::new()
+            } else {
+                format!(" (interfaces {})", dev.interfaces.join(", "))
+            };
             let down: String = dev.interfaces.iter().map(|i| format!("ip link set {i} down; ")).collect();
             let finding = Finding::fail(
                 "pci",
@@ -281,7 +310,12 @@ fn check_vfio(host: &Host, have_config: bool, vfio_wanted: bool) -> Vec<Finding>
     let iommu_fix = "intel_iommu=on iommu=pt (or amd_iommu=on) on the kernel command line, and the IOMMU (VT-d/AMD-Vi) on in the firmware";
     let mut findings = Vec::new();
     if vfio_wanted && !host.vfio_pci_loaded() {
-        findings.push(Finding::fail("vfio", "vfio-pci", "the driver is not loaded", "modprobe vfio-pci (and vfio-pci in /etc/modules-load.d/)"));
+        findings.push(Finding::fail(
+            "vfio",
+            "vfio-pci",
+            "the driver is not loaded",
+            "modprobe vfio-pci (and vfio-pci in /etc/modules-load.d/)",
+        ));
     }
     findings.push(if groups > 0 {
         Finding::ok("iommu", "", format!("{groups} IOMMU groups"))
@@ -302,7 +336,12 @@ fn check_vfio(host: &Host, have_config: bool, vfio_wanted: bool) -> Vec<Finding>
     } else if have_config {
         Finding::ok("iommu", "", "no IOMMU groups; not needed (no PCI device for vfio-pci in the config)")
     } else {
-        Finding::warn("iommu", "", "no IOMMU groups: NICs cannot be bound to vfio-pci (AF_XDP and AF_PACKET ports still work)", iommu_fix)
+        Finding::warn(
+            "iommu",
+            "",
+            "no IOMMU groups: NICs cannot be bound to vfio-pci (AF_XDP and AF_PACKET ports still work)",
+            iommu_fix,
+        )
     });
     findings
 }
@@ -316,8 +355,22 @@ fn cpu_text(cpus: &[u32]) -> String {
 fn check_cpus(host: &Host, config: Option<&Config>, needs: Option<&EalNeeds>) -> Vec<Finding> {
     let online = match host.cpus_online() {
         Some(Ok(cpus)) => cpus,
-        Some(Err(e)) => return vec![Finding::warn("cpus", "", format!("cannot read /sys/devices/system/cpu/online: {e}"), "check sysfs")],
-        None => return vec![Finding::warn("cpus", "", "no /sys/devices/system/cpu/online", "run doctor where /sys is mounted")],
+        Some(Err(e)) => {
+            return vec![Finding::warn(
+                "cpus",
+                "",
+                format!("cannot read /sys/devices/system/cpu/online: {e}"),
+                "check sysfs",
+            )]
+        }
+        None => {
+            return vec![Finding::warn(
+                "cpus",
+                "",
+                "no /sys/devices/system/cpu/online",
+                "run doctor where /sys is mounted",
+            )]
+        }
     };
     let online_text = host_cpu_ranges(&online);
     let (Some(config), Some(needs)) = (config, needs) else {
@@ -327,7 +380,10 @@ fn check_cpus(host: &Host, config: Option<&Config>, needs: Option<&EalNeeds>) ->
         return vec![Finding::ok(
             "cpus",
             "",
-            format!("no --lcores/-l/-c: EAL takes an lcore on each of the {} online CPUs ({online_text})", online.len()),
+            format!(
+                "no --lcores/-l/-c: EAL takes an lcore on each of the {} online CPUs ({online_text})",
+                online.len()
+            ),
         )];
     }
     let mut findings = Vec::new();
@@ -336,7 +392,11 @@ fn check_cpus(host: &Host, config: Option<&Config>, needs: Option<&EalNeeds>) ->
         let offline: Vec<u32> = cpus.iter().copied().filter(|c| online.binary_search(c).is_err()).collect();
         if !offline.is_empty() {
             all_online = false;
-            let fix = offline.iter().map(|c| format!("echo 1 > /sys/devices/system/cpu/cpu{c}/online")).collect::<Vec<_>>().join("; ");
+            let fix = offline
+                .iter()
+                .map(|c| format!("echo 1 > /sys/devices/system/cpu/cpu{c}/online"))
+                .collect::<Vec<_>>()
+                .join("; ");
             findings.push(Finding::fail(
                 "cpus",
                 format!("lcore {lcore}"),
@@ -379,7 +439,9 @@ fn check_cpus(host: &Host, config: Option<&Config>, needs: Option<&EalNeeds>) ->
         findings.push(Finding::warn(
             "cpus",
             "isolation",
-            format!("worker CPUs {cpus} are not isolated: the kernel may run other tasks there (latency spikes, drops)"),
+            format!(
+                "worker CPUs {cpus} are not isolated: the kernel may run other tasks there (latency spikes, drops)"
+            ),
             format!("isolcpus={cpus} nohz_full={cpus} rcu_nocbs={cpus} on the kernel command line"),
         ));
     }

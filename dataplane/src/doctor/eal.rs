@@ -126,8 +126,7 @@ fn kernel_port(vdev: &str) -> Result<Option<KernelPort>, String> {
     } else {
         return Ok(None);
     };
-    let mut port =
-        KernelPort { device: device.to_string(), kind, iface: None, start_queue: 0, queue_count: 1 };
+    let mut port = KernelPort { device: device.to_string(), kind, iface: None, start_queue: 0, queue_count: 1 };
     let number = |k: &str, v: &str| v.parse::<u32>().map_err(|_| format!("{k}={v} is not a number"));
     for kv in parts {
         match kv.split_once('=') {

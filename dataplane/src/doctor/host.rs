@@ -104,7 +104,11 @@ impl Host {
             .filter_map(|name| {
                 let kb = name.strip_prefix("hugepages-")?.strip_suffix("kB")?.parse().ok()?;
                 let count = |f: &str| self.read(&format!("{DIR}/{name}/{f}")).and_then(|s| s.parse().ok());
-                Some(HugepageSize { kb, reserved: count("nr_hugepages").unwrap_or(0), free: count("free_hugepages").unwrap_or(0) })
+                Some(HugepageSize {
+                    kb,
+                    reserved: count("nr_hugepages").unwrap_or(0),
+                    free: count("free_hugepages").unwrap_or(0),
+                })
             })
             .collect();
         sizes.sort_by_key(|s| s.kb);

@@ -63,11 +63,21 @@ impl Finding {
         Finding { check, subject: subject.into(), status: Status::Ok, detail: detail.into(), fix: None }
     }
 
-    pub fn warn(check: &'static str, subject: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Finding {
+    pub fn warn(
+        check: &'static str,
+        subject: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Finding {
         Finding { check, subject: subject.into(), status: Status::Warn, detail: detail.into(), fix: Some(fix.into()) }
     }
 
-    pub fn fail(check: &'static str, subject: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Finding {
+    pub fn fail(
+        check: &'static str,
+        subject: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Finding {
         Finding { check, subject: subject.into(), status: Status::Fail, detail: detail.into(), fix: Some(fix.into()) }
     }
 }
@@ -150,7 +160,10 @@ pub fn run(args: &DoctorArgs) -> Exit {
             }
         },
     };
-    findings.extend(diagnose(&host, config.as_ref().map(|c| (args.config.as_deref().unwrap_or(std::path::Path::new("")), c))));
+    findings.extend(diagnose(
+        &host,
+        config.as_ref().map(|c| (args.config.as_deref().unwrap_or(std::path::Path::new("")), c)),
+    ));
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     // Output is best effort (`doctor | head`); the exit code still tells.
