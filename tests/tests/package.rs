@@ -40,7 +40,9 @@ fn package() -> Option<&'static Package> {
                 return None;
             }
             if !runs("cargo", &["deb", "--version"]) {
-                eprintln!("SKIP: cargo-deb is missing (scripts/setup.sh installs it: cargo install cargo-deb --locked)");
+                eprintln!(
+                    "SKIP: cargo-deb is missing (scripts/setup.sh installs it: cargo install cargo-deb --locked)"
+                );
                 return None;
             }
             let dir = tempfile::tempdir().unwrap();
@@ -52,7 +54,8 @@ fn package() -> Option<&'static Package> {
                 .output()
                 .unwrap();
             assert!(built.status.success(), "scripts/package.sh failed:\n{}", text(&built));
-            let arch = String::from_utf8(Command::new("dpkg").arg("--print-architecture").output().unwrap().stdout).unwrap();
+            let arch =
+                String::from_utf8(Command::new("dpkg").arg("--print-architecture").output().unwrap().stdout).unwrap();
             let deb = out.join(format!("dataplane_{}-1_{}.deb", env!("CARGO_PKG_VERSION"), arch.trim()));
             assert!(deb.exists(), "no {} after:\n{}", deb.display(), text(&built));
             let root = dir.path().join("root");
@@ -111,21 +114,34 @@ fn the_package_holds_exactly_these_files() {
         ("etc/dataplane/rules/example.yaml", "config/rules/example.yaml"),
         ("usr/share/dataplane/kubernetes/crd.yaml", "config/kubernetes/crd.yaml"),
     ] {
-        assert_eq!(std::fs::read(p.root.join(packaged)).unwrap(), std::fs::read(repo().join(source)).unwrap(), "{packaged}");
+        assert_eq!(
+            std::fs::read(p.root.join(packaged)).unwrap(),
+            std::fs::read(repo().join(source)).unwrap(),
+            "{packaged}"
+        );
     }
 }
 
 #[test]
 fn control_fields_conffiles_and_maintainer_scripts() {
     let Some(p) = package() else { return };
-    let field = |name: &str| dpkg_deb(&["-f"], &p.deb).lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_string));
+    let field = |name: &str| {
+        dpkg_deb(&["-f"], &p.deb).lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_string))
+    };
     assert_eq!(field("Package").as_deref(), Some("dataplane"));
     assert_eq!(field("Version").as_deref(), Some(concat!(env!("CARGO_PKG_VERSION"), "-1")));
     assert_eq!(field("Section").as_deref(), Some("net"));
     let depends = field("Depends").unwrap();
     let depends: Vec<&str> = depends.split(", ").map(|d| d.split(' ').next().unwrap()).collect();
     // What the binary links (dpkg-shlibdeps) and the plugins EAL loads, which no linker sees.
-    for lib in ["librte-eal23", "librte-ethdev23", "librte-mempool23", "librte-lpm23", "librte-mempool-ring23", "librte-net-af-packet23"] {
+    for lib in [
+        "librte-eal23",
+        "librte-ethdev23",
+        "librte-mempool23",
+        "librte-lpm23",
+        "librte-mempool-ring23",
+        "librte-net-af-packet23",
+    ] {
         assert!(depends.contains(&lib), "{lib} not in {depends:?}");
     }
     assert_eq!(field("Recommends").as_deref(), Some("dpdk, librte-net-af-xdp23"));
@@ -134,14 +150,20 @@ fn control_fields_conffiles_and_maintainer_scripts() {
     let e = Command::new("dpkg-deb").arg("-e").arg(&p.deb).arg(control.path()).output().unwrap();
     assert!(e.status.success(), "{}", text(&e));
     let read = |f: &str| std::fs::read_to_string(control.path().join(f)).unwrap();
-    assert_eq!(read("conffiles"), "/etc/dataplane/dataplane.toml\n/etc/dataplane/hugepages.conf\n/etc/dataplane/rules/example.yaml\n");
+    assert_eq!(
+        read("conffiles"),
+        "/etc/dataplane/dataplane.toml\n/etc/dataplane/hugepages.conf\n/etc/dataplane/rules/example.yaml\n"
+    );
     // Not enabled or started on install (the config names placeholder interfaces); kept
     // enabled across upgrades if the admin enabled it, restarted after an upgrade, stopped
     // on removal.
     let postinst = read("postinst");
     assert!(postinst.contains("if deb-systemd-helper --quiet was-enabled dataplane.service; then"), "{postinst}");
     assert!(postinst.contains("systemctl --system daemon-reload"), "{postinst}");
-    assert!(postinst.contains("deb-systemd-invoke try-restart dataplane-hugepages.service dataplane.service"), "{postinst}");
+    assert!(
+        postinst.contains("deb-systemd-invoke try-restart dataplane-hugepages.service dataplane.service"),
+        "{postinst}"
+    );
     assert!(!postinst.contains("deb-systemd-invoke start"), "{postinst}");
     assert!(read("prerm").contains("deb-systemd-invoke stop dataplane-hugepages.service dataplane.service"));
     assert!(read("postrm").contains("deb-systemd-helper purge dataplane.service"));
@@ -191,10 +213,14 @@ fn the_installed_binary_runs_on_the_packaged_config_and_rules() {
         .unwrap();
     assert_eq!(doctor.status.code(), Some(0), "{}", text(&doctor));
     let report: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
-    assert_eq!((report["ok"].as_u64(), report["warn"].as_u64(), report["fail"].as_u64()), (Some(8), Some(0), Some(0)), "{report:#}");
+    assert_eq!(
+        (report["ok"].as_u64(), report["warn"].as_u64(), report["fail"].as_u64()),
+        (Some(8), Some(0), Some(0)),
+        "{report:#}"
+    );
     let config_finding = &report["findings"][0];
     assert_eq!(config_finding["check"], "config");
-    assert_eq!(config_finding["detail"], "2 ports, 1 workers");
+    assert_eq!(config_finding["detail"], "2 ports, 1 worker");
 }
 
 #[test]
@@ -242,7 +268,9 @@ fn reserve_hugepages_reserves_and_refuses() {
     let nr = sys.path().join("kernel/mm/hugepages/hugepages-2048kB/nr_hugepages");
     std::fs::create_dir_all(nr.parent().unwrap()).unwrap();
     std::fs::write(&nr, "0\n").unwrap();
-    let run = |env: &[(&str, &str)]| Command::new(&script).env("SYSFS", sys.path()).envs(env.iter().copied()).output().unwrap();
+    let run = |env: &[(&str, &str)]| {
+        Command::new(&script).env("SYSFS", sys.path()).envs(env.iter().copied()).output().unwrap()
+    };
 
     let o = run(&[("HUGEPAGES", "4")]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));

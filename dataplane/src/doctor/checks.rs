@@ -60,9 +60,9 @@ fn check_config(path: &Path, config: &Config, unreadable: &[(String, String)]) -
             "config",
             subject.clone(),
             format!(
-                "{} ports, {} workers{}",
-                config.ports.len(),
-                p.workers.len(),
+                "{}, {}{}",
+                count(config.ports.len(), "port"),
+                count(p.workers.len(), "worker"),
                 if p.distributor.is_some() { ", software distribution" } else { "" }
             ),
         ),
@@ -189,9 +189,12 @@ fn check_bpffs(mounts: Option<&[Mount]>, needs: Option<&EalNeeds>) -> Finding {
     };
     match (mounts.iter().find(|m| m.fstype == "bpf"), xdp) {
         (Some(m), _) => Finding::ok("bpffs", m.point.clone(), "mounted"),
-        (None, Some(n)) if n > 0 => {
-            Finding::fail("bpffs", "", format!("not mounted; the config's {n} net_af_xdp ports need it"), fix)
-        }
+        (None, Some(n)) if n > 0 => Finding::fail(
+            "bpffs",
+            "",
+            format!("not mounted; needed by the config's {}", count(n, "net_af_xdp port")),
+            fix,
+        ),
         (None, Some(_)) => Finding::ok("bpffs", "", "not mounted; not needed (no net_af_xdp port in the config)"),
         (None, None) => Finding::warn("bpffs", "", "not mounted; AF_XDP ports (net_af_xdp) need it", fix),
     }
@@ -231,10 +234,10 @@ fn check_interfaces(host: &Host, needs: &EalNeeds) -> Vec<Finding> {
                     "interface",
                     subject,
                     format!(
-                        "AF_XDP queues {}..{} asked, the interface has {} RX queues",
+                        "AF_XDP queues {}..{} asked, the interface has {}",
                         port.start_queue,
                         last_queue.saturating_sub(1),
-                        dev.rx_queues
+                        count(dev.rx_queues as usize, "RX queue")
                     ),
                     format!("ethtool -L {iface} combined {last_queue}, or lower start_queue/queue_count"),
                 )
@@ -249,7 +252,7 @@ fn check_interfaces(host: &Host, needs: &EalNeeds) -> Vec<Finding> {
                 Finding::ok(
                     "interface",
                     subject,
-                    format!("present, operstate {}, {} RX queues", dev.operstate, dev.rx_queues),
+                    format!("present, operstate {}, {}", dev.operstate, count(dev.rx_queues as usize, "RX queue")),
                 )
             },
         );
@@ -318,7 +321,7 @@ fn check_vfio(host: &Host, have_config: bool, vfio_wanted: bool) -> Vec<Finding>
         ));
     }
     findings.push(if groups > 0 {
-        Finding::ok("iommu", "", format!("{groups} IOMMU groups"))
+        Finding::ok("iommu", "", count(groups, "IOMMU group"))
     } else if host.vfio_noiommu() {
         Finding::warn(
             "iommu",
@@ -344,6 +347,15 @@ fn check_vfio(host: &Host, have_config: bool, vfio_wanted: bool) -> Vec<Finding>
         )
     });
     findings
+}
+
+/// `1 worker`, `2 workers`.
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 fn cpu_text(cpus: &[u32]) -> String {

@@ -278,7 +278,7 @@ fn bpffs_needed_only_for_af_xdp() {
     fake.mounts(&[HUGETLBFS_2M]);
     let f = run(&fake, Some(&config()));
     let f = only(&f, "bpffs", "");
-    assert_eq!((f.status, f.detail.as_str()), (Fail, "not mounted; the config's 1 net_af_xdp ports need it"));
+    assert_eq!((f.status, f.detail.as_str()), (Fail, "not mounted; needed by the config's 1 net_af_xdp port"));
     assert_eq!(f.fix.as_deref(), Some("mount -t bpf bpf /sys/fs/bpf (systemd: systemctl start sys-fs-bpf.mount)"));
 
     let without_xdp = config_with(&["--lcores", "0@0,1@2,2@3", "-a", "03:00.0", "--vdev", "net_af_packet0,iface=eth1"]);
@@ -305,7 +305,7 @@ fn interfaces_missing_down_or_short_of_queues() {
     fake.remove("/sys/class/net/eth2/queues/rx-1");
     let findings = run(&fake, Some(&config()));
     let f = only(&findings, "interface", "eth2 (net_af_xdp0, AF_XDP)");
-    assert_eq!((f.status, f.detail.as_str()), (Fail, "AF_XDP queues 0..1 asked, the interface has 1 RX queues"));
+    assert_eq!((f.status, f.detail.as_str()), (Fail, "AF_XDP queues 0..1 asked, the interface has 1 RX queue"));
     assert_eq!(f.fix.as_deref(), Some("ethtool -L eth2 combined 2, or lower start_queue/queue_count"));
 
     // A vdev without iface= cannot be checked against anything.
