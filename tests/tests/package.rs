@@ -39,6 +39,10 @@ fn package() -> Option<&'static Package> {
                 eprintln!("SKIP: dpkg-deb is missing (a Debian host has it)");
                 return None;
             }
+            if !runs("dpkg-shlibdeps", &["--version"]) {
+                eprintln!("SKIP: dpkg-shlibdeps is missing (apt-get install dpkg-dev; scripts/setup.sh does it)");
+                return None;
+            }
             if !runs("cargo", &["deb", "--version"]) {
                 eprintln!(
                     "SKIP: cargo-deb is missing (scripts/setup.sh installs it: cargo install cargo-deb --locked)"
