@@ -292,3 +292,99 @@ fn reserve_hugepages_reserves_and_refuses() {
     let o = run(&[("HUGEPAGES", "0")]);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "reserve-hugepages: HUGEPAGES=0, left as it is\n");
 }
+
+/// Two veth pairs for the packaged config's eth0 and eth1, removed on drop.
+struct VethPairs {
+    names: Vec<String>,
+}
+
+impl VethPairs {
+    /// `<prefix>a0`-`<prefix>a1` and `<prefix>b0`-`<prefix>b1`, all up; `None` (with the
+    /// reason printed) when they cannot be made.
+    fn make(prefix: &str) -> Option<VethPairs> {
+        let mut pairs = VethPairs { names: Vec::new() };
+        for side in ["a", "b"] {
+            let (outer, inner) = (format!("{prefix}{side}0"), format!("{prefix}{side}1"));
+            let add = Command::new("ip").args(["link", "add", &outer, "type", "veth", "peer", "name", &inner]).output();
+            match add {
+                Ok(o) if o.status.success() => pairs.names.push(outer.clone()),
+                Ok(o) => {
+                    eprintln!("SKIP: cannot create a veth pair (root and the veth module needed): {}", text(&o).trim());
+                    return None;
+                }
+                Err(e) => {
+                    eprintln!("SKIP: no `ip` command ({e})");
+                    return None;
+                }
+            }
+            for name in [&outer, &inner] {
+                assert!(runs("ip", &["link", "set", name, "up"]), "ip link set {name} up");
+            }
+        }
+        Some(pairs)
+    }
+}
+
+impl Drop for VethPairs {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = Command::new("ip").args(["link", "del", name]).output();
+        }
+    }
+}
+
+/// The packaged config as shipped, only its interfaces, state directory, control port and
+/// EAL file prefix changed: it starts both AF_PACKET ports, forwards what arrives on eth0
+/// out of eth1 (ARP from the kernel), and stops with exit 0 and no mbuf in use.
+#[test]
+fn the_packaged_config_forwards_on_veth() {
+    let Some(p) = package() else { return };
+    let prefix = format!("pk{}", std::process::id() % 100_000);
+    let Some(_veth) = VethPairs::make(&prefix) else { return };
+    let (a0, a1, b1) = (format!("{prefix}a0"), format!("{prefix}a1"), format!("{prefix}b1"));
+    let dir = tempfile::tempdir().unwrap();
+    let packaged = std::fs::read_to_string(p.root.join("etc/dataplane/dataplane.toml")).unwrap();
+    let config = packaged
+        .replace("net_af_packet0,iface=eth0", &format!("net_af_packet0,iface={a1}"))
+        .replace("net_af_packet1,iface=eth1", &format!("net_af_packet1,iface={b1}"))
+        .replace("\"/var/lib/dataplane\"", &format!("{:?}", dir.path().join("state")))
+        .replace("127.0.0.1:9090", "127.0.0.1:0")
+        .replace("\"--file-prefix\", \"dataplane\"", &format!("\"--file-prefix\", \"{prefix}\""));
+    assert_eq!(config.matches(&prefix).count(), 3, "every substitution took:\n{config}");
+    let config_path = dir.path().join("dataplane.toml");
+    std::fs::write(&config_path, config).unwrap();
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    std::os::unix::fs::symlink(p.root.join("etc/dataplane/rules"), dir.path().join("rules")).unwrap();
+
+    // Without hugepages, so the test runs where none are reserved.
+    let mut run = Command::new(p.root.join("usr/bin/dataplane"))
+        .args(["run", "--config"])
+        .arg(&config_path)
+        .args(["--duration", "4", "--", "--no-huge", "--no-shconf", "-m", "256"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // ARP requests out of a0 (no one answers) reach the dataplane's eth0 side.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(runs("ip", &["addr", "add", "10.254.77.1/24", "dev", &a0]));
+    let _ = Command::new("ping").args(["-c", "3", "-i", "0.3", "-W", "1", "-I", &a0, "10.254.77.2"]).output();
+    let out = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("running: 1 worker(s) on lcores [1], distribution Rss, 2 port(s), policy generation 1"),
+        "{stdout}"
+    );
+    assert!(stdout.trim_end().ends_with("mbufs in use: 0"), "{stdout}");
+    // Final stats: what port 0 (eth0's side) received, port 1 sent.
+    let final_stats = stdout.split("final stats").nth(1).unwrap();
+    let count = |port: &str, key: &str| -> u64 {
+        let line = final_stats.lines().find(|l| l.trim_start().starts_with(port)).unwrap();
+        let after = line.split(&format!("{key} ")).nth(1).unwrap();
+        after.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let received = count("port 0 (net_af_packet0)", "ipackets");
+    assert!(received >= 1, "nothing received from {a0}:\n{stdout}");
+    assert!(count("port 1 (net_af_packet1)", "opackets") >= received, "{stdout}");
+}

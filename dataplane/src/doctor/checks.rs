@@ -41,7 +41,17 @@ pub fn diagnose(host: &Host, config: Option<(&Path, &Config)>) -> Vec<Finding> {
     }
     let pci = config.map(|(_, c)| pci_devices(c, needs.as_ref())).unwrap_or_default();
     let mut vfio_wanted = false;
+    let no_pci = needs.as_ref().is_some_and(|n| n.no_pci);
     for addr in &pci {
+        if no_pci {
+            findings.push(Finding::fail(
+                "pci",
+                addr.clone(),
+                "named in the config, but the EAL arguments have --no-pci: EAL will not see it",
+                "remove --no-pci from the config's eal list",
+            ));
+            continue;
+        }
         let (finding, wants_vfio) = check_pci(host, addr);
         findings.push(finding);
         vfio_wanted |= wants_vfio;

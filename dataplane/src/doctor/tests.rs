@@ -359,6 +359,16 @@ fn pci_devices_and_their_drivers() {
 }
 
 #[test]
+fn pci_devices_with_no_pci_fail() {
+    let mut eal = EAL.to_vec();
+    eal.push("--no-pci");
+    let f = run(&Fake::healthy(), Some(&config_with(&eal)));
+    let p = only(&f, "pci", "0000:03:00.0");
+    assert_eq!(p.status, Fail);
+    assert_eq!(p.detail, "named in the config, but the EAL arguments have --no-pci: EAL will not see it");
+}
+
+#[test]
 fn vfio_needs_its_driver_and_an_iommu() {
     let fake = Fake::healthy();
     fake.remove("/sys/kernel/iommu_groups");
