@@ -160,10 +160,7 @@ pub fn run(args: &DoctorArgs) -> Exit {
             }
         },
     };
-    findings.extend(diagnose(
-        &host,
-        config.as_ref().map(|c| (args.config.as_deref().unwrap_or(std::path::Path::new("")), c)),
-    ));
+    findings.extend(diagnose(&host, args.config.as_deref().zip(config.as_ref())));
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     // Output is best effort (`doctor | head`); the exit code still tells.

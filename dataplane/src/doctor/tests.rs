@@ -346,7 +346,7 @@ fn pci_devices_and_their_drivers() {
 
     // Mellanox stays on its kernel driver (bifurcated), and wants no vfio.
     let fake = Fake::healthy();
-    fake.remove("/sys/bus/pci/devices/0000:03:00.0").remove("/sys/kernel/iommu_groups");
+    fake.remove("/sys/bus/pci/devices/0000:03:00.0");
     fake.pci("0000:03:00.0", Some("mlx5_core"), "0x15b3", &["enp3s0f0np0"]);
     fake.remove("/sys/kernel/iommu_groups");
     let f = run(&fake, Some(&config()));
