@@ -2,7 +2,7 @@
 //! tests point it at a fake tree (the real host is `/`).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::eal::cpu_list;
 
@@ -52,15 +52,6 @@ pub struct PciDevice {
 impl Host {
     pub fn new(root: impl Into<PathBuf>) -> Host {
         Host { root: root.into() }
-    }
-
-    /// The real host.
-    pub fn real() -> Host {
-        Host::new("/")
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     /// `abs` (an absolute path on the host) under the root.
