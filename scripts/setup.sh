@@ -116,3 +116,26 @@ elif mkdir -p /sys/fs/bpf 2>/dev/null && mount -t bpf bpf /sys/fs/bpf 2>/dev/nul
 else
   say "warning: could not mount bpffs on /sys/fs/bpf; AF_XDP ports may not start, AF_PACKET ones do"
 fi
+
+# The Debian package (scripts/package.sh, tests/tests/package.rs): cargo-deb from crates.io,
+# dpkg-shlibdeps (dpkg-dev) for its library dependencies, systemd-analyze to verify the
+# units. Each missing one is a warning: the package test then says what it skipped.
+CARGO_DEB_VERSION=3.8.0
+if cargo deb --version >/dev/null 2>&1; then
+  say "cargo-deb present"
+elif cargo install --locked cargo-deb --version "$CARGO_DEB_VERSION" >/tmp/dataplane-setup-cargo-deb.log 2>&1; then
+  say "installed: cargo-deb $CARGO_DEB_VERSION (crates.io)"
+else
+  say "warning: could not install cargo-deb (see /tmp/dataplane-setup-cargo-deb.log); the package test skips"
+fi
+for tool in dpkg-shlibdeps:dpkg-dev systemd-analyze:systemd; do
+  cmd=${tool%%:*} pkg=${tool##*:}
+  if command -v "$cmd" >/dev/null 2>&1; then
+    say "$cmd present"
+  elif [ "$(id -u)" -eq 0 ] && { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$pkg" >>/tmp/dataplane-setup-apt.log 2>&1 \
+      || { apt-get update >>/tmp/dataplane-setup-apt.log 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$pkg" >>/tmp/dataplane-setup-apt.log 2>&1; }; }; then
+    say "installed: $pkg ($cmd)"
+  else
+    say "warning: $cmd missing ($pkg not installed); the package test skips what needs it"
+  fi
+done

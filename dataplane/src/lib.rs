@@ -7,11 +7,13 @@
 //! - `worker`, `bench` (feature `dpdk`): lcore loops joining `dpdk` and `pipeline`; the run's
 //!   config and plan (`worker::config`, `worker::plan`) build without it.
 //! - [`exit`]: the exit codes of every command.
+//! - [`doctor`]: what a DPDK host needs, checked from sysfs/procfs and the config (no EAL).
 //! - [`control`]: control API, persistence, metrics; talks to workers through rings and counters.
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod control;
 pub mod counters;
+pub mod doctor;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 

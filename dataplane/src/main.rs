@@ -62,6 +62,9 @@ enum Command {
     Webhook(dataplane::control::webhook::WebhookArgs),
     /// Keep a fleet of gateways on the rule set of a directory (GitOps): push, verify, fix drift.
     Sync(dataplane::control::sync::SyncArgs),
+    /// Check what a DPDK host needs (hugepages, bpffs, interfaces, PCI drivers, IOMMU, CPUs),
+    /// each item OK, WARN or FAIL with the fix; never starts EAL.
+    Doctor(dataplane::doctor::DoctorArgs),
     /// Run the dataplane: ports, worker lcores, policy (see config/dataplane.toml).
     #[cfg(feature = "dpdk")]
     Run {
@@ -172,6 +175,7 @@ fn main() -> ExitCode {
                 Exit::Invalid.into()
             }
         },
+        Command::Doctor(args) => dataplane::doctor::run(&args).into(),
         Command::Rules { command: RulesCommand::Apply(args) } => dataplane::control::client::apply(&args).into(),
         Command::Rules { command: RulesCommand::Check { paths, default_action } } => {
             match load_policy(&paths, default_action) {
