@@ -36,8 +36,10 @@ echo "rules: $check"
 # Two packets per connection: every one of them is new to the flow table.
 "$bin" gen --out "$work/traffic.pcap" --flows "$FLOWS" --packets $(( FLOWS * 2 )) --quic-ratio 0.01
 
+# Hugepages when the profile's -m (MB) fits in the free 2 MB pages, with a few to spare.
+eal_mb=$(grep -o '"-m", *"[0-9]*"' "$PROFILE" | grep -o '[0-9]*"$' | tr -d '"' || true)
 free_huge=$(awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo)
-if [ "${free_huge:-0}" -ge 40 ] && grep -qs ' hugetlbfs ' /proc/mounts; then
+if [ "${free_huge:-0}" -ge $(( ${eal_mb:-64} / 2 + 4 )) ] && grep -qs ' hugetlbfs ' /proc/mounts; then
   memory="hugepages"; no_huge=""
 else
   memory="NO hugepages (${free_huge:-0} free 2 MB pages): EAL's -m in ordinary memory"; no_huge="--no-huge"
@@ -74,7 +76,7 @@ text = re.sub(r'^stats_period = .*$', 'stats_period = 2.0', text, flags=re.M)
 print(text)
 PY
 grep '^eal' "$work/edge.toml"
-echo "memory: $memory"
+echo "EAL memory: $memory"
 
 "$bin" run --config "$work/edge.toml" --duration "$DURATION" > "$work/run.log" 2>&1 &
 pid=$!
@@ -112,7 +114,7 @@ total = peak.get("VmHWM:", 0) + peak.get("HugetlbPages:", 0)
 compiled = re.search(r'([0-9.]+) KiB', sys.argv[2])
 print(f"\n## edge profile, {sys.argv[3]} rules, {sys.argv[4]} flows ({sys.argv[5]})")
 print(f"| {'what (peak over the run, /proc/PID/status)':<52} | {'size':>12} |")
-print(f"|{'-' * 54}|{'-' * 14}:|")
+print(f"|{'-' * 54}|{'-' * 13}:|")
 rows = [("VmRSS (resident, hugepages excluded)", peak.get("VmRSS:", 0)),
         ("VmHWM (the kernel's peak of VmRSS)", peak.get("VmHWM:", 0)),
         ("VmRSS at the end (after the rules' load, flows full)", last.get("VmRSS:", 0)),

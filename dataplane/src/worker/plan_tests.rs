@@ -123,7 +123,7 @@ fn edge_profile_parses_and_plans() {
     // Every descriptor, the lcores' caches and the held fragments fit in the mempool.
     let descriptors: u32 = c.ports.iter().map(|p| u32::from(p.rx_desc) + u32::from(p.tx_desc)).sum();
     assert!(descriptors + 2 * c.mempool.cache + c.fragments.held_per_worker as u32 <= c.mempool.size);
-    assert!(c.eal.windows(2).any(|w| w == ["-m", "64"]), "{:?}", c.eal);
+    assert!(c.eal.windows(2).any(|w| w == ["-m", "32"]), "{:?}", c.eal);
     let p = planned(&text);
     assert_eq!(p.worker_lcores(), vec![1]);
     assert!(p.distributor.is_none());
