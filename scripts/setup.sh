@@ -78,6 +78,22 @@ else
   fi
 fi
 
+# The ARM64 cross C compiler: scripts/check-aarch64.sh checks the pure-Rust layers for the
+# edge gateways' architecture, and ring (rustls, QUIC) compiles C code even for a check. It
+# says so and skips that check when this cannot be installed.
+if command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 && [ -e /usr/aarch64-linux-gnu/include/stdint.h ]; then
+  say "aarch64 cross compiler present"
+elif [ "$(id -u)" -ne 0 ]; then
+  say "warning: not root, no aarch64 cross compiler; the aarch64 check skips"
+else
+  install_cross() { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc-aarch64-linux-gnu libc6-dev-arm64-cross >>/tmp/dataplane-setup-apt.log 2>&1; }
+  if install_cross || { apt-get update >>/tmp/dataplane-setup-apt.log 2>&1 && install_cross; }; then
+    say "installed: gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
+  else
+    say "warning: could not install the aarch64 cross compiler (see /tmp/dataplane-setup-apt.log); the aarch64 check skips"
+  fi
+fi
+
 # Hugepages: benchmarks want them; tests pass without (they run EAL with --no-huge).
 hp=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
 if [ "$(id -u)" -ne 0 ]; then

@@ -10,6 +10,8 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo clippy (no DPDK: the pure-Rust layers build alone)"
 cargo clippy -p dataplane --no-default-features --all-targets -- -D warnings
+echo "== cargo check --target aarch64-unknown-linux-gnu (the edge gateways are ARM64)"
+scripts/check-aarch64.sh
 echo "== cargo test --workspace"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

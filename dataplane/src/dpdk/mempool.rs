@@ -84,6 +84,16 @@ impl Mempool {
         unsafe { (*self.as_ptr()).size }
     }
 
+    /// Bytes per buffer: DPDK's object header, the mbuf with its headroom and data room, and
+    /// the trailer.
+    pub fn object_bytes(&self) -> u32 {
+        // SAFETY: the pool is alive; the sizes are set at creation and never change.
+        unsafe {
+            let p = &*self.as_ptr();
+            p.header_size + p.elt_size + p.trailer_size
+        }
+    }
+
     /// Allocates one buffer (empty, with the default headroom).
     pub fn alloc(&self) -> Result<Mbuf> {
         Mbuf::alloc(self)

@@ -369,6 +369,16 @@ impl FlowTable {
         self.entries.len()
     }
 
+    /// The memory the table holds (allocated at creation, never again): signatures, entries,
+    /// their reassembly states, the bookkeeping beside them.
+    pub fn memory_bytes(&self) -> usize {
+        self.sigs.bytes()
+            + self.entries.bytes()
+            + self.hellos.bytes()
+            + self.spilled.capacity() * size_of::<u64>()
+            + self.displaced.capacity() * size_of::<HelloState>()
+    }
+
     /// Flows currently held (expired ones are counted until they are found or replaced).
     pub fn len(&self) -> usize {
         self.live

@@ -316,6 +316,14 @@ impl FragmentTable {
         }
     }
 
+    /// The memory the table holds beyond its own struct (allocated at creation, never again).
+    pub fn memory_bytes(&self) -> usize {
+        size_of_val(&*self.entries)
+            + size_of_val(&*self.slots)
+            + self.events.capacity() * size_of::<FragmentEvent>()
+            + self.releases.capacity() * size_of::<Release>()
+    }
+
     /// How many packets may be held at once: the ids are below it.
     pub fn held_capacity(&self) -> usize {
         self.slots.len()

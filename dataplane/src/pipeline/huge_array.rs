@@ -52,6 +52,11 @@ impl<T> HugeArray<T> {
         self.buf.get_mut(self.first + i)
     }
 
+    /// The memory the array holds, its alignment padding included.
+    pub fn bytes(&self) -> usize {
+        self.buf.capacity() * size_of::<T>()
+    }
+
     /// Where element 0 is (for prefetch hints; never dereferenced here).
     #[inline(always)]
     pub fn as_ptr(&self) -> *const T {

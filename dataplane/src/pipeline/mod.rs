@@ -11,6 +11,7 @@ mod burst;
 pub mod flow;
 pub mod fragments;
 mod huge_array;
+pub mod memory;
 pub mod offline;
 mod pickup;
 mod settle;

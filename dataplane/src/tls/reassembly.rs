@@ -45,6 +45,10 @@ pub(crate) struct SlotBook {
 }
 
 impl SlotBook {
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.free.capacity() * size_of::<u16>() + self.in_use.capacity()
+    }
+
     /// `slots` free slots, allocated now and never again.
     pub(crate) fn new(slots: usize) -> SlotBook {
         let mut free = Vec::with_capacity(slots);
@@ -116,6 +120,11 @@ impl HelloBufferPool {
 
     pub fn capacity(&self) -> usize {
         self.book.capacity()
+    }
+
+    /// The memory the pool holds (allocated at creation, never again).
+    pub fn memory_bytes(&self) -> usize {
+        self.data.capacity() + self.scratch.capacity() + self.book.memory_bytes()
     }
 
     /// Slots currently free.

@@ -110,6 +110,25 @@ fn example_config_parses_and_plans() {
     assert!(p.distributor.is_none());
 }
 
+/// The edge profile (ARM64 gateways with 2 GB): it parses, plans, and keeps the sizes its
+/// comments and the README's memory table are about.
+#[test]
+fn edge_profile_parses_and_plans() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/edge.toml")).unwrap();
+    let c = Config::parse(&text).unwrap();
+    assert_eq!((c.mempool.size, c.mempool.cache), (4095, 128));
+    assert_eq!((c.flows.capacity, c.flows.hello_buffers), (262_144, 64));
+    assert_eq!((c.fragments.table_size, c.fragments.held_per_worker), (256, 64));
+    assert_eq!(c.ports.iter().map(|p| (p.rx_desc, p.tx_desc)).collect::<Vec<_>>(), [(512, 512), (512, 512)]);
+    // Every descriptor, the lcores' caches and the held fragments fit in the mempool.
+    let descriptors: u32 = c.ports.iter().map(|p| u32::from(p.rx_desc) + u32::from(p.tx_desc)).sum();
+    assert!(descriptors + 2 * c.mempool.cache + c.fragments.held_per_worker as u32 <= c.mempool.size);
+    assert!(c.eal.windows(2).any(|w| w == ["-m", "32"]), "{:?}", c.eal);
+    let p = planned(&text);
+    assert_eq!(p.worker_lcores(), vec![1]);
+    assert!(p.distributor.is_none());
+}
+
 #[test]
 fn one_worker_forwarding_both_ways() {
     let p = planned(TWO_PORTS);

@@ -20,6 +20,7 @@ use crate::dpdk::lcore::{self, Launched};
 use crate::dpdk::mempool::DEFAULT_DATA_ROOM;
 use crate::dpdk::port::AF_XDP_DRIVER;
 use crate::dpdk::{cycles, Eal, Mbuf, Mempool, Port, Producer};
+use crate::pipeline::memory::Mib;
 use crate::pipeline::Pipeline;
 use crate::policy::CompiledPolicy;
 
@@ -34,6 +35,8 @@ pub struct Runtime {
     /// The distributor's lcore and counters.
     pub(super) distributor_info: Option<(u32, Arc<Mailbox>)>,
     pub(super) stop: Arc<AtomicBool>,
+    /// What the mempool, each worker's pipeline and the policy hold, printed at start.
+    memory: String,
 }
 
 /// The lcore loops, built and not launched yet.
@@ -63,6 +66,7 @@ impl Runtime {
         let mut queues = devices::configure_ports(config, &mut ports, &pool)?;
 
         let stop = Arc::new(AtomicBool::new(false));
+        let policy_bytes = policy.stats().memory_bytes;
         let workers = Arc::new(Workers::new(plan.worker_lcores(), policy.generation()));
         let parts = LoopParts {
             config,
@@ -83,6 +87,14 @@ impl Runtime {
             loops.workers.push((w.lcore, parts.worker(k, w, &mut queues)?));
         }
         drop(parts);
+        let memory = format!(
+            "memory: mempool {} ({} buffers of {} bytes), per worker {}, compiled policy {}",
+            Mib(pool.capacity() as usize * pool.object_bytes() as usize),
+            pool.capacity(),
+            pool.object_bytes(),
+            loops.workers.first().map(|(_, w)| w.pipeline.memory()).unwrap_or_default(),
+            Mib(policy_bytes)
+        );
         // Queues nobody uses are released before the ports start.
         drop(queues);
 
@@ -99,6 +111,7 @@ impl Runtime {
             distributor: None,
             distributor_info: None,
             stop,
+            memory,
         };
         Ok((runtime, loops))
     }
@@ -137,9 +150,9 @@ impl Runtime {
             self.workers.generation()
         );
         if to_stderr {
-            eprintln!("{line}");
+            eprintln!("{line}\n{}", self.memory);
         } else {
-            crate::out!("{line}");
+            crate::out!("{line}\n{}", self.memory);
         }
     }
 

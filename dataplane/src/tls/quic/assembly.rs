@@ -157,6 +157,11 @@ impl QuicScratch {
             last_keys: None,
         }
     }
+
+    /// The memory the scratch holds beyond its own struct (allocated at creation, never again).
+    pub fn memory_bytes(&self) -> usize {
+        self.pieces.capacity() * size_of::<Pieces>() + self.stream.capacity() + self.packet.capacity()
+    }
 }
 
 /// What [`QuicHello::feed`] concluded.
