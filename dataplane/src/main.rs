@@ -92,7 +92,9 @@ enum RulesCommand {
 }
 
 fn parse_action(s: &str) -> Result<Action, String> {
-    Action::parse(&s.to_ascii_uppercase()).ok_or_else(|| format!("unknown action {s:?} (expected ALLOW or DROP)"))
+    Action::parse(&s.to_ascii_uppercase())
+        .filter(|a| *a != Action::Reject)
+        .ok_or_else(|| format!("unknown default action {s:?} (expected ALLOW or DROP)"))
 }
 
 fn parse_malformed(s: &str) -> Result<MalformedAction, String> {

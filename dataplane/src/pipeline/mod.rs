@@ -13,6 +13,7 @@ pub mod fragments;
 mod huge_array;
 pub mod offline;
 mod pickup;
+pub mod reject;
 mod settle;
 
 use crate::counters::{Counter, Counters};

@@ -17,7 +17,10 @@ use std::path::Path;
 pub struct ClassifySummary {
     pub packets: u64,
     pub allowed: u64,
+    /// Dropped packets, rejected ones included.
     pub dropped: u64,
+    /// Of the dropped, those a REJECT rule decided.
+    pub rejected: u64,
     pub malformed: u64,
     /// Packets decided by each rule, in evaluation order (rules with no hit included).
     pub hits: Vec<(String, u64)>,
@@ -191,6 +194,10 @@ fn report<W: Write + ?Sized>(
         match v.action {
             Action::Allow => summary.allowed += 1,
             Action::Drop => summary.dropped += 1,
+            Action::Reject => {
+                summary.dropped += 1;
+                summary.rejected += 1;
+            }
         }
         // What `"malformed"` names: a packet not read completely, or a fragment refused.
         if v.malformed.is_some() || cause.is_some() {

@@ -223,7 +223,7 @@ impl CompiledPolicy {
                     ports: port_ranges.get(r.ports_start as usize..r.ports_end as usize).unwrap_or(&[]),
                     tls: tls.is_some(),
                     named: tls.is_some_and(|t| !t.any_name),
-                    drop: r.action == Action::Drop,
+                    drop: r.action.denies(),
                 }
             })
             .collect();
@@ -459,7 +459,7 @@ impl CompiledPolicy {
                 match tls {
                     // The hello cannot be read: a DROP rule may match, an ALLOW rule does not.
                     _ if unknown => {
-                        if rule.action != Action::Drop {
+                        if !rule.action.denies() {
                             continue;
                         }
                     }
@@ -500,7 +500,7 @@ impl CompiledPolicy {
         let Transport { protocol, dst_port, unknown } = *transport;
         // Unknown ports may be any: a DROP rule could match, an ALLOW rule must not.
         if unknown {
-            return rule.action == Action::Drop;
+            return rule.action.denies();
         }
         let Some(port) = dst_port else { return false };
         self.port_ranges

@@ -7,8 +7,12 @@ use std::sync::Arc;
 /// The verdict a rule (or the default) gives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Action {
-    /// Drop sorts before Allow: at equal priority a DROP rule is evaluated first.
+    /// Drop and Reject sort before Allow: at equal priority a rule that stops the packet is
+    /// evaluated first.
     Drop,
+    /// Dropped, and the sender told: a TCP RST, or an ICMP/ICMPv6 administratively
+    /// prohibited (`pipeline::reject`).
+    Reject,
     #[default]
     Allow,
 }
@@ -18,13 +22,21 @@ impl Action {
         match self {
             Action::Allow => "ALLOW",
             Action::Drop => "DROP",
+            Action::Reject => "REJECT",
         }
+    }
+
+    /// Whether the packet is stopped (DROP or REJECT): everything but ALLOW.
+    #[inline(always)]
+    pub fn denies(self) -> bool {
+        self != Action::Allow
     }
 
     pub fn parse(s: &str) -> Option<Action> {
         match s {
             "ALLOW" => Some(Action::Allow),
             "DROP" => Some(Action::Drop),
+            "REJECT" => Some(Action::Reject),
             _ => None,
         }
     }
@@ -115,7 +127,7 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// The evaluation order: (priority, DROP before ALLOW, name).
+    /// The evaluation order: (priority, DROP, REJECT, then ALLOW, name).
     pub fn precedence_key(&self) -> (u16, Action, &str) {
         (self.priority, self.action, &self.name)
     }

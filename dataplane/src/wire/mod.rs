@@ -15,6 +15,7 @@ pub mod ipv4;
 pub mod ipv6;
 pub mod ipv6_ext;
 pub mod tcp;
+pub mod reply;
 pub mod udp;
 pub mod vlan;
 

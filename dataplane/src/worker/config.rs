@@ -108,8 +108,11 @@ fn default_stats_period() -> f64 {
 
 fn de_action<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Action, D::Error> {
     let s = String::deserialize(d)?;
+    // REJECT is a rule's action: a default that answers every unmatched packet would make the
+    // gateway a reflector for whatever reaches it.
     Action::parse(&s.to_ascii_uppercase())
-        .ok_or_else(|| serde::de::Error::custom(format!("unknown action {s:?} (expected ALLOW or DROP)")))
+        .filter(|a| *a != Action::Reject)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown default action {s:?} (expected ALLOW or DROP)")))
 }
 
 #[derive(Clone, Debug, Deserialize)]
