@@ -118,7 +118,7 @@ pub struct Reply {
 }
 
 /// Replies a burst may need: two per packet at most.
-const SLOTS: usize = 2 * MAX_BURST;
+pub const SLOTS: usize = 2 * MAX_BURST;
 
 /// One worker's rejections: its bucket and the buffers of a burst's replies, allocated once.
 pub struct Rejecter {
@@ -198,6 +198,11 @@ impl Rejecter {
             let buffer = self.buffers.get(2 * r.packet + usize::from(r.toward == Toward::Receiver));
             (*r, buffer.and_then(|b| b.get(..r.len)).unwrap_or(&[]))
         })
+    }
+
+    /// Forgets the last burst's replies (once sent).
+    pub fn clear(&mut self) {
+        self.n = 0;
     }
 
     /// How many replies the last burst has.

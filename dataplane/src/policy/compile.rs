@@ -178,6 +178,8 @@ pub struct CompiledPolicy {
     /// Whether some rule tests JA3 / JA4, fixed at compile time: asked for every hello.
     needs_ja3: bool,
     needs_ja4: bool,
+    /// Whether some rule says REJECT: workers answer rejected packets only then.
+    rejects: bool,
     stats: CompileStats,
     /// Packets decided by each rule, per worker (sized when published).
     hits: RuleHits,
@@ -245,6 +247,7 @@ impl CompiledPolicy {
             memory_bytes,
             compile_time: started.elapsed(),
         };
+        let rejects = rule_set.rules().iter().any(|r| r.action == Action::Reject);
         Ok(CompiledPolicy {
             rule_set,
             rules,
@@ -259,6 +262,7 @@ impl CompiledPolicy {
             generation: 0,
             needs_ja3,
             needs_ja4,
+            rejects,
             stats,
             hits: RuleHits::default(),
         })
@@ -300,6 +304,12 @@ impl CompiledPolicy {
     #[inline]
     pub fn hits(&self) -> &RuleHits {
         &self.hits
+    }
+
+    /// Whether some rule says REJECT (so a burst with drops may need answers).
+    #[inline]
+    pub fn rejects(&self) -> bool {
+        self.rejects
     }
 
     /// Whether some rule tests JA3 (so the pipeline computes it for each hello).
