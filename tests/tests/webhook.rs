@@ -132,13 +132,13 @@ fn admission_decisions_are_exact() {
     );
 
     // Unknown action.
-    let spec = json!({"cidrBlocks": ["10.0.0.0/8"], "action": "REJECT"});
+    let spec = json!({"cidrBlocks": ["10.0.0.0/8"], "action": "DENY"});
     assert_eq!(
         post_review(
             &w,
             &review("UPDATE", "rejecting", object(Some("rejecting"), spec), object(Some("rejecting"), valid.clone()))
         ),
-        denied("rejecting", &[("spec.action", "unknown action \"REJECT\" (expected ALLOW or DROP)")])
+        denied("rejecting", &[("spec.action", "unknown action \"DENY\" (expected ALLOW, DROP or REJECT)")])
     );
 
     // Unknown field: a typo must not silently widen a rule.
