@@ -152,9 +152,13 @@ impl CounterDef {
     /// What REJECT rules did: replies sent by kind, rejected packets not answered by why
     /// (on the stats line under `rejects`).
     const fn reject(json: &'static str, outcome: &'static str) -> CounterDef {
-        CounterDef::total(json, "dataplane_worker_rejects_total", "REJECT answers: replies sent by kind, rejected packets not answered by why")
-            .label("outcome", outcome)
-            .line("rejects", outcome)
+        CounterDef::total(
+            json,
+            "dataplane_worker_rejects_total",
+            "REJECT answers: replies sent by kind, rejected packets not answered by why",
+        )
+        .label("outcome", outcome)
+        .line("rejects", outcome)
     }
 
     /// Packets that could not be read completely, by cause (`wire::MalformedCause`).

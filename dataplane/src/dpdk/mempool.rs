@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use dpdk_sys::rte_mempool;
 
+use super::burst::MbufBurst;
 use super::eal::Live;
 use super::error::{DpdkError, Result};
-use super::burst::MbufBurst;
 use super::mbuf::Mbuf;
 
 /// Per-lcore cache size used by [`Mempool::new`] (DPDK's usual choice; at most

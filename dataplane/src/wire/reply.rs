@@ -113,8 +113,13 @@ pub fn write_replies(frame: &[u8], sender: &mut [u8], receiver: &mut [u8]) -> Re
         let back = Rst { src_port: p.dst_port, dst_port: p.src_port, seq, ack: ack_field, flags: rst_flags };
         let to_sender = write_rst(frame, &p, true, back, sender);
         let to_receiver = if flags & tcp_flags::ACK != 0 {
-            let on =
-                Rst { src_port: p.src_port, dst_port: p.dst_port, seq: p.tcp_seq, ack, flags: tcp_flags::RST | tcp_flags::ACK };
+            let on = Rst {
+                src_port: p.src_port,
+                dst_port: p.dst_port,
+                seq: p.tcp_seq,
+                ack,
+                flags: tcp_flags::RST | tcp_flags::ACK,
+            };
             write_rst(frame, &p, false, on, receiver)
         } else {
             0
@@ -221,7 +226,15 @@ fn write_rst(frame: &[u8], p: &PacketSummary, back: bool, rst: Rst, out: &mut [u
 
 /// The IP header of a reply carrying `payload_len` bytes of `protocol` at `out[l3..]`; `back`:
 /// from the packet's destination to its source. Returns the pseudo-header's sum.
-fn write_ip(p: &PacketSummary, back: bool, protocol: u8, payload_len: usize, tos: u8, out: &mut [u8], l3: usize) -> u32 {
+fn write_ip(
+    p: &PacketSummary,
+    back: bool,
+    protocol: u8,
+    payload_len: usize,
+    tos: u8,
+    out: &mut [u8],
+    l3: usize,
+) -> u32 {
     match p.addrs {
         IpPair::V4 { src, dst } => {
             let (from, to) = if back { (dst, src) } else { (src, dst) };

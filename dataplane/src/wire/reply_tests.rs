@@ -11,8 +11,11 @@ const SERVER: [u8; 4] = [192, 0, 2, 7];
 const CLIENT6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 const SERVER6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
 
+/// What a rejected frame got: the kind, the reply to its sender, the one to its receiver.
+type Answered = (ReplyKind, Vec<u8>, Option<Vec<u8>>);
+
 /// The replies to `frame`, each as its own vector.
-fn replies(frame: &[u8]) -> Result<(ReplyKind, Vec<u8>, Option<Vec<u8>>), Silent> {
+fn replies(frame: &[u8]) -> Result<Answered, Silent> {
     let (mut a, mut b) = ([0u8; MAX_REPLY_LEN], [0u8; MAX_REPLY_LEN]);
     let w = write_replies(frame, &mut a, &mut b)?;
     let receiver = (w.to_receiver > 0).then(|| b[..w.to_receiver].to_vec());
@@ -63,11 +66,9 @@ fn a_syn_gets_a_rst_ack_acknowledging_it_byte_for_byte() {
     let (kind, back, on) = replies(&syn).unwrap();
     assert_eq!(kind, ReplyKind::TcpRst);
     assert_eq!(on, None, "the server never saw this connection");
-    let expected = hex(
-        "020000000001 020000000002 0800
+    let expected = hex("020000000001 020000000002 0800
          4500 0028 0000 0000 4006 aec8 c0000207 0a000001
-         01bb 9c40 00000000 000003e9 5014 0000 41e4 0000",
-    );
+         01bb 9c40 00000000 000003e9 5014 0000 41e4 0000");
     assert_eq!(back, expected);
     assert!(checksums_hold(&back));
 }
