@@ -6,15 +6,17 @@ use std::sync::Arc;
 
 /// The verdict a rule (or the default) gives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[repr(u8)]
 pub enum Action {
     /// Drop and Reject sort before Allow: at equal priority a rule that stops the packet is
-    /// evaluated first.
-    Drop,
+    /// evaluated first. The values make [`Action::denies`] one bit (the workers count the
+    /// drops of every packet with it).
+    Drop = 1,
     /// Dropped, and the sender told: a TCP RST, or an ICMP/ICMPv6 administratively
     /// prohibited (`pipeline::reject`).
-    Reject,
+    Reject = 3,
     #[default]
-    Allow,
+    Allow = 4,
 }
 
 impl Action {
@@ -29,7 +31,7 @@ impl Action {
     /// Whether the packet is stopped (DROP or REJECT): everything but ALLOW.
     #[inline(always)]
     pub fn denies(self) -> bool {
-        self != Action::Allow
+        self as u8 & 1 != 0
     }
 
     pub fn parse(s: &str) -> Option<Action> {
