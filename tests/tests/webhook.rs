@@ -167,7 +167,7 @@ fn admission_decisions_are_exact() {
         denied(
             "many",
             &[
-                ("spec.action", "required field is missing (ALLOW or DROP)"),
+                ("spec.action", "required field is missing (ALLOW, DROP or REJECT)"),
                 ("spec.except[0]", "192.0.2.0/24 is not inside any of spec.cidrBlocks"),
                 ("spec.ports[0].protocol", "unknown protocol \"SCTP\" (expected TCP or UDP)"),
                 ("spec.ports[0].port", "70000 is out of range 1..=65535"),
