@@ -13,7 +13,7 @@ use dataplane_tests::{classify, classify_json, rule_yaml};
 use rand::{rngs::SmallRng, SeedableRng};
 
 mod run_common;
-use run_common::{pcap_pair_config_with, read_pcap, run, write_pcap};
+use run_common::{d, eal_line, pcap_pair_config_with, read_pcap, run, write_pcap};
 
 const CLIENT: [u8; 4] = [10, 0, 0, 1];
 const BLOCKED: [u8; 4] = [192, 0, 2, 7];
@@ -223,4 +223,89 @@ fn classify_limits_answers_on_the_capture_clock() {
     let lines = classify_json(&["--reject-rate", "1", "--reject-burst", "2"], &rules, &pcap);
     let answers: Vec<&str> = lines.iter().map(|l| l["reject"].as_str().unwrap()).collect();
     assert_eq!(answers, ["icmp-prohibited", "icmp-prohibited", "limited", "limited", "limited", "limited"]);
+}
+
+/// With software distribution each worker answers the packets it was given, on its own TX
+/// queue of the port they came in by.
+#[test]
+fn each_worker_answers_on_its_own_queue_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let dp = dir.path();
+    let frames: Vec<Vec<u8>> =
+        (0..24u8).map(|i| udp_v4([10, 1, 0, i + 1], BLOCKED, 4000 + u16::from(i), 53, b"q")).collect();
+    let (inp, empty) = (dp.join("in.pcap"), dp.join("empty.pcap"));
+    write_pcap(&inp, &frames);
+    write_pcap(&empty, &[]);
+    let rules = dp.join("rules.yaml");
+    std::fs::write(&rules, reject_rules()).unwrap();
+    let tx = |port: usize, w: usize| dp.join(format!("p{port}_w{w}.pcap"));
+    let config = eal_line(
+        "rj-sw",
+        "0@0,1@1,2@0,3@1",
+        &[
+            format!("net_pcap0,rx_pcap={},tx_pcap={},tx_pcap={}", d(&inp), d(&tx(0, 0)), d(&tx(0, 1))),
+            format!("net_pcap1,rx_pcap={},tx_pcap={},tx_pcap={}", d(&empty), d(&tx(1, 0)), d(&tx(1, 1))),
+        ],
+    ) + &format!(
+        r#"
+rules = [{rules:?}]
+distribution = "software"
+distributor_lcore = 3
+stats_period = 0
+[reject]
+rate = 1000
+burst = 100
+[[ports]]
+device = "net_pcap0"
+tx_queues = 2
+[[ports]]
+device = "net_pcap1"
+tx_queues = 2
+[forward]
+net_pcap0 = "net_pcap1"
+net_pcap1 = "net_pcap0"
+[[workers]]
+lcore = 1
+[[workers]]
+lcore = 2
+"#,
+        rules = d(&rules)
+    );
+    let o = run(dp, &config, &["--duration", "2"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("mbufs in use: 0"));
+    for w in 0..2 {
+        let expected: Vec<Vec<u8>> = frames
+            .iter()
+            .filter(|f| dataplane::worker::software_worker_of(f, 2) == w)
+            .map(|f| expected_replies(f).0)
+            .collect();
+        assert!(!expected.is_empty(), "worker {w} got packets");
+        assert_eq!(read_pcap(&tx(0, w)), expected, "worker {w}'s answers, in order, on its queue of port 0");
+        assert!(read_pcap(&tx(1, w)).is_empty());
+    }
+}
+
+/// Forwarding one way, a worker has no TX queue back out the ingress port: its answers are
+/// counted unsent, and nothing leaks.
+#[test]
+fn without_a_queue_back_answers_are_counted_unsent() {
+    let dir = tempfile::tempdir().unwrap();
+    let dp = dir.path();
+    let frames: Vec<Vec<u8>> = (0..3u16).map(|i| udp_v4(CLIENT, BLOCKED, 6000 + i, 53, b"q")).collect();
+    let inp = dp.join("in.pcap");
+    write_pcap(&inp, &frames);
+    let rules = dp.join("rules.yaml");
+    std::fs::write(&rules, reject_rules()).unwrap();
+    let config =
+        pcap_pair_config_with("rj-oneway", dp, &inp, &rules, "").replace("net_pcap1 = \"net_pcap0\"\n", "").replace(
+            "rx = [{ port = \"net_pcap0\", queue = 0 }, { port = \"net_pcap1\" }]",
+            "rx = [{ port = \"net_pcap0\" }]",
+        );
+    let o = run(dp, &config, &["--duration", "2"]);
+    assert_eq!(o.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("mbufs in use: 0"), "{stdout}");
+    assert_eq!(rejects_line(&stdout), "rejects tcp_rst 0 icmp 0 limited 0 silent 0 unsent 3", "{stdout}");
+    assert!(read_pcap(&dp.join("back.pcap")).is_empty());
 }
