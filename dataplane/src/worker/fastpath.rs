@@ -2,7 +2,9 @@
 //!
 //! Per burst: RX (or ring) into a fixed [`MbufBurst`], a fixed array of byte views, one
 //! [`Pipeline::process_burst_with`], allowed packets moved in order to a TX burst for this
-//! worker's own TX queue of the egress port, dropped ones and what TX refused bulk-freed.
+//! worker's own TX queue of the egress port, dropped ones and what TX refused bulk-freed;
+//! under a policy with REJECT rules, the answers to a burst's rejected packets in mbufs from
+//! the worker's pool, on its own TX queues (`send_replies`).
 //! No heap allocation, lock, syscall, `Arc` clone or atomic read-modify-write per packet.
 //! Once per loop: the policy mailbox (the quiescent point) and, every few loops, a plain
 //! `Relaxed` store of the counters for the control thread.
@@ -27,6 +29,7 @@ use crate::wire::{parse_frame, Fragment, Parsed};
 
 /// Packets per burst.
 pub const BURST: usize = 32;
+const _: () = assert!(BURST <= crate::pipeline::MAX_BURST, "the Rejecter answers a pipeline chunk at most");
 
 /// Counters are posted every this many loops (and when the loop ends).
 const POST_EVERY: u64 = 64;
