@@ -22,7 +22,7 @@ fn replay(pipeline: &mut Pipeline, policy: &CompiledPolicy, bursts: &[Vec<&[u8]>
     for burst in bursts {
         let vs = &mut verdicts[..burst.len()];
         pipeline.process_burst(policy, burst, now_ms, vs);
-        allowed += vs.iter().filter(|v| v.action == Action::Allow).count() as u64;
+        allowed += vs.iter().filter(|v| !v.action.denies()).count() as u64;
     }
     allowed
 }

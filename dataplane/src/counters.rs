@@ -149,6 +149,18 @@ impl CounterDef {
         .line("quic", outcome)
     }
 
+    /// What REJECT rules did: replies sent by kind, rejected packets not answered by why
+    /// (on the stats line under `rejects`).
+    const fn reject(json: &'static str, outcome: &'static str) -> CounterDef {
+        CounterDef::total(
+            json,
+            "dataplane_worker_rejects_total",
+            "REJECT answers: replies sent by kind, rejected packets not answered by why",
+        )
+        .label("outcome", outcome)
+        .line("rejects", outcome)
+    }
+
     /// Packets that could not be read completely, by cause (`wire::MalformedCause`).
     const fn malformed(json: &'static str, cause: &'static str) -> CounterDef {
         CounterDef::total(
@@ -270,6 +282,19 @@ counters! {
     FragmentDatagrams => CounterDef::level("fragments.datagrams", "dataplane_worker_fragment_datagrams", "Fragmented datagrams tracked"),
     /// Datagrams forgotten to make room for a new one.
     FragmentEvictions => CounterDef::total("fragments.evictions", "dataplane_worker_fragment_evictions_total", "Fragmented datagrams evicted"),
+    /// TCP RSTs sent for REJECT rules (to the sender, and to the receiver of a connection it
+    /// holds: see `wire::reply`).
+    RejectTcpRst => CounterDef::reject("rejects.tcp_rst", "tcp_rst"),
+    /// ICMP and ICMPv6 administratively prohibited errors sent for REJECT rules.
+    RejectIcmp => CounterDef::reject("rejects.icmp", "icmp"),
+    /// Rejected packets over the rate (`[reject]`): dropped without an answer.
+    RejectLimited => CounterDef::reject("rejects.limited", "limited"),
+    /// Rejected packets never answered (ICMP errors, RSTs, multicast or broadcast, later
+    /// fragments, unreadable).
+    RejectSilent => CounterDef::reject("rejects.silent", "silent"),
+    /// Replies written but not sent: no mbuf, the TX queue full, or no TX queue of this
+    /// worker on the port the reply leaves by.
+    RejectUnsent => CounterDef::reject("rejects.unsent", "unsent"),
 }
 
 impl Counter {
@@ -422,7 +447,7 @@ mod tests {
              expired 13 midstream 14 untracked 15  tls pending 17 decided 18 not_tls 19 failed 20  \
              quic pending 21 decided 22 not_quic 23 failed 24 refused 25  \
              fragment_drops tiny 40 offset 41 overlap 42 chain 43 oversize 44 held 45 pieces 46 timeout 47  \
-             fragments held 48"
+             fragments held 48  rejects tcp_rst 52 icmp 53 limited 54 silent 55 unsent 56"
         );
         let mut line = String::new();
         write_line(&mut line, Owner::Distributor, &now, None, 0.0);

@@ -3,7 +3,8 @@
 
 use clap::{Parser, Subcommand};
 use dataplane::exit::Exit;
-use dataplane::pipeline::offline::classify_pcap;
+use dataplane::pipeline::offline::{classify_pcap, RejectOptions};
+use dataplane::pipeline::reject::RejectConfig;
 use dataplane::pipeline::{MalformedAction, Midstream, PipelineConfig};
 use dataplane::policy::{Action, CompiledPolicy};
 use std::path::PathBuf;
@@ -49,6 +50,15 @@ enum Command {
         /// the config key `malformed` of `run`.
         #[arg(long, default_value = "drop", value_parser = parse_malformed)]
         malformed: MalformedAction,
+        /// Write the answers to REJECT verdicts (RSTs, ICMP errors) to this pcap file.
+        #[arg(long)]
+        replies: Option<PathBuf>,
+        /// Rejected packets answered per second, on the capture's clock (`reject.rate` of `run`).
+        #[arg(long, default_value_t = RejectConfig::default().rate)]
+        reject_rate: u32,
+        /// The token bucket's size (`reject.burst` of `run`).
+        #[arg(long, default_value_t = RejectConfig::default().burst)]
+        reject_burst: u32,
     },
     /// Write deterministic traffic (TCP/UDP, IPv4/IPv6, TLS ClientHellos) to a pcap file.
     Gen(dataplane::bench::gen::GenArgs),
@@ -95,7 +105,9 @@ enum RulesCommand {
 }
 
 fn parse_action(s: &str) -> Result<Action, String> {
-    Action::parse(&s.to_ascii_uppercase()).ok_or_else(|| format!("unknown action {s:?} (expected ALLOW or DROP)"))
+    Action::parse(&s.to_ascii_uppercase())
+        .filter(|a| *a != Action::Reject)
+        .ok_or_else(|| format!("unknown default action {s:?} (expected ALLOW or DROP)"))
 }
 
 fn parse_malformed(s: &str) -> Result<MalformedAction, String> {
@@ -196,7 +208,18 @@ fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
-        Command::Classify { rules, pcap, json, default_action, flows, midstream, malformed } => {
+        Command::Classify {
+            rules,
+            pcap,
+            json,
+            default_action,
+            flows,
+            midstream,
+            malformed,
+            replies,
+            reject_rate,
+            reject_burst,
+        } => {
             let policy = match load_policy(&rules, default_action) {
                 Ok(p) => p,
                 Err(code) => return code,
@@ -205,7 +228,8 @@ fn main() -> ExitCode {
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
             let out: Option<&mut dyn std::io::Write> = if json { Some(&mut lock) } else { None };
-            match classify_pcap(&policy, &pcap, config, out) {
+            let rejects = RejectOptions { limits: RejectConfig { rate: reject_rate, burst: reject_burst }, replies };
+            match classify_pcap(&policy, &pcap, config, &rejects, out) {
                 Ok(summary) => {
                     if !json {
                         out!(
@@ -215,6 +239,9 @@ fn main() -> ExitCode {
                             summary.dropped,
                             summary.malformed
                         );
+                        if summary.rejected > 0 {
+                            out!("rejected {}  replies {}", summary.rejected, summary.replies);
+                        }
                         for (name, hits) in &summary.hits {
                             out!("  rule {name}: {hits}");
                         }

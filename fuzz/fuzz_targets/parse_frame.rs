@@ -1,10 +1,12 @@
 //! Any bytes: `parse_frame` must not panic, and a successful parse must describe a payload
-//! inside the frame. The header views are driven directly too, so every accessor runs.
+//! inside the frame. The header views are driven directly too, so every accessor runs; and the
+//! REJECT reply builder answers the frame: no panic, and every reply it writes parses back
+//! as IP with the addresses swapped.
 #![no_main]
 
 use dataplane::wire::{
-    ethernet, icmp, ip_proto, ipv4, ipv6, ipv6_ext, parse_frame, parse_frame_into, tcp, udp, vlan, Fragment,
-    PacketSummary, Parsed,
+    ethernet, icmp, ip_proto, ipv4, ipv6, ipv6_ext, parse_frame, parse_frame_into, reply, tcp, udp, vlan, Fragment,
+    IpPair, PacketSummary, Parsed,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -28,7 +30,25 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     touch_views(data);
+    answer(data);
 });
+
+/// What a REJECT would send back for `data`, if anything: an IP packet from its destination
+/// to its source, within the reply bound.
+fn answer(data: &[u8]) {
+    let (mut sender, mut receiver) = ([0u8; reply::MAX_REPLY_LEN], [0u8; reply::MAX_REPLY_LEN]);
+    let Ok(w) = reply::write_replies(data, &mut sender, &mut receiver) else { return };
+    let (Ok(Parsed::Ip(original)), Ok(Parsed::Ip(back))) = (parse_frame(data), parse_frame(&sender[..w.to_sender]))
+    else {
+        panic!("a reply to a frame that parses must parse");
+    };
+    let swapped = match original.addrs {
+        IpPair::V4 { src, dst } => IpPair::V4 { src: dst, dst: src },
+        IpPair::V6 { src, dst } => IpPair::V6 { src: dst, dst: src },
+    };
+    assert_eq!(back.addrs, swapped);
+    assert!(w.to_receiver == 0 || parse_frame(&receiver[..w.to_receiver]).is_ok());
+}
 
 /// Construct every view over `data` and read every field: none may panic.
 fn touch_views(data: &[u8]) {

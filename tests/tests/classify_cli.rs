@@ -81,7 +81,7 @@ fn rules_check_reports_every_error_and_exits_2() {
     std::fs::write(
         &path,
         rule_yaml("block-x", "  cidrBlocks: [\"10.0.0.0/8\", \"10.0.0.1/24\"]\n  action: DROP\n")
-            + &rule_yaml("y", "  action: REJECT\n"),
+            + &rule_yaml("y", "  action: DENY\n"),
     )
     .unwrap();
     let out = Command::new(dataplane_bin()).args(["rules", "check"]).arg(&path).output().unwrap();
@@ -92,7 +92,7 @@ fn rules_check_reports_every_error_and_exits_2() {
         String::from_utf8(out.stderr).unwrap(),
         format!(
             "{p}: block-x: spec.cidrBlocks[1]: host bits set in 10.0.0.1/24 (did you mean 10.0.0.0/24?)\n\
-             {p}: y: spec.action: unknown action \"REJECT\" (expected ALLOW or DROP)\nrejected: 2 error(s)\n"
+             {p}: y: spec.action: unknown action \"DENY\" (expected ALLOW, DROP or REJECT)\nrejected: 2 error(s)\n"
         )
     );
     // `classify` reads its rules the same way, with the same exit code.

@@ -278,7 +278,7 @@ fn rules_apply_prints_the_answer_or_the_errors() {
     let good = dir.path().join("good.yaml");
     std::fs::write(&good, DROP_CLIENTS).unwrap();
     let bad = dir.path().join("bad.yaml");
-    std::fs::write(&bad, DROP_CLIENTS.replace("action: DROP", "action: REJECT")).unwrap();
+    std::fs::write(&bad, DROP_CLIENTS.replace("action: DROP", "action: DENY")).unwrap();
     let apply = |file: &std::path::Path| {
         std::process::Command::new(dataplane_tests::dataplane_bin())
             .args(["rules", "apply", "--control", &gw.url])
@@ -295,6 +295,6 @@ fn rules_apply_prints_the_answer_or_the_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "drop-clients: spec.action: unknown action \"REJECT\" (expected ALLOW or DROP)\nrejected (HTTP 422): 1 error(s)\n"
+        "drop-clients: spec.action: unknown action \"DENY\" (expected ALLOW, DROP or REJECT)\nrejected (HTTP 422): 1 error(s)\n"
     );
 }

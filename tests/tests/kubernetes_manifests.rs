@@ -258,6 +258,7 @@ fn crd_accepts_the_example_rules_and_good_variants() {
         ),
         rule("except-nested", json!({"cidrBlocks": ["10.0.0.0/8", "2001:db8::/32"], "except": ["10.1.0.0/16", "2001:db8:1::/48"], "action": "DROP"})),
         rule("long.dotted.name-1", json!({"action": "DROP"})),
+        rule("reject-name", json!({"action": "REJECT", "ports": [{"port": 443}], "tls": {"serverNames": ["blocked.example"]}})),
         rule("long-server-name", json!({"action": "DROP", "tls": {"serverNames": [format!("{}.{}.{}.{}", "a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(61))]}})),
     ]);
     for object in &good {
@@ -277,7 +278,7 @@ fn crd_rejects_what_the_validator_rejects() {
         (rule("garbage", json!({"cidrBlocks": ["ten.0.0.0/8"], "action": "DROP"})), "spec.cidrBlocks[0]"),
         (rule("long-prefix", json!({"cidrBlocks": ["10.0.0.0/33"], "action": "DROP"})), "spec.cidrBlocks[0]"),
         (rule("dup", json!({"cidrBlocks": ["10.0.0.0/8", "10.0.0.0/8"], "action": "DROP"})), "spec.cidrBlocks[1]"),
-        (rule("unknown-action", json!({"cidrBlocks": ["10.0.0.0/8"], "action": "REJECT"})), "spec.action"),
+        (rule("unknown-action", json!({"cidrBlocks": ["10.0.0.0/8"], "action": "DENY"})), "spec.action"),
         (rule("lowercase-action", json!({"action": "drop"})), "spec.action"),
         (rule("no-action", json!({"cidrBlocks": ["10.0.0.0/8"]})), "spec.action"),
         (

@@ -132,13 +132,13 @@ fn admission_decisions_are_exact() {
     );
 
     // Unknown action.
-    let spec = json!({"cidrBlocks": ["10.0.0.0/8"], "action": "REJECT"});
+    let spec = json!({"cidrBlocks": ["10.0.0.0/8"], "action": "DENY"});
     assert_eq!(
         post_review(
             &w,
             &review("UPDATE", "rejecting", object(Some("rejecting"), spec), object(Some("rejecting"), valid.clone()))
         ),
-        denied("rejecting", &[("spec.action", "unknown action \"REJECT\" (expected ALLOW or DROP)")])
+        denied("rejecting", &[("spec.action", "unknown action \"DENY\" (expected ALLOW, DROP or REJECT)")])
     );
 
     // Unknown field: a typo must not silently widen a rule.
@@ -167,7 +167,7 @@ fn admission_decisions_are_exact() {
         denied(
             "many",
             &[
-                ("spec.action", "required field is missing (ALLOW or DROP)"),
+                ("spec.action", "required field is missing (ALLOW, DROP or REJECT)"),
                 ("spec.except[0]", "192.0.2.0/24 is not inside any of spec.cidrBlocks"),
                 ("spec.ports[0].protocol", "unknown protocol \"SCTP\" (expected TCP or UDP)"),
                 ("spec.ports[0].port", "70000 is out of range 1..=65535"),

@@ -228,7 +228,7 @@ mod tests {
         let status = out.response.status.unwrap();
         assert_eq!(
             status.message,
-            "spec.action: unknown action \"MAYBE\" (expected ALLOW or DROP); \
+            "spec.action: unknown action \"MAYBE\" (expected ALLOW, DROP or REJECT); \
              spec.cidrBlocks[0]: host bits set in 10.0.0.1/8 (did you mean 10.0.0.0/8?); \
              spec.cidrBlocks[1]: invalid CIDR \"x\" (expected an address and a prefix length, like 10.0.0.0/8 or 2001:db8::/32)"
         );

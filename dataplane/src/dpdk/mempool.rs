@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use dpdk_sys::rte_mempool;
 
+use super::burst::MbufBurst;
 use super::eal::Live;
 use super::error::{DpdkError, Result};
 use super::mbuf::Mbuf;
@@ -97,6 +98,27 @@ impl Mempool {
     /// Allocates one buffer (empty, with the default headroom).
     pub fn alloc(&self) -> Result<Mbuf> {
         Mbuf::alloc(self)
+    }
+
+    /// Fills `n` more slots of `burst` with empty buffers at once (`rte_pktmbuf_alloc_bulk`):
+    /// all or none. Returns whether it did (false: the pool had fewer free, or the burst has
+    /// fewer free slots).
+    pub fn alloc_bulk<const N: usize>(&self, burst: &mut MbufBurst<N>, n: usize) -> bool {
+        let (spare, free) = burst.spare_raw();
+        let Ok(count) = u32::try_from(n) else { return false };
+        if n > free {
+            return false;
+        }
+        // SAFETY: the pool is alive (self holds it); `spare` has room for `n` pointers
+        // (checked); on success DPDK wrote `n` owned, valid mbufs there, each with a reference
+        // count of 1, which the burst now counts.
+        unsafe {
+            if dpdk_sys::rte_pktmbuf_alloc_bulk(self.as_ptr(), spare.cast(), count) != 0 {
+                return false;
+            }
+            burst.add_len(n);
+        }
+        true
     }
 
     /// The raw pool pointer, for the other wrappers of this layer.

@@ -434,7 +434,7 @@ impl FragmentTable {
             State::Free => FragmentCause::Overlap.verdict(),
             State::Dropped(cause) => return self.refuse(packet, cause, counters),
             State::Decided(v) => {
-                counters.add(Counter::DropPolicy, u64::from(v.action == Action::Drop && !view.is_first()));
+                counters.add(Counter::DropPolicy, u64::from(v.action.denies() && !view.is_first()));
                 v
             }
             State::Waiting if view.is_first() => {
@@ -533,7 +533,7 @@ impl FragmentTable {
             self.held_now -= 1;
             match cause {
                 Some(c) => counters.add(c.counter(), 1),
-                None => counters.add(Counter::DropPolicy, u64::from(verdict.action == Action::Drop)),
+                None => counters.add(Counter::DropPolicy, u64::from(verdict.action.denies())),
             }
             id = slot.next;
         }

@@ -14,6 +14,7 @@ mod huge_array;
 pub mod memory;
 pub mod offline;
 mod pickup;
+pub mod reject;
 mod settle;
 
 use crate::counters::{Counter, Counters};

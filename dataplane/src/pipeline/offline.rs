@@ -1,7 +1,9 @@
 //! `dataplane classify`: the workers' pipeline run single-threaded over a pcap file.
 
 use super::fragments::{FragmentCause, FragmentEvent};
+use super::reject::{RejectConfig, Rejecter};
 use super::{HelloObserver, Pipeline, PipelineConfig, Verdict, MAX_BURST};
+use crate::counters::Counters;
 use crate::pcap::{Frame, PcapFrames};
 use crate::policy::{Action, CompiledPolicy};
 use crate::tls::ja4::Transport;
@@ -10,19 +12,33 @@ use crate::tls::{self, ClientHello};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Totals of one offline run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ClassifySummary {
     pub packets: u64,
     pub allowed: u64,
+    /// Dropped packets, rejected ones included.
     pub dropped: u64,
+    /// Of the dropped, those a REJECT rule decided.
+    pub rejected: u64,
     pub malformed: u64,
     /// Packets decided by each rule, in evaluation order (rules with no hit included).
     pub hits: Vec<(String, u64)>,
     /// Packets decided by the default action.
     pub default_hits: u64,
+    /// Replies written for rejected packets (RSTs and ICMP errors).
+    pub replies: u64,
+}
+
+/// How `classify` answers REJECT verdicts: the workers' rate (on the capture's clock), and
+/// where the replies go (a pcap file), if anywhere.
+#[derive(Clone, Debug, Default)]
+pub struct RejectOptions {
+    pub limits: RejectConfig,
+    pub replies: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -37,6 +53,9 @@ struct PacketLine<'a> {
     malformed: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tls: Option<&'a TlsSummary>,
+    /// What a REJECT verdict did (`pipeline::reject::Answer`'s word).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reject: Option<&'static str>,
 }
 
 /// A packet read, in file order, with its verdict once known (a held fragment's comes with
@@ -44,6 +63,7 @@ struct PacketLine<'a> {
 struct Pending {
     verdict: Option<(Verdict, Option<FragmentCause>)>,
     hello: Option<TlsSummary>,
+    reject: Option<&'static str>,
 }
 
 /// What `classify --json` reports on the packet that completed a ClientHello.
@@ -99,10 +119,15 @@ pub fn classify_pcap(
     policy: &CompiledPolicy,
     pcap: &Path,
     config: PipelineConfig,
+    rejects: &RejectOptions,
     json: Option<&mut dyn Write>,
 ) -> Result<ClassifySummary, String> {
     let mut frames = PcapFrames::open(pcap)?;
     let mut pipeline = Pipeline::new(config);
+    // The rate's clock: the capture's timestamps, in microseconds.
+    let mut rejecter = Rejecter::new(rejects.limits, 1_000_000);
+    let mut reject_counts = Counters::default();
+    let mut replies: Vec<(Duration, Vec<u8>)> = Vec::new();
     let mut batch: Vec<Frame> = Vec::with_capacity(MAX_BURST);
     let mut verdicts: Vec<Verdict> = Vec::with_capacity(MAX_BURST);
     let mut per_rule = vec![0u64; policy.rule_set().len()];
@@ -130,8 +155,23 @@ pub fn classify_pcap(
         } else {
             pipeline.process_burst(policy, &data, now_ms, &mut verdicts);
         }
-        let mut lines: Vec<Pending> =
-            verdicts.iter().zip(hellos.0).map(|(v, hello)| Pending { verdict: Some((*v, None)), hello }).collect();
+        let mut lines: Vec<Pending> = verdicts
+            .iter()
+            .zip(hellos.0)
+            .map(|(v, hello)| Pending { verdict: Some((*v, None)), hello, reject: None })
+            .collect();
+        if policy.rejects() {
+            let now_us = batch.first().map_or(0, |f| f.timestamp.as_micros() as u64);
+            rejecter.answer(&data, &verdicts, now_us, &mut reject_counts);
+            for (i, line) in lines.iter_mut().enumerate() {
+                line.reject = rejecter.answer_of(i).map(|a| a.as_str());
+            }
+            for (reply, bytes) in rejecter.replies() {
+                let at = batch.get(reply.packet).map_or(Duration::ZERO, |f| f.timestamp);
+                replies.push((at, bytes.to_vec()));
+            }
+            rejecter.clear();
+        }
         for e in pipeline.fragments.events() {
             match *e {
                 FragmentEvent::Held { packet, id } => {
@@ -157,6 +197,10 @@ pub fn classify_pcap(
     settle_released(&mut pipeline, &mut held_packet, &mut pending, reported);
     report(policy, &mut pending, &mut reported, &mut summary, &mut per_rule, json, true)?;
     summary.hits = policy.rule_set().rules().iter().zip(per_rule).map(|(r, n)| (r.name.clone(), n)).collect();
+    summary.replies = replies.len() as u64;
+    if let Some(path) = &rejects.replies {
+        crate::pcap::write_all(path, replies.iter().map(|(at, bytes)| (*at, bytes.as_slice())))?;
+    }
     Ok(summary)
 }
 
@@ -191,6 +235,10 @@ fn report<W: Write + ?Sized>(
         match v.action {
             Action::Allow => summary.allowed += 1,
             Action::Drop => summary.dropped += 1,
+            Action::Reject => {
+                summary.dropped += 1;
+                summary.rejected += 1;
+            }
         }
         // What `"malformed"` names: a packet not read completely, or a fragment refused.
         if v.malformed.is_some() || cause.is_some() {
@@ -209,6 +257,7 @@ fn report<W: Write + ?Sized>(
                 reason: rule.map(|r| r.reason.as_str()),
                 malformed: cause.map(|c| c.as_str()).or(v.malformed.map(|c| c.as_str())),
                 tls: p.hello.as_ref(),
+                reject: p.reject,
             };
             let text = serde_json::to_string(&line).map_err(|e| e.to_string())?;
             writeln!(out, "{text}").map_err(|e| format!("writing output: {e}"))?;

@@ -28,7 +28,7 @@ pub(super) fn is_pickup(p: &PacketSummary) -> bool {
 /// bytes are inspected if they begin a ClientHello and follow `tls_fail` if not; else the
 /// first end's answer.
 pub(super) fn decide(first: Decision, second: Decision, may_turn: bool, midstream: Midstream) -> (Decision, bool) {
-    let dropped = |d: &Decision| !d.pending && d.action == Action::Drop;
+    let dropped = |d: &Decision| !d.pending && d.action.denies();
     if midstream == Midstream::Drop {
         (Decision::new(Action::Drop, None), true)
     } else if dropped(&first) {

@@ -75,7 +75,7 @@ impl Pipeline {
                     verdict
                 }
             };
-            policy_drops += u64::from(v.action == Action::Drop);
+            policy_drops += u64::from(v.action.denies());
         }
         self.counters.add(Counter::DropPolicy, policy_drops);
     }
@@ -235,7 +235,7 @@ impl Pipeline {
                         counters.add(Counter::QuicPending, u64::from(started));
                         if let Some(read) = read {
                             let d = decide_read(policy, p.summary, read, *tls_fail, counters, true, on_hello);
-                            if d.action == Action::Drop {
+                            if d.action.denies() {
                                 e.set_decision(d, generation);
                             }
                             q.release(hellos);
@@ -308,7 +308,7 @@ fn settle_known(
                     Some(e) if e.verdict_holds() => {
                         e.observe(forward, flags, now_ms);
                         *v = e.verdict();
-                        *drops += u64::from(v.action == Action::Drop);
+                        *drops += u64::from(v.action.denies());
                     }
                     _ => break,
                 }

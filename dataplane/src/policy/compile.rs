@@ -178,6 +178,8 @@ pub struct CompiledPolicy {
     /// Whether some rule tests JA3 / JA4, fixed at compile time: asked for every hello.
     needs_ja3: bool,
     needs_ja4: bool,
+    /// Whether some rule says REJECT: workers answer rejected packets only then.
+    rejects: bool,
     stats: CompileStats,
     /// Packets decided by each rule, per worker (sized when published).
     hits: RuleHits,
@@ -223,7 +225,7 @@ impl CompiledPolicy {
                     ports: port_ranges.get(r.ports_start as usize..r.ports_end as usize).unwrap_or(&[]),
                     tls: tls.is_some(),
                     named: tls.is_some_and(|t| !t.any_name),
-                    drop: r.action == Action::Drop,
+                    drop: r.action.denies(),
                 }
             })
             .collect();
@@ -245,6 +247,7 @@ impl CompiledPolicy {
             memory_bytes,
             compile_time: started.elapsed(),
         };
+        let rejects = rule_set.rules().iter().any(|r| r.action == Action::Reject);
         Ok(CompiledPolicy {
             rule_set,
             rules,
@@ -259,6 +262,7 @@ impl CompiledPolicy {
             generation: 0,
             needs_ja3,
             needs_ja4,
+            rejects,
             stats,
             hits: RuleHits::default(),
         })
@@ -300,6 +304,12 @@ impl CompiledPolicy {
     #[inline]
     pub fn hits(&self) -> &RuleHits {
         &self.hits
+    }
+
+    /// Whether some rule says REJECT (so a burst with drops may need answers).
+    #[inline]
+    pub fn rejects(&self) -> bool {
+        self.rejects
     }
 
     /// Whether some rule tests JA3 (so the pipeline computes it for each hello).
@@ -459,7 +469,7 @@ impl CompiledPolicy {
                 match tls {
                     // The hello cannot be read: a DROP rule may match, an ALLOW rule does not.
                     _ if unknown => {
-                        if rule.action != Action::Drop {
+                        if !rule.action.denies() {
                             continue;
                         }
                     }
@@ -500,7 +510,7 @@ impl CompiledPolicy {
         let Transport { protocol, dst_port, unknown } = *transport;
         // Unknown ports may be any: a DROP rule could match, an ALLOW rule must not.
         if unknown {
-            return rule.action == Action::Drop;
+            return rule.action.denies();
         }
         let Some(port) = dst_port else { return false };
         self.port_ranges

@@ -397,11 +397,11 @@ fn check_rule(raw: RawRule<'_>, name: Option<&str>, sink: &mut ErrorSink<'_>) ->
     };
     let action = match spec.action.as_deref() {
         Some(a) => Action::parse(a).or_else(|| {
-            sink.push("spec.action", format!("unknown action {a:?} (expected ALLOW or DROP)"));
+            sink.push("spec.action", format!("unknown action {a:?} (expected ALLOW, DROP or REJECT)"));
             None
         }),
         None => {
-            sink.push("spec.action", "required field is missing (ALLOW or DROP)");
+            sink.push("spec.action", "required field is missing (ALLOW, DROP or REJECT)");
             None
         }
     };

@@ -118,7 +118,7 @@ fn every_error_of_a_set_is_listed() {
         Ok(_) => panic!("accepted"),
     };
     let expected = [
-        "f.yaml: a: spec.action: unknown action \"DENY\" (expected ALLOW or DROP)",
+        "f.yaml: a: spec.action: unknown action \"DENY\" (expected ALLOW, DROP or REJECT)",
         "f.yaml: a: spec.cidrBlocks[0]: invalid CIDR \"10.0.0.0/33\" (expected an address and a prefix length, like 10.0.0.0/8 or 2001:db8::/32)",
         "f.yaml: a: spec.cidrBlocks[1]: missing prefix length in 192.168.1.1 (did you mean 192.168.1.1/32?)",
         "f.yaml: a: spec.except[0]: 172.16.0.0/12 is not inside any of spec.cidrBlocks",
@@ -157,7 +157,7 @@ fn structural_errors() {
     );
     assert_eq!(
         errors_of(&rule_doc("x", "  reason: r\n")),
-        ["rules/a.yaml: x: spec.action: required field is missing (ALLOW or DROP)"]
+        ["rules/a.yaml: x: spec.action: required field is missing (ALLOW, DROP or REJECT)"]
     );
     assert_eq!(
         errors_of(&rule_doc("x", "  action: ALLOW\n  priority: high\n")),

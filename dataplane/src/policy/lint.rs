@@ -9,7 +9,7 @@
 //! covered by the union of several earlier rules).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use super::rule::{Action, Direction, PortRange, Rule, RuleSet, TlsMatch};
+use super::rule::{Direction, PortRange, Rule, RuleSet, TlsMatch};
 use crate::wire::ip_proto;
 use ipnet::IpNet;
 use std::fmt;
@@ -80,7 +80,7 @@ pub fn findings_for(set: &RuleSet, name: &str) -> Vec<Finding> {
 fn check_rule(rule: &Rule) -> Option<Finding> {
     let tcp_only = !rule.ports.is_empty() && rule.ports.iter().all(|r| r.protocol == ip_proto::TCP);
     let https = rule.ports.iter().any(|r| r.contains(ip_proto::TCP, 443));
-    (rule.action == Action::Drop && rule.tls.is_some() && tcp_only && https).then(|| Finding {
+    (rule.action.denies() && rule.tls.is_some() && tcp_only && https).then(|| Finding {
         kind: FindingKind::TcpOnlyTls,
         rule: rule.name.clone(),
         other: String::new(),

@@ -41,7 +41,7 @@ pub fn classify_tls(rules: &RuleSet, default_action: Action, query: &Query, tls:
         }
         if query.transport_unknown {
             // Ports and ClientHello unknown: they may match a DROP rule, not an ALLOW rule.
-            if (rule.ports.is_empty() && rule.tls.is_none()) || rule.action == Action::Drop {
+            if (rule.ports.is_empty() && rule.tls.is_none()) || rule.action.denies() {
                 return (rule.action, Some(i), false);
             }
             continue;

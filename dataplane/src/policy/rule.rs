@@ -6,11 +6,17 @@ use std::sync::Arc;
 
 /// The verdict a rule (or the default) gives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[repr(u8)]
 pub enum Action {
-    /// Drop sorts before Allow: at equal priority a DROP rule is evaluated first.
-    Drop,
+    /// Drop and Reject sort before Allow: at equal priority a rule that stops the packet is
+    /// evaluated first. The values make [`Action::denies`] one bit (the workers count the
+    /// drops of every packet with it).
+    Drop = 1,
+    /// Dropped, and the sender told: a TCP RST, or an ICMP/ICMPv6 administratively
+    /// prohibited (`pipeline::reject`).
+    Reject = 3,
     #[default]
-    Allow,
+    Allow = 4,
 }
 
 impl Action {
@@ -18,13 +24,21 @@ impl Action {
         match self {
             Action::Allow => "ALLOW",
             Action::Drop => "DROP",
+            Action::Reject => "REJECT",
         }
+    }
+
+    /// Whether the packet is stopped (DROP or REJECT): everything but ALLOW.
+    #[inline(always)]
+    pub fn denies(self) -> bool {
+        self as u8 & 1 != 0
     }
 
     pub fn parse(s: &str) -> Option<Action> {
         match s {
             "ALLOW" => Some(Action::Allow),
             "DROP" => Some(Action::Drop),
+            "REJECT" => Some(Action::Reject),
             _ => None,
         }
     }
@@ -115,7 +129,7 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// The evaluation order: (priority, DROP before ALLOW, name).
+    /// The evaluation order: (priority, DROP, REJECT, then ALLOW, name).
     pub fn precedence_key(&self) -> (u16, Action, &str) {
         (self.priority, self.action, &self.name)
     }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::pipeline::flow::{self, FlowTimeouts};
 use crate::pipeline::fragments::FragmentConfig;
+use crate::pipeline::reject::RejectConfig;
 use crate::pipeline::{MalformedAction, Midstream, PipelineConfig, TlsFail};
 use crate::policy::Action;
 
@@ -84,6 +85,8 @@ pub struct Config {
     pub flows: FlowsConfig,
     #[serde(default)]
     pub fragments: FragmentsConfig,
+    #[serde(default)]
+    pub reject: RejectsConfig,
     pub ports: Vec<PortEntry>,
     /// Ingress port -> egress port.
     pub forward: BTreeMap<String, String>,
@@ -108,8 +111,11 @@ fn default_stats_period() -> f64 {
 
 fn de_action<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Action, D::Error> {
     let s = String::deserialize(d)?;
+    // REJECT is a rule's action: a default that answers every unmatched packet would make the
+    // gateway a reflector for whatever reaches it.
     Action::parse(&s.to_ascii_uppercase())
-        .ok_or_else(|| serde::de::Error::custom(format!("unknown action {s:?} (expected ALLOW or DROP)")))
+        .filter(|a| *a != Action::Reject)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown default action {s:?} (expected ALLOW or DROP)")))
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -233,6 +239,51 @@ impl FragmentsConfig {
             return Err(ConfigError::new("fragments.held_per_datagram", "at most fragments.held_per_worker"));
         }
         Ok(())
+    }
+}
+
+/// `[reject]`: how many rejected packets each worker answers (`pipeline/reject.rs`).
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejectsConfig {
+    /// Rejected packets answered per second per worker; 0 answers none.
+    #[serde(default = "default_reject_rate")]
+    pub rate: u32,
+    /// How many may be answered at once (the token bucket's size).
+    #[serde(default = "default_reject_burst")]
+    pub burst: u32,
+}
+
+fn default_reject_rate() -> u32 {
+    RejectConfig::default().rate
+}
+fn default_reject_burst() -> u32 {
+    RejectConfig::default().burst
+}
+
+impl Default for RejectsConfig {
+    fn default() -> Self {
+        RejectsConfig { rate: default_reject_rate(), burst: default_reject_burst() }
+    }
+}
+
+impl RejectsConfig {
+    /// Largest `rate` and `burst`.
+    pub const MAX: u32 = 1_000_000;
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.rate > Self::MAX {
+            return Err(ConfigError::new("reject.rate", format!("at most {} per second", Self::MAX)));
+        }
+        if self.burst > Self::MAX || (self.rate > 0 && self.burst == 0) {
+            return Err(ConfigError::new("reject.burst", format!("from 1 to {} (0 only with rate = 0)", Self::MAX)));
+        }
+        Ok(())
+    }
+
+    /// The pipeline's form.
+    pub fn limits(&self) -> RejectConfig {
+        RejectConfig { rate: self.rate, burst: self.burst }
     }
 }
 
@@ -454,6 +505,7 @@ impl Config {
             return Err(ConfigError::new("flows.hello_buffers", format!("at most {max_hellos}")));
         }
         self.fragments.check()?;
+        self.reject.check()?;
         if !(self.stats_period >= 0.0 && self.stats_period.is_finite()) {
             return Err(ConfigError::new("stats_period", "seconds, 0 or more"));
         }

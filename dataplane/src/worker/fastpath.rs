@@ -2,7 +2,9 @@
 //!
 //! Per burst: RX (or ring) into a fixed [`MbufBurst`], a fixed array of byte views, one
 //! [`Pipeline::process_burst_with`], allowed packets moved in order to a TX burst for this
-//! worker's own TX queue of the egress port, dropped ones and what TX refused bulk-freed.
+//! worker's own TX queue of the egress port, dropped ones and what TX refused bulk-freed;
+//! under a policy with REJECT rules, the answers to a burst's rejected packets in mbufs from
+//! the worker's pool, on its own TX queues (`send_replies`).
 //! No heap allocation, lock, syscall, `Arc` clone or atomic read-modify-write per packet.
 //! Once per loop: the policy mailbox (the quiescent point) and, every few loops, a plain
 //! `Relaxed` store of the counters for the control thread.
@@ -16,15 +18,18 @@ use crossbeam_queue::ArrayQueue;
 
 use crate::counters::{Counter, Counters, COUNT};
 use crate::dpdk::cycles::{prefetch0, tsc};
-use crate::dpdk::{Consumer, Mbuf, MbufBurst, Producer, RxQueue, TxQueue};
+use crate::dpdk::{Consumer, Mbuf, MbufBurst, Mempool, Producer, RxQueue, TxQueue};
 use crate::pipeline::flow::FlowKey;
 use crate::pipeline::fragments::{FragmentEvent, FragmentTable};
+use crate::pipeline::reject::{self, Rejecter, Toward};
 use crate::pipeline::{Hints, Phase, Pipeline, Verdict};
 use crate::policy::{Action, CompiledPolicy};
+use crate::wire::reply::ReplyKind;
 use crate::wire::{parse_frame, Fragment, Parsed};
 
 /// Packets per burst.
 pub const BURST: usize = 32;
+const _: () = assert!(BURST <= crate::pipeline::MAX_BURST, "the Rejecter answers a pipeline chunk at most");
 
 /// Counters are posted every this many loops (and when the loop ends).
 const POST_EVERY: u64 = 64;
@@ -104,6 +109,9 @@ pub enum Source {
 pub struct Input {
     pub source: Source,
     pub egress: usize,
+    /// The TX queue (index into [`WorkerLoop::tx`]) back out the ingress port, for answers
+    /// to rejected packets; `None` when the worker has none there (one-way forwarding).
+    pub reply: Option<usize>,
 }
 
 /// Everything one worker lcore owns. Given back when the loop ends, so its memory is freed
@@ -120,6 +128,10 @@ pub struct WorkerLoop {
     pub tsc_per_ms: u64,
     /// Read the TSC at each step of every burst (see [`Phase`]).
     pub phase_timing: bool,
+    /// Answers to rejected packets, and their rate.
+    pub rejecter: Rejecter,
+    /// Where the answers' mbufs come from.
+    pub pool: Mempool,
 }
 
 /// The burst in a worker's hands: the packets received, those leaving, their verdicts, and
@@ -129,6 +141,8 @@ struct WorkerBurst {
     out: MbufBurst<BURST>,
     verdicts: [Verdict; BURST],
     now_ms: u64,
+    /// The TSC when the burst was received (the reject rate's clock).
+    now_tsc: u64,
     /// The worker's row in the policy's per-rule counters.
     lane: usize,
     /// Fragments held for their first fragment, by `HeldId` (see `pipeline::fragments`):
@@ -154,6 +168,7 @@ impl WorkerLoop {
             out: MbufBurst::new(),
             verdicts: [Verdict::default(); BURST],
             now_ms: 0,
+            now_tsc: 0,
             lane: self.mailbox.lane,
             held: std::iter::repeat_with(|| None).take(self.pipeline.fragments.held_capacity()).collect(),
         };
@@ -163,7 +178,7 @@ impl WorkerLoop {
         // starts (its burst's work, and the loop's own between polls).
         let mut busy_since = None;
         while !self.stop.load(Relaxed) {
-            let WorkerLoop { inputs, tx, pipeline, policy, counters, .. } = &mut *self;
+            let WorkerLoop { inputs, tx, pipeline, policy, counters, rejecter, pool, .. } = &mut *self;
             for input in inputs.iter_mut() {
                 let start = tsc();
                 if let Some(since) = busy_since.take() {
@@ -180,9 +195,13 @@ impl WorkerLoop {
                 busy_since = Some(start);
                 hint.phase_done(Phase::Receive);
                 burst.now_ms = start / tsc_per_ms;
+                burst.now_tsc = start;
                 match tx.get_mut(input.egress) {
-                    Some(txq) => burst.forward(pipeline, policy, txq, counters, hint),
+                    Some(txq) => burst.forward(pipeline, policy, txq, counters, rejecter, hint),
                     None => burst.rx.clear(),
+                }
+                if !rejecter.is_empty() {
+                    send_replies(rejecter, pool, tx, input, counters);
                 }
                 hint.phase_done(Phase::Transmit);
             }
@@ -277,9 +296,10 @@ impl WorkerBurst {
         policy: &CompiledPolicy,
         txq: &mut TxQueue,
         counters: &mut Counters,
+        rejecter: &mut Rejecter,
         hint: impl Hints,
     ) {
-        let WorkerBurst { rx, out, verdicts, now_ms, lane, held } = self;
+        let WorkerBurst { rx, out, verdicts, now_ms, now_tsc, lane, held } = self;
         let n = rx.len();
         counters.add(Counter::Rx, n as u64);
         let Some(vs) = verdicts.get_mut(..n) else {
@@ -294,6 +314,11 @@ impl WorkerBurst {
         let events = pipeline.fragments.events();
         let all_allowed = pipeline.dropped() == dropped_before && events.is_empty();
         policy.hits().add_each(*lane, vs.iter().map(|v| v.rule));
+        // Rejected packets are among the drops: answered (after the burst leaves) while the
+        // packets are still in hand.
+        if !all_allowed && policy.rejects() {
+            rejecter.answer(rx.as_slice(), vs, *now_tsc, counters);
+        }
         // The usual burst is all allowed: it leaves as it came, without being copied.
         let send = if all_allowed {
             rx
@@ -327,6 +352,78 @@ impl WorkerBurst {
         // What the TX queue did not take: one bulk free.
         counters.add(Counter::DropTxFull, send.len() as u64);
         send.clear();
+    }
+}
+
+/// Sends the answers to a burst's rejected packets: an mbuf each from the worker's pool (in
+/// one bulk allocation), back out the ingress port to the senders and on out the egress port
+/// to the receivers, on the worker's own TX queues. What cannot go is counted unsent.
+#[cold]
+#[inline(never)]
+fn send_replies(rejecter: &mut Rejecter, pool: &Mempool, tx: &mut [TxQueue], input: &Input, counters: &mut Counters) {
+    let n = rejecter.len();
+    let mut mbufs = MbufBurst::<{ reject::SLOTS }>::new();
+    if !pool.alloc_bulk(&mut mbufs, n) {
+        counters.add(Counter::RejectUnsent, n as u64);
+        rejecter.clear();
+        return;
+    }
+    let mut back = ReplyBurst::default();
+    let mut on = ReplyBurst::default();
+    for (reply, bytes) in rejecter.replies() {
+        let Some(mut m) = mbufs.pop() else { break };
+        // Cannot fail: a reply is at most `MAX_REPLY_LEN` bytes, within any pool's data room.
+        if m.append(bytes).is_err() {
+            counters.add(Counter::RejectUnsent, 1);
+            continue;
+        }
+        match reply.toward {
+            Toward::Sender => back.push(m, reply.kind),
+            Toward::Receiver => on.push(m, reply.kind),
+        }
+    }
+    rejecter.clear();
+    back.send(input.reply.and_then(|r| tx.get_mut(r)), counters);
+    on.send(tx.get_mut(input.egress), counters);
+}
+
+/// Replies leaving by one TX queue, with their kinds (to count what was sent).
+struct ReplyBurst {
+    mbufs: MbufBurst<{ reject::SLOTS }>,
+    kinds: [ReplyKind; reject::SLOTS],
+}
+
+impl Default for ReplyBurst {
+    fn default() -> Self {
+        ReplyBurst { mbufs: MbufBurst::new(), kinds: [ReplyKind::Icmp; reject::SLOTS] }
+    }
+}
+
+impl ReplyBurst {
+    fn push(&mut self, m: Mbuf, kind: ReplyKind) {
+        if let Some(k) = self.kinds.get_mut(self.mbufs.len()) {
+            *k = kind;
+        }
+        // Never full: as many slots as a burst has replies.
+        let _ = self.mbufs.push(m);
+    }
+
+    /// Sends what `txq` takes (none without a queue), counts it by kind, frees the rest.
+    fn send(mut self, txq: Option<&mut TxQueue>, counters: &mut Counters) {
+        if self.mbufs.is_empty() {
+            return;
+        }
+        let sent = txq.map_or(0, |q| q.burst(&mut self.mbufs));
+        for kind in self.kinds.iter().take(sent) {
+            let c = match kind {
+                ReplyKind::TcpRst => Counter::RejectTcpRst,
+                ReplyKind::Icmp => Counter::RejectIcmp,
+            };
+            counters.add(c, 1);
+        }
+        counters.add(Counter::Tx, sent as u64);
+        counters.add(Counter::RejectUnsent, self.mbufs.len() as u64);
+        self.mbufs.clear();
     }
 }
 

@@ -341,6 +341,11 @@ fn config_errors_name_the_key() {
     assert_eq!(err(&format!("distribution = \"software\"\ndistributor_lcore = 2\n{base}")), "workers[0].rx");
     assert_eq!(err(&format!("[mempool]\nsize = 10\n{base}")), "mempool.size");
     assert_eq!(err(&format!("default_action = \"MAYBE\"\n{base}")), "default_action");
+    // REJECT is a rule's action only.
+    assert_eq!(err(&format!("default_action = \"REJECT\"\n{base}")), "default_action");
+    assert_eq!(err(&format!("[reject]\nrate = 1000001\n{base}")), "reject.rate");
+    assert_eq!(err(&format!("[reject]\nrate = 1\nburst = 0\n{base}")), "reject.burst");
+    assert_eq!(err(&format!("[reject]\nrates = 1\n{base}")), "reject.rates");
     assert_eq!(err(&format!("midstream = \"ignore\"\n{base}")), "midstream");
     assert_eq!(
         Config::parse(&format!("midstream = \"drop\"\n{base}")).unwrap().pipeline().midstream,

@@ -21,6 +21,7 @@ use crate::dpdk::mempool::DEFAULT_DATA_ROOM;
 use crate::dpdk::port::AF_XDP_DRIVER;
 use crate::dpdk::{cycles, Eal, Mbuf, Mempool, Port, Producer};
 use crate::pipeline::memory::Mib;
+use crate::pipeline::reject::Rejecter;
 use crate::pipeline::Pipeline;
 use crate::policy::CompiledPolicy;
 
@@ -74,6 +75,7 @@ impl Runtime {
             workers: &workers,
             stop: &stop,
             tsc_per_ms: (cycles::tsc_hz() / 1000).max(1),
+            pool: &pool,
         };
         let distributor = match &plan.distributor {
             Some(d) => {
@@ -290,6 +292,7 @@ struct LoopParts<'a> {
     workers: &'a Arc<Workers>,
     stop: &'a Arc<AtomicBool>,
     tsc_per_ms: u64,
+    pool: &'a Mempool,
 }
 
 impl LoopParts<'_> {
@@ -302,7 +305,14 @@ impl LoopParts<'_> {
                 InputSource::RxQueue(q) => Source::Rx(queues.take_rx(q)?),
                 InputSource::Ring { slot, .. } => Source::Ring(queues.take_ring(k, slot)?),
             };
-            inputs.push(Input { source, egress: input.egress });
+            // Answers to rejected packets go back out the ingress port, by this worker's TX
+            // queue there if it has one (it does when that port is an egress port too).
+            let ingress = match input.source {
+                InputSource::RxQueue(q) => q.port,
+                InputSource::Ring { port, .. } => port,
+            };
+            let reply = plan.tx.iter().position(|t| t.port == ingress && usize::from(t.queue) == k);
+            inputs.push(Input { source, egress: input.egress, reply });
         }
         let mailbox =
             self.workers.mailbox(k).ok_or_else(|| RunError::Inconsistent(format!("worker {k} has no mailbox")))?;
@@ -318,6 +328,8 @@ impl LoopParts<'_> {
             stop: self.stop.clone(),
             tsc_per_ms: self.tsc_per_ms,
             phase_timing: self.config.phase_timing,
+            rejecter: Rejecter::new(self.config.reject.limits(), self.tsc_per_ms.saturating_mul(1000)),
+            pool: self.pool.clone(),
         })
     }
 

@@ -49,7 +49,7 @@ fn rank(e: &FlowEntry, hello: &HelloState) -> Option<u8> {
     if e.key.protocol() == ip_proto::TCP && !e.responder_seen() {
         return Some(0);
     }
-    Some(if !e.pending() && e.action == Action::Drop { 2 } else { 1 })
+    Some(if !e.pending() && e.action.denies() { 2 } else { 1 })
 }
 
 /// The entry among `indexes` that gives way first (the stalest of the lowest rank), if any
