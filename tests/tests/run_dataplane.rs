@@ -12,7 +12,7 @@ use dataplane::wire::tcp_flags::{ACK, FIN, PSH, SYN};
 use dataplane_tests::{dataplane_bin, rule_yaml};
 
 mod run_common;
-use run_common::{d, eal_line, read_pcap, run, run_pcap_pair, write_pcap};
+use run_common::{d, eal_line, read_pcap, run, run_pcap_pair, software_pair_config, worker_tx, write_pcap};
 
 /// One connection of the test traffic: its packets from the client, and from the server.
 struct Conn {
@@ -257,33 +257,8 @@ fn software_distribution_keeps_both_directions_on_one_worker() {
     let (in0, in1) = (dp.join("c2s.pcap"), dp.join("s2c.pcap"));
     write_pcap(&in0, &c2s);
     write_pcap(&in1, &s2c);
-    // tx file per (port, worker): worker k owns TX queue k of each port.
-    let tx = |port: usize, w: usize| dp.join(format!("p{port}_w{w}.pcap"));
-    let config = eal_line(
-        "run-sw",
-        "0@0,1@1,2@0,3@1",
-        &[
-            format!("net_pcap0,rx_pcap={},tx_pcap={},tx_pcap={}", d(&in0), d(&tx(0, 0)), d(&tx(0, 1))),
-            format!("net_pcap1,rx_pcap={},tx_pcap={},tx_pcap={}", d(&in1), d(&tx(1, 0)), d(&tx(1, 1))),
-        ],
-    ) + r#"
-distribution = "software"
-distributor_lcore = 3
-stats_period = 0
-[[ports]]
-device = "net_pcap0"
-tx_queues = 2
-[[ports]]
-device = "net_pcap1"
-tx_queues = 2
-[forward]
-net_pcap0 = "net_pcap1"
-net_pcap1 = "net_pcap0"
-[[workers]]
-lcore = 1
-[[workers]]
-lcore = 2
-"#;
+    let tx = |port: usize, w: usize| worker_tx(dp, port, w);
+    let config = software_pair_config("run-sw", dp, &in0, &in1, "", "");
     let o = run(dp, &config, &["--duration", "2"]);
     assert_eq!(o.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&o.stdout).contains("mbufs in use: 0"));

@@ -13,7 +13,7 @@ use dataplane_tests::{classify, classify_json, rule_yaml};
 use rand::{rngs::SmallRng, SeedableRng};
 
 mod run_common;
-use run_common::{d, eal_line, pcap_pair_config_with, read_pcap, run, write_pcap};
+use run_common::{d, pcap_pair_config_with, read_pcap, run, software_pair_config, worker_tx, write_pcap};
 
 const CLIENT: [u8; 4] = [10, 0, 0, 1];
 const BLOCKED: [u8; 4] = [192, 0, 2, 7];
@@ -238,38 +238,14 @@ fn each_worker_answers_on_its_own_queue_back() {
     write_pcap(&empty, &[]);
     let rules = dp.join("rules.yaml");
     std::fs::write(&rules, reject_rules()).unwrap();
-    let tx = |port: usize, w: usize| dp.join(format!("p{port}_w{w}.pcap"));
-    let config = eal_line(
+    let tx = |port: usize, w: usize| worker_tx(dp, port, w);
+    let config = software_pair_config(
         "rj-sw",
-        "0@0,1@1,2@0,3@1",
-        &[
-            format!("net_pcap0,rx_pcap={},tx_pcap={},tx_pcap={}", d(&inp), d(&tx(0, 0)), d(&tx(0, 1))),
-            format!("net_pcap1,rx_pcap={},tx_pcap={},tx_pcap={}", d(&empty), d(&tx(1, 0)), d(&tx(1, 1))),
-        ],
-    ) + &format!(
-        r#"
-rules = [{rules:?}]
-distribution = "software"
-distributor_lcore = 3
-stats_period = 0
-[reject]
-rate = 1000
-burst = 100
-[[ports]]
-device = "net_pcap0"
-tx_queues = 2
-[[ports]]
-device = "net_pcap1"
-tx_queues = 2
-[forward]
-net_pcap0 = "net_pcap1"
-net_pcap1 = "net_pcap0"
-[[workers]]
-lcore = 1
-[[workers]]
-lcore = 2
-"#,
-        rules = d(&rules)
+        dp,
+        &inp,
+        &empty,
+        &format!("rules = [{:?}]", d(&rules)),
+        "[reject]\nrate = 1000\nburst = 100\n",
     );
     let o = run(dp, &config, &["--duration", "2"]);
     assert_eq!(o.status.code(), Some(0));

@@ -131,3 +131,44 @@ pub fn run_pcap_pair_with(
     assert!(read_pcap(&dp.join("back.pcap")).is_empty());
     (stdout, read_pcap(&dp.join("out.pcap")))
 }
+
+/// The file a software-distribution run writes for worker `w`'s TX queue on port `port`
+/// (worker k owns TX queue k of each port).
+pub fn worker_tx(dir: &Path, port: usize, w: usize) -> PathBuf {
+    dir.join(format!("p{port}_w{w}.pcap"))
+}
+
+/// Two workers behind the software distributor between two net_pcap ports: `in0` arrives on
+/// net_pcap0, `in1` on net_pcap1, each worker's TX queues write to [`worker_tx`]. `top` holds
+/// top-level keys (e.g. `rules`), `tables` is appended after the workers.
+pub fn software_pair_config(prefix: &str, dir: &Path, in0: &Path, in1: &Path, top: &str, tables: &str) -> String {
+    let tx = |port: usize, w: usize| d(&worker_tx(dir, port, w));
+    eal_line(
+        prefix,
+        "0@0,1@1,2@0,3@1",
+        &[
+            format!("net_pcap0,rx_pcap={},tx_pcap={},tx_pcap={}", d(in0), tx(0, 0), tx(0, 1)),
+            format!("net_pcap1,rx_pcap={},tx_pcap={},tx_pcap={}", d(in1), tx(1, 0), tx(1, 1)),
+        ],
+    ) + &format!(
+        r#"
+{top}
+distribution = "software"
+distributor_lcore = 3
+stats_period = 0
+[[ports]]
+device = "net_pcap0"
+tx_queues = 2
+[[ports]]
+device = "net_pcap1"
+tx_queues = 2
+[forward]
+net_pcap0 = "net_pcap1"
+net_pcap1 = "net_pcap0"
+[[workers]]
+lcore = 1
+[[workers]]
+lcore = 2
+{tables}"#
+    )
+}
