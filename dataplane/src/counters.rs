@@ -295,6 +295,13 @@ counters! {
     /// Replies written but not sent: no mbuf, the TX queue full, or no TX queue of this
     /// worker on the port the reply leaves by.
     RejectUnsent => CounterDef::reject("rejects.unsent", "unsent"),
+    /// New connections a limit rule decided (their source over its `spec.limit`); per rule in
+    /// `dataplane_rule_connections_limited_total`.
+    LimitedConnections => CounterDef::total("limits.connections", "dataplane_worker_connections_limited_total", "New connections over a rule's per-source limit")
+        .line("limits", "connections"),
+    /// Limit buckets shared: a source whose table slot another active source held.
+    LimitShared => CounterDef::total("limits.shared", "dataplane_worker_limit_slots_shared_total", "New connections counted in another source's limit bucket (table slot taken)")
+        .line("limits", "shared"),
 }
 
 impl Counter {

@@ -59,6 +59,9 @@ enum Command {
         /// The token bucket's size (`reject.burst` of `run`).
         #[arg(long, default_value_t = RejectConfig::default().burst)]
         reject_burst: u32,
+        /// Buckets of the per-source connection limits (`limits.slots` of `run`).
+        #[arg(long, default_value_t = dataplane::pipeline::limits::DEFAULT_SLOTS, value_parser = parse_limit_slots)]
+        limit_slots: usize,
     },
     /// Write deterministic traffic (TCP/UDP, IPv4/IPv6, TLS ClientHellos) to a pcap file; with
     /// --storm, a handshake storm among normal traffic, timestamped at the stated rates.
@@ -109,6 +112,11 @@ fn parse_action(s: &str) -> Result<Action, String> {
     Action::parse(&s.to_ascii_uppercase())
         .filter(|a| *a != Action::Reject)
         .ok_or_else(|| format!("unknown default action {s:?} (expected ALLOW or DROP)"))
+}
+
+fn parse_limit_slots(s: &str) -> Result<usize, String> {
+    let n = s.parse::<usize>().map_err(|_| format!("{s:?} is not a number of slots"))?;
+    dataplane::pipeline::limits::check_slots(n).map_err(|range| format!("{s:?}: {range}"))
 }
 
 fn parse_malformed(s: &str) -> Result<MalformedAction, String> {
@@ -240,12 +248,21 @@ fn main() -> ExitCode {
             replies,
             reject_rate,
             reject_burst,
+            limit_slots,
         } => {
-            let policy = match load_policy(&rules, default_action) {
+            let mut policy = match load_policy(&rules, default_action) {
                 Ok(p) => p,
                 Err(code) => return code,
             };
-            let config = PipelineConfig { flow_capacity: flows, midstream, malformed, ..PipelineConfig::default() };
+            // One worker's row of per-rule counters: the connections each limit rule decided.
+            policy.attach_hits(1);
+            let config = PipelineConfig {
+                flow_capacity: flows,
+                midstream,
+                malformed,
+                limit_slots,
+                ..PipelineConfig::default()
+            };
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
             let out: Option<&mut dyn std::io::Write> = if json { Some(&mut lock) } else { None };
@@ -263,8 +280,14 @@ fn main() -> ExitCode {
                         if summary.rejected > 0 {
                             out!("rejected {}  replies {}", summary.rejected, summary.replies);
                         }
+                        if summary.connections_limited > 0 {
+                            out!("connections limited {}", summary.connections_limited);
+                        }
                         for (name, hits) in &summary.hits {
-                            out!("  rule {name}: {hits}");
+                            match summary.limited.iter().find(|(n, _)| n == name) {
+                                Some((_, limited)) => out!("  rule {name}: {hits} ({limited} connections limited)"),
+                                None => out!("  rule {name}: {hits}"),
+                            }
                         }
                         out!("  default ({default_action}): {}", summary.default_hits);
                     }

@@ -244,11 +244,15 @@ async fn status(State(api): State<Arc<ApiState>>) -> Response {
         let store = api.store.lock().await;
         (store.active.generation, store.active.digest.clone(), store.active.rules.len())
     };
+    // Per rule with `spec.limit`: new connections it limited since start.
+    let limited: serde_json::Map<String, serde_json::Value> =
+        api.workers.rule_limited().into_iter().map(|(name, n)| (name, n.into())).collect();
     Json(json!({
         "uptime_s": api.started.elapsed().as_secs_f64(),
         "generation": generation,
         "digest": digest,
         "rules": rules,
+        "rule_connections_limited": limited,
         "workers": workers,
         "ports": ports,
     }))

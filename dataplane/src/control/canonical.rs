@@ -3,7 +3,7 @@
 //! A validated [`Rule`] is written back as a `NetworkPolicyRule` document with every default
 //! spelled out the same way: `cidrBlocks`, `except`, `ports` and the TLS lists sorted; CIDRs in
 //! canonical text; `priority` and `direction` always present; empty optional lists and an empty
-//! `reason` left out; a full port range written without `port`. A set's canonical text is the
+//! `reason` left out; a full port range written without `port`; `limit` last, when present. A set's canonical text is the
 //! compact JSON array of these documents (keys in the order above, no spaces) in evaluation
 //! order (priority, DROP before ALLOW, name: a total order, names being unique).
 //!
@@ -107,6 +107,9 @@ pub fn write_document(rule: &Rule, out: &mut String) {
             strings(&t.ja4, out);
         }
         out.push('}');
+    }
+    if let Some(l) = &rule.limit {
+        let _ = write!(out, ",\"limit\":{{\"connectionsPerSecond\":{},\"burst\":{}}}", l.per_second, l.burst);
     }
     out.push_str("}}");
 }
@@ -343,7 +346,7 @@ pub fn same_documents(a: &RuleSet, b: &RuleSet) -> bool {
 /// Whether two rules have the same canonical document: every field but `source`, lists
 /// compared as the canonical form writes them (sorted).
 fn same_document(a: &Rule, b: &Rule) -> bool {
-    let Rule { name, action, reason, priority, direction, cidr_blocks, except, ports, tls, source: _ } = a;
+    let Rule { name, action, reason, priority, direction, cidr_blocks, except, ports, tls, limit, source: _ } = a;
     let port_key = |r: &PortRange| (r.protocol, r.first, r.last);
     *name == b.name
         && *action == b.action
@@ -353,6 +356,7 @@ fn same_document(a: &Rule, b: &Rule) -> bool {
         && same_sorted(cidr_blocks, &b.cidr_blocks, |n| *n)
         && same_sorted(except, &b.except, |n| *n)
         && same_sorted(ports, &b.ports, port_key)
+        && *limit == b.limit
         && match (tls, &b.tls) {
             (None, None) => true,
             (Some(x), Some(y)) => {

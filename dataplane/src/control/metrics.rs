@@ -56,6 +56,9 @@ pub fn record(s: &Snapshot, ports: &[(u16, String)], rx_queues: &[usize], state:
     for ((rule, action), packets) in state.workers.rule_packets() {
         counter!("dataplane_rule_packets_total", "rule" => rule, "action" => action.as_str()).absolute(packets);
     }
+    for (rule, connections) in state.workers.rule_limited() {
+        counter!("dataplane_rule_connections_limited_total", "rule" => rule).absolute(connections);
+    }
     gauge!("dataplane_policy_generation").set(state.workers.generation() as f64);
     gauge!("dataplane_uptime_seconds").set(state.started.elapsed().as_secs_f64());
 }

@@ -74,6 +74,9 @@ pub struct FlowEntry {
     pub action: Action,
     pub state: TcpState,
     bits: u8,
+    /// A limit rule decided it (`pipeline::limits`): a new generation keeps it limited while
+    /// a limit rule of the new policy covers it. In the line's last spare byte.
+    limited: bool,
 }
 
 const PENDING: u8 = 1;
@@ -101,6 +104,15 @@ impl FlowEntry {
     fn new(key: FlowKey, initiator_is_lo: bool, now_ms: u64) -> FlowEntry {
         let bits = if initiator_is_lo { INITIATOR_IS_LO } else { 0 };
         FlowEntry { key, last_seen_ms: now_ms, bits, ..FlowEntry::default() }
+    }
+
+    /// A limit rule decided this connection.
+    pub fn limited(&self) -> bool {
+        self.limited
+    }
+
+    pub fn set_limited(&mut self, limited: bool) {
+        self.limited = limited;
     }
 
     /// Waiting for the ClientHello: packets pass, client payload feeds its reassembly state.

@@ -17,13 +17,15 @@ pub struct PipelineMemory {
     /// QUIC decryption scratch and the pieces of each buffer.
     pub quic_scratch: usize,
     pub fragment_table: usize,
+    /// The per-source buckets of the connection limits (`[limits] slots`).
+    pub limit_table: usize,
     /// The pipeline's own struct and the arrays a chunk's steps hand each other.
     pub other: usize,
 }
 
 impl PipelineMemory {
     pub fn total(&self) -> usize {
-        self.flow_table + self.hello_buffers + self.quic_scratch + self.fragment_table + self.other
+        self.flow_table + self.hello_buffers + self.quic_scratch + self.fragment_table + self.limit_table + self.other
     }
 }
 
@@ -40,12 +42,13 @@ impl fmt::Display for PipelineMemory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} (flow table {}, hello buffers {}, quic scratch {}, fragment table {}, other {})",
+            "{} (flow table {}, hello buffers {}, quic scratch {}, fragment table {}, limit table {}, other {})",
             Mib(self.total()),
             Mib(self.flow_table),
             Mib(self.hello_buffers),
             Mib(self.quic_scratch),
             Mib(self.fragment_table),
+            Mib(self.limit_table),
             Mib(self.other)
         )
     }
@@ -59,6 +62,7 @@ impl Pipeline {
             hello_buffers: self.hellos.memory_bytes(),
             quic_scratch: self.quic.memory_bytes(),
             fragment_table: self.fragments.memory_bytes(),
+            limit_table: self.limits.memory(),
             other: size_of::<Pipeline>() + self.arrays.as_ref().map_or(0, |_| size_of::<StageArrays>()),
         }
     }
@@ -86,7 +90,14 @@ mod tests {
         assert!(l.hello_buffers - s.hello_buffers < 61 * 16 * 1024, "{s:?} {l:?}");
         assert_eq!(s.fragment_table, l.fragment_table);
         assert_eq!(s.other, l.other);
-        assert_eq!(l.total(), l.flow_table + l.hello_buffers + l.quic_scratch + l.fragment_table + l.other);
+        // 48 bytes a bucket.
+        assert_eq!(s.limit_table, crate::pipeline::limits::DEFAULT_SLOTS * 48);
+        let few = Pipeline::new(PipelineConfig { limit_slots: 1024, ..Default::default() });
+        assert_eq!(few.memory().limit_table, 1024 * 48);
+        assert_eq!(
+            l.total(),
+            l.flow_table + l.hello_buffers + l.quic_scratch + l.fragment_table + l.limit_table + l.other
+        );
     }
 
     #[test]

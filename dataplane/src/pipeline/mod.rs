@@ -11,6 +11,7 @@ mod burst;
 pub mod flow;
 pub mod fragments;
 mod huge_array;
+pub mod limits;
 pub mod memory;
 pub mod offline;
 mod pickup;
@@ -26,6 +27,7 @@ use crate::wire::{ip_proto, tcp_flags, Fragment, IpPair, MalformedCause, PacketS
 use burst::{Asking, Burst, StageArrays};
 use flow::{FlowTable, FlowTimeouts};
 use fragments::{FragmentConfig, FragmentTable};
+use limits::LimitTable;
 
 /// Most packets handled in one step; longer bursts are processed in chunks.
 pub const MAX_BURST: usize = 32;
@@ -183,6 +185,8 @@ pub struct PipelineConfig {
     pub malformed: MalformedAction,
     /// The fragment table's bounds (`pipeline/fragments.rs`).
     pub fragments: FragmentConfig,
+    /// Slots of the per-source connection limit table (`pipeline/limits.rs`).
+    pub limit_slots: usize,
 }
 
 impl Default for PipelineConfig {
@@ -195,6 +199,7 @@ impl Default for PipelineConfig {
             midstream: Midstream::Decide,
             malformed: MalformedAction::Drop,
             fragments: FragmentConfig::default(),
+            limit_slots: limits::DEFAULT_SLOTS,
         }
     }
 }
@@ -213,6 +218,10 @@ pub struct Pipeline {
     malformed: MalformedAction,
     /// Datagrams whose fragments come in pieces, and the fragments held for their first one.
     pub fragments: FragmentTable,
+    /// Per-source buckets of the rules with `spec.limit`.
+    limits: LimitTable,
+    /// This worker's row in the policies' per-rule counters (0 offline).
+    lane: usize,
     /// The arrays the steps of a chunk hand to each other, kept between bursts so that no
     /// chunk pays for clearing them (each entry is written before it is read). Taken while
     /// a burst is processed.
@@ -238,7 +247,15 @@ impl Pipeline {
             malformed: config.malformed,
             arrays: Some(StageArrays::new()),
             fragments: FragmentTable::new(config.fragments),
+            limits: LimitTable::new(config.limit_slots),
+            lane: 0,
         }
+    }
+
+    /// Sets this worker's row in the policies' per-rule counters (where it counts the
+    /// connections limit rules decided).
+    pub fn set_lane(&mut self, lane: usize) {
+        self.lane = lane;
     }
 
     /// Everything this pipeline and its flow table counted.
@@ -374,6 +391,8 @@ mod flood_tests;
 mod flow_proptests;
 #[cfg(test)]
 mod fragment_proptests;
+#[cfg(test)]
+mod limits_pipeline_tests;
 #[cfg(test)]
 mod midstream_tests;
 #[cfg(test)]

@@ -31,6 +31,11 @@ pub struct ClassifySummary {
     pub default_hits: u64,
     /// Replies written for rejected packets (RSTs and ICMP errors).
     pub replies: u64,
+    /// New connections limit rules decided (their source over the limit), in all.
+    pub connections_limited: u64,
+    /// Per rule with `spec.limit`, in evaluation order: new connections it decided (counted
+    /// when the policy has per-rule counters, `CompiledPolicy::attach_hits`).
+    pub limited: Vec<(String, u64)>,
 }
 
 /// How `classify` answers REJECT verdicts: the workers' rate (on the capture's clock), and
@@ -56,6 +61,9 @@ struct PacketLine<'a> {
     /// What a REJECT verdict did (`pipeline::reject::Answer`'s word).
     #[serde(skip_serializing_if = "Option::is_none")]
     reject: Option<&'static str>,
+    /// A limit rule decided: the connection's source was over the rule's `spec.limit`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    limited: bool,
 }
 
 /// A packet read, in file order, with its verdict once known (a held fragment's comes with
@@ -198,6 +206,12 @@ pub fn classify_pcap(
     report(policy, &mut pending, &mut reported, &mut summary, &mut per_rule, json, true)?;
     summary.hits = policy.rule_set().rules().iter().zip(per_rule).map(|(r, n)| (r.name.clone(), n)).collect();
     summary.replies = replies.len() as u64;
+    summary.connections_limited = pipeline.totals().get(crate::counters::Counter::LimitedConnections);
+    summary.limited = policy
+        .limits()
+        .iter()
+        .filter_map(|l| Some((policy.rule(l.id)?.name.clone(), policy.hits().total_limited(l.id))))
+        .collect();
     if let Some(path) = &rejects.replies {
         crate::pcap::write_all(path, replies.iter().map(|(at, bytes)| (*at, bytes.as_slice())))?;
     }
@@ -258,6 +272,7 @@ fn report<W: Write + ?Sized>(
                 malformed: cause.map(|c| c.as_str()).or(v.malformed.map(|c| c.as_str())),
                 tls: p.hello.as_ref(),
                 reject: p.reject,
+                limited: rule.is_some_and(|r| r.limit.is_some()),
             };
             let text = serde_json::to_string(&line).map_err(|e| e.to_string())?;
             writeln!(out, "{text}").map_err(|e| format!("writing output: {e}"))?;

@@ -12,60 +12,112 @@ use crate::counters::{Counter, Counters};
 use crate::policy::Action;
 use crate::wire::reply::{write_replies, ReplyKind, Silent, MAX_REPLY_LEN};
 
-/// The rate of answered rejections, per worker.
+/// A rate and a burst: of answered rejections per worker (`[reject]`), or of new connections
+/// per source (`spec.limit`, `pipeline::limits`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RejectConfig {
-    /// Rejected packets answered per second (0: none, every REJECT is a plain drop).
+pub struct RateConfig {
+    /// Tokens earned per second (0: none).
     pub rate: u32,
-    /// How many may be answered at once after a quiet spell (the bucket's size).
+    /// How many may be taken at once after a quiet spell (the bucket's size).
     pub burst: u32,
 }
 
-impl Default for RejectConfig {
+/// The rate of answered rejections, per worker.
+pub type RejectConfig = RateConfig;
+
+impl Default for RateConfig {
     fn default() -> Self {
-        RejectConfig { rate: 100, burst: 20 }
+        RateConfig { rate: 100, burst: 20 }
     }
 }
 
-/// A token bucket in fixed point: one token is `ticks_per_second` units of credit, and each
-/// tick of the clock adds `rate` units, so refilling needs no division.
-#[derive(Clone, Debug)]
-pub struct TokenBucket {
+/// A token bucket's rate in fixed point: one token is `ticks_per_second` units of credit, and
+/// each tick of the clock adds `rate` units, so refilling needs no division. The state it
+/// fills is a [`Credit`], kept apart so that a table of buckets stores only credits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenRate {
     rate: u128,
     /// Credit of one token.
     token: u128,
     /// Credit of a full bucket.
     full: u128,
+}
+
+/// A bucket's state under a [`TokenRate`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Credit {
     credit: u128,
     last: Option<u64>,
+}
+
+impl TokenRate {
+    /// `config.burst` tokens at most, refilled at `config.rate` per second of a clock that
+    /// ticks `ticks_per_second` times a second.
+    pub fn new(config: RateConfig, ticks_per_second: u64) -> TokenRate {
+        let token = u128::from(ticks_per_second.max(1));
+        TokenRate { rate: u128::from(config.rate), token, full: token * u128::from(config.burst) }
+    }
+
+    /// A full bucket.
+    pub fn full(&self) -> Credit {
+        Credit { credit: self.full, last: None }
+    }
+
+    /// Adds what the clock's ticks since the last refill earned (a clock going back earns
+    /// nothing).
+    pub fn refill(&self, c: &mut Credit, now: u64) {
+        if let Some(last) = c.last {
+            let earned = u128::from(now.saturating_sub(last)) * self.rate;
+            c.credit = (c.credit + earned).min(self.full);
+        }
+        c.last = Some(now);
+    }
+
+    /// Takes a token if there is one.
+    pub fn take(&self, c: &mut Credit) -> bool {
+        let ok = c.credit >= self.token;
+        if ok {
+            c.credit -= self.token;
+        }
+        ok
+    }
+
+    /// Keeps `c` within a full bucket of this rate (after a change of rate).
+    pub fn clamp(&self, c: &mut Credit) {
+        c.credit = c.credit.min(self.full);
+    }
+
+    /// Whether the bucket is full (refilled first): its owner has been quiet for a while.
+    pub fn is_full(&self, c: &mut Credit, now: u64) -> bool {
+        self.refill(c, now);
+        c.credit >= self.full
+    }
+}
+
+/// One token bucket: a [`TokenRate`] and its [`Credit`].
+#[derive(Clone, Debug)]
+pub struct TokenBucket {
+    rate: TokenRate,
+    credit: Credit,
 }
 
 impl TokenBucket {
     /// A full bucket of `config.burst` tokens, refilled at `config.rate` per second of a clock
     /// that ticks `ticks_per_second` times a second.
-    pub fn new(config: RejectConfig, ticks_per_second: u64) -> TokenBucket {
-        let token = u128::from(ticks_per_second.max(1));
-        let full = token * u128::from(config.burst);
-        TokenBucket { rate: u128::from(config.rate), token, full, credit: full, last: None }
+    pub fn new(config: RateConfig, ticks_per_second: u64) -> TokenBucket {
+        let rate = TokenRate::new(config, ticks_per_second);
+        TokenBucket { rate, credit: rate.full() }
     }
 
     /// Adds what the clock's ticks since the last refill earned (a clock going back earns
     /// nothing).
     pub fn refill(&mut self, now: u64) {
-        if let Some(last) = self.last {
-            let earned = u128::from(now.saturating_sub(last)) * self.rate;
-            self.credit = (self.credit + earned).min(self.full);
-        }
-        self.last = Some(now);
+        self.rate.refill(&mut self.credit, now);
     }
 
     /// Takes a token if there is one.
     pub fn take(&mut self) -> bool {
-        let ok = self.credit >= self.token;
-        if ok {
-            self.credit -= self.token;
-        }
-        ok
+        self.rate.take(&mut self.credit)
     }
 }
 

@@ -7,7 +7,7 @@
 
 use super::burst::{Asking, Burst, ChunkFlow, StageArrays, Step};
 use super::flow::{FlowTable, HelloState};
-use super::{initiator_query, is_syn_ack, pickup, quic_long_header, HelloObserver, Pipeline, TlsFail, Verdict};
+use super::{initiator_query, is_syn_ack, limits, pickup, quic_long_header, HelloObserver, Pipeline, TlsFail, Verdict};
 use crate::counters::{Counter, Counters};
 use crate::policy::compile::{Decision, HelloFacts, Query, TlsView};
 use crate::policy::{Action, CompiledPolicy};
@@ -116,16 +116,19 @@ impl Pipeline {
             let hellos = &mut self.hellos;
             self.flows.drain_displaced(|h| h.release(hellos));
         }
-        let Some((slot, created)) = entry else { return (self.settle_untracked(policy, p, f, pickup), false) };
-        let Pipeline { flows, hellos, quic, counters, tls_fail, midstream, .. } = self;
+        let Some((slot, created)) = entry else { return (self.settle_untracked(policy, p, f, pickup, now_ms), false) };
+        let Pipeline { flows, hellos, quic, counters, tls_fail, midstream, limits, lane, .. } = self;
         let Some((e, mut hello_of)) = flows.entry_and_hello_mut(slot) else { return (Verdict::default(), created) };
 
         // 2. Its decision, when the flow is new or an older policy decided it.
         if created || e.generation != generation {
+            // The connection seen from its initiator, for the limit rules.
+            let mut initiator = p.forward == e.initiator_is_lo();
             let d = if pickup {
                 counters.add(Counter::Midstream, 1);
                 let (d, sender_initiates) = pickup::pick_up(policy, p.summary, first_answer(policy, p, f), *midstream);
                 e.set_picked_up(p.forward == sender_initiates);
+                initiator = sender_initiates;
                 d
             } else {
                 // `decided` was asked from the side the lookup saw as the initiator. It does
@@ -143,6 +146,23 @@ impl Pipeline {
                 } else {
                     d
                 }
+            };
+            // Limit rules: a new connection takes tokens; one decided again by a new
+            // generation takes none, and stays limited only if it was (`limits`).
+            let d = if policy.limits().is_empty() {
+                e.set_limited(false);
+                d
+            } else {
+                let q = initiator_query(p.summary, initiator);
+                let l = if created {
+                    limits.apply(policy, &q, d, now_ms, *lane, counters)
+                } else if e.limited() {
+                    limits::decide_again(policy, &q, d)
+                } else {
+                    limits::Limited { decision: d, limited: false }
+                };
+                e.set_limited(l.limited);
+                l.decision
             };
             let was_pending = e.pending();
             if d.pending && e.inspected() {
@@ -264,12 +284,19 @@ impl Pipeline {
         p: &FlowPacket<'_>,
         f: &ChunkFlow,
         pickup: bool,
+        now_ms: u64,
     ) -> Verdict {
         self.counters.add(Counter::Untracked, 1);
         let mut d = first_answer(policy, p, f);
+        let mut initiator = !is_syn_ack(p.summary);
         if pickup {
             self.counters.add(Counter::Midstream, 1);
-            d = pickup::pick_up(policy, p.summary, d, self.midstream).0;
+            (d, initiator) = pickup::pick_up(policy, p.summary, d, self.midstream);
+        }
+        // Each packet without an entry counts as a new connection for the limits.
+        if !policy.limits().is_empty() {
+            let q = initiator_query(p.summary, initiator);
+            d = self.limits.apply(policy, &q, d, now_ms, self.lane, &mut self.counters).decision;
         }
         Verdict::of(pickup::untracked(d))
     }

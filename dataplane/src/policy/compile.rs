@@ -12,10 +12,12 @@ use super::classes::{build_family, FamilyTable};
 use super::hits::RuleHits;
 use super::lpm::LpmError;
 use super::prepared::Prepared;
-use super::rule::{Action, PortRange, Rule, RuleSet};
+use super::rule::{Action, ConnectionLimit, PortRange, Rule, RuleSet};
 use super::sni::SniMatcher;
 use super::transport::{AnyAddressRule, TransportTable};
 use crate::wire::IpPair;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Why a validated rule set could not be compiled (limits of the lookup structures).
@@ -68,12 +70,21 @@ impl Query {
 }
 
 /// The verdict and the rule that gave it (`None`: the default action decided).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Eq)]
 pub struct Decision {
     pub action: Action,
+    /// The deciding rule; for a pending decision, the TLS rule it waits for (see
+    /// [`Decision::bound`]); `NO_RULE` for the default.
     rule: u32,
     /// A TLS rule ahead of every other match needs the ClientHello: packets pass until then.
     pub pending: bool,
+}
+
+/// Decisions are equal when they decide alike (a pending one's bound aside).
+impl PartialEq for Decision {
+    fn eq(&self, other: &Decision) -> bool {
+        (self.action, self.rule(), self.pending) == (other.action, other.rule(), other.pending)
+    }
 }
 
 impl Decision {
@@ -86,9 +97,61 @@ impl Decision {
         Decision { action: Action::Allow, rule: NO_RULE, pending: true }
     }
 
-    pub fn rule(&self) -> Option<RuleId> {
-        (self.rule != NO_RULE).then_some(self.rule)
+    /// [`Decision::pending`], waiting for the ClientHello that TLS rule `rule` reads.
+    fn pending_at(rule: RuleId) -> Decision {
+        Decision { action: Action::Allow, rule, pending: true }
     }
+
+    pub fn rule(&self) -> Option<RuleId> {
+        (self.rule != NO_RULE && !self.pending).then_some(self.rule)
+    }
+
+    /// How far in evaluation order the rules were read: the rules before this id did not
+    /// decide. The deciding rule; the TLS rule a pending connection waits for (when known);
+    /// `NO_RULE` when the default decided. The limit rules ahead of it apply (`limits`).
+    #[inline]
+    pub fn bound(&self) -> RuleId {
+        self.rule
+    }
+}
+
+/// A rule with `spec.limit`, kept out of the classifier: a new connection that its predicates
+/// match takes a token of its source's bucket (`pipeline::limits`); without one, the rule
+/// decides.
+#[derive(Clone, Debug)]
+pub struct LimitRule {
+    pub id: RuleId,
+    /// The rule name's hash: a source's bucket outlives a generation that renumbers rules.
+    pub key: u64,
+    pub limit: ConnectionLimit,
+    pub action: Action,
+    rule: Arc<Rule>,
+}
+
+impl LimitRule {
+    /// Whether the rule's addresses (by its direction) and transport hold for `q`. A query
+    /// whose transport is unknown matches a rule with ports only if the rule denies (as the
+    /// classifier decides it, `Query::transport_unknown`).
+    pub fn matches(&self, q: &Query) -> bool {
+        let (src, dst): (IpAddr, IpAddr) = match q.addrs {
+            IpPair::V4 { src, dst } => (Ipv4Addr::from(src).into(), Ipv4Addr::from(dst).into()),
+            IpPair::V6 { src, dst } => (Ipv6Addr::from(src).into(), Ipv6Addr::from(dst).into()),
+        };
+        let r = &*self.rule;
+        let by_address = (r.direction.matches_source() && r.contains_address(src))
+            || (r.direction.matches_destination() && r.contains_address(dst));
+        by_address
+            && if q.transport_unknown {
+                r.ports.is_empty() || r.action.denies()
+            } else {
+                r.matches_transport(q.protocol, q.dst_port)
+            }
+    }
+}
+
+/// FNV-1a of a rule name: stable across runs and generations.
+fn name_key(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// What is known of a connection's TLS when it is classified.
@@ -138,6 +201,8 @@ pub(super) struct CompiledRule {
     /// Range of this rule's entries in `CompiledPolicy::port_ranges`; empty = any transport.
     pub(super) ports_start: u32,
     pub(super) ports_end: u32,
+    /// Has `spec.limit`: out of the classifier (in `CompiledPolicy::limits` instead).
+    pub(super) limited: bool,
 }
 
 impl CompiledRule {
@@ -180,6 +245,8 @@ pub struct CompiledPolicy {
     needs_ja4: bool,
     /// Whether some rule says REJECT: workers answer rejected packets only then.
     rejects: bool,
+    /// The rules with `spec.limit`, in evaluation order (at most `MAX_LIMIT_RULES`).
+    limits: Vec<LimitRule>,
     stats: CompileStats,
     /// Packets decided by each rule, per worker (sized when published).
     hits: RuleHits,
@@ -217,7 +284,7 @@ impl CompiledPolicy {
         let any_rules: Vec<AnyAddressRule<'_>> = rules
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.any_address)
+            .filter(|(_, r)| r.any_address && !r.limited)
             .map(|(id, r)| {
                 let tls = tls.get(r.tls as usize);
                 AnyAddressRule {
@@ -248,6 +315,15 @@ impl CompiledPolicy {
             compile_time: started.elapsed(),
         };
         let rejects = rule_set.rules().iter().any(|r| r.action == Action::Reject);
+        let limits = rule_set
+            .rules()
+            .iter()
+            .enumerate()
+            .filter_map(|(id, r)| {
+                let limit = r.limit?;
+                Some(LimitRule { id: id as RuleId, key: name_key(&r.name), limit, action: r.action, rule: r.clone() })
+            })
+            .collect();
         Ok(CompiledPolicy {
             rule_set,
             rules,
@@ -263,6 +339,7 @@ impl CompiledPolicy {
             needs_ja3,
             needs_ja4,
             rejects,
+            limits,
             stats,
             hits: RuleHits::default(),
         })
@@ -310,6 +387,12 @@ impl CompiledPolicy {
     #[inline]
     pub fn rejects(&self) -> bool {
         self.rejects
+    }
+
+    /// The rules with `spec.limit`, in evaluation order.
+    #[inline]
+    pub fn limits(&self) -> &[LimitRule] {
+        &self.limits
     }
 
     /// Whether some rule tests JA3 (so the pipeline computes it for each hello).
@@ -473,7 +556,7 @@ impl CompiledPolicy {
                             continue;
                         }
                     }
-                    TlsView::Unknown => return Decision::pending(),
+                    TlsView::Unknown => return Decision::pending_at(id),
                     TlsView::NotTls => continue,
                     TlsView::Hello(hello) => {
                         if !self.tls_matches(id, tls_rule, hello, sni) {

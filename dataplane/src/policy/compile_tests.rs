@@ -28,6 +28,7 @@ fn rule(
         except: except.iter().map(|c| c.parse().unwrap()).collect(),
         ports: ports.to_vec(),
         tls: None,
+        limit: None,
         source: "test".into(),
     }
 }
@@ -218,6 +219,7 @@ fn arb_rule(i: usize) -> impl Strategy<Value = Rule> {
                     server_names.dedup();
                     TlsMatch { server_names, version_below, ja3: vec![], ja4: vec![] }
                 }),
+                limit: None,
                 source: "prop".into(),
             }
         })

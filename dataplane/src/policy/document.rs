@@ -4,7 +4,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use super::error::{RuleError, RuleErrors};
-use super::rule::{Action, Direction, Rule, RuleSet, TlsMatch};
+use super::rule::{Action, Direction, Rule, RuleSet, TlsMatch, MAX_LIMIT_RULES};
 use super::validate;
 use rustc_hash::FxHashMap;
 use serde::de::IgnoredAny;
@@ -80,6 +80,14 @@ struct RawSpec<'a> {
     ports: Option<Vec<RawPort<'a>>>,
     #[serde(borrow)]
     tls: Option<Box<RawTls<'a>>>,
+    limit: Option<RawLimit>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawLimit {
+    connections_per_second: Option<i64>,
+    burst: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -447,6 +455,7 @@ fn check_rule(raw: RawRule<'_>, name: Option<&str>, sink: &mut ErrorSink<'_>) ->
         ja3: validate::each(t.ja3, "spec.tls.ja3", sink, validate::ja3_fingerprint),
         ja4: validate::each(t.ja4, "spec.tls.ja4", sink, validate::ja4_fingerprint),
     });
+    let limit = spec.limit.and_then(|l| validate::limit(l.connections_per_second, l.burst, tls.is_some(), sink));
     if sink.errors.len() != before {
         return None;
     }
@@ -460,6 +469,7 @@ fn check_rule(raw: RawRule<'_>, name: Option<&str>, sink: &mut ErrorSink<'_>) ->
         except: except.into_iter().flatten().collect(),
         ports,
         tls,
+        limit,
         source: sink.source.to_string(),
     })
 }
@@ -471,13 +481,39 @@ pub fn build_rule_set(rules: Vec<Rule>) -> Result<RuleSet, RuleErrors> {
 
 fn build_shared(rules: Vec<Arc<Rule>>) -> Result<RuleSet, RuleErrors> {
     check_unique_names(rules.iter().map(|r| &**r))?;
-    Ok(RuleSet::from_shared(rules))
+    let set = RuleSet::from_shared(rules);
+    check_limit_count(&set)?;
+    Ok(set)
 }
 
 /// `set` with `new` rules added or replacing those of the same name (`POST /v1/rules`).
 pub fn upsert_rule_set(set: &RuleSet, new: Vec<Rule>) -> Result<RuleSet, RuleErrors> {
     check_unique_names(new.iter())?;
-    Ok(set.upserted(new))
+    let set = set.upserted(new);
+    check_limit_count(&set)?;
+    Ok(set)
+}
+
+/// At most [`MAX_LIMIT_RULES`] rules of a set have a `limit`: a new connection is checked
+/// against each in turn. The rules past the bound (in evaluation order) are named.
+fn check_limit_count(set: &RuleSet) -> Result<(), RuleErrors> {
+    let errors: Vec<RuleError> = set
+        .rules()
+        .iter()
+        .filter(|r| r.limit.is_some())
+        .skip(MAX_LIMIT_RULES)
+        .map(|r| RuleError {
+            source: r.source.clone(),
+            rule: r.name.clone(),
+            field: "spec.limit".into(),
+            message: format!("more than {MAX_LIMIT_RULES} rules of the set have a limit (each new connection is checked against each)"),
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(RuleErrors(errors))
+    }
 }
 
 fn check_unique_names<'a>(rules: impl ExactSizeIterator<Item = &'a Rule>) -> Result<(), RuleErrors> {

@@ -15,13 +15,17 @@ use super::rule::Action;
 pub struct RuleHits {
     slots: usize,
     counts: Box<[AtomicU64]>,
+    /// New connections each limit rule decided (over their source's limit), laid out as
+    /// `counts`.
+    limited: Box<[AtomicU64]>,
 }
 
 impl RuleHits {
     /// Counters for `workers` workers and `rules` rules, allocated by the control thread.
     pub fn new(workers: usize, rules: usize) -> RuleHits {
         let slots = rules + 1;
-        RuleHits { slots, counts: (0..workers * slots).map(|_| AtomicU64::new(0)).collect() }
+        let zeros = || (0..workers * slots).map(|_| AtomicU64::new(0)).collect();
+        RuleHits { slots, counts: zeros(), limited: zeros() }
     }
 
     /// Worker `lane` decided one packet by each rule of `rules` (`None`: the default action).
@@ -37,6 +41,19 @@ impl RuleHits {
                 c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
             }
         }
+    }
+
+    /// Worker `lane` limited one new connection by `rule` (a plain load and store, as above).
+    #[inline]
+    pub fn add_limited(&self, lane: usize, rule: RuleId) {
+        if let Some(c) = self.limited.get(lane * self.slots + rule as usize) {
+            c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
+        }
+    }
+
+    /// New connections `rule` limited, summed over the workers.
+    pub fn total_limited(&self, rule: RuleId) -> u64 {
+        self.limited.iter().skip(rule as usize).step_by(self.slots.max(1)).map(|c| c.load(Relaxed)).sum()
     }
 
     /// Packets decided by `rule` (`None`: the default action), summed over the workers.
@@ -59,12 +76,33 @@ pub const DEFAULT_RULE: &str = "_default";
 #[derive(Debug, Default)]
 pub struct RuleTotals {
     retired: HashMap<(String, Action), u64>,
+    /// New connections limited, by rule name (only rules with a limit; at most
+    /// `MAX_LIMIT_RULES` a set, so bounded by the names they ever had).
+    retired_limited: HashMap<String, u64>,
 }
 
 impl RuleTotals {
     /// Keeps the final counts of a policy no worker runs any more.
     pub fn retire(&mut self, policy: &CompiledPolicy) {
         Self::add_counts(policy, &mut self.retired);
+        Self::add_limited(policy, &mut self.retired_limited);
+    }
+
+    /// New connections limited by rule name, with the current counts of the `running`
+    /// policies; every limit rule of the running policies is listed (0 included).
+    pub fn snapshot_limited<'a>(&self, running: impl IntoIterator<Item = &'a CompiledPolicy>) -> HashMap<String, u64> {
+        let mut totals = self.retired_limited.clone();
+        for p in running {
+            Self::add_limited(p, &mut totals);
+        }
+        totals
+    }
+
+    fn add_limited(policy: &CompiledPolicy, into: &mut HashMap<String, u64>) {
+        for l in policy.limits() {
+            let Some(rule) = policy.rule(l.id) else { continue };
+            *into.entry(rule.name.clone()).or_default() += policy.hits().total_limited(l.id);
+        }
     }
 
     /// Totals by (rule name, action), with the current counts of the `running` policies.

@@ -17,7 +17,7 @@ pub mod validate;
 pub use compile::{CompileError, CompiledPolicy, Decision, Query};
 pub use document::{load_rule_set, parse_rules, rule_set_from_str};
 pub use error::{RuleError, RuleErrors};
-pub use rule::{Action, Direction, PortRange, Rule, RuleSet};
+pub use rule::{Action, ConnectionLimit, Direction, PortRange, Rule, RuleSet};
 
 #[cfg(test)]
 mod compile_tests;

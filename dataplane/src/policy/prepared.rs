@@ -87,7 +87,10 @@ impl Prepared {
 
     /// Appends rule `id`'s entries (its prefixes unsorted).
     fn push_rule(&mut self, r: &Rule, id: RuleId) {
-        for (nets, except) in [(&r.cidr_blocks, false), (&r.except, true)] {
+        // A limit rule's addresses stay out of the classes: the classifier never returns it.
+        let nets: [(&[IpNet], bool); 2] =
+            if r.limit.is_some() { [(&[], false), (&[], true)] } else { [(&r.cidr_blocks, false), (&r.except, true)] };
+        for (nets, except) in nets {
             for net in nets {
                 match net {
                     IpNet::V4(n) => self.v4.push(PrefixEntry {
@@ -126,6 +129,7 @@ impl Prepared {
             action: r.action,
             ports_start,
             ports_end: self.port_ranges.len() as u32,
+            limited: r.limit.is_some(),
         });
         self.roles.push(Role::of(r));
     }

@@ -34,6 +34,10 @@ pub fn classify_tls(rules: &RuleSet, default_action: Action, query: &Query, tls:
         IpPair::V6 { src, dst } => (Ipv6Addr::from(src).into(), Ipv6Addr::from(dst).into()),
     };
     for (i, rule) in rules.rules().iter().enumerate() {
+        // Limit rules decide apart (`pipeline::limits`), never here.
+        if rule.limit.is_some() {
+            continue;
+        }
         let by_source = rule.direction.matches_source() && rule.contains_address(src);
         let by_destination = rule.direction.matches_destination() && rule.contains_address(dst);
         if !(by_source || by_destination) {

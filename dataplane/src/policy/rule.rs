@@ -108,6 +108,22 @@ pub struct TlsMatch {
     pub ja4: Vec<String>,
 }
 
+/// `spec.limit`: new connections per source address (an IPv6 source by its /64) that the rule
+/// lets through to the rules after it; the connections over it get the rule's action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnectionLimit {
+    /// Tokens a source's bucket earns per second.
+    pub per_second: u32,
+    /// The bucket's size: connections a quiet source may open at once.
+    pub burst: u32,
+}
+
+/// Most rules of a set that may have a limit (each new connection is checked against each).
+pub const MAX_LIMIT_RULES: usize = 64;
+/// Bounds of `spec.limit.connectionsPerSecond` and `spec.limit.burst`.
+pub const MAX_LIMIT_RATE: u32 = 1_000_000;
+pub const MAX_LIMIT_BURST: u32 = 1_000_000;
+
 /// One validated rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rule {
@@ -124,6 +140,9 @@ pub struct Rule {
     pub ports: Vec<PortRange>,
     /// TLS ClientHello predicates; `Some` makes the rule match TLS connections only.
     pub tls: Option<TlsMatch>,
+    /// `Some`: the rule applies only to new connections whose source is over this limit; the
+    /// others fall through to the next rules (`pipeline::limits`).
+    pub limit: Option<ConnectionLimit>,
     /// Where the rule came from (file name, "api"...), for messages.
     pub source: String,
 }

@@ -2,7 +2,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use super::document::ErrorSink;
-use super::rule::PortRange;
+use super::rule::{ConnectionLimit, PortRange, MAX_LIMIT_BURST, MAX_LIMIT_RATE};
 use crate::wire::ip_proto;
 use ipnet::IpNet;
 use std::net::IpAddr;
@@ -187,4 +187,39 @@ pub fn ja4_fingerprint(text: &str) -> Result<String, String> {
     crate::tls::ja4::Ja4::parse(text.trim())
         .map(|j| j.as_str().to_string())
         .ok_or_else(|| format!("{text:?} is not a JA4 fingerprint (like t13d1516h2_8daaf6152771_02713d6af862)"))
+}
+
+/// `spec.limit`: both fields required, each from 1 to its bound; not on a TLS rule (a limit
+/// counts new connections, which are decided before any ClientHello is seen).
+pub(crate) fn limit(
+    per_second: Option<i64>,
+    burst: Option<i64>,
+    tls: bool,
+    sink: &mut ErrorSink<'_>,
+) -> Option<ConnectionLimit> {
+    let before = sink.errors.len();
+    if tls {
+        sink.push(
+            "spec.limit",
+            "not allowed with spec.tls (a limit counts new connections, decided before any ClientHello is seen)",
+        );
+    }
+    let mut field = |value: Option<i64>, name: &str, max: u32| -> u32 {
+        match value {
+            None => {
+                sink.push(format!("spec.limit.{name}"), "required field is missing");
+                0
+            }
+            Some(v) => match u32::try_from(v) {
+                Ok(n) if (1..=max).contains(&n) => n,
+                _ => {
+                    sink.push(format!("spec.limit.{name}"), format!("{v} is out of range 1..={max}"));
+                    0
+                }
+            },
+        }
+    };
+    let per_second = field(per_second, "connectionsPerSecond", MAX_LIMIT_RATE);
+    let burst = field(burst, "burst", MAX_LIMIT_BURST);
+    (sink.errors.len() == before).then_some(ConnectionLimit { per_second, burst })
 }

@@ -87,6 +87,8 @@ pub struct Config {
     pub fragments: FragmentsConfig,
     #[serde(default)]
     pub reject: RejectsConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
     pub ports: Vec<PortEntry>,
     /// Ingress port -> egress port.
     pub forward: BTreeMap<String, String>,
@@ -284,6 +286,26 @@ impl RejectsConfig {
     /// The pipeline's form.
     pub fn limits(&self) -> RejectConfig {
         RejectConfig { rate: self.rate, burst: self.burst }
+    }
+}
+
+/// `[limits]`: the per-worker table of the rules' per-source connection buckets
+/// (`pipeline/limits.rs`).
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Buckets per worker (a power of two); sources past it share buckets.
+    #[serde(default = "default_limit_slots")]
+    pub slots: usize,
+}
+
+fn default_limit_slots() -> usize {
+    crate::pipeline::limits::DEFAULT_SLOTS
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig { slots: default_limit_slots() }
     }
 }
 
@@ -506,6 +528,8 @@ impl Config {
         }
         self.fragments.check()?;
         self.reject.check()?;
+        crate::pipeline::limits::check_slots(self.limits.slots)
+            .map_err(|range| ConfigError::new("limits.slots", range))?;
         if !(self.stats_period >= 0.0 && self.stats_period.is_finite()) {
             return Err(ConfigError::new("stats_period", "seconds, 0 or more"));
         }
@@ -543,6 +567,7 @@ impl Config {
                 held_per_datagram: self.fragments.held_per_datagram,
                 held_per_worker: self.fragments.held_per_worker,
             },
+            limit_slots: self.limits.slots,
         }
     }
 }

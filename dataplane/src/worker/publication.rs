@@ -56,6 +56,13 @@ impl Workers {
         lock(&self.retired).snapshot(published.iter().map(|p| &**p))
     }
 
+    /// New connections limited per rule name since start (rules with `spec.limit`).
+    pub fn rule_limited(&self) -> HashMap<String, u64> {
+        self.retire_unused();
+        let published = lock(&self.published);
+        lock(&self.retired).snapshot_limited(published.iter().map(|p| &**p))
+    }
+
     /// Folds the counts of the policies no worker runs any more into the retired totals,
     /// and frees them.
     fn retire_unused(&self) {

@@ -319,9 +319,13 @@ impl LoopParts<'_> {
         Ok(WorkerLoop {
             inputs,
             tx,
-            pipeline: Pipeline::with_memory_advice(self.config.pipeline(), &|start, len| {
-                crate::dpdk::memory::advise_huge_pages(start, len);
-            }),
+            pipeline: {
+                let mut pipeline = Pipeline::with_memory_advice(self.config.pipeline(), &|start, len| {
+                    crate::dpdk::memory::advise_huge_pages(start, len);
+                });
+                pipeline.set_lane(k);
+                pipeline
+            },
             policy: self.policy.clone(),
             counters: Counters::default(),
             mailbox,
