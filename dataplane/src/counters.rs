@@ -454,7 +454,8 @@ mod tests {
              expired 13 midstream 14 untracked 15  tls pending 17 decided 18 not_tls 19 failed 20  \
              quic pending 21 decided 22 not_quic 23 failed 24 refused 25  \
              fragment_drops tiny 40 offset 41 overlap 42 chain 43 oversize 44 held 45 pieces 46 timeout 47  \
-             fragments held 48  rejects tcp_rst 52 icmp 53 limited 54 silent 55 unsent 56"
+             fragments held 48  rejects tcp_rst 52 icmp 53 limited 54 silent 55 unsent 56  \
+             limits connections 57 shared 58"
         );
         let mut line = String::new();
         write_line(&mut line, Owner::Distributor, &now, None, 0.0);

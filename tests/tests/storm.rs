@@ -89,3 +89,87 @@ fn storm_summary_matches_the_capture() {
     assert_eq!(code, Some(2));
     assert_eq!(stderr.trim(), "gen: --storm-rate: 0 is not a rate between 0 (excluded) and 1000000 per second");
 }
+
+/// A limit of 50 new connections a second (burst 20) on every source of TCP 443, over a
+/// generated storm: four storm sources (one IPv6 /64 whose every connection comes from another
+/// address) opening 200 a second for 5 s, eight normal sources opening 2 a second. On the
+/// capture's clock, each storm source gets about 20 + 50 x 5 = 270 connections through (within
+/// 10%), the rest limited; the normal sources none limited. The summary's counts agree with
+/// the packets' lines.
+#[test]
+fn classify_limits_a_storm_at_the_configured_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("storm.pcap");
+    let (code, _, stderr) = gen(&[
+        "--out",
+        &out.display().to_string(),
+        "--storm",
+        "--storm-sources",
+        "4",
+        "--storm-ipv6",
+        "1",
+        "--storm-rate",
+        "200",
+        "--storm-connection",
+        "syn",
+        "--normal-sources",
+        "8",
+        "--normal-rate",
+        "2",
+        "--seconds",
+        "5",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let rules = dir.path().join("limit.yaml");
+    std::fs::write(
+        &rules,
+        rule_yaml(
+            "syn-limit",
+            "  ports: [{port: 443}]\n  action: DROP\n  limit: {connectionsPerSecond: 50, burst: 20}\n",
+        ),
+    )
+    .unwrap();
+    let lines = dataplane_tests::classify_json(&[], &rules, &out);
+    let frames = dataplane::pcap::read_all(&out).unwrap();
+    assert_eq!(lines.len(), frames.len());
+    // Per source (an IPv6 one by its /64): (SYNs passed, SYNs limited, other packets limited).
+    let mut by_source: std::collections::BTreeMap<String, (u64, u64, u64)> = Default::default();
+    for (line, frame) in lines.iter().zip(&frames) {
+        let Ok(dataplane::wire::Parsed::Ip(p)) = dataplane::wire::parse_frame(&frame.data) else { panic!() };
+        let source = match p.addrs {
+            dataplane::wire::IpPair::V4 { src, .. } => std::net::Ipv4Addr::from(src).to_string(),
+            dataplane::wire::IpPair::V6 { src, .. } => format!("{}/64", std::net::Ipv6Addr::from(src >> 64 << 64)),
+        };
+        let limited = line["limited"] == true;
+        assert_eq!(limited, line["verdict"] == "DROP", "{line}");
+        if limited {
+            assert_eq!(line["rule"], "syn-limit", "{line}");
+        }
+        let row = by_source.entry(source).or_default();
+        let syn = p.tcp_flags == dataplane::wire::tcp_flags::SYN;
+        match (syn, limited) {
+            (true, false) => row.0 += 1,
+            (true, true) => row.1 += 1,
+            (false, l) => row.2 += u64::from(l),
+        }
+    }
+    let storm: Vec<_> = by_source.iter().filter(|(s, _)| s.starts_with("198.18.") || s.starts_with("2001:db8:5:")).collect();
+    assert_eq!(storm.len(), 4, "{by_source:?}");
+    for (source, (passed, limited, _)) in &storm {
+        assert_eq!(passed + limited, 1000, "{source}");
+        assert!((243..=297).contains(passed), "{source}: {passed} passed, expected 270 within 10%");
+    }
+    let normal: Vec<_> = by_source.iter().filter(|(s, _)| s.starts_with("10.1.")).collect();
+    assert_eq!(normal.len(), 8, "{by_source:?}");
+    // Normal sources: 10 connections each (handshake and hello), none limited. Server
+    // packets count as the server's, and are never limited either.
+    for (source, (passed, limited, others)) in &normal {
+        assert_eq!((*passed, *limited, *others), (10, 0, 0), "{source}");
+    }
+    // The summary without --json: the same totals.
+    let o = classify(&[], &rules, &out);
+    let text = String::from_utf8_lossy(&o.stdout);
+    let limited: u64 = storm.iter().map(|(_, r)| r.1).sum();
+    assert!(text.contains(&format!("connections limited {limited}\n")), "{text}");
+    assert!(text.contains(&format!("({limited} connections limited)")), "{text}");
+}

@@ -412,6 +412,28 @@ spec:
 "#;
 
     #[test]
+    fn the_limit_is_written_last_and_changes_the_digest() {
+        let doc = |limit: &str| {
+            format!(
+                "apiVersion: policy.secure.example.com/v1\nkind: NetworkPolicyRule\nmetadata: {{name: l}}\nspec:\n  action: DROP\n{limit}"
+            )
+        };
+        let limited = rule_set_from_str(&doc("  limit: {burst: 9, connectionsPerSecond: 3}\n"), "").unwrap();
+        let json = to_json(&limited);
+        assert!(
+            json.ends_with(r#""direction":"any","limit":{"connectionsPerSecond":3,"burst":9}}}]"#),
+            "{json}"
+        );
+        assert_eq!(rule_set_from_str(&json, "").unwrap(), limited);
+        let other = rule_set_from_str(&doc("  limit: {burst: 9, connectionsPerSecond: 4}\n"), "").unwrap();
+        let none = rule_set_from_str(&doc(""), "").unwrap();
+        assert_ne!(digest(&limited), digest(&other));
+        assert_ne!(digest(&limited), digest(&none));
+        assert!(!same_documents(&limited, &other) && !same_documents(&limited, &none));
+        assert!(same_documents(&limited, &rule_set_from_str(&json, "").unwrap()));
+    }
+
+    #[test]
     fn canonical_text_is_exact_and_parses_back_to_the_same_rules() {
         let set = rule_set_from_str(SET, "").unwrap();
         let json = to_json(&set);

@@ -300,3 +300,53 @@ fn state_json_has_no_request_size_limit_and_no_yaml() {
     let e = rule_set_from_json("apiVersion: policy.secure.example.com/v1\nkind: NetworkPolicyRule\n", "").unwrap_err();
     assert_eq!(e.0[0].message, "not a JSON array of rule documents");
 }
+
+#[test]
+fn limit_parses_and_each_bad_field_is_named() {
+    let ok = rule_doc(
+        "syn-flood",
+        "  cidrBlocks: [\"198.18.0.0/15\"]\n  ports: [{port: 443}]\n  action: DROP\n  limit: {connectionsPerSecond: 50, burst: 100}\n",
+    );
+    let rules = parse_rules(&ok, "x.yaml").unwrap();
+    assert_eq!(rules[0].limit, Some(super::rule::ConnectionLimit { per_second: 50, burst: 100 }));
+    // JSON alike; any-address rules may have a limit too.
+    let json = r#"[{"apiVersion":"policy.secure.example.com/v1","kind":"NetworkPolicyRule","metadata":{"name":"a"},"spec":{"action":"REJECT","limit":{"connectionsPerSecond":1,"burst":1}}}]"#;
+    assert_eq!(rule_set_from_str(json, "j").unwrap().rules()[0].limit.map(|l| (l.per_second, l.burst)), Some((1, 1)));
+
+    let bad = |limit: &str, extra: &str| errors_of(&rule_doc("l", &format!("  action: DROP\n{extra}  limit: {limit}\n")));
+    assert_eq!(
+        bad("{connectionsPerSecond: 0, burst: 5}", ""),
+        ["rules/a.yaml: l: spec.limit.connectionsPerSecond: 0 is out of range 1..=1000000"]
+    );
+    assert_eq!(
+        bad("{connectionsPerSecond: 5, burst: 1000001}", ""),
+        ["rules/a.yaml: l: spec.limit.burst: 1000001 is out of range 1..=1000000"]
+    );
+    assert_eq!(bad("{burst: 5}", ""), ["rules/a.yaml: l: spec.limit.connectionsPerSecond: required field is missing"]);
+    assert_eq!(
+        bad("{connectionsPerSecond: -1}", ""),
+        [
+            "rules/a.yaml: l: spec.limit.connectionsPerSecond: -1 is out of range 1..=1000000",
+            "rules/a.yaml: l: spec.limit.burst: required field is missing",
+        ]
+    );
+    assert_eq!(
+        bad("{connectionsPerSecond: 5, burst: 5}", "  tls: {serverNames: [\"a.example\"]}\n"),
+        ["rules/a.yaml: l: spec.limit: not allowed with spec.tls (a limit counts new connections, decided before any ClientHello is seen)"]
+    );
+    let unknown = bad("{connectionsPerSecond: 5, burst: 5, perMinute: 3}", "");
+    assert_eq!(unknown.len(), 1);
+    assert!(unknown[0].contains("unknown field `perMinute`"), "{unknown:?}");
+
+    // At most 64 rules of a set have a limit; the ones past it are named.
+    let many: String = (0..66)
+        .map(|i| rule_doc(&format!("l{i:02}"), "  action: DROP\n  limit: {connectionsPerSecond: 1, burst: 1}\n") + "---\n")
+        .collect();
+    assert_eq!(
+        errors_of(&many),
+        [
+            "rules/a.yaml: l64: spec.limit: more than 64 rules of the set have a limit (each new connection is checked against each)",
+            "rules/a.yaml: l65: spec.limit: more than 64 rules of the set have a limit (each new connection is checked against each)",
+        ]
+    );
+}
