@@ -11,7 +11,7 @@ mod netns_common;
 
 use std::time::{Duration, Instant};
 
-use netns_common::bench::{json, rule_packets, stat, stop_clean, Bench, ALLOWED_TIMEOUT_S, BLOCKED_TIMEOUT_S};
+use netns_common::bench::{json, rule_packets_when, stat, stop_clean, Bench, ALLOWED_TIMEOUT_S, BLOCKED_TIMEOUT_S};
 use netns_common::gateway::Pmd;
 use netns_common::tools::{curl_command, fetch_result, ping, Fetch};
 use netns_common::{Topology, SERVER_V4, SERVER_V4_OTHER, SERVER_V6};
@@ -115,7 +115,7 @@ fn af_packet_rejected_name_resets_the_client_at_once_and_the_servers_connection(
     let (allowed, _) = curl_from(&bench, "https://allowed.test/", 41002, ALLOWED_TIMEOUT_S);
     assert!(allowed.ok(), "HTTPS to allowed.test after the reset: {allowed:?}");
 
-    assert_eq!(rule_packets(&gw, "reject-name"), 1, "one hello rejected");
+    assert_eq!(rule_packets_when(&gw, "reject-name", 1), 1, "one hello rejected");
     let (_, status) = gw.api("GET", "/v1/status", None);
     let status = json(&status);
     let stats = stop_clean(gw);
@@ -174,8 +174,90 @@ fn af_packet_rejected_addresses_refuse_tcp_and_answer_icmp_to_ping_and_udp() {
     assert!(bench.http(&format!("[{SERVER_V6}]"), ALLOWED_TIMEOUT_S).ok());
 
     // The SYN, the echo request and the IPv4 datagram; the IPv6 datagram.
-    assert_eq!(rule_packets(&gw, "reject-address"), 3);
-    assert_eq!(rule_packets(&gw, "reject-udp6"), 1);
+    assert_eq!(rule_packets_when(&gw, "reject-address", 3), 3);
+    assert_eq!(rule_packets_when(&gw, "reject-udp6", 1), 1);
     let stats = stop_clean(gw);
     assert_eq!((stat(&stats, "rejects", "tcp_rst"), stat(&stats, "rejects", "icmp")), (1, 3), "{stats}");
+}
+
+/// `openssl s_server` in the server namespace on port 8443, one connection at a time (`-www`
+/// answers a status page); killed on Drop. Waits until it listens.
+struct SServer(std::process::Child);
+
+impl SServer {
+    fn start(bench: &Bench) -> SServer {
+        let child = bench
+            .topo
+            .in_server("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept", "8443", "-cert"])
+            .arg(&bench.pki.cert)
+            .arg("-key")
+            .arg(&bench.pki.key)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = SServer(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = bench.topo.in_server("ss").args(["-Htln", "( sport = :8443 )"]).output().unwrap();
+            if !out.stdout.is_empty() {
+                return server;
+            }
+            assert!(Instant::now() < deadline, "openssl s_server did not listen within 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for SServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// curl to `name` on the s_server's port 8443.
+fn curl_8443(bench: &Bench, name: &str, max_s: u32) -> Fetch {
+    let mut cmd = curl_command(&bench.topo, &format!("https://{name}:8443/"), &bench.pki, max_s);
+    cmd.args(["--resolve", &format!("{name}:8443:{SERVER_V4}")]);
+    fetch_result(cmd.output().unwrap())
+}
+
+/// The issue's own story: a single-threaded `openssl s_server` behind the gateway. A hello
+/// REJECT answers leaves it serving the next client; a hello DROP swallows leaves it waiting
+/// for that hello, and everyone after waits with it.
+#[test]
+fn af_packet_a_single_threaded_server_keeps_serving_after_a_rejected_hello_not_a_dropped_one() {
+    let test = "af_packet_a_single_threaded_server_keeps_serving_after_a_rejected_hello_not_a_dropped_one";
+    let Some(bench) = Bench::new(test, "t") else { return };
+    let rules = format!(
+        "{}{}",
+        dataplane_tests::rule_yaml("reject-name", NAME_RULES),
+        dataplane_tests::rule_yaml(
+            "drop-name",
+            &NAME_RULES.replace("shop.test", "blocked.test").replace("REJECT", "DROP")
+        )
+    );
+    let gw = bench.gateway(Pmd::AfPacket, &rules);
+    let _server = SServer::start(&bench);
+    let served = |f: &Fetch| f.exit == 0 && f.status == "200" && f.tls_done;
+
+    let f = curl_8443(&bench, "allowed.test", ALLOWED_TIMEOUT_S);
+    assert!(served(&f), "s_server before any rejection: {f:?}");
+    for round in 0..3 {
+        let f = curl_8443(&bench, "shop.test", BLOCKED_TIMEOUT_S);
+        assert_eq!((f.exit, f.tls_done), (35, false), "rejected hello, round {round}: {f:?}");
+        let f = curl_8443(&bench, "allowed.test", ALLOWED_TIMEOUT_S);
+        assert!(served(&f), "s_server after rejected hello {round}: {f:?}");
+    }
+    assert_eq!(rule_packets_when(&gw, "reject-name", 3), 3);
+
+    // The contrast, last (it leaves the server stuck): a dropped hello, and the next client
+    // waits in vain.
+    let f = curl_8443(&bench, "blocked.test", 3);
+    assert_eq!((f.exit, f.connected, f.tls_done), (28, true, false), "dropped hello: {f:?}");
+    let f = curl_8443(&bench, "allowed.test", 3);
+    assert_eq!((f.exit, f.tls_done), (28, false), "s_server should be stuck on the dropped hello: {f:?}");
+    stop_clean(gw);
 }

@@ -123,3 +123,16 @@ pub fn xdp_refused(text: &str) -> bool {
     text.contains("BPF program load failed: Operation not permitted")
         || text.contains("libxdp: Compatibility check for dispatcher program failed: Operation not permitted")
 }
+
+/// [`rule_packets`] once it reaches `want` (the control thread copies the counters into the
+/// metrics a few times a second): polled for at most 5 s, then whatever it is.
+pub fn rule_packets_when(gw: &NetGateway, rule: &str, want: u64) -> u64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let n = rule_packets(gw, rule);
+        if n == want || std::time::Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
