@@ -298,3 +298,43 @@ fn rules_apply_prints_the_answer_or_the_errors() {
         "drop-clients: spec.action: unknown action \"DENY\" (expected ALLOW, DROP or REJECT)\nrejected (HTTP 422): 1 error(s)\n"
     );
 }
+
+/// Connection limits in the metrics and the status: six connections from one client against
+/// a limit of burst 2 (one a second; the replay takes milliseconds): four limited, counted per
+/// rule and per worker, their twelve packets dropped by the limit rule.
+#[test]
+fn limited_connections_are_counted_per_rule_and_worker() {
+    use dataplane::wire::build::tcp_v4;
+    use dataplane::wire::tcp_flags::{ACK, PSH, SYN};
+    let dir = tempfile::tempdir().unwrap();
+    let traffic = dir.path().join("in.pcap");
+    let mut frames = Vec::new();
+    for port in 40000..40006u16 {
+        let (c, s) = ([10, 0, 1, 10], [192, 0, 2, 10]);
+        frames.push(tcp_v4(c, s, port, 80, SYN, 100, &[]));
+        frames.push(tcp_v4(c, s, port, 80, ACK, 101, &[]));
+        frames.push(tcp_v4(c, s, port, 80, PSH | ACK, 101, b"GET / HTTP/1.1\r\n\r\n"));
+    }
+    let ts = |i: usize| std::time::Duration::from_micros(1_000_000 + i as u64 * 10);
+    dataplane::pcap::write_all(&traffic, frames.iter().enumerate().map(|(i, f)| (ts(i), f.as_slice()))).unwrap();
+    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+    let rule = DROP_CLIENTS.replace("name: drop-clients", "name: storm")
+        + "  direction: ingress\n  limit: {connectionsPerSecond: 1, burst: 2}\n";
+    std::fs::write(dir.path().join("rules/r.yaml"), rule).unwrap();
+    let gw = Gateway::start(&config(dir.path(), "ctl-limits", &traffic, false, ""));
+    let metrics = eventually(20, || {
+        let m = parse_prometheus(&call("GET", &format!("{}/metrics", gw.url), None, None).1);
+        (m.get("dataplane_worker_rx_packets_total{worker=\"0\"}") == Some(&18.0)
+            && m.get("dataplane_rule_connections_limited_total{rule=\"storm\"}").is_some())
+        .then_some(m)
+    });
+    let get = |k: &str| metrics.get(k).copied().unwrap_or_else(|| panic!("{k} missing"));
+    assert_eq!(get("dataplane_rule_connections_limited_total{rule=\"storm\"}"), 4.0);
+    assert_eq!(get("dataplane_worker_connections_limited_total{worker=\"0\"}"), 4.0);
+    assert_eq!(get("dataplane_worker_limit_slots_shared_total{worker=\"0\"}"), 0.0);
+    assert_eq!(get("dataplane_rule_packets_total{rule=\"storm\",action=\"DROP\"}"), 12.0);
+    assert_eq!(get("dataplane_rule_packets_total{rule=\"_default\",action=\"ALLOW\"}"), 6.0);
+    let status = json(&call("GET", &format!("{}/v1/status", gw.url), None, None).1);
+    assert_eq!(status["rule_connections_limited"], serde_json::json!({"storm": 4}));
+    assert_eq!(status["workers"][0]["limits"], serde_json::json!({"connections": 4, "shared": 0}));
+}
