@@ -256,13 +256,8 @@ fn main() -> ExitCode {
             };
             // One worker's row of per-rule counters: the connections each limit rule decided.
             policy.attach_hits(1);
-            let config = PipelineConfig {
-                flow_capacity: flows,
-                midstream,
-                malformed,
-                limit_slots,
-                ..PipelineConfig::default()
-            };
+            let config =
+                PipelineConfig { flow_capacity: flows, midstream, malformed, limit_slots, ..PipelineConfig::default() };
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
             let out: Option<&mut dyn std::io::Write> = if json { Some(&mut lock) } else { None };

@@ -328,8 +328,14 @@ fn crd_rejects_what_the_validator_rejects() {
             rule("protocol", json!({"action": "DROP", "ports": [{"protocol": "SCTP", "port": 80}]})),
             "spec.ports[0].protocol",
         ),
-        (rule("limit-zero", json!({"action": "DROP", "limit": {"connectionsPerSecond": 0, "burst": 1}})), "spec.limit.connectionsPerSecond"),
-        (rule("limit-high", json!({"action": "DROP", "limit": {"connectionsPerSecond": 1, "burst": 1000001}})), "spec.limit.burst"),
+        (
+            rule("limit-zero", json!({"action": "DROP", "limit": {"connectionsPerSecond": 0, "burst": 1}})),
+            "spec.limit.connectionsPerSecond",
+        ),
+        (
+            rule("limit-high", json!({"action": "DROP", "limit": {"connectionsPerSecond": 1, "burst": 1000001}})),
+            "spec.limit.burst",
+        ),
         (rule("limit-no-burst", json!({"action": "DROP", "limit": {"connectionsPerSecond": 1}})), "spec.limit.burst"),
         (rule("sni-char", json!({"action": "DROP", "tls": {"serverNames": ["bad name!"]}})), "spec.tls.serverNames[0]"),
         (rule("sni-bare", json!({"action": "DROP", "tls": {"serverNames": ["*"]}})), "spec.tls.serverNames[0]"),
@@ -383,10 +389,16 @@ fn known_differences_between_the_crd_and_the_validator() {
         (rule("typo", json!({"cidrBlock": ["10.0.0.0/8"], "action": "DROP"})), "spec.cidrBlock"),
         (rule("typo-port", json!({"action": "DROP", "ports": [{"prot": "TCP"}]})), "spec.ports[0].prot"),
         (rule("typo-tls", json!({"action": "DROP", "tls": {"sni": ["a.com"]}})), "spec.tls.sni"),
-        (rule("typo-limit", json!({"action": "DROP", "limit": {"connectionsPerSecond": 1, "burst": 1, "rate": 2}})), "spec.limit.rate"),
+        (
+            rule("typo-limit", json!({"action": "DROP", "limit": {"connectionsPerSecond": 1, "burst": 1, "rate": 2}})),
+            "spec.limit.rate",
+        ),
         // A limit on a TLS rule (a new connection is decided before its hello).
         (
-            rule("limit-tls", json!({"action": "DROP", "tls": {"serverNames": ["a.com"]}, "limit": {"connectionsPerSecond": 1, "burst": 1}})),
+            rule(
+                "limit-tls",
+                json!({"action": "DROP", "tls": {"serverNames": ["a.com"]}, "limit": {"connectionsPerSecond": 1, "burst": 1}}),
+            ),
             "spec.limit",
         ),
         // Duplicates spelled differently.

@@ -16,10 +16,7 @@ const SERVER: [u8; 4] = [192, 0, 2, 80];
 const SERVER6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80];
 
 fn limit_rules() -> String {
-    rule_yaml(
-        "syn-limit",
-        "  ports: [{port: 443}]\n  action: DROP\n  limit: {connectionsPerSecond: 1, burst: 5}\n",
-    )
+    rule_yaml("syn-limit", "  ports: [{port: 443}]\n  action: DROP\n  limit: {connectionsPerSecond: 1, burst: 5}\n")
 }
 
 /// The final stats line's `limits` group.

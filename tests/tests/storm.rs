@@ -153,7 +153,8 @@ fn classify_limits_a_storm_at_the_configured_rate() {
             (false, l) => row.2 += u64::from(l),
         }
     }
-    let storm: Vec<_> = by_source.iter().filter(|(s, _)| s.starts_with("198.18.") || s.starts_with("2001:db8:5:")).collect();
+    let storm: Vec<_> =
+        by_source.iter().filter(|(s, _)| s.starts_with("198.18.") || s.starts_with("2001:db8:5:")).collect();
     assert_eq!(storm.len(), 4, "{by_source:?}");
     for (source, (passed, limited, _)) in &storm {
         assert_eq!(passed + limited, 1000, "{source}");

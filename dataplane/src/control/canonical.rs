@@ -420,10 +420,7 @@ spec:
         };
         let limited = rule_set_from_str(&doc("  limit: {burst: 9, connectionsPerSecond: 3}\n"), "").unwrap();
         let json = to_json(&limited);
-        assert!(
-            json.ends_with(r#""direction":"any","limit":{"connectionsPerSecond":3,"burst":9}}}]"#),
-            "{json}"
-        );
+        assert!(json.ends_with(r#""direction":"any","limit":{"connectionsPerSecond":3,"burst":9}}}]"#), "{json}");
         assert_eq!(rule_set_from_str(&json, "").unwrap(), limited);
         let other = rule_set_from_str(&doc("  limit: {burst: 9, connectionsPerSecond: 4}\n"), "").unwrap();
         let none = rule_set_from_str(&doc(""), "").unwrap();

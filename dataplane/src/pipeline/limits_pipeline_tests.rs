@@ -73,10 +73,7 @@ fn new_connections_take_tokens_known_flows_do_not() {
 fn priority_order_and_fall_through() {
     // A DROP rule ahead of the limit (priority 1) decides without taking tokens; an ALLOW
     // rule after it (priority 10) decides the connections that had a token.
-    let drop_ahead = doc(
-        "block-one",
-        "  cidrBlocks: [\"198.18.0.9/32\"]\n  priority: 1\n  action: DROP\n",
-    );
+    let drop_ahead = doc("block-one", "  cidrBlocks: [\"198.18.0.9/32\"]\n  priority: 1\n  action: DROP\n");
     let allow_after = doc("allow-storm", "  cidrBlocks: [\"198.18.0.0/15\"]\n  priority: 10\n  action: ALLOW\n");
     let policy = policy(&(drop_ahead + &allow_after), 1);
     let names: Vec<_> = policy.rule_set().rules().iter().map(|r| r.name.as_str()).collect();
@@ -132,7 +129,10 @@ fn packets_without_an_entry_each_count() {
     // limit rule ahead of it still applies), and a one-bucket table held by connections whose
     // hellos were read (they may not give way): every later SYN goes without an entry, and each
     // counts as a new connection.
-    let tls = doc("tls-names", "  ports: [{port: 443}]\n  priority: 20\n  action: DROP\n  tls: {serverNames: [\"bad.example\"]}\n");
+    let tls = doc(
+        "tls-names",
+        "  ports: [{port: 443}]\n  priority: 20\n  action: DROP\n  tls: {serverNames: [\"bad.example\"]}\n",
+    );
     let policy = policy(&tls, 1);
     let mut p = Pipeline::new(PipelineConfig { flow_capacity: 1, ..PipelineConfig::default() });
     let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(1);

@@ -313,7 +313,8 @@ fn limit_parses_and_each_bad_field_is_named() {
     let json = r#"[{"apiVersion":"policy.secure.example.com/v1","kind":"NetworkPolicyRule","metadata":{"name":"a"},"spec":{"action":"REJECT","limit":{"connectionsPerSecond":1,"burst":1}}}]"#;
     assert_eq!(rule_set_from_str(json, "j").unwrap().rules()[0].limit.map(|l| (l.per_second, l.burst)), Some((1, 1)));
 
-    let bad = |limit: &str, extra: &str| errors_of(&rule_doc("l", &format!("  action: DROP\n{extra}  limit: {limit}\n")));
+    let bad =
+        |limit: &str, extra: &str| errors_of(&rule_doc("l", &format!("  action: DROP\n{extra}  limit: {limit}\n")));
     assert_eq!(
         bad("{connectionsPerSecond: 0, burst: 5}", ""),
         ["rules/a.yaml: l: spec.limit.connectionsPerSecond: 0 is out of range 1..=1000000"]
@@ -340,7 +341,9 @@ fn limit_parses_and_each_bad_field_is_named() {
 
     // At most 64 rules of a set have a limit; the ones past it are named.
     let many: String = (0..66)
-        .map(|i| rule_doc(&format!("l{i:02}"), "  action: DROP\n  limit: {connectionsPerSecond: 1, burst: 1}\n") + "---\n")
+        .map(|i| {
+            rule_doc(&format!("l{i:02}"), "  action: DROP\n  limit: {connectionsPerSecond: 1, burst: 1}\n") + "---\n"
+        })
         .collect();
     assert_eq!(
         errors_of(&many),
