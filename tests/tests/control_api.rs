@@ -325,7 +325,7 @@ fn limited_connections_are_counted_per_rule_and_worker() {
     let metrics = eventually(20, || {
         let m = parse_prometheus(&call("GET", &format!("{}/metrics", gw.url), None, None).1);
         (m.get("dataplane_worker_rx_packets_total{worker=\"0\"}") == Some(&18.0)
-            && m.get("dataplane_rule_connections_limited_total{rule=\"storm\"}").is_some())
+            && m.contains_key("dataplane_rule_connections_limited_total{rule=\"storm\"}"))
         .then_some(m)
     });
     let get = |k: &str| metrics.get(k).copied().unwrap_or_else(|| panic!("{k} missing"));
