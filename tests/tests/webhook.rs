@@ -149,7 +149,7 @@ fn admission_decisions_are_exact() {
             "typo",
             &[(
                 "spec.cidrBlock",
-                "unknown field `cidrBlock`, expected one of `cidrBlocks`, `except`, `action`, `reason`, `priority`, `direction`, `ports`, `tls`"
+                "unknown field `cidrBlock`, expected one of `cidrBlocks`, `except`, `action`, `reason`, `priority`, `direction`, `ports`, `tls`, `limit`"
             )]
         )
     );
