@@ -155,3 +155,24 @@ fn packets_without_an_entry_each_count() {
     assert_eq!(v, [untracked, untracked, untracked, LIMITED, LIMITED, LIMITED]);
     assert_eq!(p.counters.get(Counter::LimitedConnections), 3);
 }
+
+#[test]
+fn a_pickup_dropped_by_midstream_takes_no_token() {
+    // An ALLOW limit rule (connections over the limit allowed, the others on to a DROP rule)
+    // must not reopen what `midstream = drop` drops; with `decide`, pickups are new
+    // connections like SYNs.
+    let text = doc(
+        "allow-over",
+        "  cidrBlocks: [\"198.18.0.0/15\"]\n  priority: 5\n  action: ALLOW\n  limit: {connectionsPerSecond: 1, burst: 1}\n",
+    ) + &doc("drop-rest", "  cidrBlocks: [\"198.18.0.0/15\"]\n  priority: 6\n  action: DROP\n");
+    let mut policy = CompiledPolicy::compile(rule_set_from_str(&text, "t").unwrap(), Action::Allow).unwrap();
+    policy.attach_hits(1);
+    let acks: Vec<_> = (40000..40003).map(|port| ack(STORM, port)).collect();
+    let mut p = Pipeline::new(PipelineConfig { midstream: super::Midstream::Drop, ..PipelineConfig::default() });
+    assert_eq!(run(&mut p, &policy, &acks, 0), [(Action::Drop, None); 3]);
+    assert_eq!(p.counters.get(Counter::LimitedConnections), 0);
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let over = (Action::Allow, Some(0));
+    assert_eq!(run(&mut p, &policy, &acks, 0), [(Action::Drop, Some(1)), over, over]);
+    assert_eq!(p.counters.get(Counter::LimitedConnections), 2);
+}

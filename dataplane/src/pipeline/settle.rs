@@ -7,7 +7,9 @@
 
 use super::burst::{Asking, Burst, ChunkFlow, StageArrays, Step};
 use super::flow::{FlowTable, HelloState};
-use super::{initiator_query, is_syn_ack, limits, pickup, quic_long_header, HelloObserver, Pipeline, TlsFail, Verdict};
+use super::{
+    initiator_query, is_syn_ack, limits, pickup, quic_long_header, HelloObserver, Midstream, Pipeline, TlsFail, Verdict,
+};
 use crate::counters::{Counter, Counters};
 use crate::policy::compile::{Decision, HelloFacts, Query, TlsView};
 use crate::policy::{Action, CompiledPolicy};
@@ -150,7 +152,9 @@ impl Pipeline {
             };
             // Limit rules: a new connection takes tokens; one decided again by a new
             // generation takes none, and stays limited only if it was (`limits`).
-            let d = if policy.limits().is_empty() {
+            // A pickup dropped by `midstream = drop` is not the policy's to decide.
+            let midstream_drop = pickup && *midstream == Midstream::Drop;
+            let d = if policy.limits().is_empty() || midstream_drop {
                 e.set_limited(false);
                 d
             } else {
@@ -305,7 +309,7 @@ impl Pipeline {
             (d, initiator) = pickup::pick_up(policy, p.summary, d, self.midstream);
         }
         // Each packet without an entry counts as a new connection for the limits.
-        if !policy.limits().is_empty() {
+        if !policy.limits().is_empty() && !(pickup && self.midstream == Midstream::Drop) {
             let q = initiator_query(p.summary, initiator);
             d = self.limits.apply(policy, &q, d, now_ms, self.lane, &mut self.counters).decision;
         }
