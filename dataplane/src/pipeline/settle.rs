@@ -309,7 +309,8 @@ impl Pipeline {
             (d, initiator) = pickup::pick_up(policy, p.summary, d, self.midstream);
         }
         // Each packet without an entry counts as a new connection for the limits.
-        if !policy.limits().is_empty() && !(pickup && self.midstream == Midstream::Drop) {
+        let midstream_drop = pickup && self.midstream == Midstream::Drop;
+        if !(policy.limits().is_empty() || midstream_drop) {
             let q = initiator_query(p.summary, initiator);
             d = self.limits.apply(policy, &q, d, now_ms, self.lane, &mut self.counters).decision;
         }
