@@ -16,6 +16,7 @@ pub mod offline;
 mod pickup;
 pub mod reject;
 mod settle;
+pub mod talkers;
 
 use crate::counters::{Counter, Counters};
 use crate::policy::compile::{Decision, Query, RuleId};
@@ -217,6 +218,8 @@ pub struct Pipeline {
     /// chunk pays for clearing them (each entry is written before it is read). Taken while
     /// a burst is processed.
     arrays: Option<Box<StageArrays>>,
+    /// The heaviest sources of new connections, ClientHellos and policy drops.
+    pub talkers: talkers::Talkers,
 }
 
 impl Pipeline {
@@ -238,6 +241,7 @@ impl Pipeline {
             malformed: config.malformed,
             arrays: Some(StageArrays::new()),
             fragments: FragmentTable::new(config.fragments),
+            talkers: talkers::Talkers::default(),
         }
     }
 
@@ -378,6 +382,8 @@ mod fragment_proptests;
 mod midstream_tests;
 #[cfg(test)]
 mod quic_tests;
+#[cfg(test)]
+mod talkers_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
