@@ -296,13 +296,26 @@ fn first_answer(policy: &CompiledPolicy, p: &FlowPacket<'_>, f: &ChunkFlow) -> D
 /// decided (`Flow` and `Single` steps) with a verdict that denies. Frames dropped as malformed
 /// at parse (`Done`: no address to believe) are not counted; nor are the fragments the
 /// fragment table drops after settle. Out of the loops: a chunk without drops pays one test.
+/// A run of drops from one sender (a flood from a few) is one update of its count.
 #[cold]
 #[inline(never)]
 fn note_drops(talkers: &mut Talkers, arrays: &StageArrays, verdicts: &[Verdict]) {
+    let mut run: Option<(Source, u64)> = None;
     for ((v, step), summary) in verdicts.iter().zip(&arrays.steps).zip(&arrays.summaries) {
         if v.action.denies() && !matches!(step, Step::Done) {
-            talkers.drops.add(Source::of(&summary.addrs, true), 1);
+            let sender = Source::of(&summary.addrs, true);
+            match &mut run {
+                Some((s, n)) if *s == sender => *n += 1,
+                _ => {
+                    if let Some((s, n)) = run.replace((sender, 1)) {
+                        talkers.drops.add(s, n);
+                    }
+                }
+            }
         }
+    }
+    if let Some((s, n)) = run {
+        talkers.drops.add(s, n);
     }
 }
 

@@ -7,9 +7,11 @@
 //! with `n` counted in all, every source counted more than `n / k` times is held, a held
 //! source's count is never below its true count, and `count - error` never above it.
 //!
-//! An update is O(log k) at worst: a hash index (open addressing, linear probing, at most half
-//! full) finds the entry, a min-heap of the entries by count finds the one to replace. The
-//! usual update of a heavy source moves it down a heap where it already sits low: O(1).
+//! An update is O(log k) at worst: a hash index (open addressing, linear probing, at most a
+//! quarter full) finds the entry, a min-heap of the entries by count finds the one to
+//! replace. The usual update of a heavy source moves it down a heap where it already sits
+//! low: O(1). A source never seen (a spoofed flood) costs a replacement: two probes, a
+//! deletion from the index and a walk down the heap (`scripts/talkers-cost.sh` counts it).
 //! No allocation, lock or atomic per update.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -140,6 +142,15 @@ impl SniSet {
 
 /// No entry (in the hash index).
 const EMPTY: u16 = u16::MAX;
+/// The largest k: index positions (4k of them) fit in a `u16`.
+const MAX_ENTRIES: usize = 16383;
+
+/// A heap node: an entry and its count (kept here too, so that sifting reads one array).
+#[derive(Clone, Copy, Debug, Default)]
+struct Node {
+    count: u64,
+    entry: u16,
+}
 
 /// A space-saving sketch of at most `k` sources (see the module doc), optionally with the
 /// server names of each.
@@ -150,11 +161,13 @@ pub struct SpaceSaving {
     /// Per entry, when the sketch keeps names (else empty).
     snis: Box<[SniSet]>,
     len: usize,
-    /// Min-heap of entry indices by count (the first `len`).
-    heap: Box<[u16]>,
-    /// Entry index -> its position in `heap`.
+    /// Min-heap of the entries by count (the first `len`).
+    heap: Box<[Node]>,
+    /// Entry -> its position in `heap`.
     at: Box<[u16]>,
-    /// Hash index: source -> entry index, at most half full.
+    /// Entry -> its home position in `index` (its hash), for deletions.
+    homes: Box<[u16]>,
+    /// Hash index: source -> entry, at most a quarter full (short probes).
     index: Box<[u16]>,
     /// Keys the index's hash, so that no one can pick sources that collide in every gateway.
     seed: u64,
@@ -163,16 +176,17 @@ pub struct SpaceSaving {
 }
 
 impl SpaceSaving {
-    /// A sketch of `k` entries (at most 32767), keeping server names when `names`.
+    /// A sketch of `k` entries (1 to 16383), keeping server names when `names`.
     pub fn new(k: usize, names: bool) -> SpaceSaving {
-        let k = k.clamp(1, usize::from(EMPTY / 2));
+        let k = k.clamp(1, MAX_ENTRIES);
         SpaceSaving {
             entries: vec![Counted::default(); k].into_boxed_slice(),
             snis: vec![SniSet::default(); if names { k } else { 0 }].into_boxed_slice(),
             len: 0,
-            heap: vec![0; k].into_boxed_slice(),
+            heap: vec![Node::default(); k].into_boxed_slice(),
             at: vec![0; k].into_boxed_slice(),
-            index: vec![EMPTY; (2 * k).next_power_of_two()].into_boxed_slice(),
+            homes: vec![0; k].into_boxed_slice(),
+            index: vec![EMPTY; (4 * k).next_power_of_two()].into_boxed_slice(),
             seed: std::collections::hash_map::RandomState::new().hash_one(0x746f_7074_616c_6b73u64),
             total: 0,
         }
@@ -204,32 +218,37 @@ impl SpaceSaving {
         if self.len < self.capacity() {
             return 0;
         }
-        self.heap.first().and_then(|&e| self.entries.get(usize::from(e))).map_or(0, |c| c.count)
+        self.heap.first().map_or(0, |n| n.count)
     }
 
     /// Counts `source` `weight` more times; returns its entry.
     #[inline]
     pub fn add(&mut self, source: Source, weight: u64) -> Option<usize> {
         self.total = self.total.wrapping_add(weight);
-        let (pos, found) = self.find(source);
+        let home = self.home(source);
+        let (pos, found) = self.find(home, source);
         if let Some(e) = found {
             let c = self.entries.get_mut(e)?;
             c.count = c.count.saturating_add(weight);
-            self.sift_down(usize::from(*self.at.get(e)?));
+            let count = c.count;
+            let at = usize::from(*self.at.get(e)?);
+            self.heap.get_mut(at)?.count = count;
+            self.sift_down(at);
             return Some(e);
         }
         if self.len < self.capacity() {
             let e = self.len;
             *self.entries.get_mut(e)? = Counted { source, count: weight, error: 0 };
             *self.index.get_mut(pos)? = e as u16;
-            *self.heap.get_mut(e)? = e as u16;
+            *self.homes.get_mut(e)? = home as u16;
+            *self.heap.get_mut(e)? = Node { count: weight, entry: e as u16 };
             *self.at.get_mut(e)? = e as u16;
             self.len += 1;
             self.clear_names(e);
             self.sift_up(e);
             return Some(e);
         }
-        self.replace_least(source, weight)
+        self.replace_least(source, home, weight)
     }
 
     /// Counts a ClientHello from `source` naming `sni`.
@@ -240,19 +259,23 @@ impl SpaceSaving {
         }
     }
 
-    /// `source` takes the place of the least counted entry, and its count as its error.
-    #[cold]
-    fn replace_least(&mut self, source: Source, weight: u64) -> Option<usize> {
-        let e = usize::from(*self.heap.first()?);
+    /// `source` (hashed to `home`) takes the place of the least counted entry, and its
+    /// count as its error.
+    fn replace_least(&mut self, source: Source, home: usize, weight: u64) -> Option<usize> {
+        let least = *self.heap.first()?;
+        let e = usize::from(least.entry);
         let old = self.entries.get(e)?.source;
-        if let (pos, Some(_)) = self.find(old) {
+        let old_home = usize::from(*self.homes.get(e)?);
+        if let (pos, Some(_)) = self.find(old_home, old) {
             self.remove_index(pos);
         }
-        // The removal may have moved entries: the free slot for the new source is found again.
-        let (pos, _) = self.find(source);
+        // The removal may have moved entries: the free position is found again.
+        let (pos, _) = self.find(home, source);
         *self.index.get_mut(pos)? = e as u16;
-        let c = self.entries.get_mut(e)?;
-        *c = Counted { source, count: c.count.saturating_add(weight), error: c.count };
+        *self.homes.get_mut(e)? = home as u16;
+        let count = least.count.saturating_add(weight);
+        *self.entries.get_mut(e)? = Counted { source, count, error: least.count };
+        self.heap.first_mut()?.count = count;
         self.clear_names(e);
         self.sift_down(0);
         Some(e)
@@ -273,12 +296,13 @@ impl SpaceSaving {
         (x >> 32) as usize & (self.index.len() - 1)
     }
 
-    /// The index position holding `source` and its entry, or the free position it would take.
+    /// The index position holding `source` (whose home is `home`) and its entry, or the free
+    /// position it would take.
     #[inline(always)]
-    fn find(&self, source: Source) -> (usize, Option<usize>) {
+    fn find(&self, home: usize, source: Source) -> (usize, Option<usize>) {
         let mask = self.index.len() - 1;
-        let mut pos = self.home(source);
-        // At most half full: a free position comes within the index's length.
+        let mut pos = home;
+        // At most a quarter full: a free position comes within the index's length.
         for _ in 0..self.index.len() {
             let e = self.index.get(pos).copied().unwrap_or(EMPTY);
             if e == EMPTY {
@@ -306,7 +330,7 @@ impl SpaceSaving {
             if e == EMPTY {
                 return;
             }
-            let Some(home) = self.entries.get(usize::from(e)).map(|c| self.home(c.source)) else { return };
+            let Some(home) = self.homes.get(usize::from(e)).map(|&h| usize::from(h)) else { return };
             // It stays when its home lies cyclically in (hole, j].
             let stays = if hole <= j { hole < home && home <= j } else { hole < home || home <= j };
             if !stays {
@@ -316,53 +340,58 @@ impl SpaceSaving {
         }
     }
 
-    fn count_at(&self, heap_pos: usize) -> u64 {
-        self.heap.get(heap_pos).and_then(|&e| self.entries.get(usize::from(e))).map_or(u64::MAX, |c| c.count)
-    }
-
-    fn swap_heap(&mut self, a: usize, b: usize) {
-        let (Some(&ea), Some(&eb)) = (self.heap.get(a), self.heap.get(b)) else { return };
-        self.heap.swap(a, b);
-        if let Some(p) = self.at.get_mut(usize::from(ea)) {
-            *p = b as u16;
+    /// Puts `node` at heap position `i`.
+    #[inline(always)]
+    fn place(&mut self, i: usize, node: Node) {
+        if let Some(slot) = self.heap.get_mut(i) {
+            *slot = node;
         }
-        if let Some(p) = self.at.get_mut(usize::from(eb)) {
-            *p = a as u16;
+        if let Some(a) = self.at.get_mut(usize::from(node.entry)) {
+            *a = i as u16;
         }
     }
 
+    /// Moves the node at `i` down while a child counts less (a hole moves, the node is
+    /// written once).
     fn sift_down(&mut self, mut i: usize) {
+        let Some(&node) = self.heap.get(i) else { return };
+        let len = self.len;
         loop {
-            let (l, r) = (2 * i + 1, 2 * i + 2);
-            let mut least = i;
-            if l < self.len && self.count_at(l) < self.count_at(least) {
-                least = l;
+            let l = 2 * i + 1;
+            let Some(&left) = self.heap.get(l).filter(|_| l < len) else { break };
+            let (c, child) = match self.heap.get(l + 1) {
+                Some(&right) if l + 1 < len && right.count < left.count => (l + 1, right),
+                _ => (l, left),
+            };
+            if child.count >= node.count {
+                break;
             }
-            if r < self.len && self.count_at(r) < self.count_at(least) {
-                least = r;
-            }
-            if least == i {
-                return;
-            }
-            self.swap_heap(i, least);
-            i = least;
+            self.place(i, child);
+            i = c;
         }
+        self.place(i, node);
     }
 
     fn sift_up(&mut self, mut i: usize) {
+        let Some(&node) = self.heap.get(i) else { return };
         while i > 0 {
             let parent = (i - 1) / 2;
-            if self.count_at(parent) <= self.count_at(i) {
-                return;
+            let Some(&p) = self.heap.get(parent) else { break };
+            if p.count <= node.count {
+                break;
             }
-            self.swap_heap(i, parent);
+            self.place(i, p);
             i = parent;
         }
+        self.place(i, node);
     }
 
     /// Becomes a copy of `other` (of the same k) without allocating.
     pub fn copy_from(&mut self, other: &SpaceSaving) {
-        if self.entries.len() != other.entries.len() || self.snis.len() != other.snis.len() {
+        if self.entries.len() != other.entries.len()
+            || self.snis.len() != other.snis.len()
+            || self.index.len() != other.index.len()
+        {
             *self = other.clone();
             return;
         }
@@ -370,12 +399,19 @@ impl SpaceSaving {
         self.snis.copy_from_slice(&other.snis);
         self.heap.copy_from_slice(&other.heap);
         self.at.copy_from_slice(&other.at);
-        if self.index.len() == other.index.len() {
-            self.index.copy_from_slice(&other.index);
-        }
+        self.homes.copy_from_slice(&other.homes);
+        self.index.copy_from_slice(&other.index);
         self.len = other.len;
         self.seed = other.seed;
         self.total = other.total;
+    }
+
+    /// Bytes held.
+    fn memory_bytes(&self) -> usize {
+        self.entries.len() * size_of::<Counted>()
+            + self.snis.len() * size_of::<SniSet>()
+            + self.heap.len() * size_of::<Node>()
+            + (self.at.len() + self.homes.len() + self.index.len()) * size_of::<u16>()
     }
 }
 
@@ -417,14 +453,7 @@ impl Talkers {
 
     /// Bytes held.
     pub fn memory_bytes(&self) -> usize {
-        [&self.connections, &self.hellos, &self.drops]
-            .iter()
-            .map(|s| {
-                s.entries.len() * size_of::<Counted>()
-                    + s.snis.len() * size_of::<SniSet>()
-                    + (s.heap.len() + s.at.len() + s.index.len()) * size_of::<u16>()
-            })
-            .sum()
+        [&self.connections, &self.hellos, &self.drops].iter().map(|s| s.memory_bytes()).sum()
     }
 }
 

@@ -29,6 +29,15 @@ fn check_guarantees(s: &SpaceSaving, truth: &HashMap<Source, u64>) {
     }
     // Held counts add up to everything counted.
     assert_eq!(s.entries().iter().map(|c| c.count).sum::<u64>(), n);
+    // The heap's root is the least count; the index finds every entry held where it is.
+    if held.len() as u64 == k {
+        assert_eq!(s.floor(), s.entries().iter().map(|c| c.count).min().unwrap());
+    }
+    let mut probe = s.clone();
+    for (i, c) in s.entries().iter().enumerate() {
+        assert_eq!(probe.add(c.source, 0), Some(i), "{} not found at its entry", c.source);
+    }
+    assert_eq!(probe.entries(), s.entries());
 }
 
 fn source(i: u16) -> Source {

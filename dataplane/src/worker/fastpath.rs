@@ -101,7 +101,7 @@ impl Mailbox {
 
     /// The lcore fills a copy of its top talkers if the control thread asked for one (a few
     /// tens of KB copied, about once a second).
-    fn post_talkers(&self, talkers: &Talkers) {
+    pub(crate) fn post_talkers(&self, talkers: &Talkers) {
         let Some(mut copy) = self.talkers_asked.pop() else { return };
         copy.copy_from(talkers);
         if let Err(copy) = self.talkers_posted.push(copy) {
