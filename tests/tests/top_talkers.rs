@@ -79,7 +79,9 @@ fn rows(v: &serde_json::Value) -> Vec<(String, u64, u64)> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["address"].as_str().unwrap().to_string(), r["count"].as_u64().unwrap(), r["error"].as_u64().unwrap()))
+        .map(|r| {
+            (r["address"].as_str().unwrap().to_string(), r["count"].as_u64().unwrap(), r["error"].as_u64().unwrap())
+        })
         .collect()
 }
 
@@ -186,4 +188,47 @@ fn a_storms_sources_come_first_with_exact_counts() {
 
     let (code, _) = gw.stop();
     assert_eq!(code, Some(0));
+}
+
+/// `dataplane gen --storm` (two storm sources, one of them a rotating IPv6 /64, among three
+/// normal ones) replayed once: the ranking by connections is gen's own summary, in its order.
+#[test]
+fn a_generated_storm_is_ranked_as_gen_counted_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let traffic = dir.path().join("storm.pcap");
+    let out = Command::new(dataplane_bin())
+        .args(["gen", "--out"])
+        .arg(&traffic)
+        .args(["--storm", "--storm-sources", "2", "--storm-ipv6", "1", "--storm-rate", "50"])
+        .args(["--storm-connection", "tls", "--normal-sources", "3", "--normal-rate", "2", "--seconds", "3", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary = json(&String::from_utf8_lossy(&out.stdout));
+    let expected: Vec<(String, u64, u64)> = summary["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["source"].as_str().unwrap().to_string(), s["connections"].as_u64().unwrap(), 0))
+        .collect();
+    assert_eq!(expected[0], ("198.18.0.1".to_string(), 150, 0));
+    assert_eq!(expected[1], ("2001:db8:5:2::/64".to_string(), 150, 0));
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let gw = Gateway::start(&config(dir.path(), "top-gen", &traffic, false, "token_file = \"token\""));
+    let sent = summary["packets"].as_u64().unwrap();
+    eventually(20, || {
+        let s = json(&call("GET", &format!("{}/v1/status", gw.url), None, Some(TOKEN)).1);
+        (s["workers"][0]["rx_packets"].as_u64() == Some(sent)).then_some(())
+    });
+    let ranked = eventually(10, || {
+        let v = json(&call("GET", &format!("{}/v1/top?by=connections", gw.url), None, Some(TOKEN)).1);
+        (rows(&v).iter().map(|r| r.1).sum::<u64>() == summary["connections"].as_u64().unwrap()).then_some(v)
+    });
+    assert_eq!(rows(&ranked), expected);
+    let out = top_cli(&gw.url, &token, &["--once", "--limit", "2"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let firsts: Vec<Vec<&str>> = text.lines().skip(1).map(|l| l.split_whitespace().take(3).collect()).collect();
+    assert_eq!(firsts, [["198.18.0.1", "150", "0"], ["2001:db8:5:2::/64", "150", "0"]]);
 }

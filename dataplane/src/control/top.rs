@@ -130,14 +130,16 @@ impl TopQuery {
                 "by" if by.is_some() => return Err("by: given twice".into()),
                 "limit" if limit.is_some() => return Err("limit: given twice".into()),
                 "by" => {
-                    by = Some(TopBy::parse(value).ok_or_else(|| {
-                        format!("by: expected connections, hellos or drops, not {value:?}")
-                    })?)
+                    by = Some(
+                        TopBy::parse(value)
+                            .ok_or_else(|| format!("by: expected connections, hellos or drops, not {value:?}"))?,
+                    )
                 }
                 "limit" => {
-                    limit = Some(value.parse::<usize>().ok().filter(|n| (1..=TOP_ENTRIES).contains(n)).ok_or_else(
-                        || format!("limit: expected a number from 1 to {TOP_ENTRIES}, not {value:?}"),
-                    )?)
+                    limit =
+                        Some(value.parse::<usize>().ok().filter(|n| (1..=TOP_ENTRIES).contains(n)).ok_or_else(
+                            || format!("limit: expected a number from 1 to {TOP_ENTRIES}, not {value:?}"),
+                        )?)
                 }
                 other => return Err(format!("{other}: unknown query field (expected by or limit)")),
             }

@@ -242,7 +242,8 @@ impl Pipeline {
                     Ok((read, started)) => {
                         counters.add(Counter::QuicPending, u64::from(started));
                         if let Some(read) = read {
-                            let d = decide_read(policy, p.summary, read, *tls_fail, (counters, talkers), true, on_hello);
+                            let d =
+                                decide_read(policy, p.summary, read, *tls_fail, (counters, talkers), true, on_hello);
                             if d.action.denies() {
                                 e.set_decision(d, generation);
                             }

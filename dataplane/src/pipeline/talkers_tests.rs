@@ -128,8 +128,7 @@ fn server_names_are_kept_per_source_bounded_in_count_and_bytes() {
     t.hellos.add_named(source(1), None);
     let e = t.hellos.entries().iter().position(|c| c.source == source(1)).unwrap();
     assert_eq!(t.hellos.entries()[e].count, 8);
-    let names: Vec<(Vec<u8>, u64)> =
-        t.hellos.snis(e).unwrap().names().map(|n| (n.name().to_vec(), n.count)).collect();
+    let names: Vec<(Vec<u8>, u64)> = t.hellos.snis(e).unwrap().names().map(|n| (n.name().to_vec(), n.count)).collect();
     // Four slots: a.example (3), b (1), the long name cut to 64 bytes (1), c (1); then d
     // took the least counted slot (b, the first of the ones) with its count plus one.
     assert_eq!(names.len(), 4);

@@ -85,7 +85,8 @@ fn top_talkers_go_round_in_two_buffers_per_worker() {
     mailbox.post_talkers(&live);
     live.connections.add(Source::v4(7), 1);
     mailbox.post_talkers(&live);
-    let counts = |c: &[&Talkers]| c.iter().map(|t| t.connections.entries().first().map(|e| e.count)).collect::<Vec<_>>();
+    let counts =
+        |c: &[&Talkers]| c.iter().map(|t| t.connections.entries().first().map(|e| e.count)).collect::<Vec<_>>();
     assert_eq!(workers.with_talkers(counts), vec![None, Some(3)]);
     // The held copy went back: the next post fills it, and the answer moves on.
     mailbox.post_talkers(&live);
