@@ -17,7 +17,8 @@ pub struct PipelineMemory {
     /// QUIC decryption scratch and the pieces of each buffer.
     pub quic_scratch: usize,
     pub fragment_table: usize,
-    /// The pipeline's own struct and the arrays a chunk's steps hand each other.
+    /// The pipeline's own struct, the arrays a chunk's steps hand each other and the top
+    /// talkers' sketches.
     pub other: usize,
 }
 
@@ -59,7 +60,9 @@ impl Pipeline {
             hello_buffers: self.hellos.memory_bytes(),
             quic_scratch: self.quic.memory_bytes(),
             fragment_table: self.fragments.memory_bytes(),
-            other: size_of::<Pipeline>() + self.arrays.as_ref().map_or(0, |_| size_of::<StageArrays>()),
+            other: size_of::<Pipeline>()
+                + self.arrays.as_ref().map_or(0, |_| size_of::<StageArrays>())
+                + self.talkers.memory_bytes(),
         }
     }
 }
