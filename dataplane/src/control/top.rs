@@ -33,22 +33,21 @@ pub struct TopRow {
 /// address), the first [`TOP_ENTRIES`] kept.
 pub fn merge(sketches: &[&SpaceSaving]) -> Vec<TopRow> {
     let floors: u64 = sketches.iter().map(|s| s.floor()).sum();
-    // Per source: (held count, held error, floors of the workers holding it, names).
-    let mut merged: HashMap<Source, (u64, u64, u64, HashMap<Vec<u8>, u64>)> = HashMap::new();
+    let mut merged: HashMap<Source, Merging> = HashMap::new();
     for s in sketches {
         for (i, c) in s.entries().iter().enumerate() {
             let m = merged.entry(c.source).or_default();
-            m.0 += c.count;
-            m.1 += c.error;
-            m.2 += s.floor();
+            m.count += c.count;
+            m.error += c.error;
+            m.held_floors += s.floor();
             for n in s.snis(i).into_iter().flat_map(|set| set.names()) {
-                *m.3.entry(n.name().to_vec()).or_default() += n.count;
+                *m.names.entry(n.name().to_vec()).or_default() += n.count;
             }
         }
     }
     let mut rows: Vec<TopRow> = merged
         .into_iter()
-        .map(|(source, (count, error, held_floors, names))| {
+        .map(|(source, Merging { count, error, held_floors, names })| {
             let unseen = floors - held_floors;
             let mut snis: Vec<(String, u64)> =
                 names.into_iter().map(|(n, c)| (String::from_utf8_lossy(&n).into_owned(), c)).collect();
@@ -60,6 +59,17 @@ pub fn merge(sketches: &[&SpaceSaving]) -> Vec<TopRow> {
     rows.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.source.cmp(&b.source)));
     rows.truncate(TOP_ENTRIES);
     rows
+}
+
+/// One source while the sketches are merged.
+#[derive(Default)]
+struct Merging {
+    /// Sums over the sketches that hold it.
+    count: u64,
+    error: u64,
+    /// The floors of the sketches that hold it (the others' are added to both sums).
+    held_floors: u64,
+    names: HashMap<Vec<u8>, u64>,
 }
 
 /// The merged rankings the API answers from, refreshed by the control thread.
@@ -106,8 +116,9 @@ pub fn to_json(rows: &[TopRow], by: TopBy) -> serde_json::Value {
                 "error": r.error,
                 "rate": (r.rate * 10.0).round() / 10.0,
             });
-            if by == TopBy::Hellos {
-                row["snis"] = r.snis.iter().map(|(name, count)| json!({"name": name, "count": count})).collect();
+            if let Some(object) = row.as_object_mut().filter(|_| by == TopBy::Hellos) {
+                let snis = r.snis.iter().map(|(name, count)| json!({"name": name, "count": count})).collect();
+                object.insert("snis".into(), snis);
             }
             row
         })

@@ -41,7 +41,7 @@ fn check_guarantees(s: &SpaceSaving, truth: &HashMap<Source, u64>) {
 }
 
 fn source(i: u16) -> Source {
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         Source::v6(0x2001_0db8_0000_0000_0000_0000_0000_0000 | (u128::from(i) << 64) | 7)
     } else {
         Source::v4(0x0a00_0000 | u32::from(i))
@@ -65,7 +65,7 @@ proptest! {
         for (step, &i) in stream.iter().enumerate() {
             s.add(source(i), 1);
             *truth.entry(source(i)).or_default() += 1;
-            if step % 97 == 0 {
+            if step.is_multiple_of(97) {
                 check_guarantees(&s, &truth);
             }
         }
