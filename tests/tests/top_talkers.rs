@@ -231,4 +231,40 @@ fn a_generated_storm_is_ranked_as_gen_counted_it() {
     let text = String::from_utf8_lossy(&out.stdout);
     let firsts: Vec<Vec<&str>> = text.lines().skip(1).map(|l| l.split_whitespace().take(3).collect()).collect();
     assert_eq!(firsts, [["198.18.0.1", "150", "0"], ["2001:db8:5:2::/64", "150", "0"]]);
+
+    // The live view: the screen cleared and the table redrawn, once a second.
+    let mut live = Command::new(dataplane_bin())
+        .args(["top", "--control", &gw.url, "--limit", "1", "--token-file"])
+        .arg(&token)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = live.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Until two screens have come (or the view is killed).
+        while seen.windows(4).filter(|w| w == b"\x1b[2J").count() < 2 {
+            match std::io::Read::read(&mut stdout, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !reader.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    live.kill().unwrap();
+    live.wait().unwrap();
+    let screens = reader.join().unwrap();
+    let frames: Vec<&str> = screens.split("\x1b[H\x1b[2J").filter(|f| !f.is_empty()).collect();
+    assert!(frames.len() >= 2, "{screens:?}");
+    for frame in &frames[..2] {
+        let lines: Vec<&str> = frame.lines().collect();
+        assert_eq!(lines[0], format!("{} by connections (every 1 s, Ctrl-C to quit)", gw.url));
+        assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>(), ["ADDRESS", "CONNECTIONS", "±", "RATE/s"]);
+        assert_eq!(lines[2].split_whitespace().take(3).collect::<Vec<_>>(), ["198.18.0.1", "150", "0"]);
+    }
 }
