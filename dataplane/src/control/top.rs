@@ -219,6 +219,35 @@ mod tests {
         assert_eq!(to_json(board.top(TopBy::Drops, 10), TopBy::Drops), json!([]));
     }
 
+    proptest::proptest! {
+        /// Streams spread over 1 to 4 workers' sketches (k 1 to 8): the merge keeps the
+        /// guarantees of one sketch over the whole stream.
+        #[test]
+        fn merging_keeps_the_guarantees_over_all_workers(
+            k in 1usize..8,
+            stream in proptest::collection::vec((0usize..4, proptest::prop_oneof![3 => 0u8..3, 2 => 0u8..60]), 0..600),
+        ) {
+            let workers = stream.iter().map(|w| w.0).max().map_or(1, |m| m + 1);
+            let mut sketches: Vec<SpaceSaving> = (0..workers).map(|_| SpaceSaving::new(k, false)).collect();
+            let mut truth: HashMap<Source, u64> = HashMap::new();
+            for &(w, i) in &stream {
+                sketches[w].add(v4(i), 1);
+                *truth.entry(v4(i)).or_default() += 1;
+            }
+            let rows = merge(&sketches.iter().collect::<Vec<_>>());
+            let n = stream.len() as u64;
+            for (source, &t) in &truth {
+                let row = rows.iter().find(|r| r.source == *source);
+                if t * k as u64 > n {
+                    proptest::prop_assert!(row.is_some(), "{source} counted {t} of {n} (k {k}) is missing");
+                }
+                if let Some(r) = row {
+                    proptest::prop_assert!(r.count >= t && r.count - r.error <= t, "{source} {t}: {r:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn queries_default_and_errors_name_the_field() {
         assert_eq!(TopQuery::from_pairs(&[]), Ok(TopQuery { by: TopBy::Connections, limit: DEFAULT_LIMIT }));
