@@ -49,8 +49,7 @@ pub fn merge(sketches: &[&SpaceSaving]) -> Vec<TopRow> {
         .into_iter()
         .map(|(source, Merging { count, error, held_floors, names })| {
             let unseen = floors - held_floors;
-            let mut snis: Vec<(String, u64)> =
-                names.into_iter().map(|(n, c)| (String::from_utf8_lossy(&n).into_owned(), c)).collect();
+            let mut snis: Vec<(String, u64)> = names.into_iter().map(|(n, c)| (printable(&n), c)).collect();
             snis.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             snis.truncate(crate::pipeline::talkers::SNIS_PER_SOURCE);
             TopRow { source, count: count + unseen, error: error + unseen, rate: 0.0, snis }
@@ -59,6 +58,12 @@ pub fn merge(sketches: &[&SpaceSaving]) -> Vec<TopRow> {
     rows.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.source.cmp(&b.source)));
     rows.truncate(TOP_ENTRIES);
     rows
+}
+
+/// A server name from the wire as text safe on a terminal: bytes other than printable ASCII
+/// escaped (`\x1b`), so that no name can move a terminal's cursor or rewrite its screen.
+fn printable(name: &[u8]) -> String {
+    name.iter().flat_map(|&b| std::ascii::escape_default(b)).map(char::from).collect()
 }
 
 /// One source while the sketches are merged.
@@ -217,6 +222,13 @@ mod tests {
                 "snis": [{"name": "y.example", "count": 2}, {"name": "x.example", "count": 1}]}])
         );
         assert_eq!(to_json(board.top(TopBy::Drops, 10), TopBy::Drops), json!([]));
+    }
+
+    #[test]
+    fn names_from_the_wire_cannot_drive_a_terminal() {
+        let mut t = Talkers::new(2);
+        t.hellos.add_named(v4(1), Some(b"a\x1b[2Jb\xff"));
+        assert_eq!(merge(&[&t.hellos])[0].snis, vec![("a\\x1b[2Jb\\xff".to_string(), 1)]);
     }
 
     proptest::proptest! {

@@ -254,7 +254,7 @@ impl SpaceSaving {
     /// Counts a ClientHello from `source` naming `sni`.
     pub fn add_named(&mut self, source: Source, sni: Option<&[u8]>) {
         let Some(e) = self.add(source, 1) else { return };
-        if let (Some(name), Some(set)) = (sni, self.snis.get_mut(e)) {
+        if let (Some(name), Some(set)) = (sni.filter(|n| !n.is_empty()), self.snis.get_mut(e)) {
             set.note(name);
         }
     }
