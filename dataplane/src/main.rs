@@ -76,6 +76,9 @@ enum Command {
     Webhook(dataplane::control::webhook::WebhookArgs),
     /// Keep a fleet of gateways on the rule set of a directory (GitOps): push, verify, fix drift.
     Sync(dataplane::control::sync::SyncArgs),
+    /// A running gateway's top talkers (new connections, ClientHellos, policy drops) from its
+    /// control API: a live table refreshed every second, or once (`--once`, `--json`).
+    Top(dataplane::control::top_view::TopArgs),
     /// Check what a DPDK host needs (hugepages, bpffs, interfaces, PCI drivers, IOMMU, CPUs),
     /// each item OK, WARN or FAIL with the fix; never starts EAL.
     Doctor(dataplane::doctor::DoctorArgs),
@@ -217,6 +220,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Doctor(args) => dataplane::doctor::run(&args).into(),
+        Command::Top(args) => dataplane::control::top_view::run(&args).into(),
         Command::Rules { command: RulesCommand::Apply(args) } => dataplane::control::client::apply(&args).into(),
         Command::Rules { command: RulesCommand::Check { paths, default_action } } => {
             match load_policy(&paths, default_action) {

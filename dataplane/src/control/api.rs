@@ -19,6 +19,7 @@ use serde_json::json;
 use super::apply::{ApplyError, Store};
 use super::metrics;
 use super::plane::ApiState;
+use super::top::{self, TopQuery};
 use crate::counters::Owner;
 use crate::policy::{parse_rules, rule_set_from_str, RuleError, RuleSet};
 
@@ -28,6 +29,7 @@ pub fn router(api: Arc<ApiState>) -> Router {
         .route("/v1/rules", get(get_rules).put(put_rules).post(post_rules))
         .route("/v1/rules/{name}", delete(delete_rule))
         .route("/v1/status", get(status))
+        .route("/v1/top", get(top))
         .route("/metrics", get(prometheus))
         .layer(middleware::from_fn_with_state(api.clone(), authorize))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
@@ -270,6 +272,19 @@ fn insert_at(object: &mut serde_json::Value, path: &str, value: u64) {
             return;
         }
         at = map.entry(key).or_insert_with(|| json!({}));
+    }
+}
+
+/// `GET /v1/top?by=connections|hellos|drops&limit=N`: the heaviest sources, merged over the
+/// workers (`control::top`); 400 naming the query field at fault.
+async fn top(State(api): State<Arc<ApiState>>, Query(pairs): Query<Vec<(String, String)>>) -> Response {
+    let q = match TopQuery::from_pairs(&pairs) {
+        Ok(q) => q,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    match api.top.lock() {
+        Ok(board) => Json(top::to_json(board.top(q.by, q.limit), q.by)).into_response(),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "top: a merge panicked"),
     }
 }
 

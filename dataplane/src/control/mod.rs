@@ -17,4 +17,6 @@ pub mod state;
 #[cfg(test)]
 mod state_tests;
 pub mod sync;
+pub mod top;
+pub mod top_view;
 pub mod webhook;

@@ -22,6 +22,8 @@ use crate::worker::{Config, Running, Snapshot, Supervisor, Workers};
 
 /// How often the main thread copies counters for the API.
 const REFRESH: Duration = Duration::from_millis(250);
+/// How often the workers' top talkers are merged: the interval their rates are over.
+const TOP_REFRESH: Duration = Duration::from_secs(1);
 
 /// What the API thread sees of the running dataplane, refreshed by the main thread.
 #[derive(Default)]
@@ -44,6 +46,8 @@ pub struct ApiState {
     pub apply_wait: Duration,
     pub max_body: usize,
     pub request_timeout: Duration,
+    /// The workers' top talkers merged, refreshed every [`TOP_REFRESH`].
+    pub top: Mutex<super::top::TopBoard>,
 }
 
 /// The control plane; inert when the config has no (enabled) `[control]` section.
@@ -53,6 +57,7 @@ pub struct ControlPlane {
     setup: Option<Setup>,
     api: Option<Arc<ApiState>>,
     last_refresh: Option<Instant>,
+    last_top: Option<Instant>,
     reload: Arc<AtomicBool>,
     rule_paths: Vec<PathBuf>,
     /// Messages go to stderr (stdout carries `bench --json`'s summary).
@@ -175,6 +180,12 @@ impl Supervisor for ControlPlane {
                 v.links = running.links();
             }
         }
+        if self.last_top.is_none_or(|t| now.duration_since(t) >= TOP_REFRESH) {
+            self.last_top = Some(now);
+            if let Ok(mut board) = state.top.lock() {
+                running.workers().with_talkers(|copies| board.update(copies, now));
+            }
+        }
         if self.reload.swap(false, Ordering::Relaxed) {
             // On a thread of its own: reading and compiling 100k rules takes a few hundred
             // milliseconds, in which this thread keeps the stats going and watches for a stop.
@@ -207,6 +218,7 @@ impl ControlPlane {
             apply_wait: Duration::from_millis(p.control.apply_wait_ms),
             max_body: p.control.max_body_bytes,
             request_timeout: Duration::from_millis(p.control.request_timeout_ms),
+            top: Mutex::default(),
         });
         let scheme = if p.tls.is_some() { "https" } else { "http" };
         match p.listener.local_addr() {

@@ -19,7 +19,8 @@ pub struct PipelineMemory {
     pub fragment_table: usize,
     /// The per-source buckets of the connection limits (`[limits] slots`).
     pub limit_table: usize,
-    /// The pipeline's own struct and the arrays a chunk's steps hand each other.
+    /// The pipeline's own struct, the arrays a chunk's steps hand each other and the top
+    /// talkers' sketches.
     pub other: usize,
 }
 
@@ -63,7 +64,9 @@ impl Pipeline {
             quic_scratch: self.quic.memory_bytes(),
             fragment_table: self.fragments.memory_bytes(),
             limit_table: self.limits.memory(),
-            other: size_of::<Pipeline>() + self.arrays.as_ref().map_or(0, |_| size_of::<StageArrays>()),
+            other: size_of::<Pipeline>()
+                + self.arrays.as_ref().map_or(0, |_| size_of::<StageArrays>())
+                + self.talkers.memory_bytes(),
         }
     }
 }

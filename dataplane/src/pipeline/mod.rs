@@ -17,6 +17,7 @@ pub mod offline;
 mod pickup;
 pub mod reject;
 mod settle;
+pub mod talkers;
 
 use crate::counters::{Counter, Counters};
 use crate::policy::compile::{Decision, Query, RuleId};
@@ -226,6 +227,8 @@ pub struct Pipeline {
     /// chunk pays for clearing them (each entry is written before it is read). Taken while
     /// a burst is processed.
     arrays: Option<Box<StageArrays>>,
+    /// The heaviest sources of new connections, ClientHellos and policy drops.
+    pub talkers: talkers::Talkers,
 }
 
 impl Pipeline {
@@ -249,6 +252,7 @@ impl Pipeline {
             fragments: FragmentTable::new(config.fragments),
             limits: LimitTable::new(config.limit_slots),
             lane: 0,
+            talkers: talkers::Talkers::default(),
         }
     }
 
@@ -397,6 +401,8 @@ mod limits_pipeline_tests;
 mod midstream_tests;
 #[cfg(test)]
 mod quic_tests;
+#[cfg(test)]
+mod talkers_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 use super::burst::{Asking, Burst, ChunkFlow, StageArrays, Step};
 use super::flow::{FlowTable, HelloState};
+use super::talkers::{Source, Talkers};
 use super::{
     initiator_query, is_syn_ack, limits, pickup, quic_long_header, HelloObserver, Midstream, Pipeline, TlsFail, Verdict,
 };
@@ -80,6 +81,9 @@ impl Pipeline {
             policy_drops += u64::from(v.action.denies());
         }
         self.counters.add(Counter::DropPolicy, policy_drops);
+        if policy_drops > 0 {
+            note_drops(&mut self.talkers, arrays, verdicts);
+        }
     }
 
     /// Settle one packet of a flow on the general path: find or create its entry, (re)decide
@@ -120,7 +124,7 @@ impl Pipeline {
             self.flows.drain_displaced(|h| h.release(hellos));
         }
         let Some((slot, created)) = entry else { return (self.settle_untracked(policy, p, f, pickup, now_ms), false) };
-        let Pipeline { flows, hellos, quic, counters, tls_fail, midstream, limits, lane, .. } = self;
+        let Pipeline { flows, hellos, quic, counters, tls_fail, midstream, limits, lane, talkers, .. } = self;
         let Some((e, mut hello_of)) = flows.entry_and_hello_mut(slot) else { return (Verdict::default(), created) };
 
         // 2. Its decision, when the flow is new or an older policy decided it.
@@ -193,6 +197,9 @@ impl Pipeline {
         }
         e.observe(p.forward, p.flags, now_ms);
         let from_initiator = p.forward == e.initiator_is_lo();
+        if created {
+            talkers.connections.add(Source::of(&p.summary.addrs, from_initiator), 1);
+        }
 
         // 3. A connection waiting for its ClientHello: the client's bytes fed to it (a TCP
         //    connection's segments, a UDP connection's datagrams as QUIC Initials).
@@ -241,7 +248,7 @@ impl Pipeline {
                 }
             };
             if let Some(read) = outcome {
-                let d = decide_read(policy, p.summary, read, *tls_fail, counters, e.is_udp(), on_hello);
+                let d = decide_read(policy, p.summary, read, *tls_fail, (counters, talkers), e.is_udp(), on_hello);
                 e.set_decision(d, generation);
                 e.set_inspected();
                 hello.release(hellos);
@@ -259,7 +266,8 @@ impl Pipeline {
                     Ok((read, started)) => {
                         counters.add(Counter::QuicPending, u64::from(started));
                         if let Some(read) = read {
-                            let d = decide_read(policy, p.summary, read, *tls_fail, counters, true, on_hello);
+                            let d =
+                                decide_read(policy, p.summary, read, *tls_fail, (counters, talkers), true, on_hello);
                             if d.action.denies() {
                                 e.set_decision(d, generation);
                             }
@@ -325,6 +333,33 @@ fn first_answer(policy: &CompiledPolicy, p: &FlowPacket<'_>, f: &ChunkFlow) -> D
     match p.decided {
         Some(d) if f.slot.is_none() => d,
         _ => policy.classify(&initiator_query(p.summary, !is_syn_ack(p.summary))),
+    }
+}
+
+/// Counts the chunk's policy drops by sender among the top talkers: the packets the policy
+/// decided (`Flow` and `Single` steps) with a verdict that denies. Frames dropped as malformed
+/// at parse (`Done`: no address to believe) are not counted; nor are the fragments the
+/// fragment table drops after settle. Out of the loops: a chunk without drops pays one test.
+/// A run of drops from one sender (a flood from a few) is one update of its count.
+#[cold]
+#[inline(never)]
+fn note_drops(talkers: &mut Talkers, arrays: &StageArrays, verdicts: &[Verdict]) {
+    let mut run: Option<(Source, u64)> = None;
+    for ((v, step), summary) in verdicts.iter().zip(&arrays.steps).zip(&arrays.summaries) {
+        if v.action.denies() && !matches!(step, Step::Done) {
+            let sender = Source::of(&summary.addrs, true);
+            match &mut run {
+                Some((s, n)) if *s == sender => *n += 1,
+                _ => {
+                    if let Some((s, n)) = run.replace((sender, 1)) {
+                        talkers.drops.add(s, n);
+                    }
+                }
+            }
+        }
+    }
+    if let Some((s, n)) = run {
+        talkers.drops.add(s, n);
     }
 }
 
@@ -409,13 +444,14 @@ fn read_quic<'p>(
 }
 
 /// The decision once the client's first bytes were read (`quic_flow`: a UDP flow's datagrams
-/// as QUIC Initials), counted; `on_hello` sees a complete hello.
+/// as QUIC Initials), counted (a complete hello also among its client's top talkers);
+/// `on_hello` sees a complete hello. `summary` is a packet of the client's.
 fn decide_read(
     policy: &CompiledPolicy,
     summary: &PacketSummary,
     read: Read<'_>,
     tls_fail: TlsFail,
-    counters: &mut Counters,
+    (counters, talkers): (&mut Counters, &mut Talkers),
     quic_flow: bool,
     on_hello: impl FnOnce(&ClientHello<'_>, Option<QuicVersion>),
 ) -> Decision {
@@ -424,6 +460,7 @@ fn decide_read(
     match read {
         Read::Hello(h, version) => {
             counters.add(count(Counter::TlsDecided, Counter::QuicDecided), 1);
+            talkers.hellos.add_named(Source::of(&summary.addrs, true), h.sni_bytes());
             on_hello(&h, version);
             classify_hello(policy, &query, &h, version.is_some())
         }

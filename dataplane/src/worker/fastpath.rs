@@ -22,6 +22,7 @@ use crate::dpdk::{Consumer, Mbuf, MbufBurst, Mempool, Producer, RxQueue, TxQueue
 use crate::pipeline::flow::FlowKey;
 use crate::pipeline::fragments::{FragmentEvent, FragmentTable};
 use crate::pipeline::reject::{self, Rejecter, Toward};
+use crate::pipeline::talkers::Talkers;
 use crate::pipeline::{Hints, Phase, Pipeline, Verdict};
 use crate::policy::{Action, CompiledPolicy};
 use crate::wire::reply::ReplyKind;
@@ -47,6 +48,11 @@ pub struct Mailbox {
     pub(crate) returns: ArrayQueue<Arc<CompiledPolicy>>,
     /// The worker's row in each policy's per-rule counters.
     lane: usize,
+    /// Empty copies of the top talkers the control thread hands the lcore to fill (when it
+    /// posts its counters), and the filled ones back: the same two buffers go round, no
+    /// allocation on either side. At most two exist per mailbox, so no push can fail.
+    pub(crate) talkers_asked: ArrayQueue<Box<Talkers>>,
+    pub(crate) talkers_posted: ArrayQueue<Box<Talkers>>,
 }
 
 impl Mailbox {
@@ -57,6 +63,8 @@ impl Mailbox {
             adopted: AtomicU64::new(generation),
             policies: ArrayQueue::new(1),
             returns: ArrayQueue::new(4),
+            talkers_asked: ArrayQueue::new(2),
+            talkers_posted: ArrayQueue::new(2),
         }
     }
 
@@ -89,6 +97,17 @@ impl Mailbox {
             std::mem::forget(old);
         }
         true
+    }
+
+    /// The lcore fills a copy of its top talkers if the control thread asked for one (a few
+    /// tens of KB copied, about once a second).
+    pub(crate) fn post_talkers(&self, talkers: &Talkers) {
+        let Some(mut copy) = self.talkers_asked.pop() else { return };
+        copy.copy_from(talkers);
+        if let Err(copy) = self.talkers_posted.push(copy) {
+            // Cannot happen (two buffers, capacity two); kept for the control thread.
+            let _ = self.talkers_asked.push(copy);
+        }
     }
 
     /// The lcore posts its counters: plain `Relaxed` stores, no read-modify-write.
@@ -238,6 +257,7 @@ impl WorkerLoop {
             phases.set(phase.cycles_counter(), cycles.get());
         }
         self.mailbox.post(&(self.counters + self.pipeline.totals() + phases));
+        self.mailbox.post_talkers(&self.pipeline.talkers);
     }
 }
 

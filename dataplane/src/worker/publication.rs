@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::fastpath::Mailbox;
 use crate::counters::Counters;
+use crate::pipeline::talkers::Talkers;
 use crate::policy::hits::RuleTotals;
 use crate::policy::{Action, CompiledPolicy};
 use std::collections::HashMap;
@@ -23,14 +24,25 @@ pub struct Workers {
     published: Mutex<Vec<Arc<CompiledPolicy>>>,
     /// Per-rule counts of the policies no worker runs any more.
     retired: Mutex<RuleTotals>,
+    /// The top talkers each worker last posted (see [`Workers::with_talkers`]); boxed as
+    /// they travel through the mailboxes, swapped without a copy.
+    #[allow(clippy::vec_box)]
+    talkers: Mutex<Vec<Box<Talkers>>>,
 }
 
 impl Workers {
     /// Control state for workers on `lcores`, all starting with policy `generation`. The
     /// lcore side of each worker is [`Workers::lcore_side`]`(k)`.
     pub fn new(lcores: Vec<u32>, generation: u64) -> Workers {
-        let mailboxes = (0..lcores.len()).map(|lane| Arc::new(Mailbox::new(generation, lane))).collect();
+        let mailboxes: Vec<Arc<Mailbox>> =
+            (0..lcores.len()).map(|lane| Arc::new(Mailbox::new(generation, lane))).collect();
+        // Two copies per worker: one here, one asked of (or filled by) the worker.
+        for m in &mailboxes {
+            let _ = m.talkers_asked.push(Box::default());
+        }
+        let talkers = Mutex::new(mailboxes.iter().map(|_| Box::default()).collect());
         Workers {
+            talkers,
             mailboxes,
             lcores,
             generation: Mutex::new(generation),
@@ -150,6 +162,22 @@ impl Workers {
     /// The counters each worker last posted, in worker order.
     pub fn counters(&self) -> Vec<Counters> {
         self.mailboxes.iter().map(|m| m.counters()).collect()
+    }
+
+    /// Calls `f` with the top talkers of each worker, in worker order: the copies posted
+    /// since the last call replace the ones held, which go back to their workers to be filled
+    /// again. A worker fills its copy when it next posts its counters (within microseconds
+    /// while it polls), so calling this every second gives copies about a second apart.
+    pub fn with_talkers<R>(&self, f: impl FnOnce(&[&Talkers]) -> R) -> R {
+        let mut latest = lock(&self.talkers);
+        for (m, held) in self.mailboxes.iter().zip(latest.iter_mut()) {
+            if let Some(fresh) = m.talkers_posted.pop() {
+                let old = std::mem::replace(held, fresh);
+                let _ = m.talkers_asked.push(old);
+            }
+        }
+        let copies: Vec<&Talkers> = latest.iter().map(|t| &**t).collect();
+        f(&copies)
     }
 
     /// Worker `k`'s mailbox, for its lcore.

@@ -71,3 +71,26 @@ fn wait_adopted_times_out_when_a_worker_does_not_adopt() {
     let g = workers.publish(policy(Action::Allow));
     assert!(!workers.wait_adopted(g, Duration::from_millis(20)));
 }
+
+#[test]
+fn top_talkers_go_round_in_two_buffers_per_worker() {
+    use crate::pipeline::talkers::{Source, Talkers};
+    let workers = Workers::new(vec![1, 2], 1);
+    let mailbox = workers.mailbox(1).unwrap();
+    let mut live = Talkers::default();
+    live.connections.add(Source::v4(7), 3);
+    // Nothing posted yet: empty copies.
+    assert!(workers.with_talkers(|c| c.len() == 2 && c.iter().all(|t| t.connections.entries().is_empty())));
+    // Worker 1 fills the copy it was asked for; a second post finds no buffer and copies nothing.
+    mailbox.post_talkers(&live);
+    live.connections.add(Source::v4(7), 1);
+    mailbox.post_talkers(&live);
+    let counts =
+        |c: &[&Talkers]| c.iter().map(|t| t.connections.entries().first().map(|e| e.count)).collect::<Vec<_>>();
+    assert_eq!(workers.with_talkers(counts), vec![None, Some(3)]);
+    // The held copy went back: the next post fills it, and the answer moves on.
+    mailbox.post_talkers(&live);
+    assert_eq!(workers.with_talkers(counts), vec![None, Some(4)]);
+    // Still two buffers: one held, one asked for.
+    assert_eq!((mailbox.talkers_asked.len(), mailbox.talkers_posted.len()), (1, 0));
+}
