@@ -295,6 +295,11 @@ counters! {
     /// Replies written but not sent: no mbuf, the TX queue full, or no TX queue of this
     /// worker on the port the reply leaves by.
     RejectUnsent => CounterDef::reject("rejects.unsent", "unsent"),
+    /// Packets copied for a running capture (`GET /v1/capture`).
+    CaptureCopied => CounterDef::total("capture.copied", "dataplane_worker_capture_copied_total", "Packets copied for a capture"),
+    /// Packets a running capture's filter kept that found the worker's capture ring full: the
+    /// copy is lost, the packet goes on as decided.
+    CaptureMissed => CounterDef::total("capture.missed", "dataplane_worker_capture_missed_total", "Packets a capture kept but could not copy (its ring full)"),
 }
 
 impl Counter {

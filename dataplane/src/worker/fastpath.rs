@@ -6,8 +6,10 @@
 //! under a policy with REJECT rules, the answers to a burst's rejected packets in mbufs from
 //! the worker's pool, on its own TX queues (`send_replies`).
 //! No heap allocation, lock, syscall, `Arc` clone or atomic read-modify-write per packet.
-//! Once per loop: the policy mailbox (the quiescent point) and, every few loops, a plain
-//! `Relaxed` store of the counters for the control thread.
+//! Once per loop: the policy mailbox (the quiescent point), the capture tap's armed id (one
+//! load; see `capture::tap`) and, every few loops, a plain `Relaxed` store of the counters for
+//! the control thread. While a capture is armed, the burst's packets its filter keeps are
+//! copied into the worker's capture ring (queue operations per copied packet: only then).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::cell::Cell;
@@ -16,6 +18,7 @@ use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
+use crate::capture::{Session, Tap, WorkerTap};
 use crate::counters::{Counter, Counters, COUNT};
 use crate::dpdk::cycles::{prefetch0, tsc};
 use crate::dpdk::{Consumer, Mbuf, MbufBurst, Mempool, Producer, RxQueue, TxQueue};
@@ -47,6 +50,8 @@ pub struct Mailbox {
     pub(crate) returns: ArrayQueue<Arc<CompiledPolicy>>,
     /// The worker's row in each policy's per-rule counters.
     lane: usize,
+    /// The capture armed for this worker, if any.
+    capture: Tap,
 }
 
 impl Mailbox {
@@ -57,7 +62,13 @@ impl Mailbox {
             adopted: AtomicU64::new(generation),
             policies: ArrayQueue::new(1),
             returns: ArrayQueue::new(4),
+            capture: Tap::default(),
         }
+    }
+
+    /// Where captures are armed for this worker.
+    pub fn capture(&self) -> &Tap {
+        &self.capture
     }
 
     /// The counters the lcore last posted.
@@ -132,6 +143,8 @@ pub struct WorkerLoop {
     pub rejecter: Rejecter,
     /// Where the answers' mbufs come from.
     pub pool: Mempool,
+    /// The capture this worker copies for, if one is armed.
+    pub capture: WorkerTap,
 }
 
 /// The burst in a worker's hands: the packets received, those leaving, their verdicts, and
@@ -178,7 +191,7 @@ impl WorkerLoop {
         // starts (its burst's work, and the loop's own between polls).
         let mut busy_since = None;
         while !self.stop.load(Relaxed) {
-            let WorkerLoop { inputs, tx, pipeline, policy, counters, rejecter, pool, .. } = &mut *self;
+            let WorkerLoop { inputs, tx, pipeline, policy, counters, rejecter, pool, capture, .. } = &mut *self;
             for input in inputs.iter_mut() {
                 let start = tsc();
                 if let Some(since) = busy_since.take() {
@@ -197,7 +210,7 @@ impl WorkerLoop {
                 burst.now_ms = start / tsc_per_ms;
                 burst.now_tsc = start;
                 match tx.get_mut(input.egress) {
-                    Some(txq) => burst.forward(pipeline, policy, txq, counters, rejecter, hint),
+                    Some(txq) => burst.forward(pipeline, policy, txq, counters, rejecter, capture.session(), hint),
                     None => burst.rx.clear(),
                 }
                 if !rejecter.is_empty() {
@@ -210,14 +223,17 @@ impl WorkerLoop {
             if loops.is_multiple_of(POST_EVERY) {
                 // Held fragments past their datagram's deadline are dropped even when no
                 // packet comes.
-                self.pipeline.expire_fragments(tsc() / tsc_per_ms);
-                burst.free_released(&mut self.pipeline.fragments);
+                let now = tsc();
+                self.pipeline.expire_fragments(now / tsc_per_ms);
+                let released = Released { policy: &self.policy, capture: self.capture.session(), tsc: now };
+                burst.free_released(&mut self.pipeline.fragments, released, &mut self.counters);
                 self.post_counters(clock);
             }
         }
         // The fragments still held are dropped, their mbufs freed before the loop returns.
         self.pipeline.flush_fragments();
-        burst.free_released(&mut self.pipeline.fragments);
+        let released = Released { policy: &self.policy, capture: self.capture.session(), tsc: tsc() };
+        burst.free_released(&mut self.pipeline.fragments, released, &mut self.counters);
         burst.held.clear();
         if let Some(since) = busy_since {
             self.counters.add(Counter::BusyCycles, tsc().wrapping_sub(since));
@@ -225,10 +241,12 @@ impl WorkerLoop {
         self.post_counters(clock);
     }
 
-    /// The quiescent point: adopts a policy waiting in the mailbox.
+    /// The quiescent point: adopts a policy waiting in the mailbox; takes up or lets go of a
+    /// capture.
     #[inline]
     fn quiescent(&mut self) {
         self.mailbox.adopt(&mut self.policy);
+        self.capture.follow(&self.mailbox.capture);
     }
 
     /// Posts the loop's, the pipeline's and the phase clock's counters to the mailbox.
@@ -297,6 +315,7 @@ impl WorkerBurst {
         txq: &mut TxQueue,
         counters: &mut Counters,
         rejecter: &mut Rejecter,
+        capture: Option<&Session>,
         hint: impl Hints,
     ) {
         let WorkerBurst { rx, out, verdicts, now_ms, now_tsc, lane, held } = self;
@@ -314,6 +333,11 @@ impl WorkerBurst {
         let events = pipeline.fragments.events();
         let all_allowed = pipeline.dropped() == dropped_before && events.is_empty();
         policy.hits().add_each(*lane, vs.iter().map(|v| v.rule));
+        // Copied as received, before anything leaves or is freed; held fragments when their
+        // datagram's verdict comes.
+        if let Some(session) = capture {
+            capture_burst(session, rx.as_slice(), vs, events, policy, *now_tsc, counters);
+        }
         // Rejected packets are among the drops: answered (after the burst leaves) while the
         // packets are still in hand.
         if !all_allowed && policy.rejects() {
@@ -335,6 +359,9 @@ impl WorkerBurst {
         if pipeline.fragments.has_released() {
             pipeline.fragments.drain_released(|r| {
                 let Some(m) = held.get_mut(r.id.index()).and_then(Option::take) else { return };
+                if let Some(session) = capture {
+                    session.copy(m.data(), &r.verdict, policy, *now_tsc, counters);
+                }
                 if r.verdict.action != Action::Allow {
                     return;
                 }
@@ -427,13 +454,48 @@ impl ReplyBurst {
     }
 }
 
+/// What held fragments released outside a burst are captured with.
+struct Released<'a> {
+    policy: &'a CompiledPolicy,
+    capture: Option<&'a Session>,
+    tsc: u64,
+}
+
 impl WorkerBurst {
-    /// Frees the held fragments the pipeline released (on expiry and at the end: all drops).
+    /// Frees the held fragments the pipeline released (on expiry and at the end: all drops),
+    /// copied first for a capture that keeps them.
     #[cold]
-    fn free_released(&mut self, fragments: &mut FragmentTable) {
+    fn free_released(&mut self, fragments: &mut FragmentTable, at: Released<'_>, counters: &mut Counters) {
         let held = &mut self.held;
-        fragments.drain_released(|r| drop(held.get_mut(r.id.index()).and_then(Option::take)));
+        fragments.drain_released(|r| {
+            let Some(m) = held.get_mut(r.id.index()).and_then(Option::take) else { return };
+            if let Some(session) = at.capture {
+                session.copy(m.data(), &r.verdict, at.policy, at.tsc, counters);
+            }
+        });
     }
+}
+
+/// Copies what a capture keeps of a decided burst; the fragments the pipeline held (their
+/// verdict not known yet) are left for their release.
+#[cold]
+#[inline(never)]
+fn capture_burst(
+    session: &Session,
+    frames: &[Mbuf],
+    verdicts: &[Verdict],
+    events: &[FragmentEvent],
+    policy: &CompiledPolicy,
+    tsc: u64,
+    counters: &mut Counters,
+) {
+    let mut held = 0u64;
+    for e in events {
+        if let FragmentEvent::Held { packet, .. } = *e {
+            held |= 1u64.checked_shl(packet as u32).unwrap_or(0);
+        }
+    }
+    session.copy_burst(frames, verdicts, held, policy, tsc, counters);
 }
 
 /// Moves the packets of `rx` the pipeline held into `held` under their ids. `rx` holds the
