@@ -72,6 +72,9 @@ enum Command {
     Webhook(dataplane::control::webhook::WebhookArgs),
     /// Keep a fleet of gateways on the rule set of a directory (GitOps): push, verify, fix drift.
     Sync(dataplane::control::sync::SyncArgs),
+    /// Save a running dataplane's packet capture (GET /v1/capture) to a pcap file; prints the
+    /// packets captured and the copies missed.
+    Capture(dataplane::control::capture_client::CaptureArgs),
     /// Check what a DPDK host needs (hugepages, bpffs, interfaces, PCI drivers, IOMMU, CPUs),
     /// each item OK, WARN or FAIL with the fix; never starts EAL.
     Doctor(dataplane::doctor::DoctorArgs),
@@ -188,6 +191,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Doctor(args) => dataplane::doctor::run(&args).into(),
+        Command::Capture(args) => dataplane::control::capture_client::capture(&args).into(),
         Command::Rules { command: RulesCommand::Apply(args) } => dataplane::control::client::apply(&args).into(),
         Command::Rules { command: RulesCommand::Check { paths, default_action } } => {
             match load_policy(&paths, default_action) {

@@ -44,6 +44,8 @@ pub struct ApiState {
     pub apply_wait: Duration,
     pub max_body: usize,
     pub request_timeout: Duration,
+    /// The packet capture running, if any, and the last one's outcome.
+    pub captures: super::capture::Captures,
 }
 
 /// The control plane; inert when the config has no (enabled) `[control]` section.
@@ -207,6 +209,7 @@ impl ControlPlane {
             apply_wait: Duration::from_millis(p.control.apply_wait_ms),
             max_body: p.control.max_body_bytes,
             request_timeout: Duration::from_millis(p.control.request_timeout_ms),
+            captures: Default::default(),
         });
         let scheme = if p.tls.is_some() { "https" } else { "http" };
         match p.listener.local_addr() {
