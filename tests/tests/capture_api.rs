@@ -100,7 +100,10 @@ fn a_capture_holds_only_what_its_filter_keeps_byte_for_byte() {
     }
     assert!(got.windows(2).all(|w| w[0].0 <= w[1].0), "one worker: in order of arrival");
     let last = json(&call("GET", &format!("{}/v1/capture/last", gw.url), None, None).1);
-    assert_eq!((last["id"].as_u64(), last["captured"].as_u64(), last["ended"].as_str()), (Some(1), Some(40), Some("count")));
+    assert_eq!(
+        (last["id"].as_u64(), last["captured"].as_u64(), last["ended"].as_str()),
+        (Some(1), Some(40), Some("count"))
+    );
     assert_eq!(last["rule"].as_str(), Some("drop-some"));
 
     // By verdict: every rule's drops, no allowed packet.
@@ -238,7 +241,8 @@ fn the_command_saves_a_file_tshark_reads_and_prints_what_it_missed() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("capture refused (HTTP 400): verdict: \"maybe\" is not a verdict"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("capture refused (HTTP 400): verdict: \"maybe\" is not a verdict"));
 
     // An independent dissector reads the file: tshark, when installed.
     if !on_path("tshark") {
@@ -254,8 +258,7 @@ fn the_command_saves_a_file_tshark_reads_and_prints_what_it_missed() {
     assert!(fields.status.success(), "{}", String::from_utf8_lossy(&fields.stderr));
     let lines: Vec<String> = String::from_utf8_lossy(&fields.stdout).lines().map(str::to_owned).collect();
     assert_eq!(lines.len(), 25);
-    let expected: HashSet<String> =
-        frames_of(&[12]).iter().map(|f| format!("10.0.1.12\t80\t{}", f.len())).collect();
+    let expected: HashSet<String> = frames_of(&[12]).iter().map(|f| format!("10.0.1.12\t80\t{}", f.len())).collect();
     assert!(lines.iter().all(|l| expected.contains(l)), "{lines:?}");
 }
 

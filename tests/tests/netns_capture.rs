@@ -135,7 +135,20 @@ fn tshark(file: &Path) -> Vec<String> {
     let out = std::process::Command::new("tshark")
         .arg("-r")
         .arg(file)
-        .args(["-T", "fields", "-E", "separator=,", "-e", "frame.len", "-e", "ip.dst", "-e", "ipv6.dst", "-e", "udp.srcport"])
+        .args([
+            "-T",
+            "fields",
+            "-E",
+            "separator=,",
+            "-e",
+            "frame.len",
+            "-e",
+            "ip.dst",
+            "-e",
+            "ipv6.dst",
+            "-e",
+            "udp.srcport",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "tshark: {}", String::from_utf8_lossy(&out.stderr));
@@ -174,7 +187,8 @@ fn af_packet_captures_exactly_the_packets_a_rule_dropped_while_it_ran() {
     };
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &topo, Pmd::AfPacket, RULES);
-    let gw = NetGateway::start(&topo, &cfg).unwrap_or_else(|f| panic!("the dataplane exited with {:?}:\n{}", f.exit, f.text()));
+    let gw = NetGateway::start(&topo, &cfg)
+        .unwrap_or_else(|f| panic!("the dataplane exited with {:?}:\n{}", f.exit, f.text()));
     let with_tshark = on_path("tshark");
     if !with_tshark {
         skip(test, "tshark is not installed: its half of the checks is left out (scripts/setup.sh installs it)");
@@ -222,7 +236,10 @@ fn af_packet_captures_exactly_the_packets_a_rule_dropped_while_it_ran() {
     send(&topo, &interleave([&blocked, &allowed, &blocked6]));
     let (_, got) = finish(child, &file);
     let frames: Vec<Vec<u8>> = got.iter().map(|(_, f)| f.clone()).collect();
-    assert_eq!(frames, interleave([&blocked, &allowed, &blocked6]).into_iter().filter(|f| f[12..14] == [8, 0]).collect::<Vec<_>>());
+    assert_eq!(
+        frames,
+        interleave([&blocked, &allowed, &blocked6]).into_iter().filter(|f| f[12..14] == [8, 0]).collect::<Vec<_>>()
+    );
     if with_tshark {
         assert_eq!(tshark(&file).len(), 6);
     }

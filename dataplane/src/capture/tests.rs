@@ -21,11 +21,21 @@ fn field_of(query: &[(&str, &str)]) -> String {
 
 #[test]
 fn the_query_reads_each_filter_and_bound() {
-    let r = request(&[("rule", "block-x"), ("verdict", "drop"), ("source", "10.1.0.0/16"), ("count", "5"), ("seconds", "2.5")])
-        .unwrap();
+    let r = request(&[
+        ("rule", "block-x"),
+        ("verdict", "drop"),
+        ("source", "10.1.0.0/16"),
+        ("count", "5"),
+        ("seconds", "2.5"),
+    ])
+    .unwrap();
     assert_eq!(
         r.filter,
-        Filter { rule: Some("block-x".into()), verdict: Some(Action::Drop), source: Some("10.1.0.0/16".parse().unwrap()) }
+        Filter {
+            rule: Some("block-x".into()),
+            verdict: Some(Action::Drop),
+            source: Some("10.1.0.0/16".parse().unwrap())
+        }
     );
     assert_eq!((r.count, r.seconds), (Some(5), Some(2.5)));
     // One address is its own prefix.
@@ -115,10 +125,7 @@ fn the_filter_keeps_what_each_part_asks_and_all_parts_together() {
     assert_eq!(kept(Filter { source: source("10.9.0.0/16"), ..Filter::default() }), [0, 1, 3, 4]);
     assert_eq!(kept(Filter { source: source("10.8.0.1/32"), ..Filter::default() }), [2]);
     assert_eq!(kept(Filter { source: source("::/0"), ..Filter::default() }), [] as [usize; 0]);
-    assert_eq!(
-        kept(Filter { rule: rule("block-a"), verdict: Some(Action::Drop), source: source("10.9.0.0/16") }),
-        [0]
-    );
+    assert_eq!(kept(Filter { rule: rule("block-a"), verdict: Some(Action::Drop), source: source("10.9.0.0/16") }), [0]);
     assert_eq!(kept(Filter::default()), [0, 1, 2, 3, 4, 5]);
 }
 
@@ -142,7 +149,10 @@ fn a_full_ring_misses_the_copy_and_counts_it() {
         }),
         2
     );
-    assert_eq!(seen, [(1234, frames[0].len() as u32, frames[0].clone()), (1234, frames[1].len() as u32, frames[1].clone())]);
+    assert_eq!(
+        seen,
+        [(1234, frames[0].len() as u32, frames[0].clone()), (1234, frames[1].len() as u32, frames[1].clone())]
+    );
     // Drained: the slots are free again. Packet 0 skipped (a held fragment), 1 and 2 copied.
     session.copy_burst(&frames, &verdicts, 0b1, &policy, 99, &mut counters);
     assert_eq!((session.ring.copied(), session.ring.missed()), (4, 1));
@@ -209,7 +219,10 @@ fn records_are_nanosecond_pcap_that_pcap_file_reads_back() {
     assert_eq!(reader.header().datalink, pcap_file::DataLink::ETHERNET);
     assert_eq!(reader.header().snaplen, SNAP_LEN as u32);
     let p = reader.next_packet().unwrap().unwrap();
-    assert_eq!((p.timestamp, p.orig_len, &p.data[..]), (Duration::new(1_700_000_001, 750_000_007), a.len() as u32, &a[..]));
+    assert_eq!(
+        (p.timestamp, p.orig_len, &p.data[..]),
+        (Duration::new(1_700_000_001, 750_000_007), a.len() as u32, &a[..])
+    );
     let p = reader.next_packet().unwrap().unwrap();
     assert_eq!((p.timestamp, &p.data[..]), (Duration::new(1_700_000_000, 499_999_400), &b[..]));
     assert!(reader.next_packet().is_none());

@@ -84,7 +84,11 @@ pub async fn start(State(api): State<Arc<ApiState>>, Query(pairs): Query<Vec<(St
     if let Some(name) = &request.filter.rule {
         let known = api.store.lock().await.active.rules.rules().iter().any(|r| r.name == *name);
         if !known {
-            return error(StatusCode::BAD_REQUEST, Some("rule"), format!("rule: no rule named {name:?} in the active set"));
+            return error(
+                StatusCode::BAD_REQUEST,
+                Some("rule"),
+                format!("rule: no rule named {name:?} in the active set"),
+            );
         }
     }
     let captures = &api.captures;
