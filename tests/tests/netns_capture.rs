@@ -44,6 +44,8 @@ fn send(topo: &Topology, frames: &[Vec<u8>]) {
     assert!(out.status.success(), "sending: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+type Frames = Vec<Vec<u8>>;
+
 fn v4(last: u8) -> [u8; 4] {
     [10, 77, 0, last]
 }
@@ -59,7 +61,7 @@ fn v6(last: u8) -> [u8; 16] {
 /// UDP frames from the client: `n` to each of 10.77.0.3 (block-other), 10.77.0.2 (allowed)
 /// and fd77::3 (block-other-v6), interleaved, each with its own payload. `tag` keeps two
 /// rounds apart.
-fn traffic(tag: u8, n: u8) -> (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+fn traffic(tag: u8, n: u8) -> (Frames, Frames, Frames) {
     let b = FrameBuilder::new();
     let payload = |to: u8, i: u8| [tag, to, i].repeat(12);
     let (mut blocked, mut allowed, mut blocked6) = (Vec::new(), Vec::new(), Vec::new());

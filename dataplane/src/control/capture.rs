@@ -68,10 +68,10 @@ pub struct Outcome {
 }
 
 fn error(status: StatusCode, field: Option<&str>, message: impl Into<String>) -> Response {
-    let mut body = json!({ "error": message.into() });
-    if let Some(f) = field {
-        body["field"] = f.into();
-    }
+    let body = match field {
+        Some(f) => json!({ "error": message.into(), "field": f }),
+        None => json!({ "error": message.into() }),
+    };
     (status, Json(body)).into_response()
 }
 

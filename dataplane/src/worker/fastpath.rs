@@ -143,8 +143,6 @@ pub struct WorkerLoop {
     pub rejecter: Rejecter,
     /// Where the answers' mbufs come from.
     pub pool: Mempool,
-    /// The capture this worker copies for, if one is armed.
-    pub capture: WorkerTap,
 }
 
 /// The burst in a worker's hands: the packets received, those leaving, their verdicts, and
@@ -161,6 +159,8 @@ struct WorkerBurst {
     /// Fragments held for their first fragment, by `HeldId` (see `pipeline::fragments`):
     /// sized once at start, freed when the loop ends.
     held: Vec<Option<Mbuf>>,
+    /// The capture this worker copies for, if one is armed.
+    capture: WorkerTap,
 }
 
 impl WorkerLoop {
@@ -184,6 +184,7 @@ impl WorkerLoop {
             now_tsc: 0,
             lane: self.mailbox.lane,
             held: std::iter::repeat_with(|| None).take(self.pipeline.fragments.held_capacity()).collect(),
+            capture: WorkerTap::default(),
         };
         let tsc_per_ms = self.tsc_per_ms.max(1);
         let mut loops: u64 = 0;
@@ -191,7 +192,7 @@ impl WorkerLoop {
         // starts (its burst's work, and the loop's own between polls).
         let mut busy_since = None;
         while !self.stop.load(Relaxed) {
-            let WorkerLoop { inputs, tx, pipeline, policy, counters, rejecter, pool, capture, .. } = &mut *self;
+            let WorkerLoop { inputs, tx, pipeline, policy, counters, rejecter, pool, .. } = &mut *self;
             for input in inputs.iter_mut() {
                 let start = tsc();
                 if let Some(since) = busy_since.take() {
@@ -210,7 +211,7 @@ impl WorkerLoop {
                 burst.now_ms = start / tsc_per_ms;
                 burst.now_tsc = start;
                 match tx.get_mut(input.egress) {
-                    Some(txq) => burst.forward(pipeline, policy, txq, counters, rejecter, capture.session(), hint),
+                    Some(txq) => burst.forward(pipeline, policy, txq, counters, rejecter, hint),
                     None => burst.rx.clear(),
                 }
                 if !rejecter.is_empty() {
@@ -219,21 +220,20 @@ impl WorkerLoop {
                 hint.phase_done(Phase::Transmit);
             }
             self.quiescent();
+            burst.capture.follow(self.mailbox.capture());
             loops = loops.wrapping_add(1);
             if loops.is_multiple_of(POST_EVERY) {
                 // Held fragments past their datagram's deadline are dropped even when no
                 // packet comes.
                 let now = tsc();
                 self.pipeline.expire_fragments(now / tsc_per_ms);
-                let released = Released { policy: &self.policy, capture: self.capture.session(), tsc: now };
-                burst.free_released(&mut self.pipeline.fragments, released, &mut self.counters);
+                burst.free_released(&mut self.pipeline.fragments, &self.policy, now, &mut self.counters);
                 self.post_counters(clock);
             }
         }
         // The fragments still held are dropped, their mbufs freed before the loop returns.
         self.pipeline.flush_fragments();
-        let released = Released { policy: &self.policy, capture: self.capture.session(), tsc: tsc() };
-        burst.free_released(&mut self.pipeline.fragments, released, &mut self.counters);
+        burst.free_released(&mut self.pipeline.fragments, &self.policy, tsc(), &mut self.counters);
         burst.held.clear();
         if let Some(since) = busy_since {
             self.counters.add(Counter::BusyCycles, tsc().wrapping_sub(since));
@@ -241,12 +241,10 @@ impl WorkerLoop {
         self.post_counters(clock);
     }
 
-    /// The quiescent point: adopts a policy waiting in the mailbox; takes up or lets go of a
-    /// capture.
+    /// The quiescent point: adopts a policy waiting in the mailbox.
     #[inline]
     fn quiescent(&mut self) {
         self.mailbox.adopt(&mut self.policy);
-        self.capture.follow(&self.mailbox.capture);
     }
 
     /// Posts the loop's, the pipeline's and the phase clock's counters to the mailbox.
@@ -315,10 +313,10 @@ impl WorkerBurst {
         txq: &mut TxQueue,
         counters: &mut Counters,
         rejecter: &mut Rejecter,
-        capture: Option<&Session>,
         hint: impl Hints,
     ) {
-        let WorkerBurst { rx, out, verdicts, now_ms, now_tsc, lane, held } = self;
+        let WorkerBurst { rx, out, verdicts, now_ms, now_tsc, lane, held, capture } = self;
+        let capture = capture.session();
         let n = rx.len();
         counters.add(Counter::Rx, n as u64);
         let Some(vs) = verdicts.get_mut(..n) else {
@@ -454,23 +452,22 @@ impl ReplyBurst {
     }
 }
 
-/// What held fragments released outside a burst are captured with.
-struct Released<'a> {
-    policy: &'a CompiledPolicy,
-    capture: Option<&'a Session>,
-    tsc: u64,
-}
-
 impl WorkerBurst {
     /// Frees the held fragments the pipeline released (on expiry and at the end: all drops),
-    /// copied first for a capture that keeps them.
+    /// copied first (stamped `tsc`) for a capture that keeps them.
     #[cold]
-    fn free_released(&mut self, fragments: &mut FragmentTable, at: Released<'_>, counters: &mut Counters) {
-        let held = &mut self.held;
+    fn free_released(
+        &mut self,
+        fragments: &mut FragmentTable,
+        policy: &CompiledPolicy,
+        tsc: u64,
+        counters: &mut Counters,
+    ) {
+        let (held, capture) = (&mut self.held, self.capture.session());
         fragments.drain_released(|r| {
             let Some(m) = held.get_mut(r.id.index()).and_then(Option::take) else { return };
-            if let Some(session) = at.capture {
-                session.copy(m.data(), &r.verdict, at.policy, at.tsc, counters);
+            if let Some(session) = capture {
+                session.copy(m.data(), &r.verdict, policy, tsc, counters);
             }
         });
     }

@@ -330,7 +330,6 @@ impl LoopParts<'_> {
             phase_timing: self.config.phase_timing,
             rejecter: Rejecter::new(self.config.reject.limits(), self.tsc_per_ms.saturating_mul(1000)),
             pool: self.pool.clone(),
-            capture: crate::capture::WorkerTap::default(),
         })
     }
 
