@@ -28,7 +28,7 @@ spec: {cidrBlocks: [\"10.77.0.3/32\"], action: DROP}
 apiVersion: policy.secure.example.com/v1
 kind: NetworkPolicyRule
 metadata: {name: block-other-v6}
-spec: {cidrBlocks: [\"fd77::3/128\"], action: DROP}
+spec: {cidrBlocks: [\"fd77::9/128\"], action: DROP}
 ";
 
 fn skip(test: &str, why: &str) {
@@ -59,8 +59,8 @@ fn v6(last: u8) -> [u8; 16] {
 }
 
 /// UDP frames from the client: `n` to each of 10.77.0.3 (block-other), 10.77.0.2 (allowed)
-/// and fd77::3 (block-other-v6), interleaved, each with its own payload. `tag` keeps two
-/// rounds apart.
+/// and fd77::9 (block-other-v6: an address no namespace has, so no stack sends from it and
+/// only these frames are dropped), each with its own payload. `tag` keeps rounds apart.
 fn traffic(tag: u8, n: u8) -> (Frames, Frames, Frames) {
     let b = FrameBuilder::new();
     let payload = |to: u8, i: u8| [tag, to, i].repeat(12);
@@ -69,7 +69,7 @@ fn traffic(tag: u8, n: u8) -> (Frames, Frames, Frames) {
         let port = 30000 + u16::from(tag) * 100 + u16::from(i);
         blocked.push(b.udp_v4(v4(1), v4(3), port, 9, &payload(3, i)));
         allowed.push(b.udp_v4(v4(1), v4(2), port, 9, &payload(2, i)));
-        blocked6.push(b.udp_v6(v6(1), v6(3), port, 9, &payload(6, i)));
+        blocked6.push(b.udp_v6(v6(1), v6(9), port, 9, &payload(6, i)));
     }
     (blocked, allowed, blocked6)
 }
@@ -257,10 +257,11 @@ fn af_packet_captures_exactly_the_packets_a_rule_dropped_while_it_ran() {
         })
         .unwrap_or_else(|| panic!("no final worker stats:\n{}", text(&lines)));
     // Sent: 3 early (dropped), then rounds of 5, 4 and 3 to each of three addresses, one of
-    // which is allowed.
-    let sent = 3 + 3 * (5 + 4 + 3);
+    // which is allowed. The namespaces' own stacks may add a few frames (IPv6 neighbour and
+    // router messages), which are forwarded.
     let (rx, tx, drops) = (stat(&stats, "worker", "rx"), stat(&stats, "worker", "tx"), stat(&stats, "drops", "policy"));
-    assert_eq!((rx, tx, drops), (sent, 5 + 4 + 3, 3 + 2 * (5 + 4 + 3)), "{stats}");
+    assert_eq!(drops, 3 + 2 * (5 + 4 + 3), "{stats}");
+    assert!(tx >= 5 + 4 + 3 && rx == tx + drops, "{stats}");
 }
 
 /// The number after `key`, first met after the word `group`, in a stats line.
