@@ -26,11 +26,15 @@ pub struct Session {
     pub id: u64,
     pub filter: Filter,
     pub ring: Ring,
+    /// The capture's count: once this worker has copied that many, it has supplied all the
+    /// file can hold and copies (and misses) no more.
+    limit: u64,
 }
 
 impl Session {
-    pub fn new(id: u64, filter: Filter, slots: usize) -> Session {
-        Session { id, filter, ring: Ring::new(slots) }
+    /// A session with a ring of `slots`, copying at most `count` packets (`None`: no limit).
+    pub fn new(id: u64, filter: Filter, slots: usize, count: Option<u64>) -> Session {
+        Session { id, filter, ring: Ring::new(slots), limit: count.unwrap_or(u64::MAX) }
     }
 
     /// Copies the packets of a decided burst that the filter keeps (`frames[i]` decided by
@@ -56,7 +60,7 @@ impl Session {
     /// Copies one decided packet if the filter keeps it; a full ring counts it missed.
     #[inline]
     pub fn copy(&self, frame: &[u8], verdict: &Verdict, policy: &CompiledPolicy, tsc: u64, counters: &mut Counters) {
-        if self.filter.matches(verdict, policy, frame) {
+        if self.ring.copied() < self.limit && self.filter.matches(verdict, policy, frame) {
             let counter = if self.ring.copy(frame, tsc) { Counter::CaptureCopied } else { Counter::CaptureMissed };
             counters.add(counter, 1);
         }

@@ -132,7 +132,7 @@ fn the_filter_keeps_what_each_part_asks_and_all_parts_together() {
 #[test]
 fn a_full_ring_misses_the_copy_and_counts_it() {
     let (policy, frames, verdicts) = decided();
-    let session = Session::new(7, Filter { verdict: Some(Action::Drop), ..Filter::default() }, 2);
+    let session = Session::new(7, Filter { verdict: Some(Action::Drop), ..Filter::default() }, 2, None);
     let mut counters = Counters::default();
     // Three drops in the burst, two slots: the third copy is missed.
     session.copy_burst(&frames, &verdicts, 0, &policy, 1234, &mut counters);
@@ -185,7 +185,7 @@ fn the_worker_follows_arming_and_disarming() {
     worker.follow(&tap);
     assert!(worker.session().is_none());
     assert_eq!(tap.adopted(), 0);
-    let session = std::sync::Arc::new(Session::new(3, Filter::default(), 4));
+    let session = std::sync::Arc::new(Session::new(3, Filter::default(), 4, None));
     tap.arm(session.clone());
     assert_eq!(tap.adopted(), 0, "not before the worker's next loop");
     worker.follow(&tap);
@@ -226,4 +226,16 @@ fn records_are_nanosecond_pcap_that_pcap_file_reads_back() {
     let p = reader.next_packet().unwrap().unwrap();
     assert_eq!((p.timestamp, &p.data[..]), (Duration::new(1_700_000_000, 499_999_400), &b[..]));
     assert!(reader.next_packet().is_none());
+}
+
+#[test]
+fn a_worker_stops_copying_at_the_count_without_counting_misses() {
+    let (policy, frames, verdicts) = decided();
+    // Three drops, a count of 2 and room for 2: both copied, the third neither copied nor
+    // missed (the file could not hold it anyway).
+    let session = Session::new(1, Filter { verdict: Some(Action::Drop), ..Filter::default() }, 2, Some(2));
+    let mut counters = Counters::default();
+    session.copy_burst(&frames, &verdicts, 0, &policy, 0, &mut counters);
+    assert_eq!((session.ring.copied(), session.ring.missed()), (2, 0));
+    assert_eq!((counters.get(Counter::CaptureCopied), counters.get(Counter::CaptureMissed)), (2, 0));
 }

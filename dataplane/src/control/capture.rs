@@ -102,7 +102,7 @@ pub async fn start(State(api): State<Arc<ApiState>>, Query(pairs): Query<Vec<(St
     let id = captures.last_id.fetch_add(1, Ordering::AcqRel) + 1;
     let taps = api.workers.lcores().len();
     let sessions: Vec<Arc<Session>> =
-        (0..taps).map(|_| Arc::new(Session::new(id, request.filter.clone(), DEFAULT_SLOTS))).collect();
+        (0..taps).map(|_| Arc::new(Session::new(id, request.filter.clone(), DEFAULT_SLOTS, request.count))).collect();
     let clock = Clock::now(cycles::tsc(), cycles::tsc_hz());
     for (k, s) in sessions.iter().enumerate() {
         if let Some(m) = api.workers.mailbox(k) {
