@@ -302,6 +302,11 @@ counters! {
     /// Limit buckets shared: a source whose table slot another active source held.
     LimitShared => CounterDef::total("limits.shared", "dataplane_worker_limit_slots_shared_total", "New connections counted in another source's limit bucket (table slot taken)")
         .line("limits", "shared"),
+    /// Packets copied for a running capture (`GET /v1/capture`).
+    CaptureCopied => CounterDef::total("capture.copied", "dataplane_worker_capture_copied_total", "Packets copied for a capture"),
+    /// Packets a running capture's filter kept that found the worker's capture ring full: the
+    /// copy is lost, the packet goes on as decided.
+    CaptureMissed => CounterDef::total("capture.missed", "dataplane_worker_capture_missed_total", "Packets a capture kept but could not copy (its ring full)"),
 }
 
 impl Counter {

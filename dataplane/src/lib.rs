@@ -26,6 +26,7 @@ pub mod wire;
 pub mod worker;
 
 pub mod bench;
+pub mod capture;
 
 /// `println!` that does not panic when stdout is closed (`dataplane ... | head`): output is
 /// best effort, the dataplane keeps running.

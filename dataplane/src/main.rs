@@ -79,6 +79,9 @@ enum Command {
     /// A running gateway's top talkers (new connections, ClientHellos, policy drops) from its
     /// control API: a live table refreshed every second, or once (`--once`, `--json`).
     Top(dataplane::control::top_view::TopArgs),
+    /// Save a running dataplane's packet capture (GET /v1/capture) to a pcap file; prints the
+    /// packets captured and the copies missed.
+    Capture(dataplane::control::capture_client::CaptureArgs),
     /// Check what a DPDK host needs (hugepages, bpffs, interfaces, PCI drivers, IOMMU, CPUs),
     /// each item OK, WARN or FAIL with the fix; never starts EAL.
     Doctor(dataplane::doctor::DoctorArgs),
@@ -221,6 +224,7 @@ fn main() -> ExitCode {
         },
         Command::Doctor(args) => dataplane::doctor::run(&args).into(),
         Command::Top(args) => dataplane::control::top_view::run(&args).into(),
+        Command::Capture(args) => dataplane::control::capture_client::capture(&args).into(),
         Command::Rules { command: RulesCommand::Apply(args) } => dataplane::control::client::apply(&args).into(),
         Command::Rules { command: RulesCommand::Check { paths, default_action } } => {
             match load_policy(&paths, default_action) {

@@ -346,6 +346,13 @@ impl Supervisor for BenchSupervisor<'_> {
         Ok(policy)
     }
 
+    fn started(&mut self, running: &Running<'_>) {
+        // The control plane starts its API here (`--control`).
+        if let Some(inner) = self.inner.as_mut() {
+            inner.started(running);
+        }
+    }
+
     fn tick(&mut self, running: &Running<'_>) {
         if let Some(inner) = self.inner.as_mut() {
             inner.tick(running);

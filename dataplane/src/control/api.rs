@@ -1,6 +1,6 @@
 //! The HTTP control API (see the README's "Control API"): rule updates with atomic
-//! generations, the active set, status, Prometheus metrics. Bodies are rule documents in the
-//! formats rule files use (YAML or JSON); answers are JSON.
+//! generations, the active set, status, Prometheus metrics, packet capture (`capture.rs`).
+//! Bodies are rule documents in the formats rule files use (YAML or JSON); answers are JSON.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::sync::Arc;
@@ -31,6 +31,8 @@ pub fn router(api: Arc<ApiState>) -> Router {
         .route("/v1/status", get(status))
         .route("/v1/top", get(top))
         .route("/metrics", get(prometheus))
+        .route("/v1/capture", get(super::capture::start))
+        .route("/v1/capture/last", get(super::capture::last))
         .layer(middleware::from_fn_with_state(api.clone(), authorize))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         .layer(DefaultBodyLimit::disable())

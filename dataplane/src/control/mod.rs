@@ -7,6 +7,9 @@ pub mod api;
 pub mod apply;
 pub mod auth;
 pub mod canonical;
+#[cfg(feature = "dpdk")]
+pub mod capture;
+pub mod capture_client;
 pub mod client;
 pub mod http;
 #[cfg(feature = "dpdk")]

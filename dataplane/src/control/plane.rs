@@ -48,6 +48,8 @@ pub struct ApiState {
     pub request_timeout: Duration,
     /// The workers' top talkers merged, refreshed every [`TOP_REFRESH`].
     pub top: Mutex<super::top::TopBoard>,
+    /// The packet capture running, if any, and the last one's outcome.
+    pub captures: super::capture::Captures,
 }
 
 /// The control plane; inert when the config has no (enabled) `[control]` section.
@@ -219,6 +221,7 @@ impl ControlPlane {
             max_body: p.control.max_body_bytes,
             request_timeout: Duration::from_millis(p.control.request_timeout_ms),
             top: Mutex::default(),
+            captures: Default::default(),
         });
         let scheme = if p.tls.is_some() { "https" } else { "http" };
         match p.listener.local_addr() {

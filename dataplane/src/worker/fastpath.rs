@@ -6,8 +6,10 @@
 //! under a policy with REJECT rules, the answers to a burst's rejected packets in mbufs from
 //! the worker's pool, on its own TX queues (`send_replies`).
 //! No heap allocation, lock, syscall, `Arc` clone or atomic read-modify-write per packet.
-//! Once per loop: the policy mailbox (the quiescent point) and, every few loops, a plain
-//! `Relaxed` store of the counters for the control thread.
+//! Once per loop: the policy mailbox (the quiescent point), the capture tap's armed id (one
+//! load; see `capture::tap`) and, every few loops, a plain `Relaxed` store of the counters for
+//! the control thread. While a capture is armed, the burst's packets its filter keeps are
+//! copied into the worker's capture ring (queue operations per copied packet: only then).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::cell::Cell;
@@ -16,6 +18,7 @@ use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
+use crate::capture::{Session, Tap, WorkerTap};
 use crate::counters::{Counter, Counters, COUNT};
 use crate::dpdk::cycles::{prefetch0, tsc};
 use crate::dpdk::{Consumer, Mbuf, MbufBurst, Mempool, Producer, RxQueue, TxQueue};
@@ -53,6 +56,8 @@ pub struct Mailbox {
     /// allocation on either side. At most two exist per mailbox, so no push can fail.
     pub(crate) talkers_asked: ArrayQueue<Box<Talkers>>,
     pub(crate) talkers_posted: ArrayQueue<Box<Talkers>>,
+    /// The capture armed for this worker, if any.
+    capture: Tap,
 }
 
 impl Mailbox {
@@ -65,7 +70,13 @@ impl Mailbox {
             returns: ArrayQueue::new(4),
             talkers_asked: ArrayQueue::new(2),
             talkers_posted: ArrayQueue::new(2),
+            capture: Tap::default(),
         }
+    }
+
+    /// Where captures are armed for this worker.
+    pub fn capture(&self) -> &Tap {
+        &self.capture
     }
 
     /// The counters the lcore last posted.
@@ -167,6 +178,8 @@ struct WorkerBurst {
     /// Fragments held for their first fragment, by `HeldId` (see `pipeline::fragments`):
     /// sized once at start, freed when the loop ends.
     held: Vec<Option<Mbuf>>,
+    /// The capture this worker copies for, if one is armed.
+    capture: WorkerTap,
 }
 
 impl WorkerLoop {
@@ -190,6 +203,7 @@ impl WorkerLoop {
             now_tsc: 0,
             lane: self.mailbox.lane,
             held: std::iter::repeat_with(|| None).take(self.pipeline.fragments.held_capacity()).collect(),
+            capture: WorkerTap::default(),
         };
         let tsc_per_ms = self.tsc_per_ms.max(1);
         let mut loops: u64 = 0;
@@ -225,18 +239,20 @@ impl WorkerLoop {
                 hint.phase_done(Phase::Transmit);
             }
             self.quiescent();
+            burst.capture.follow(self.mailbox.capture());
             loops = loops.wrapping_add(1);
             if loops.is_multiple_of(POST_EVERY) {
                 // Held fragments past their datagram's deadline are dropped even when no
                 // packet comes.
-                self.pipeline.expire_fragments(tsc() / tsc_per_ms);
-                burst.free_released(&mut self.pipeline.fragments);
+                let now = tsc();
+                self.pipeline.expire_fragments(now / tsc_per_ms);
+                burst.free_released(&mut self.pipeline.fragments, &self.policy, now, &mut self.counters);
                 self.post_counters(clock);
             }
         }
         // The fragments still held are dropped, their mbufs freed before the loop returns.
         self.pipeline.flush_fragments();
-        burst.free_released(&mut self.pipeline.fragments);
+        burst.free_released(&mut self.pipeline.fragments, &self.policy, tsc(), &mut self.counters);
         burst.held.clear();
         if let Some(since) = busy_since {
             self.counters.add(Counter::BusyCycles, tsc().wrapping_sub(since));
@@ -319,7 +335,8 @@ impl WorkerBurst {
         rejecter: &mut Rejecter,
         hint: impl Hints,
     ) {
-        let WorkerBurst { rx, out, verdicts, now_ms, now_tsc, lane, held } = self;
+        let WorkerBurst { rx, out, verdicts, now_ms, now_tsc, lane, held, capture } = self;
+        let capture = capture.session();
         let n = rx.len();
         counters.add(Counter::Rx, n as u64);
         let Some(vs) = verdicts.get_mut(..n) else {
@@ -334,6 +351,11 @@ impl WorkerBurst {
         let events = pipeline.fragments.events();
         let all_allowed = pipeline.dropped() == dropped_before && events.is_empty();
         policy.hits().add_each(*lane, vs.iter().map(|v| v.rule));
+        // Copied as received, before anything leaves or is freed; held fragments when their
+        // datagram's verdict comes.
+        if let Some(session) = capture {
+            capture_burst(session, rx.as_slice(), vs, events, policy, *now_tsc, counters);
+        }
         // Rejected packets are among the drops: answered (after the burst leaves) while the
         // packets are still in hand.
         if !all_allowed && policy.rejects() {
@@ -355,6 +377,9 @@ impl WorkerBurst {
         if pipeline.fragments.has_released() {
             pipeline.fragments.drain_released(|r| {
                 let Some(m) = held.get_mut(r.id.index()).and_then(Option::take) else { return };
+                if let Some(session) = capture {
+                    session.copy(m.data(), &r.verdict, policy, *now_tsc, counters);
+                }
                 if r.verdict.action != Action::Allow {
                     return;
                 }
@@ -448,12 +473,46 @@ impl ReplyBurst {
 }
 
 impl WorkerBurst {
-    /// Frees the held fragments the pipeline released (on expiry and at the end: all drops).
+    /// Frees the held fragments the pipeline released (on expiry and at the end: all drops),
+    /// copied first (stamped `tsc`) for a capture that keeps them.
     #[cold]
-    fn free_released(&mut self, fragments: &mut FragmentTable) {
-        let held = &mut self.held;
-        fragments.drain_released(|r| drop(held.get_mut(r.id.index()).and_then(Option::take)));
+    fn free_released(
+        &mut self,
+        fragments: &mut FragmentTable,
+        policy: &CompiledPolicy,
+        tsc: u64,
+        counters: &mut Counters,
+    ) {
+        let (held, capture) = (&mut self.held, self.capture.session());
+        fragments.drain_released(|r| {
+            let Some(m) = held.get_mut(r.id.index()).and_then(Option::take) else { return };
+            if let Some(session) = capture {
+                session.copy(m.data(), &r.verdict, policy, tsc, counters);
+            }
+        });
     }
+}
+
+/// Copies what a capture keeps of a decided burst; the fragments the pipeline held (their
+/// verdict not known yet) are left for their release.
+#[cold]
+#[inline(never)]
+fn capture_burst(
+    session: &Session,
+    frames: &[Mbuf],
+    verdicts: &[Verdict],
+    events: &[FragmentEvent],
+    policy: &CompiledPolicy,
+    tsc: u64,
+    counters: &mut Counters,
+) {
+    let mut held = 0u64;
+    for e in events {
+        if let FragmentEvent::Held { packet, .. } = *e {
+            held |= 1u64.checked_shl(packet as u32).unwrap_or(0);
+        }
+    }
+    session.copy_burst(frames, verdicts, held, policy, tsc, counters);
 }
 
 /// Moves the packets of `rx` the pipeline held into `held` under their ids. `rx` holds the
