@@ -165,7 +165,7 @@ impl Pipeline {
                         && p.fragment != Fragment::NonFirst;
                     if flowed {
                         let (key, forward) = FlowKey::of(p);
-                        let hash = key.hash();
+                        let hash = self.flows.hash(&key);
                         self.flows.prefetch_bucket(hash, *hint);
                         if let Some(f) = flows.get_mut(n_flows) {
                             f.key = key;
