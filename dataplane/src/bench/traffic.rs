@@ -44,6 +44,10 @@ pub struct BenchArgs {
     /// symmetric flow hash (virtual devices have one RX queue).
     #[arg(long, default_value_t = 1)]
     pub workers: u32,
+    /// Put the software distributor in front of the workers even with one worker: what the
+    /// distributor costs, against one worker polling the device itself.
+    #[arg(long)]
+    pub distributor: bool,
     /// CPUs to run on: the first for the main (control) thread, the others for the
     /// distributor and workers, in turn (several lcores may share a CPU).
     #[arg(long, value_delimiter = ',', default_value = "0,1")]
@@ -203,7 +207,7 @@ fn prepare(args: &BenchArgs) -> Result<Prepared, String> {
             "net_null_bench0".into()
         }
     };
-    let software = args.workers > 1;
+    let software = args.workers > 1 || args.distributor;
     let cpu_of = |k: usize| rest.get(k % rest.len()).copied().unwrap_or(*main_cpu);
     let lcore_count = args.workers as usize + usize::from(software);
     let lcores: Vec<String> = std::iter::once(format!("0@{main_cpu}"))
