@@ -60,7 +60,8 @@ enum Command {
         #[arg(long, default_value_t = RejectConfig::default().burst)]
         reject_burst: u32,
     },
-    /// Write deterministic traffic (TCP/UDP, IPv4/IPv6, TLS ClientHellos) to a pcap file.
+    /// Write deterministic traffic (TCP/UDP, IPv4/IPv6, TLS ClientHellos) to a pcap file; with
+    /// --storm, a handshake storm among normal traffic, timestamped at the stated rates.
     Gen(dataplane::bench::gen::GenArgs),
     /// Compare our LPM with DPDK's rte_lpm/rte_fib (v4) or rte_lpm6/rte_fib6 (v6) in one run.
     #[cfg(feature = "dpdk")]
@@ -129,6 +130,26 @@ fn load_policy(paths: &[PathBuf], default_action: Action) -> Result<CompiledPoli
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Gen(args) if args.storm.storm => match dataplane::bench::storm::generate(&args) {
+            Ok(s) if args.storm.json => match serde_json::to_string(&s) {
+                Ok(json) => {
+                    out!("{json}");
+                    Exit::Ok.into()
+                }
+                Err(e) => {
+                    eprintln!("gen: {e}");
+                    Exit::Failed.into()
+                }
+            },
+            Ok(s) => {
+                out!("{}", dataplane::bench::storm::render(&s, &args.out).trim_end());
+                Exit::Ok.into()
+            }
+            Err(e) => {
+                eprintln!("gen: {e}");
+                Exit::Invalid.into()
+            }
+        },
         Command::Gen(args) => match dataplane::bench::gen::generate(&args) {
             Ok(s) => {
                 out!(

@@ -34,6 +34,8 @@ pub struct GenArgs {
     pub out: std::path::PathBuf,
     #[command(flatten)]
     pub traffic: TrafficArgs,
+    #[command(flatten)]
+    pub storm: super::storm::StormArgs,
 }
 
 /// What traffic to generate (shared by `gen` and `bench`).
@@ -337,7 +339,9 @@ mod tests {
     fn connections(packets: usize, flows: usize) -> (GenSummary, Vec<Vec<(u8, bool)>>) {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("t.pcap");
-        let summary = generate(&GenArgs { out: out.clone(), traffic: traffic(packets, flows) }).unwrap();
+        let summary =
+            generate(&GenArgs { out: out.clone(), traffic: traffic(packets, flows), storm: Default::default() })
+                .unwrap();
         let mut by_flow = vec![Vec::new(); flows];
         for (i, f) in crate::pcap::read_all(&out).unwrap().iter().enumerate() {
             let Ok(Parsed::Ip(p)) = parse_frame(&f.data) else { panic!("frame {i} does not parse") };
@@ -398,7 +402,7 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("t.pcap");
-        let summary = generate(&GenArgs { out: out.clone(), traffic }).unwrap();
+        let summary = generate(&GenArgs { out: out.clone(), traffic, storm: Default::default() }).unwrap();
         // Both kinds of hello, and room for every one of them.
         assert!(summary.quic_post_quantum_hellos > 0 && summary.quic_post_quantum_hellos < summary.quic_flows);
         assert!(summary.tls_flows > 0 && summary.udp_flows > summary.quic_flows);
@@ -470,12 +474,17 @@ mod tests {
         ] {
             let mut traffic = traffic(10, 2);
             set(&mut traffic);
-            let e = generate(&GenArgs { out: out.clone(), traffic }).unwrap_err();
+            let e = generate(&GenArgs { out: out.clone(), traffic, storm: Default::default() }).unwrap_err();
             assert_eq!(e, format!("{option} is not between 0 and 1"));
         }
         assert!(!out.exists(), "nothing written");
         // All connections QUIC, all TCP ones TLS: any two ratios in range combine.
-        let summary = generate(&GenArgs { out, traffic: TrafficArgs { quic_ratio: 1.0, ..traffic(10, 2) } }).unwrap();
+        let summary = generate(&GenArgs {
+            out,
+            traffic: TrafficArgs { quic_ratio: 1.0, ..traffic(10, 2) },
+            storm: Default::default(),
+        })
+        .unwrap();
         assert_eq!((summary.quic_flows, summary.tcp_flows, summary.tls_flows), (2, 0, 0));
     }
 }

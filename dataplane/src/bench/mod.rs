@@ -3,5 +3,6 @@
 pub mod gen;
 #[cfg(feature = "dpdk")]
 pub mod lookup;
+pub mod storm;
 #[cfg(feature = "dpdk")]
 pub mod traffic;

@@ -190,7 +190,11 @@ fn prepare(args: &BenchArgs) -> Result<Prepared, String> {
                 None => {
                     let d = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
                     let out = d.path().join("traffic.pcap");
-                    gen::generate(&GenArgs { out: out.clone(), traffic: args.traffic.clone() })?;
+                    gen::generate(&GenArgs {
+                        out: out.clone(),
+                        traffic: args.traffic.clone(),
+                        storm: Default::default(),
+                    })?;
                     dir = Some(d);
                     out
                 }

@@ -607,6 +607,20 @@ impl FlowTable {
         Some(Slot(index as u32))
     }
 
+    /// Frees `slot` at once: a connection the dataplane itself reset (REJECT). Its hello
+    /// buffer, if it holds one, goes back through [`FlowTable::drain_displaced`].
+    pub fn forget(&mut self, slot: Slot) {
+        let index = slot.0 as usize;
+        if !self.in_use(index) {
+            return;
+        }
+        self.displace(index);
+        if let Some(s) = self.sigs.get_mut(index / WAYS) {
+            s.set(index % WAYS, 0);
+        }
+        self.live -= 1;
+    }
+
     /// Whether `slot` still holds the flow `key` (an insertion may have reused it).
     pub fn holds(&self, slot: Slot, key: &FlowKey) -> bool {
         let index = slot.0 as usize;

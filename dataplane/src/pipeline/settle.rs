@@ -14,7 +14,7 @@ use crate::policy::{Action, CompiledPolicy};
 use crate::tls::ja4::Transport;
 use crate::tls::quic::{QuicFeed, QuicHello, QuicScratch, Version as QuicVersion};
 use crate::tls::{ClientHello, FeedResult, HelloBufferPool};
-use crate::wire::{tcp_flags, Fragment, PacketSummary};
+use crate::wire::{ip_proto, tcp_flags, Fragment, PacketSummary};
 
 /// A packet on the general path, with what the earlier steps found for it.
 struct FlowPacket<'p> {
@@ -68,10 +68,10 @@ impl Pipeline {
                     };
                     let decided = asking.packet(at, step).then(|| decided.get(at).copied().flatten()).flatten();
                     let packet = FlowPacket { summary, bytes: pkt.as_ref(), forward, flags, decided };
-                    let (verdict, created) = self.settle_flow(policy, &packet, f, lookups_hold, now_ms, |h, quic| {
+                    let (verdict, changed) = self.settle_flow(policy, &packet, f, lookups_hold, now_ms, |h, quic| {
                         observer.hello(*base + at, h, quic)
                     });
-                    lookups_hold &= !created;
+                    lookups_hold &= !changed;
                     verdict
                 }
             };
@@ -82,8 +82,9 @@ impl Pipeline {
 
     /// Settle one packet of a flow on the general path: find or create its entry, (re)decide
     /// it when needed, feed a pending connection's ClientHello, and give the packet its
-    /// verdict. Also returns whether it created a flow. Out of line: inlined, its size cost
-    /// the tight loop of known flows (`settle_known`) about 6 instructions per packet.
+    /// verdict. Also returns whether it created or freed a flow (the chunk's lookups then no
+    /// longer hold). Out of line: inlined, its size cost the tight loop of known flows
+    /// (`settle_known`) about 6 instructions per packet.
     #[inline(never)]
     fn settle_flow(
         &mut self,
@@ -251,7 +252,17 @@ impl Pipeline {
             counters.add(Counter::QuicRefused, 1);
             return (Verdict::of(Decision::new(Action::Drop, None)), created);
         }
-        (Verdict::of(e.decision()), created)
+        let verdict = Verdict::of(e.decision());
+        // 5. A TCP connection REJECT answers is reset at both ends: its entry goes at once, so
+        //    that the client's next connection from the same port is a new one (kept, its SYN
+        //    would meet the old verdict until the entry expired), and a storm of rejected
+        //    connections takes no room. A later segment of it is a mid-stream pickup, decided
+        //    again. The chunk's lookups no longer hold (the caller is told, as for a creation).
+        if verdict.action == Action::Reject && p.summary.protocol == ip_proto::TCP {
+            flows.forget(slot);
+            return (verdict, true);
+        }
+        (verdict, created)
     }
 
     /// A packet of a connection that has no entry and gets none: decided alone (see

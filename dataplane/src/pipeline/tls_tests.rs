@@ -157,3 +157,36 @@ fn a_tls_verdict_survives_a_new_generation() {
     let data = build::tcp_v4(CLIENT, SERVER, 40012, 443, PSH | ACK, 5000, b"\x17\x03\x03\x00\x05hello");
     assert_eq!(run(&mut p, &new, std::slice::from_ref(&data)), [(Action::Allow, None)]);
 }
+
+/// A REJECT answers a TCP connection with RSTs at both ends, so its entry goes at once: the
+/// client's next connection from the same port is decided anew (found by a real curl, which
+/// was refused when it reused the port of a rejected connection), and a later segment of the
+/// rejected one is a mid-stream pickup, rejected again.
+#[test]
+fn a_rejected_connection_leaves_no_entry_and_the_same_ports_open_a_new_one() {
+    let yaml = "apiVersion: policy.secure.example.com/v1\nkind: NetworkPolicyRule\nmetadata: {name: reject-sni}\nspec:\n  action: REJECT\n  ports: [{port: 443}]\n  tls: {serverNames: [\"*.bad.example\"]}\n";
+    let policy = CompiledPolicy::compile(rule_set_from_str(yaml, "t").unwrap(), Action::Allow).unwrap();
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let pass = (Action::Allow, None);
+    let reject = (Action::Reject, Some(0));
+    let bad = connection("www.bad.example", false, 40000);
+    assert_eq!(run(&mut p, &policy, &bad[..4]), [pass, pass, pass, reject]);
+    assert_eq!(p.flows.len(), 0, "the rejected connection's entry went");
+    assert_eq!(p.hellos.available(), p.hellos.capacity());
+    // Its hello again (a retransmission): a pickup, inspected, rejected.
+    assert_eq!(run(&mut p, &policy, &bad[3..4]), [reject]);
+    assert_eq!((p.counters.get(Counter::Midstream), p.flows.len()), (1, 0));
+    // A new connection from the same port, to an allowed name: a new flow, allowed.
+    let good = connection("www.good.example", false, 40000);
+    assert_eq!(run(&mut p, &policy, &good), [pass; 5]);
+    assert_eq!(p.flows.len(), 1);
+    // All in one burst: the entry freed mid-chunk is not trusted by the later packets.
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let mut frames = bad[..4].to_vec();
+    frames.extend(good);
+    let mut v = vec![Verdict::default(); frames.len()];
+    p.process_burst(&policy, &frames, 0, &mut v);
+    let got: Vec<_> = v.iter().map(|v| (v.action, v.rule)).collect();
+    assert_eq!(got, [pass, pass, pass, reject, pass, pass, pass, pass, pass]);
+    assert_eq!(p.flows.len(), 1);
+}

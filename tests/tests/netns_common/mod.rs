@@ -16,6 +16,7 @@
 //! process id, so tests of one binary and of concurrent runs never share a name.
 #![allow(dead_code)]
 
+pub mod bench;
 pub mod gateway;
 pub mod tools;
 
