@@ -159,7 +159,12 @@ fn two_workers_report_figures_that_sum_to_the_total() {
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object on stdout");
     let n = |k: &str| summary[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {summary}"));
     let list = |k: &str| -> Vec<u64> {
-        summary[k].as_array().unwrap_or_else(|| panic!("{k} missing in {summary}")).iter().map(|v| v.as_u64().unwrap()).collect()
+        summary[k]
+            .as_array()
+            .unwrap_or_else(|| panic!("{k} missing in {summary}"))
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect()
     };
     assert_eq!(n("workers"), 2);
     let measured = list("rx_packets_per_worker");

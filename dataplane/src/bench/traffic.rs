@@ -430,8 +430,12 @@ fn summarize(from: &Snapshot, to: &Snapshot, last: &Snapshot, rules: usize, exit
     let d = |i| sum(to, i).saturating_sub(sum(from, i));
     let rx = d(Counter::Rx);
     let dist = |s: &Snapshot, c: Counter| s.distributor.map_or(0, |d| d.get(c));
-    let per_worker: Vec<u64> =
-        to.workers.iter().zip(&from.workers).map(|(t, f)| t.get(Counter::Rx).saturating_sub(f.get(Counter::Rx))).collect();
+    let per_worker: Vec<u64> = to
+        .workers
+        .iter()
+        .zip(&from.workers)
+        .map(|(t, f)| t.get(Counter::Rx).saturating_sub(f.get(Counter::Rx)))
+        .collect();
     let distributor_rx =
         to.distributor.zip(from.distributor).map(|(t, f)| t.get(Counter::Rx).saturating_sub(f.get(Counter::Rx)));
     BenchSummary {
@@ -520,7 +524,11 @@ fn render(s: &BenchSummary, args: &BenchArgs) -> String {
         s.tx_mpps
     );
     if let Some(d) = s.distributor_mpps {
-        let _ = writeln!(o, "  distributor: rx {d:.2} Mpps, spread over the {} workers by a symmetric flow hash", s.workers);
+        let _ = writeln!(
+            o,
+            "  distributor: rx {d:.2} Mpps, spread over the {} workers by a symmetric flow hash",
+            s.workers
+        );
     }
     let _ = writeln!(o, "  cycles per packet: {:.1} (TSC {:.2} GHz)", s.cycles_per_packet, s.tsc_hz as f64 / 1e9);
     if let Some(p) = &s.phase_cycles {

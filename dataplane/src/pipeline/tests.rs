@@ -275,4 +275,3 @@ pub(super) fn one_per_burst(
         })
         .collect()
 }
-
