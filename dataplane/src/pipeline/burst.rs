@@ -138,7 +138,8 @@ impl Pipeline {
             // The common frame (a TCP or UDP flow, not a fragment) skips the checks below.
             let flowed = parse_common_into(pkt.as_ref(), summary)
                 || match parse_general_into(pkt.as_ref(), summary) {
-                    // Each arm writes the step; verdicts of packets not `Done` are written by settle.
+                    // Each arm writes the step of a packet that is not a flow (a flow's is written
+                    // below); verdicts of packets not `Done` are written by settle.
                     Err(m) => {
                         unparsed |= 1 << i;
                         let cause = m.cause();
