@@ -130,3 +130,65 @@ fn gen_quic_ratio_and_its_bounds() {
     assert_eq!(code, Some(2));
     assert!(stderr.contains("bench: --quic-ratio: 2 is not between 0 and 1"), "{stderr}");
 }
+
+/// `--workers 2`: a distributor lcore spreads the replay over two workers. The summary gives
+/// each worker's packets and rate: the packets sum exactly to the total received (measured and
+/// over the run), the rates to the total rate, both workers get connections of gen's 256, and
+/// every packet the distributor received reached a worker or was counted as refused by a full
+/// ring (but for at most a ring's worth still on its way at the stop).
+#[test]
+fn two_workers_report_figures_that_sum_to_the_total() {
+    let mut args = vec![
+        "--workers",
+        "2",
+        "--cpus",
+        "0,1",
+        "--packets",
+        "4096",
+        "--flows",
+        "256",
+        "--duration",
+        "2",
+        "--warmup",
+        "0.5",
+        "--json",
+    ];
+    args.extend(EAL);
+    let (code, stdout, _) = bench(&args);
+    assert_eq!(code, Some(0));
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object on stdout");
+    let n = |k: &str| summary[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {summary}"));
+    let list = |k: &str| -> Vec<u64> {
+        summary[k]
+            .as_array()
+            .unwrap_or_else(|| panic!("{k} missing in {summary}"))
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(n("workers"), 2);
+    let measured = list("rx_packets_per_worker");
+    let total = list("total_rx_per_worker");
+    assert_eq!(measured.len(), 2);
+    assert_eq!(measured.iter().sum::<u64>(), n("rx_packets"), "{summary}");
+    assert_eq!(total.iter().sum::<u64>(), n("total_rx"), "{summary}");
+    assert!(total.iter().all(|&w| w > 0), "both workers got connections: {total:?}");
+    assert!(n("total_rx") > 4096, "the capture was replayed more than once");
+    assert_eq!(
+        n("total_rx"),
+        n("total_tx") + n("total_drop_policy") + n("total_drop_malformed") + n("total_drop_tx_full"),
+        "every packet a worker received is forwarded or dropped for a counted cause"
+    );
+
+    let rates: Vec<f64> = summary["mpps_per_worker"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let rx_mpps = summary["rx_mpps"].as_f64().unwrap();
+    assert_eq!(rates.len(), 2);
+    assert!((rates.iter().sum::<f64>() - rx_mpps).abs() <= 1e-9 * rx_mpps.max(1.0), "{rates:?} against {rx_mpps}");
+    assert!(summary["distributor_mpps"].as_f64().unwrap() > 0.0, "{summary}");
+
+    let distributed = n("total_distributor_rx");
+    let reached = n("total_rx") + n("total_drop_ring_full");
+    assert!(distributed >= reached, "{distributed} received by the distributor, {reached} accounted for");
+    // The two rings (1024 each by default) hold what has not reached a worker at the stop.
+    assert!(distributed - reached <= 2 * 1024, "{distributed} received by the distributor, {reached} accounted for");
+}

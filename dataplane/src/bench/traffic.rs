@@ -44,6 +44,10 @@ pub struct BenchArgs {
     /// symmetric flow hash (virtual devices have one RX queue).
     #[arg(long, default_value_t = 1)]
     pub workers: u32,
+    /// Put the software distributor in front of the workers even with one worker: what the
+    /// distributor costs, against one worker polling the device itself.
+    #[arg(long)]
+    pub distributor: bool,
     /// CPUs to run on: the first for the main (control) thread, the others for the
     /// distributor and workers, in turn (several lcores may share a CPU).
     #[arg(long, value_delimiter = ',', default_value = "0,1")]
@@ -97,6 +101,13 @@ pub struct BenchSummary {
     pub rx_mpps: f64,
     pub tx_mpps: f64,
     pub mpps_per_worker: Vec<f64>,
+    /// Packets each worker received while measured (they sum to `rx_packets`).
+    pub rx_packets_per_worker: Vec<u64>,
+    /// With several workers: packets the distributor received while measured, and their rate
+    /// (its received packets are the workers' and its ring-full drops, but for those still on
+    /// their way through a ring).
+    pub distributor_rx_packets: Option<u64>,
+    pub distributor_mpps: Option<f64>,
     /// Ingress frames' bytes (without preamble and gap), as testpmd counts them.
     pub rx_gbps: f64,
     /// Busy TSC cycles of the workers per packet received.
@@ -109,6 +120,10 @@ pub struct BenchSummary {
     pub total_drop_malformed: u64,
     pub total_drop_tx_full: u64,
     pub total_drop_ring_full: u64,
+    /// Packets each worker received over the whole run (they sum to `total_rx`).
+    pub total_rx_per_worker: Vec<u64>,
+    /// The distributor's received packets over the whole run.
+    pub total_distributor_rx: Option<u64>,
     pub flows: u64,
     pub evictions: u64,
     pub tls_pending: u64,
@@ -196,7 +211,7 @@ fn prepare(args: &BenchArgs) -> Result<Prepared, String> {
             "net_null_bench0".into()
         }
     };
-    let software = args.workers > 1;
+    let software = args.workers > 1 || args.distributor;
     let cpu_of = |k: usize| rest.get(k % rest.len()).copied().unwrap_or(*main_cpu);
     let lcore_count = args.workers as usize + usize::from(software);
     let lcores: Vec<String> = std::iter::once(format!("0@{main_cpu}"))
@@ -235,8 +250,9 @@ fn prepare(args: &BenchArgs) -> Result<Prepared, String> {
     let _ = writeln!(t, "stats_period = 0");
     let _ = writeln!(t, "[mempool]\nsize = {pool}\ncache = 256");
     let _ = writeln!(t, "[flows]\ncapacity = {capacity}");
-    let tx_queues = args.workers;
-    for d in [&rx_device, &tx_device] {
+    // Each worker sends on a queue of its own of the egress port; the ingress port only
+    // receives (net_pcap has one TX queue).
+    for (d, tx_queues) in [(&rx_device, 1), (&tx_device, args.workers)] {
         let _ = writeln!(t, "[[ports]]\ndevice = {}\nrx_queues = 1\ntx_queues = {tx_queues}", quote(d));
     }
     let _ = writeln!(t, "[forward]\n{} = {}", quote(&rx_device), quote(&tx_device));
@@ -421,6 +437,14 @@ fn summarize(from: &Snapshot, to: &Snapshot, last: &Snapshot, rules: usize, exit
     let d = |i| sum(to, i).saturating_sub(sum(from, i));
     let rx = d(Counter::Rx);
     let dist = |s: &Snapshot, c: Counter| s.distributor.map_or(0, |d| d.get(c));
+    let per_worker: Vec<u64> = to
+        .workers
+        .iter()
+        .zip(&from.workers)
+        .map(|(t, f)| t.get(Counter::Rx).saturating_sub(f.get(Counter::Rx)))
+        .collect();
+    let distributor_rx =
+        to.distributor.zip(from.distributor).map(|(t, f)| t.get(Counter::Rx).saturating_sub(f.get(Counter::Rx)));
     BenchSummary {
         seconds,
         workers: to.workers.len(),
@@ -433,12 +457,10 @@ fn summarize(from: &Snapshot, to: &Snapshot, last: &Snapshot, rules: usize, exit
         drop_ring_full: dist(to, Counter::DropRingFull).saturating_sub(dist(from, Counter::DropRingFull)),
         rx_mpps: rx as f64 / seconds / 1e6,
         tx_mpps: d(Counter::Tx) as f64 / seconds / 1e6,
-        mpps_per_worker: to
-            .workers
-            .iter()
-            .zip(&from.workers)
-            .map(|(t, f)| t.get(Counter::Rx).saturating_sub(f.get(Counter::Rx)) as f64 / seconds / 1e6)
-            .collect(),
+        mpps_per_worker: per_worker.iter().map(|&n| n as f64 / seconds / 1e6).collect(),
+        rx_packets_per_worker: per_worker,
+        distributor_rx_packets: distributor_rx,
+        distributor_mpps: distributor_rx.map(|n| n as f64 / seconds / 1e6),
         rx_gbps: ingress_bytes(to).saturating_sub(ingress_bytes(from)) as f64 * 8.0 / seconds / 1e9,
         cycles_per_packet: d(Counter::BusyCycles) as f64 / rx.max(1) as f64,
         tsc_hz: tsc_hz(),
@@ -448,6 +470,8 @@ fn summarize(from: &Snapshot, to: &Snapshot, last: &Snapshot, rules: usize, exit
         total_drop_malformed: sum(last, Counter::DropMalformed),
         total_drop_tx_full: sum(last, Counter::DropTxFull),
         total_drop_ring_full: dist(last, Counter::DropRingFull),
+        total_rx_per_worker: last.workers.iter().map(|w| w.get(Counter::Rx)).collect(),
+        total_distributor_rx: last.distributor.map(|d| d.get(Counter::Rx)),
         flows: sum(last, Counter::Flows),
         evictions: sum(last, Counter::Evictions),
         tls_pending: sum(last, Counter::TlsPending),
@@ -506,6 +530,13 @@ fn render(s: &BenchSummary, args: &BenchArgs) -> String {
         s.rx_gbps,
         s.tx_mpps
     );
+    if let Some(d) = s.distributor_mpps {
+        let _ = writeln!(
+            o,
+            "  distributor: rx {d:.2} Mpps, spread over the {} workers by a symmetric flow hash",
+            s.workers
+        );
+    }
     let _ = writeln!(o, "  cycles per packet: {:.1} (TSC {:.2} GHz)", s.cycles_per_packet, s.tsc_hz as f64 / 1e9);
     if let Some(p) = &s.phase_cycles {
         let _ = writeln!(

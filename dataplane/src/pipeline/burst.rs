@@ -9,7 +9,7 @@ use super::{initiator_query, is_syn_ack, Hints, MalformedAction, Pipeline, Verdi
 use crate::counters::Counter;
 use crate::policy::compile::{Decision, Query};
 use crate::policy::{Action, CompiledPolicy};
-use crate::wire::{ip_proto, parse_frame_into, Fragment, IpPair, MalformedCause, PacketSummary};
+use crate::wire::{ip_proto, parse_common_into, parse_general_into, Fragment, IpPair, MalformedCause, PacketSummary};
 
 /// Flows parsed between prefetching a flow's bucket and probing it (long enough for the
 /// line to arrive from memory, short enough to stay in cache).
@@ -135,52 +135,60 @@ impl Pipeline {
         let (mut unparsed, mut fragments) = (0u64, 0u64);
         let parsing = packets.iter().zip(verdicts.iter_mut()).zip(steps.iter_mut().zip(summaries.iter_mut()));
         for (i, ((pkt, v), (step, summary))) in parsing.enumerate() {
-            // Each arm writes the step; verdicts of packets not `Done` are written by settle.
-            match parse_frame_into(pkt.as_ref(), summary) {
-                Err(m) => {
-                    unparsed |= 1 << i;
-                    let cause = m.cause();
-                    malformed += 1;
-                    self.counters.add(Counter::malformed(cause), 1);
-                    if cause.addresses_known() {
-                        // The summary holds the addresses: classified with the transport unknown.
-                        *step = Step::Single { malformed: Some(cause) };
-                        singles |= 1 << i;
-                    } else {
-                        dropped_malformed += u64::from(broken == Action::Drop);
+            // The common frame (a TCP or UDP flow, not a fragment) skips the checks below.
+            let flowed = parse_common_into(pkt.as_ref(), summary)
+                || match parse_general_into(pkt.as_ref(), summary) {
+                    // Each arm writes the step of a packet that is not a flow (a flow's is written
+                    // below); verdicts of packets not `Done` are written by settle.
+                    Err(m) => {
+                        unparsed |= 1 << i;
+                        let cause = m.cause();
+                        malformed += 1;
+                        self.counters.add(Counter::malformed(cause), 1);
+                        if cause.addresses_known() {
+                            // The summary holds the addresses: classified with the transport unknown.
+                            *step = Step::Single { malformed: Some(cause) };
+                            singles |= 1 << i;
+                        } else {
+                            dropped_malformed += u64::from(broken == Action::Drop);
+                            *step = Step::Done;
+                            *v = Verdict { action: broken, rule: None, malformed: Some(cause) };
+                        }
+                        false
+                    }
+                    Ok(Some(_)) => {
+                        non_ip += 1;
                         *step = Step::Done;
-                        *v = Verdict { action: broken, rule: None, malformed: Some(cause) };
+                        *v = Verdict::default();
+                        false
                     }
-                }
-                Ok(Some(_)) => {
-                    non_ip += 1;
-                    *step = Step::Done;
-                    *v = Verdict::default();
-                }
-                Ok(None) => {
-                    let p = &*summary;
-                    fragments |= u64::from(p.fragment != Fragment::None) << i;
-                    let flowed = p.has_ports
-                        && matches!(p.protocol, ip_proto::TCP | ip_proto::UDP)
-                        && p.fragment != Fragment::NonFirst;
-                    if flowed {
-                        let (key, forward) = FlowKey::of(p);
-                        let hash = key.hash();
-                        self.flows.prefetch_bucket(hash, *hint);
-                        if let Some(f) = flows.get_mut(n_flows) {
-                            f.key = key;
-                            f.hash = hash;
+                    Ok(None) => {
+                        let p = &*summary;
+                        fragments |= u64::from(p.fragment != Fragment::None) << i;
+                        let flowed = p.has_ports
+                            && matches!(p.protocol, ip_proto::TCP | ip_proto::UDP)
+                            && p.fragment != Fragment::NonFirst;
+                        if !flowed {
+                            *step = Step::Single { malformed: None };
+                            singles |= 1 << i;
                         }
-                        if let Some(f) = n_flows.checked_sub(PROBE_DISTANCE).and_then(|e| flows.get_mut(e)) {
-                            f.candidates = self.flows.probe(f.hash, *hint);
-                        }
-                        *step = Step::Flow { flow: n_flows as u8, forward, flags: p.tcp_flags };
-                        n_flows += 1;
-                    } else {
-                        *step = Step::Single { malformed: None };
-                        singles |= 1 << i;
+                        flowed
                     }
+                };
+            if flowed {
+                let p = &*summary;
+                let (key, forward) = FlowKey::of(p);
+                let hash = self.flows.hash(&key);
+                self.flows.prefetch_bucket(hash, *hint);
+                if let Some(f) = flows.get_mut(n_flows) {
+                    f.key = key;
+                    f.hash = hash;
                 }
+                if let Some(f) = n_flows.checked_sub(PROBE_DISTANCE).and_then(|e| flows.get_mut(e)) {
+                    f.candidates = self.flows.probe(f.hash, *hint);
+                }
+                *step = Step::Flow { flow: n_flows as u8, forward, flags: p.tcp_flags };
+                n_flows += 1;
             }
         }
         if unparsed | fragments != 0 {

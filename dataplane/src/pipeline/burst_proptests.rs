@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
-use super::flow::FlowTimeouts;
+use super::flow::{FlowTimeouts, HashSeed};
 use super::{Midstream, Pipeline, PipelineConfig, TlsFail, Verdict};
 use crate::policy::{rule_set_from_str, Action, CompiledPolicy};
 use crate::tls::build::client_hello_record;
@@ -163,7 +163,10 @@ fn pipeline(capacity: usize, midstream: Midstream, tls_fail: TlsFail) -> Pipelin
         tls_fail,
         ..PipelineConfig::default()
     };
-    Pipeline::new(config)
+    let mut p = Pipeline::new(config);
+    // Both pipelines place (and evict) flows alike only under one hash.
+    p.flows.reseed(HashSeed::FIXED);
+    p
 }
 
 /// The counters but `classified` (a burst asks the policy once per packet of a new flow, one

@@ -11,7 +11,7 @@ mod hello;
 mod key;
 
 pub use hello::HelloState;
-pub use key::FlowKey;
+pub use key::{FlowKey, HashSeed};
 
 use super::huge_array::HugeArray;
 use super::{Hints, Verdict};
@@ -314,6 +314,8 @@ pub struct FlowTable {
     /// collecting).
     hellos: HugeArray<HelloState>,
     mask: usize,
+    /// The secret of this table's hash ([`FlowTable::hash`]).
+    seed: HashSeed,
     timeouts: FlowTimeouts,
     /// `FlowsCreated`, `Evictions`, `Expired`: written only by the owning worker.
     pub counters: Counters,
@@ -369,12 +371,28 @@ impl FlowTable {
             entries: HugeArray::new(buckets * WAYS, advise),
             hellos: HugeArray::new(buckets * WAYS, advise),
             mask: buckets - 1,
+            seed: HashSeed::random(),
             timeouts,
             counters: Counters::default(),
             live: 0,
             spilled: vec![0; buckets.div_ceil(64)],
             displaced: Vec::with_capacity(DISPLACED_CAPACITY),
         }
+    }
+
+    /// `key`'s hash under this table's secret: what [`FlowTable::lookup`], [`FlowTable::insert`]
+    /// and the staged lookup take.
+    #[inline(always)]
+    pub fn hash(&self, key: &FlowKey) -> u32 {
+        key.hash_with(&self.seed)
+    }
+
+    /// This (empty) table hashing with `seed` instead of its random secret: for tests that
+    /// compare two tables entry by entry.
+    #[cfg(test)]
+    pub fn reseed(&mut self, seed: HashSeed) {
+        assert!(self.is_empty(), "a table is seeded before it holds flows");
+        self.seed = seed;
     }
 
     pub fn capacity(&self) -> usize {

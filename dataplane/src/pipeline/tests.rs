@@ -199,12 +199,15 @@ fn a_half_full_table_keeps_its_flows() {
             vlan_tags: 0,
         };
         let (key, _) = FlowKey::of(&p);
-        if table.lookup(&key, key.hash(), 0).is_none() {
-            table.insert(key, key.hash(), true, 0);
+        if table.lookup(&key, table.hash(&key), 0).is_none() {
+            table.insert(key, table.hash(&key), true, 0);
         }
     }
-    // Two choices of 16-way buckets at load 0.5: no bucket pair overflows.
-    assert_eq!(table.counters.get(Counter::Evictions), 0);
+    // Two choices of 16-way buckets at load 0.5: a bucket pair overflows rarely. Under random
+    // seeds, 10 fills of 60 evicted one flow and the others none (a mean of 0.17): more than
+    // 4 evictions would take odds of about one in a million, or a hash that spreads badly.
+    let evictions = table.counters.get(Counter::Evictions);
+    assert!(evictions <= 4, "{evictions} evictions at half load");
 }
 
 #[test]

@@ -28,7 +28,9 @@ mod frame_tests;
 #[cfg(test)]
 mod proptests;
 
-pub use summary::{parse_frame, parse_frame_into, Fragment, IpPair, PacketSummary, Parsed};
+pub use summary::{
+    parse_common_into, parse_frame, parse_frame_into, parse_general_into, Fragment, IpPair, PacketSummary, Parsed,
+};
 
 /// Why a frame could not be parsed. Malformed frames are counted and handled by policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

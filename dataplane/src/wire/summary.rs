@@ -140,10 +140,21 @@ pub fn parse_frame_into(frame: &[u8], out: &mut PacketSummary) -> Result<Option<
     parse_general_into(frame, out)
 }
 
+/// The straight path alone: true when `frame` is a common frame (untagged IPv4 without
+/// options or IPv6 without extension headers, not a fragment, a whole TCP or UDP header),
+/// with `out` filled as [`parse_frame_into`] fills it; false otherwise, `out` unspecified
+/// (the caller then walks it with [`parse_general_into`]). The pipeline's parse step tests this first,
+/// so that a common frame skips the checks of the general outcome (a TCP or UDP flow, not
+/// a fragment: what the straight path guarantees).
+#[inline(always)]
+pub fn parse_common_into(frame: &[u8], out: &mut PacketSummary) -> bool {
+    parse_plain(frame, out)
+}
+
 /// The general walk: any frame, whatever its tags and extension headers. The reference that
 /// the straight path must agree with.
 #[inline(never)]
-pub(super) fn parse_general_into(frame: &[u8], out: &mut PacketSummary) -> Result<Option<u16>, Malformed> {
+pub fn parse_general_into(frame: &[u8], out: &mut PacketSummary) -> Result<Option<u16>, Malformed> {
     let eth = EthernetFrame::new_checked(frame)?;
     let mut ethertype = eth.ethertype();
     let mut offset = ethernet::HEADER_LEN;

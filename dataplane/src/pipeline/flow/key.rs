@@ -54,31 +54,67 @@ impl FlowKey {
         (self.ports >> 32) as u8
     }
 
-    /// A symmetric hash (both directions give the same value): the key is canonical.
+    /// A symmetric hash (both directions give the same value, the key is canonical) under
+    /// fixed constants: for the software distributor, which must send a connection to the same
+    /// worker from any process. The flow table hashes with its own secret ([`HashSeed`]).
+    #[inline]
+    pub fn hash(&self) -> u32 {
+        self.hash_with(&HashSeed::FIXED)
+    }
+
+    /// A symmetric hash keyed by `seed`.
     ///
     /// Folded 64x64->128-bit multiplies (as in wyhash's final mix): one multiply for IPv4,
     /// where a chain of xor-multiply-shift rounds and murmur3's finaliser took five to seven;
-    /// every output bit depends on every key bit through the high half of the product.
-    #[inline]
-    pub fn hash(&self) -> u32 {
-        const S: [u64; 6] = [
-            0xa076_1d64_78bd_642f,
-            0xe703_7ed1_a0b4_28db,
-            0x8ebc_6af0_9c88_c6e3,
-            0x5899_65cc_7537_4cc3,
-            0x1d8e_4e27_c47d_124f,
-            0x9e37_79b9_7f4a_7c15,
-        ];
+    /// every output bit depends on every key bit through the high half of the product. The
+    /// seed words are xored into both factors, so without the seed a sender cannot compute
+    /// which flows share a bucket (a CRC would not do: it is linear, two keys whose
+    /// difference has a CRC of zero in the bucket bits collide under every seed).
+    #[inline(always)]
+    pub fn hash_with(&self, seed: &HashSeed) -> u32 {
+        let s = &seed.0;
         let [a, b, c, d] = self.addrs;
         let addrs = if self.ports & V6 != 0 {
             // Two independent multiplies (they run in parallel), one per address.
-            fold(a ^ S[0], b ^ S[1]) ^ fold(c ^ S[2], d ^ S[3])
+            fold(a ^ s[0], b ^ s[1]) ^ fold(c ^ s[2], d ^ s[3])
         } else {
             // IPv4 addresses fill the low 32 bits of `b` and `d`: one word holds both.
             b ^ (d << 32)
         };
-        let h = fold(addrs ^ S[4], self.ports ^ S[5]);
+        let h = fold(addrs ^ s[4], self.ports ^ s[5]);
         (h ^ (h >> 32)) as u32
+    }
+}
+
+/// The secret of a flow table's hash: six words, drawn from the operating system's random
+/// source for each table (see [`HashSeed::random`]). Flows that share a bucket cannot be
+/// chosen by a sender who does not know it (hash flooding would fill a bucket and evict, or
+/// leave without an entry, the connections that live there).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashSeed([u64; 6]);
+
+impl HashSeed {
+    /// The constants of the unkeyed hash (wyhash's primes and the golden ratio).
+    pub const FIXED: HashSeed = HashSeed([
+        0xa076_1d64_78bd_642f,
+        0xe703_7ed1_a0b4_28db,
+        0x8ebc_6af0_9c88_c6e3,
+        0x5899_65cc_7537_4cc3,
+        0x1d8e_4e27_c47d_124f,
+        0x9e37_79b9_7f4a_7c15,
+    ]);
+
+    /// A fresh secret. Std's `RandomState` is seeded from the operating system's random source
+    /// (per thread, then incremented); its SipHash of the word index gives six independent
+    /// words.
+    pub fn random() -> HashSeed {
+        use std::hash::BuildHasher;
+        let state = std::collections::hash_map::RandomState::new();
+        let mut words = [0u64; 6];
+        for (i, w) in (0u64..).zip(words.iter_mut()) {
+            *w = state.hash_one(i);
+        }
+        HashSeed(words)
     }
 }
 
