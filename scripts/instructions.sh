@@ -9,6 +9,9 @@
 #   QUIC_RATIO=0.05 scripts/instructions.sh # bench.sh's second row: that share of connections
 #                                           # QUIC (the traffic then made by GEN=, default this
 #                                           # tree's dataplane, as older builds lack the option)
+#   RULES=file.json scripts/instructions.sh # other rules than bench.sh's (scripts/armed-cost.sh)
+#   FIRST=1 scripts/instructions.sh         # count the first pass instead, where every flow is
+#                                           # new (classification, flow creation, limits)
 # Builds go to $CARGO_TARGET_DIR (default: target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,17 +40,27 @@ if [ -n "${QUIC_RATIO:-}" ]; then
 else
   "$bin" gen --out "$work/traffic.pcap" --packets "$PACKETS" --flows "$FLOWS" --tls-ratio 0.05 --ipv6-ratio 0.2 > /dev/null
 fi
-python3 scripts/gen_rules.py "$work/rules.json" --cidr 10000 --sni 1000 > /dev/null
+if [ -n "${RULES:-}" ]; then
+  cp "$RULES" "$work/rules.json"
+else
+  python3 scripts/gen_rules.py "$work/rules.json" --cidr 10000 --sni 1000 > /dev/null
+fi
+# Known flows: the passes after the warm-up (the warm-up's own replay toggles collection off).
+# FIRST=1: the warm-up alone, every replay inside it collected.
+toggles=(--toggle-collect='pipeline_replay::replay' --toggle-collect='pipeline_replay::warm_up')
+passes="$PASSES"
+if [ -n "${FIRST:-}" ]; then
+  toggles=(--toggle-collect='pipeline_replay::warm_up')
+  passes=1
+fi
 capacity=$(( FLOWS * 2 > 1024 ? FLOWS * 2 : 1024 ))
-# Only `replay` (the passes over known flows) is counted; the warm-up pass is left out.
 valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" --compress-strings=no \
-  --toggle-collect='pipeline_replay::replay' --toggle-collect='pipeline_replay::warm_up' \
-  "$replay" "$work/rules.json" "$work/traffic.pcap" "$PASSES" "$capacity" \
+  "${toggles[@]}" "$replay" "$work/rules.json" "$work/traffic.pcap" "$passes" "$capacity" \
   > "$work/replay.log" 2> "$work/valgrind.log"
 cat "$work/replay.log"
 callgrind_annotate --inclusive=yes "$work/callgrind.out" > "$work/annotated.txt"
 [ -z "${KEEP:-}" ] || cp "$work/annotated.txt" "$KEEP"
-python3 - "$work/annotated.txt" "$(( PACKETS * PASSES ))" <<'PY'
+python3 - "$work/annotated.txt" "$(( PACKETS * passes ))" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
 packets = int(sys.argv[2])

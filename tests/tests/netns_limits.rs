@@ -68,5 +68,8 @@ fn a_paced_storm_is_limited_at_the_rate() {
     let passed = 600 - limited as i64;
     eprintln!("paced storm: {passed} storm SYNs passed of 600 (expected 140), sender at most {late_ms} ms late");
     assert!((126..=154).contains(&passed), "{passed} passed, expected 140 within 10%: {line}");
-    assert_eq!(stat(&line, "", "rx"), 612, "{line}");
+    // Every SYN is a connection of its own; the stacks' own frames (ARP, IPv6 neighbour
+    // discovery) may add to rx but open no TCP flow to port 443.
+    assert_eq!(stat(&line, "", "created"), 612, "{line}");
+    assert!(stat(&line, "", "rx") >= 612, "{line}");
 }

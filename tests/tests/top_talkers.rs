@@ -243,8 +243,8 @@ fn a_generated_storm_is_ranked_as_gen_counted_it() {
     let reader = std::thread::spawn(move || {
         let mut seen = Vec::new();
         let mut buf = [0u8; 4096];
-        // Until two screens have come (or the view is killed).
-        while seen.windows(4).filter(|w| w == b"\x1b[2J").count() < 2 {
+        // Until a third screen starts, so the first two are whole (or the view is killed).
+        while seen.windows(4).filter(|w| w == b"\x1b[2J").count() < 3 {
             match std::io::Read::read(&mut stdout, &mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => seen.extend_from_slice(&buf[..n]),
