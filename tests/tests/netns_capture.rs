@@ -9,13 +9,14 @@
 
 mod netns_common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dataplane::wire::build::FrameBuilder;
 use dataplane_tests::dataplane_bin;
+use netns_common::bench::skip;
 use netns_common::gateway::{config, text, Line, NetGateway, Pmd};
 use netns_common::Topology;
 
@@ -30,10 +31,6 @@ kind: NetworkPolicyRule
 metadata: {name: block-other-v6}
 spec: {cidrBlocks: [\"fd77::9/128\"], action: DROP}
 ";
-
-fn skip(test: &str, why: &str) {
-    let _ = writeln!(std::io::stderr(), "{test}: SKIPPED: {why}");
-}
 
 /// Sends each frame, in order, out of the client namespace's eth0 (an AF_PACKET socket).
 const SEND_PY: &str = "import socket, sys\ns = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\ns.bind((sys.argv[1], 0))\nfor h in sys.argv[2:]:\n    s.send(bytes.fromhex(h))\n";

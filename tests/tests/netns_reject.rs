@@ -75,6 +75,16 @@ except OSError as e:
 const NAME_RULES: &str =
     "  priority: 20\n  tls:\n    serverNames: [\"shop.test\"]\n  action: REJECT\n  reason: e2e rejected name\n";
 
+/// `shop.test` rejected (`reject-name`), `blocked.test` dropped (`drop-name`).
+fn name_rules() -> String {
+    let dropped = NAME_RULES.replace("shop.test", "blocked.test").replace("REJECT", "DROP");
+    format!(
+        "{}{}",
+        dataplane_tests::rule_yaml("reject-name", NAME_RULES),
+        dataplane_tests::rule_yaml("drop-name", &dropped)
+    )
+}
+
 /// A ClientHello rejected after the handshake: curl fails at once with a reset, and the
 /// server's connection is reset too. The same hello dropped (DROP) leaves curl waiting for
 /// its timeout and the server holding the connection: the contrast is what REJECT is for.
@@ -82,14 +92,7 @@ const NAME_RULES: &str =
 fn af_packet_rejected_name_resets_the_client_at_once_and_the_servers_connection() {
     let test = "af_packet_rejected_name_resets_the_client_at_once_and_the_servers_connection";
     let Some(bench) = Bench::new(test, "r") else { return };
-    let rules = format!(
-        "{}{}",
-        dataplane_tests::rule_yaml("reject-name", NAME_RULES),
-        dataplane_tests::rule_yaml(
-            "drop-name",
-            &NAME_RULES.replace("shop.test", "blocked.test").replace("REJECT", "DROP")
-        )
-    );
+    let rules = name_rules();
     let gw = bench.gateway(Pmd::AfPacket, &rules);
     let topo = &bench.topo;
 
@@ -231,14 +234,7 @@ fn curl_8443(bench: &Bench, name: &str, max_s: u32) -> Fetch {
 fn af_packet_a_single_threaded_server_keeps_serving_after_a_rejected_hello_not_a_dropped_one() {
     let test = "af_packet_a_single_threaded_server_keeps_serving_after_a_rejected_hello_not_a_dropped_one";
     let Some(bench) = Bench::new(test, "t") else { return };
-    let rules = format!(
-        "{}{}",
-        dataplane_tests::rule_yaml("reject-name", NAME_RULES),
-        dataplane_tests::rule_yaml(
-            "drop-name",
-            &NAME_RULES.replace("shop.test", "blocked.test").replace("REJECT", "DROP")
-        )
-    );
+    let rules = name_rules();
     let gw = bench.gateway(Pmd::AfPacket, &rules);
     let _server = SServer::start(&bench);
     let served = |f: &Fetch| f.exit == 0 && f.status == "200" && f.tls_done;

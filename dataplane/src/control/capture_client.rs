@@ -6,6 +6,7 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
+use super::client::{error_text, read_token_file, with_token};
 use crate::exit::Exit;
 
 #[derive(clap::Args, Clone, Debug)]
@@ -43,16 +44,15 @@ pub struct CaptureArgs {
 /// query (400) or the token file is unreadable; [`Exit::Failed`] otherwise (unreachable,
 /// 401, 409, the file not writable...).
 pub fn capture(args: &CaptureArgs) -> Exit {
-    let token = match (&args.token, &args.token_file) {
-        (Some(t), _) => Some(t.trim().to_owned()),
-        (None, Some(f)) => match std::fs::read_to_string(f) {
-            Ok(t) => Some(t.trim().to_owned()),
+    let token = match &args.token {
+        Some(t) => Some(t.trim().to_owned()),
+        None => match read_token_file(args.token_file.as_deref()) {
+            Ok(t) => t,
             Err(e) => {
-                eprintln!("--token-file {}: {e}", f.display());
+                eprintln!("{e}");
                 return Exit::Invalid;
             }
         },
-        (None, None) => None,
     };
     let base = args.control.trim_end_matches('/');
     let url = format!("{base}/v1/capture");
@@ -70,10 +70,7 @@ pub fn capture(args: &CaptureArgs) -> Exit {
             request = request.query(key, v);
         }
     }
-    if let Some(t) = &token {
-        request = request.header("Authorization", format!("Bearer {t}"));
-    }
-    let mut response = match request.call() {
+    let mut response = match with_token(request, token.as_deref()).call() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("GET {url}: {e}");
@@ -83,11 +80,7 @@ pub fn capture(args: &CaptureArgs) -> Exit {
     let status = response.status().as_u16();
     if status != 200 {
         let text = response.body_mut().read_to_string().unwrap_or_default();
-        let message = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
-            .unwrap_or_else(|| text.trim_end().to_owned());
-        eprintln!("capture refused (HTTP {status}): {message}");
+        eprintln!("capture refused (HTTP {status}): {}", error_text(&text));
         return if status == 400 { Exit::Invalid } else { Exit::Failed };
     }
     let id = response.headers().get("x-capture-id").and_then(|v| v.to_str().ok()).unwrap_or("?").to_owned();
@@ -120,11 +113,7 @@ pub fn capture(args: &CaptureArgs) -> Exit {
 /// Prints the capture's outcome from `GET /v1/capture/last`.
 fn summary(agent: &ureq::Agent, base: &str, token: Option<&str>, id: &str, name: &str, to_stderr: bool) -> Exit {
     let url = format!("{base}/v1/capture/last");
-    let mut request = agent.get(&url);
-    if let Some(t) = token {
-        request = request.header("Authorization", format!("Bearer {t}"));
-    }
-    let outcome = request
+    let outcome = with_token(agent.get(&url), token)
         .call()
         .ok()
         .filter(|r| r.status().as_u16() == 200)

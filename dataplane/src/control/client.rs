@@ -2,7 +2,7 @@
 //! prints the answer.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::canonical;
 use crate::exit::Exit;
@@ -45,25 +45,19 @@ pub fn apply(args: &ApplyArgs) -> Exit {
             }
         },
     };
-    let token = match &args.token_file {
-        Some(f) => match std::fs::read_to_string(f) {
-            Ok(t) => Some(t.trim().to_owned()),
-            Err(e) => {
-                eprintln!("--token-file {}: {e}", f.display());
-                return Exit::Invalid;
-            }
-        },
-        None => None,
+    let token = match read_token_file(args.token_file.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{e}");
+            return Exit::Invalid;
+        }
     };
     let mut url = format!("{}/v1/rules", args.control.trim_end_matches('/'));
     if let Some(g) = args.generation {
         url.push_str(&format!("?generation={g}"));
     }
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let mut request = agent.put(&url).header("Content-Type", "application/yaml");
-    if let Some(t) = &token {
-        request = request.header("Authorization", format!("Bearer {t}"));
-    }
+    let request = with_token(agent.put(&url).header("Content-Type", "application/yaml"), token.as_deref());
     let mut response = match request.send(body) {
         Ok(r) => r,
         Err(e) => {
@@ -92,4 +86,30 @@ pub fn apply(args: &ApplyArgs) -> Exit {
     }
     eprintln!("HTTP {status}: {}", text.trim_end());
     Exit::Failed
+}
+
+/// The bearer token in `file` (trimmed), when one is named; the error names the option.
+pub(crate) fn read_token_file(file: Option<&Path>) -> Result<Option<String>, String> {
+    file.map(|f| {
+        std::fs::read_to_string(f)
+            .map(|t| t.trim().to_owned())
+            .map_err(|e| format!("--token-file {}: {e}", f.display()))
+    })
+    .transpose()
+}
+
+/// `request` carrying the bearer token, if there is one.
+pub(crate) fn with_token<B>(request: ureq::RequestBuilder<B>, token: Option<&str>) -> ureq::RequestBuilder<B> {
+    match token {
+        Some(t) => request.header("Authorization", format!("Bearer {t}")),
+        None => request,
+    }
+}
+
+/// The `error` of an API error body (`{"error": ...}`), or the body.
+pub(crate) fn error_text(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(serde_json::Value::as_str).map(str::to_owned))
+        .unwrap_or_else(|| body.trim_end().to_owned())
 }

@@ -13,6 +13,7 @@
 //! on stderr (`unreachable`, `rejected`), so a CI job or an operator can follow it.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+use super::client::{read_token_file, with_token};
 use crate::out;
 use crate::policy::load_rule_set;
 use serde::Deserialize;
@@ -154,16 +155,10 @@ pub fn run(args: &SyncArgs) -> Result<bool, SyncError> {
             Ok(_) => {}
             Err(e) => eprintln!("desired: the rules do not load, keeping the previous set:\n{e}"),
         }
-        let token = match &args.token_file {
-            Some(f) => match std::fs::read_to_string(f) {
-                Ok(t) => Some(t.trim().to_string()),
-                Err(e) => {
-                    eprintln!("--token-file {}: {e}", f.display());
-                    None
-                }
-            },
-            None => None,
-        };
+        let token = read_token_file(args.token_file.as_deref()).unwrap_or_else(|e| {
+            eprintln!("{e}");
+            None
+        });
         let now = Instant::now();
         // One thread per due gateway: a slow or dead gateway does not hold up the others.
         let results: Vec<(usize, StepResult)> = std::thread::scope(|s| {
@@ -292,10 +287,7 @@ fn request_error(url: &str, what: &str, e: ureq::Error) -> String {
 }
 
 fn get_active(agent: &ureq::Agent, url: &str, token: Option<&str>) -> Result<Active, String> {
-    let mut req = agent.get(format!("{url}/v1/rules")).header("Accept", "application/json");
-    if let Some(t) = token {
-        req = req.header("Authorization", format!("Bearer {t}"));
-    }
+    let req = with_token(agent.get(format!("{url}/v1/rules")).header("Accept", "application/json"), token);
     let mut resp = req.call().map_err(|e| request_error(url, "GET /v1/rules", e))?;
     let status = resp.status().as_u16();
     let body = resp.body_mut().read_to_string().map_err(|e| request_error(url, "GET /v1/rules", e))?;
@@ -306,10 +298,7 @@ fn get_active(agent: &ureq::Agent, url: &str, token: Option<&str>) -> Result<Act
 }
 
 fn put_rules(agent: &ureq::Agent, url: &str, token: Option<&str>, body: &str) -> Result<Active, String> {
-    let mut req = agent.put(format!("{url}/v1/rules")).header("Content-Type", "application/json");
-    if let Some(t) = token {
-        req = req.header("Authorization", format!("Bearer {t}"));
-    }
+    let req = with_token(agent.put(format!("{url}/v1/rules")).header("Content-Type", "application/json"), token);
     let mut resp = req.send(body).map_err(|e| request_error(url, "PUT /v1/rules", e))?;
     let status = resp.status().as_u16();
     let text = resp.body_mut().read_to_string().map_err(|e| request_error(url, "PUT /v1/rules", e))?;

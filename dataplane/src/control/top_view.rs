@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::client::{error_text, read_token_file, with_token};
 use crate::exit::Exit;
 use crate::pipeline::talkers::TopBy;
 
@@ -40,15 +41,12 @@ struct Failure(Exit, String);
 /// token file cannot be read; [`Exit::Failed`] when the gateway cannot be reached or refuses
 /// otherwise (401...). The live view retries an unreachable gateway every second.
 pub fn run(args: &TopArgs) -> Exit {
-    let token = match &args.token_file {
-        Some(f) => match std::fs::read_to_string(f) {
-            Ok(t) => Some(t.trim().to_owned()),
-            Err(e) => {
-                eprintln!("--token-file {}: {e}", f.display());
-                return Exit::Invalid;
-            }
-        },
-        None => None,
+    let token = match read_token_file(args.token_file.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{e}");
+            return Exit::Invalid;
+        }
     };
     let url = format!("{}/v1/top?by={}&limit={}", args.control.trim_end_matches('/'), args.by.name(), args.limit);
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -57,11 +55,9 @@ pub fn run(args: &TopArgs) -> Exit {
         .build()
         .into();
     let fetch = || -> Result<Value, Failure> {
-        let mut request = agent.get(&url);
-        if let Some(t) = &token {
-            request = request.header("Authorization", format!("Bearer {t}"));
-        }
-        let mut response = request.call().map_err(|e| Failure(Exit::Failed, format!("GET {url}: {e}")))?;
+        let mut response = with_token(agent.get(&url), token.as_deref())
+            .call()
+            .map_err(|e| Failure(Exit::Failed, format!("GET {url}: {e}")))?;
         let status = response.status().as_u16();
         let text = response.body_mut().read_to_string().unwrap_or_default();
         match status {
@@ -100,14 +96,6 @@ pub fn run(args: &TopArgs) -> Exit {
         crate::out!("\x1b[H\x1b[2J{} by {} (every 1 s, Ctrl-C to quit)\n{}", args.control, args.by.name(), body);
         std::thread::sleep(Duration::from_secs(1));
     }
-}
-
-/// The `error` of an API error body, or the body.
-fn error_text(body: &str) -> String {
-    serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_else(|| body.trim_end().to_owned())
 }
 
 /// The rows of `/v1/top` as a table: address, count, its possible overcount, rate, and for

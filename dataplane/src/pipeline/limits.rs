@@ -8,7 +8,7 @@
 //! Only new connections reach this: never a packet of a known flow.
 //!
 //! The buckets live in a fixed table of `slots` (a power of two, preallocated), indexed by a
-//! hash of (rule name, source): nothing grows. A source whose slot holds another source's
+//! keyed hash of (rule name, source): nothing grows. A source whose slot holds another source's
 //! bucket takes the slot over only when that bucket is full (its owner quiet for at least
 //! `burst / rate` seconds); otherwise the two share the incumbent's bucket (counted as
 //! `limits.shared`), so a flood of distinct sources past the table's size limits them
@@ -16,10 +16,10 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use super::reject::{Credit, RateConfig, TokenRate};
+use super::source::{self, Source};
 use crate::counters::{Counter, Counters};
 use crate::policy::compile::{Decision, LimitRule, Query};
 use crate::policy::{CompiledPolicy, ConnectionLimit};
-use crate::wire::IpPair;
 
 /// Most slots a table may have: 2^22, 192 MiB per worker at 48 bytes a slot.
 pub const MAX_SLOTS: usize = 1 << 22;
@@ -48,6 +48,8 @@ struct Slot {
 pub struct LimitTable {
     slots: Box<[Slot]>,
     mask: usize,
+    /// The secret of the sources' hash: a sender cannot choose sources that share a slot.
+    seed: u64,
 }
 
 /// The clock ticks in milliseconds.
@@ -57,7 +59,7 @@ impl LimitTable {
     /// A table of `slots` buckets (rounded up to a power of two, at least 1).
     pub fn new(slots: usize) -> LimitTable {
         let n = slots.clamp(1, MAX_SLOTS).next_power_of_two();
-        LimitTable { slots: vec![Slot::default(); n].into_boxed_slice(), mask: n - 1 }
+        LimitTable { slots: vec![Slot::default(); n].into_boxed_slice(), mask: n - 1, seed: source::random_seed() }
     }
 
     /// Bytes this table takes.
@@ -70,12 +72,12 @@ impl LimitTable {
     pub fn take(
         &mut self,
         rule_key: u64,
-        source: SourceKey,
+        source: Source,
         limit: ConnectionLimit,
         now_ms: u64,
         counters: &mut Counters,
     ) -> bool {
-        let tag = mix(rule_key ^ mix(source.0)) | 1;
+        let tag = mix(rule_key ^ source.hash(self.seed)) | 1;
         let limit = RateConfig { rate: limit.per_second, burst: limit.burst };
         // The index from the high half: the tag's lowest bit is always set.
         let Some(slot) = self.slots.get_mut((tag >> 32) as usize & self.mask) else { return true };
@@ -98,21 +100,6 @@ impl LimitTable {
         }
         rate.refill(&mut slot.credit, now_ms);
         rate.take(&mut slot.credit)
-    }
-}
-
-/// A connection's source as the limits see it: an IPv4 address, or an IPv6 address's /64.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SourceKey(u64);
-
-impl SourceKey {
-    /// The initiator's (`q.addrs.src`).
-    pub fn of(q: &Query) -> SourceKey {
-        match q.addrs {
-            // The family in the high bits: no IPv6 /64 is mistaken for an IPv4 address.
-            IpPair::V4 { src, .. } => SourceKey(u64::from(src) | 0x4000_0000_0000_0000),
-            IpPair::V6 { src, .. } => SourceKey(((src >> 64) as u64) ^ 0x6000_0000_0000_0000),
-        }
     }
 }
 
@@ -145,7 +132,7 @@ impl LimitTable {
         lane: usize,
         counters: &mut Counters,
     ) -> Limited {
-        let source = SourceKey::of(q);
+        let source = Source::of(&q.addrs, true);
         for l in ahead(policy, d) {
             if !l.matches(q) || self.take(l.key, source, l.limit, now_ms, counters) {
                 continue;

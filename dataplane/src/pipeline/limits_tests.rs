@@ -2,15 +2,14 @@
 
 use super::*;
 use crate::counters::{Counter, Counters};
-use crate::policy::compile::Query;
-use crate::wire::{ip_proto, IpPair};
+use crate::wire::IpPair;
 
-fn v4(src: u32) -> SourceKey {
-    SourceKey::of(&Query::new(IpPair::V4 { src, dst: 1 }, ip_proto::TCP, Some(443)))
+fn v4(src: u32) -> Source {
+    Source::of(&IpPair::V4 { src, dst: 1 }, true)
 }
 
-fn v6(src: u128) -> SourceKey {
-    SourceKey::of(&Query::new(IpPair::V6 { src, dst: 1 }, ip_proto::TCP, Some(443)))
+fn v6(src: u128) -> Source {
+    Source::of(&IpPair::V6 { src, dst: 1 }, true)
 }
 
 const LIMIT: ConnectionLimit = ConnectionLimit { per_second: 10, burst: 3 };

@@ -17,6 +17,7 @@ pub mod offline;
 mod pickup;
 pub mod reject;
 mod settle;
+pub mod source;
 pub mod talkers;
 
 use crate::counters::{Counter, Counters};

@@ -7,7 +7,8 @@
 
 use super::burst::{Asking, Burst, ChunkFlow, StageArrays, Step};
 use super::flow::{FlowTable, HelloState};
-use super::talkers::{Source, Talkers};
+use super::source::Source;
+use super::talkers::Talkers;
 use super::{
     initiator_query, is_syn_ack, limits, pickup, quic_long_header, HelloObserver, Midstream, Pipeline, TlsFail, Verdict,
 };
@@ -156,9 +157,7 @@ impl Pipeline {
             };
             // Limit rules: a new connection takes tokens; one decided again by a new
             // generation takes none, and stays limited only if it was (`limits`).
-            // A pickup dropped by `midstream = drop` is not the policy's to decide.
-            let midstream_drop = pickup && *midstream == Midstream::Drop;
-            let d = if policy.limits().is_empty() || midstream_drop {
+            let d = if !reads_limits(policy, pickup, *midstream) {
                 e.set_limited(false);
                 d
             } else {
@@ -317,13 +316,18 @@ impl Pipeline {
             (d, initiator) = pickup::pick_up(policy, p.summary, d, self.midstream);
         }
         // Each packet without an entry counts as a new connection for the limits.
-        let midstream_drop = pickup && self.midstream == Midstream::Drop;
-        if !(policy.limits().is_empty() || midstream_drop) {
+        if reads_limits(policy, pickup, self.midstream) {
             let q = initiator_query(p.summary, initiator);
             d = self.limits.apply(policy, &q, d, now_ms, self.lane, &mut self.counters).decision;
         }
         Verdict::of(pickup::untracked(d))
     }
+}
+
+/// Whether a connection being decided is read against the limit rules: the policy has some,
+/// and it is not a pickup that `midstream = drop` drops (not the policy's to decide).
+fn reads_limits(policy: &CompiledPolicy, pickup: bool, midstream: Midstream) -> bool {
+    !(policy.limits().is_empty() || pickup && midstream == Midstream::Drop)
 }
 
 /// The policy's answer for a connection the table does not know, with the packet's sender as

@@ -15,10 +15,8 @@
 //! No allocation, lock or atomic per update.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::fmt;
-use std::hash::BuildHasher;
-
-use crate::wire::IpPair;
+use super::source;
+pub use super::source::Source;
 
 /// Entries of each sketch (k): a source counted more than 1/k of a sketch's total is held.
 pub const TOP_ENTRIES: usize = 128;
@@ -26,53 +24,6 @@ pub const TOP_ENTRIES: usize = 128;
 pub const SNIS_PER_SOURCE: usize = 4;
 /// Bytes of a server name kept (its first).
 pub const SNI_BYTES: usize = 64;
-
-/// A source address as the sketches count it: an IPv4 address whole, an IPv6 address by its
-/// /64 (one host holds a /64 and may use any address in it, so its addresses are one source).
-///
-/// Stored as 128 bits: IPv4 as `::ffff:a.b.c.d` (low 64 bits never zero), IPv6 with its low
-/// 64 bits cleared (always zero), so the two never meet.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Source(u128);
-
-impl Source {
-    pub fn v4(address: u32) -> Source {
-        Source(0xffff_0000_0000 | u128::from(address))
-    }
-
-    /// The /64 of `address`.
-    pub fn v6(address: u128) -> Source {
-        Source(address & !u128::from(u64::MAX))
-    }
-
-    /// The sender of a packet with these addresses (`sender`), or its receiver.
-    #[inline]
-    pub fn of(addrs: &IpPair, sender: bool) -> Source {
-        match (*addrs, sender) {
-            (IpPair::V4 { src, .. }, true) | (IpPair::V4 { dst: src, .. }, false) => Source::v4(src),
-            (IpPair::V6 { src, .. }, true) | (IpPair::V6 { dst: src, .. }, false) => Source::v6(src),
-        }
-    }
-
-    pub fn is_v4(self) -> bool {
-        self.0 as u64 != 0
-    }
-
-    fn bits(self) -> u128 {
-        self.0
-    }
-}
-
-/// `10.0.0.1`, or `2001:db8:1:2::/64`.
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_v4() {
-            write!(f, "{}", std::net::Ipv4Addr::from(self.0 as u32))
-        } else {
-            write!(f, "{}/64", std::net::Ipv6Addr::from(self.0))
-        }
-    }
-}
 
 /// A held source: its count and how much of it may belong to sources it replaced.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -187,7 +138,7 @@ impl SpaceSaving {
             at: vec![0; k].into_boxed_slice(),
             homes: vec![0; k].into_boxed_slice(),
             index: vec![EMPTY; (4 * k).next_power_of_two()].into_boxed_slice(),
-            seed: std::collections::hash_map::RandomState::new().hash_one(0x746f_7074_616c_6b73u64),
+            seed: source::random_seed(),
             total: 0,
         }
     }
@@ -289,11 +240,7 @@ impl SpaceSaving {
 
     #[inline(always)]
     fn home(&self, source: Source) -> usize {
-        let bits = source.bits();
-        let mut x = (bits as u64) ^ ((bits >> 64) as u64).rotate_left(29) ^ self.seed;
-        x = (x ^ (x >> 31)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        x = (x ^ (x >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        (x >> 32) as usize & (self.index.len() - 1)
+        (source.hash(self.seed) >> 32) as usize & (self.index.len() - 1)
     }
 
     /// The index position holding `source` (whose home is `home`) and its entry, or the free

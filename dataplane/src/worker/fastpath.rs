@@ -23,7 +23,7 @@ use crate::counters::{Counter, Counters, COUNT};
 use crate::dpdk::cycles::{prefetch0, tsc};
 use crate::dpdk::{Consumer, Mbuf, MbufBurst, Mempool, Producer, RxQueue, TxQueue};
 use crate::pipeline::flow::FlowKey;
-use crate::pipeline::fragments::{FragmentEvent, FragmentTable};
+use crate::pipeline::fragments::{FragmentEvent, FragmentTable, Release};
 use crate::pipeline::reject::{self, Rejecter, Toward};
 use crate::pipeline::talkers::Talkers;
 use crate::pipeline::{Hints, Phase, Pipeline, Verdict};
@@ -376,10 +376,7 @@ impl WorkerBurst {
         // Held fragments whose datagram is decided: the allowed ones leave after the burst.
         if pipeline.fragments.has_released() {
             pipeline.fragments.drain_released(|r| {
-                let Some(m) = held.get_mut(r.id.index()).and_then(Option::take) else { return };
-                if let Some(session) = capture {
-                    session.copy(m.data(), &r.verdict, policy, *now_tsc, counters);
-                }
+                let Some(m) = take_released(held, &r, capture, policy, *now_tsc, counters) else { return };
                 if r.verdict.action != Action::Allow {
                     return;
                 }
@@ -484,13 +481,25 @@ impl WorkerBurst {
         counters: &mut Counters,
     ) {
         let (held, capture) = (&mut self.held, self.capture.session());
-        fragments.drain_released(|r| {
-            let Some(m) = held.get_mut(r.id.index()).and_then(Option::take) else { return };
-            if let Some(session) = capture {
-                session.copy(m.data(), &r.verdict, policy, tsc, counters);
-            }
-        });
+        fragments.drain_released(|r| drop(take_released(held, &r, capture, policy, tsc, counters)));
     }
+}
+
+/// Takes a released fragment out of `held`, copied first (stamped `tsc`) for a capture that
+/// keeps it.
+fn take_released(
+    held: &mut [Option<Mbuf>],
+    r: &Release,
+    capture: Option<&Session>,
+    policy: &CompiledPolicy,
+    tsc: u64,
+    counters: &mut Counters,
+) -> Option<Mbuf> {
+    let m = held.get_mut(r.id.index()).and_then(Option::take)?;
+    if let Some(session) = capture {
+        session.copy(m.data(), &r.verdict, policy, tsc, counters);
+    }
+    Some(m)
 }
 
 /// Copies what a capture keeps of a decided burst; the fragments the pipeline held (their
