@@ -9,7 +9,7 @@ use super::{initiator_query, is_syn_ack, Hints, MalformedAction, Pipeline, Verdi
 use crate::counters::Counter;
 use crate::policy::compile::{Decision, Query};
 use crate::policy::{Action, CompiledPolicy};
-use crate::wire::{ip_proto, parse_common_into, parse_general_into, Fragment, IpPair, MalformedCause, PacketSummary};
+use crate::wire::{ip_proto, parse_common, parse_general_into, Fragment, IpPair, MalformedCause, PacketSummary};
 
 /// Flows parsed between prefetching a flow's bucket and probing it (long enough for the
 /// line to arrive from memory, short enough to stay in cache).
@@ -39,8 +39,12 @@ pub(super) struct Burst<'a, P, O, H> {
 /// `decided` is packet `i`'s; entry `f` of `flows` the chunk's flow `f`'s.
 pub(super) struct StageArrays {
     pub steps: [Step; MAX_BURST],
-    /// Valid where `steps` is not `Done`.
-    pub summaries: [PacketSummary; MAX_BURST],
+    /// Valid where `steps` is not `Done`, but for the packets `unsummarized` marks: read
+    /// through [`StageArrays::summary`].
+    summaries: [PacketSummary; MAX_BURST],
+    /// Bit `i`: packet `i` is a common frame whose summary parse did not store (a packet of a
+    /// known flow needs only its key); [`StageArrays::summary`] parses it again when asked.
+    unsummarized: u64,
     /// Valid where `Asking::packet` marks the packet.
     pub decided: [Option<Decision>; MAX_BURST],
     /// The chunk's flows in packet order.
@@ -52,9 +56,25 @@ impl StageArrays {
         Box::new(StageArrays {
             steps: [Step::Done; MAX_BURST],
             summaries: [PacketSummary::EMPTY; MAX_BURST],
+            unsummarized: 0,
             decided: [None; MAX_BURST],
             flows: [ChunkFlow::default(); MAX_BURST],
         })
+    }
+}
+
+impl StageArrays {
+    /// The summary of packet `i`, whose frame is `frame`: parsed again (the straight path) if
+    /// parse did not store it. Only packets that leave the path of known flows ask.
+    pub fn summary(&mut self, i: usize, frame: &[u8]) -> Option<&PacketSummary> {
+        let summary = self.summaries.get_mut(i)?;
+        let bit = 1u64 << i;
+        if self.unsummarized & bit != 0 {
+            self.unsummarized &= !bit;
+            // A common frame: the straight path gives its summary again.
+            *summary = parse_common(frame)?;
+        }
+        Some(summary)
     }
 }
 
@@ -130,16 +150,23 @@ impl Pipeline {
         };
         let mut n_flows = 0;
         let mut singles = 0u64;
+        // Bit `i`: packet `i` is a common frame whose summary was not stored.
+        let mut unsummarized = 0u64;
         let (mut malformed, mut dropped_malformed, mut non_ip) = (0, 0, 0);
         // Bit `i`: packet `i` did not parse / is a fragment (see `fragments.rs`, after the loop).
         let (mut unparsed, mut fragments) = (0u64, 0u64);
         let parsing = packets.iter().zip(verdicts.iter_mut()).zip(steps.iter_mut().zip(summaries.iter_mut()));
         for (i, ((pkt, v), (step, summary))) in parsing.enumerate() {
-            // The common frame (a TCP or UDP flow, not a fragment) skips the checks below.
-            let flowed = parse_common_into(pkt.as_ref(), summary)
-                || match parse_general_into(pkt.as_ref(), summary) {
-                    // Each arm writes the step of a packet that is not a flow (a flow's is written
-                    // below); verdicts of packets not `Done` are written by settle.
+            // The common frame (a TCP or UDP flow, not a fragment) skips the checks below, and
+            // its summary is not stored: a packet of a known flow needs only its key.
+            let frame = pkt.as_ref();
+            let flow = if let Some(s) = parse_common(frame) {
+                unsummarized |= 1 << i;
+                Some((FlowKey::of(&s), s.tcp_flags))
+            } else {
+                let flowed = match parse_general_into(frame, summary) {
+                    // Each arm writes the step of a packet that is not a flow (a flow's is
+                    // written below); verdicts of packets not `Done` are written by settle.
                     Err(m) => {
                         unparsed |= 1 << i;
                         let cause = m.cause();
@@ -175,9 +202,9 @@ impl Pipeline {
                         flowed
                     }
                 };
-            if flowed {
-                let p = &*summary;
-                let (key, forward) = FlowKey::of(p);
+                flowed.then(|| (FlowKey::of(summary), summary.tcp_flags))
+            };
+            if let Some(((key, forward), flags)) = flow {
                 let hash = self.flows.hash(&key);
                 self.flows.prefetch_bucket(hash, *hint);
                 if let Some(f) = flows.get_mut(n_flows) {
@@ -187,7 +214,7 @@ impl Pipeline {
                 if let Some(f) = n_flows.checked_sub(PROBE_DISTANCE).and_then(|e| flows.get_mut(e)) {
                     f.candidates = self.flows.probe(f.hash, *hint);
                 }
-                *step = Step::Flow { flow: n_flows as u8, forward, flags: p.tcp_flags };
+                *step = Step::Flow { flow: n_flows as u8, forward, flags };
                 n_flows += 1;
             }
         }
@@ -200,6 +227,7 @@ impl Pipeline {
         self.counters.add(Counter::Malformed, malformed);
         self.counters.add(Counter::DropMalformed, dropped_malformed);
         self.counters.add(Counter::NonIp, non_ip);
+        arrays.unsummarized = unsummarized;
         b.n_flows = n_flows;
         b.asking = Asking { singles, stale_flows: 0 };
     }
@@ -260,34 +288,42 @@ impl Pipeline {
     /// 2. Probe the last flows, then resolve every lookup (the entries are in cache by now)
     ///    and mark the flows the current policy has not decided; classify what is marked.
     #[inline(never)]
-    pub(super) fn resolve_chunk<P, O, H: Hints>(&mut self, b: &mut Burst<'_, P, O, H>) {
-        let Burst { policy, now_ms, hint, arrays, n_flows, asking, .. } = b;
+    pub(super) fn resolve_chunk<P: AsRef<[u8]>, O, H: Hints>(&mut self, b: &mut Burst<'_, P, O, H>) {
+        let Burst { policy, packets, now_ms, hint, arrays, n_flows, asking, .. } = b;
         let flows = arrays.flows.get_mut(..*n_flows).unwrap_or_default();
         asking.stale_flows = resolve_flows(&self.flows, flows, *now_ms, policy.generation(), *hint);
         if asking.any() {
-            self.classify_marked(policy, *asking, arrays);
+            self.classify_marked(policy, packets, *asking, arrays);
         }
     }
 
     /// Classify, in one bulk policy lookup, the packets `asking` marks, each from its
     /// connection's initiator side; `decided[i]` gets packet `i`'s decision.
     #[inline(never)]
-    fn classify_marked(&mut self, policy: &CompiledPolicy, asking: Asking, arrays: &mut StageArrays) {
-        let StageArrays { steps, summaries, decided, flows } = arrays;
+    fn classify_marked<P: AsRef<[u8]>>(
+        &mut self,
+        policy: &CompiledPolicy,
+        packets: &[P],
+        asking: Asking,
+        arrays: &mut StageArrays,
+    ) {
         let mut queries = [Query::new(IpPair::V4 { src: 0, dst: 0 }, 0, None); MAX_BURST];
         let mut packet_of = [0usize; MAX_BURST];
         let mut n = 0;
-        for (i, (step, p)) in steps.iter().zip(summaries.iter()).enumerate() {
-            if !asking.packet(i, *step) {
+        for (i, pkt) in packets.iter().enumerate() {
+            let Some(&step) = arrays.steps.get(i) else { break };
+            if !asking.packet(i, step) {
                 continue;
             }
-            let query = match *step {
+            let Some(&p) = arrays.summary(i, pkt.as_ref()) else { continue };
+            let p = &p;
+            let query = match step {
                 Step::Done => continue,
                 Step::Single { malformed } => {
                     Query { transport_unknown: malformed.is_some(), ..Query::new(p.addrs, p.protocol, None) }
                 }
                 Step::Flow { flow, forward, .. } => {
-                    let slot = flows.get(usize::from(flow)).and_then(|f| f.slot);
+                    let slot = arrays.flows.get(usize::from(flow)).and_then(|f| f.slot);
                     match slot.and_then(|s| self.flows.entry_mut(s)) {
                         // An older policy decided: re-ask from the recorded initiator's side.
                         Some(e) => initiator_query(p, forward == e.initiator_is_lo()),
@@ -307,7 +343,7 @@ impl Pipeline {
             self.counters.add(Counter::Classified, q.len() as u64);
         }
         for (&i, &d) in packet_of.iter().zip(decisions.iter()).take(n) {
-            if let Some(slot) = decided.get_mut(i) {
+            if let Some(slot) = arrays.decided.get_mut(i) {
                 *slot = Some(d);
             }
         }

@@ -65,3 +65,40 @@ proptest! {
         }
     }
 }
+
+/// The staged lookup's probe reads a flow's second bucket only when its first has no
+/// candidate. A flow that spilled into its second bucket while a flow of its first shares
+/// its signature is then missed by probe and resolve, and found by `lookup` (which the
+/// pipeline's settle step calls for every flow the staged lookup did not find).
+#[test]
+fn a_spilled_flow_hidden_by_a_signature_twin_is_found_by_lookup() {
+    // Two buckets. Hash 2: first bucket 0 (low bit 0), second bucket 1 (bit 16 is 0, and the
+    // second choice flips the low bit of the rotated hash).
+    let mut table = FlowTable::new(2 * WAYS, FlowTimeouts::default());
+    let twin = 2u32;
+    let now = 1;
+    // Bucket 0 full, the first of its flows with the twin's hash (so its signature).
+    let mut held = Vec::new();
+    for n in 0..WAYS as u16 {
+        let k = key(n, false);
+        let hash = if n == 0 { twin } else { 4 * u32::from(n) };
+        let slot = table.insert(k, hash, true, now).expect("room in bucket 0");
+        held.push((k, hash, slot));
+    }
+    // The flow with the same hash: bucket 0 is full, so it goes to bucket 1.
+    let spilled = key(100, false);
+    let slot = table.insert(spilled, twin, true, now).expect("room in bucket 1");
+    assert_eq!(table.len(), WAYS + 1);
+
+    // The probe sees the twin's way in bucket 0 and does not read bucket 1: not found there.
+    let candidates = table.probe(twin, ());
+    assert_eq!(table.resolve(&spilled, candidates, now, 0), (None, false));
+    // The lookup reads both buckets of a spilled one: found, in the slot it was given.
+    assert_eq!(table.lookup(&spilled, twin, now), Some(slot));
+    assert!(table.holds(slot, &spilled));
+    // And the twin itself is found by the staged lookup, as every flow of bucket 0 is.
+    for (k, hash, slot) in held {
+        let candidates = table.probe(hash, ());
+        assert_eq!(table.resolve(&k, candidates, now, 0).0, Some(slot));
+    }
+}

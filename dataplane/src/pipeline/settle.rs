@@ -64,12 +64,11 @@ impl Pipeline {
                 // The general path: the flow found or created, (re)decided, its hello fed.
                 Step::Flow { flow, forward, flags } => {
                     let at = i - 1;
-                    let StageArrays { summaries, decided, flows, .. } = &**arrays;
-                    let (Some(f), Some(summary), Some(pkt)) =
-                        (flows.get(usize::from(flow)), summaries.get(at), packets.get(at))
-                    else {
-                        continue;
-                    };
+                    let Some(pkt) = packets.get(at) else { continue };
+                    let Some(&summary) = arrays.summary(at, pkt.as_ref()) else { continue };
+                    let summary = &summary;
+                    let StageArrays { decided, flows, .. } = &**arrays;
+                    let Some(f) = flows.get(usize::from(flow)) else { continue };
                     let decided = asking.packet(at, step).then(|| decided.get(at).copied().flatten()).flatten();
                     let packet = FlowPacket { summary, bytes: pkt.as_ref(), forward, flags, decided };
                     let (verdict, changed) = self.settle_flow(policy, &packet, f, lookups_hold, now_ms, |h, quic| {
@@ -83,7 +82,7 @@ impl Pipeline {
         }
         self.counters.add(Counter::DropPolicy, policy_drops);
         if policy_drops > 0 {
-            note_drops(&mut self.talkers, arrays, verdicts);
+            note_drops(&mut self.talkers, arrays, packets, verdicts);
         }
     }
 
@@ -347,10 +346,12 @@ fn first_answer(policy: &CompiledPolicy, p: &FlowPacket<'_>, f: &ChunkFlow) -> D
 /// A run of drops from one sender (a flood from a few) is one update of its count.
 #[cold]
 #[inline(never)]
-fn note_drops(talkers: &mut Talkers, arrays: &StageArrays, verdicts: &[Verdict]) {
+fn note_drops<P: AsRef<[u8]>>(talkers: &mut Talkers, arrays: &mut StageArrays, packets: &[P], verdicts: &[Verdict]) {
     let mut run: Option<(Source, u64)> = None;
-    for ((v, step), summary) in verdicts.iter().zip(&arrays.steps).zip(&arrays.summaries) {
-        if v.action.denies() && !matches!(step, Step::Done) {
+    for (i, (v, pkt)) in verdicts.iter().zip(packets).enumerate() {
+        let done = arrays.steps.get(i).is_none_or(|s| matches!(s, Step::Done));
+        if v.action.denies() && !done {
+            let Some(summary) = arrays.summary(i, pkt.as_ref()) else { continue };
             let sender = Source::of(&summary.addrs, true);
             match &mut run {
                 Some((s, n)) if *s == sender => *n += 1,

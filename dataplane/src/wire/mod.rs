@@ -29,7 +29,7 @@ mod frame_tests;
 mod proptests;
 
 pub use summary::{
-    parse_common_into, parse_frame, parse_frame_into, parse_general_into, Fragment, IpPair, PacketSummary, Parsed,
+    parse_common, parse_frame, parse_frame_into, parse_general_into, Fragment, IpPair, PacketSummary, Parsed,
 };
 
 /// Why a frame could not be parsed. Malformed frames are counted and handled by policy.

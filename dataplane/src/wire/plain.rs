@@ -21,60 +21,62 @@ const IPV4_PLAIN_VER_IHL: u8 = 0x45;
 /// ("don't fragment" may be set).
 const IPV4_FRAGMENT_BITS: u16 = ipv4::field::MORE_FRAGS | ipv4::field::FRAG_OFF;
 
-/// Fills `out` (completely) and returns true when `frame` is a common frame; returns false,
-/// leaving `out` unspecified, for everything else.
+/// The summary of `frame` when it is a common frame; `None` for everything else. Returned by
+/// value: the pipeline keeps only the flow's key of a common frame (the fields it does not
+/// read are never computed once this is inlined), and writes the whole summary only for the
+/// few packets that need it (see `pipeline::burst::StageArrays::summary`).
 #[inline(always)]
-pub(super) fn parse_plain(frame: &[u8], out: &mut PacketSummary) -> bool {
-    let Some((eth, packet)) = frame.split_first_chunk::<ETHERNET_LEN>() else { return false };
+pub(super) fn parse_plain(frame: &[u8]) -> Option<PacketSummary> {
+    let (eth, packet) = frame.split_first_chunk::<ETHERNET_LEN>()?;
     match be16(eth, ethernet::field::ETHERTYPE) {
-        ethertype::IPV4 => plain_ipv4(packet, out),
-        ethertype::IPV6 => plain_ipv6(packet, out),
-        _ => false,
+        ethertype::IPV4 => plain_ipv4(packet),
+        ethertype::IPV6 => plain_ipv6(packet),
+        _ => None,
     }
 }
 
 /// IPv4 without options, not a fragment; `packet` is what follows the Ethernet header.
 #[inline(always)]
-fn plain_ipv4(packet: &[u8], out: &mut PacketSummary) -> bool {
+fn plain_ipv4(packet: &[u8]) -> Option<PacketSummary> {
     use ipv4::field;
-    let Some(ip) = packet.first_chunk::<IPV4_LEN>() else { return false };
+    let ip = packet.first_chunk::<IPV4_LEN>()?;
     if ip[field::VER_IHL] != IPV4_PLAIN_VER_IHL || be16(ip, field::FLG_OFF) & IPV4_FRAGMENT_BITS != 0 {
-        return false;
+        return None;
     }
     // The total length bounds the payload (Ethernet padding excluded) and lies in the frame.
     let total_len = usize::from(be16(ip, field::LENGTH));
-    let Some(data) = packet.get(IPV4_LEN..total_len) else { return false };
+    let data = packet.get(IPV4_LEN..total_len)?;
     let addrs = IpPair::V4 { src: be32(ip, field::SRC_ADDR), dst: be32(ip, field::DST_ADDR) };
-    plain_transport(ip[field::PROTOCOL], data, ETHERNET_LEN + IPV4_LEN, addrs, out)
+    plain_transport(ip[field::PROTOCOL], data, ETHERNET_LEN + IPV4_LEN, addrs)
 }
 
 /// IPv6 whose next header is the transport; `packet` is what follows the Ethernet header.
 #[inline(always)]
-fn plain_ipv6(packet: &[u8], out: &mut PacketSummary) -> bool {
+fn plain_ipv6(packet: &[u8]) -> Option<PacketSummary> {
     use ipv6::field;
-    let Some((ip, rest)) = packet.split_first_chunk::<IPV6_LEN>() else { return false };
+    let (ip, rest) = packet.split_first_chunk::<IPV6_LEN>()?;
     if ip[field::VERSION] >> 4 != 6 {
-        return false;
+        return None;
     }
-    let Some(data) = rest.get(..usize::from(be16(ip, field::LENGTH))) else { return false };
+    let data = rest.get(..usize::from(be16(ip, field::LENGTH)))?;
     let src = u128::from_be_bytes(array(ip, field::SRC_ADDR));
     let dst = u128::from_be_bytes(array(ip, field::DST_ADDR));
     // The next header is the transport header itself (TCP and UDP are not extension headers).
-    plain_transport(ip[field::NXT_HDR], data, ETHERNET_LEN + IPV6_LEN, IpPair::V6 { src, dst }, out)
+    plain_transport(ip[field::NXT_HDR], data, ETHERNET_LEN + IPV6_LEN, IpPair::V6 { src, dst })
 }
 
 /// The TCP or UDP header at the start of `data` (the IP payload, at `offset` in the frame).
 #[inline(always)]
-fn plain_transport(protocol: u8, data: &[u8], offset: usize, addrs: IpPair, out: &mut PacketSummary) -> bool {
+fn plain_transport(protocol: u8, data: &[u8], offset: usize, addrs: IpPair) -> Option<PacketSummary> {
     // The ports are carried out of the match as bytes and converted once, after it: the same
     // loads in both arms then merge into one (converting in each arm costs instructions).
     let (src_port, dst_port, tcp_flags, tcp_seq, header_len, payload_len) = match protocol {
         ip_proto::TCP => {
             use tcp::field;
-            let Some(hdr) = data.first_chunk::<TCP_MIN_LEN>() else { return false };
+            let hdr = data.first_chunk::<TCP_MIN_LEN>()?;
             let header_len = tcp::header_len_from(hdr[field::DATA_OFF]);
             if header_len < TCP_MIN_LEN || header_len > data.len() {
-                return false;
+                return None;
             }
             let (src_port, dst_port) = (array(hdr, field::SRC_PORT), array(hdr, field::DST_PORT));
             let seq = be32(hdr, field::SEQ_NUM);
@@ -82,20 +84,20 @@ fn plain_transport(protocol: u8, data: &[u8], offset: usize, addrs: IpPair, out:
         }
         ip_proto::UDP => {
             use udp::field;
-            let Some(hdr) = data.first_chunk::<UDP_LEN>() else { return false };
+            let hdr = data.first_chunk::<UDP_LEN>()?;
             let len = usize::from(be16(hdr, field::LENGTH));
             if len < UDP_LEN || len > data.len() {
-                return false;
+                return None;
             }
             (array(hdr, field::SRC_PORT), array(hdr, field::DST_PORT), 0, 0, UDP_LEN, len - UDP_LEN)
         }
-        _ => return false,
+        _ => return None,
     };
     // Both fit: IP lengths are 16-bit and the headers before the payload are short.
     let (Ok(payload_offset), Ok(payload_len)) = (u16::try_from(offset + header_len), u16::try_from(payload_len)) else {
-        return false;
+        return None;
     };
-    *out = PacketSummary {
+    Some(PacketSummary {
         addrs,
         protocol,
         src_port: u16::from_be_bytes(src_port),
@@ -107,6 +109,5 @@ fn plain_transport(protocol: u8, data: &[u8], offset: usize, addrs: IpPair, out:
         payload_offset,
         payload_len,
         vlan_tags: 0,
-    };
-    true
+    })
 }

@@ -134,21 +134,22 @@ pub fn parse_frame(frame: &[u8]) -> Result<Parsed, Malformed> {
 /// path; everything else the general walk.
 #[inline]
 pub fn parse_frame_into(frame: &[u8], out: &mut PacketSummary) -> Result<Option<u16>, Malformed> {
-    if parse_plain(frame, out) {
+    if let Some(summary) = parse_plain(frame) {
+        *out = summary;
         return Ok(None);
     }
     parse_general_into(frame, out)
 }
 
-/// The straight path alone: true when `frame` is a common frame (untagged IPv4 without
-/// options or IPv6 without extension headers, not a fragment, a whole TCP or UDP header),
-/// with `out` filled as [`parse_frame_into`] fills it; false otherwise, `out` unspecified
-/// (the caller then walks it with [`parse_general_into`]). The pipeline's parse step tests this first,
-/// so that a common frame skips the checks of the general outcome (a TCP or UDP flow, not
-/// a fragment: what the straight path guarantees).
+/// The straight path alone: when `frame` is a common frame (untagged IPv4 without options or
+/// IPv6 without extension headers, not a fragment, a whole TCP or UDP header), the summary
+/// [`parse_frame_into`] would write; `None` otherwise (the caller then walks it with
+/// [`parse_general_into`]). The pipeline's parse step tests this first, so that a common
+/// frame skips the checks of the general outcome (a TCP or UDP flow, not a fragment: what
+/// the straight path guarantees), and keeps of it only what a flow lookup needs.
 #[inline(always)]
-pub fn parse_common_into(frame: &[u8], out: &mut PacketSummary) -> bool {
-    parse_plain(frame, out)
+pub fn parse_common(frame: &[u8]) -> Option<PacketSummary> {
+    parse_plain(frame)
 }
 
 /// The general walk: any frame, whatever its tags and extension headers. The reference that
