@@ -20,6 +20,7 @@ use crate::policy::compile::{Decision, RuleId, NO_RULE};
 use crate::policy::Action;
 use crate::tls::HelloReassembly;
 use crate::wire::tcp_flags;
+use std::num::NonZeroU32;
 use wide::u16x16;
 
 /// Entries per bucket. A bucket's signatures fill half a cache line, so one probe reads one
@@ -353,9 +354,23 @@ impl Candidates {
     }
 }
 
-/// Where an entry lives: its index in the entry array (bucket * WAYS + way).
+/// Where an entry lives: its index in the entry array (bucket * WAYS + way), stored plus one
+/// so that `Option<Slot>` takes four bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Slot(u32);
+pub struct Slot(NonZeroU32);
+
+impl Slot {
+    /// The slot of entry `index` (below [`MAX_CAPACITY`], so the sum cannot wrap).
+    #[inline(always)]
+    fn at(index: usize) -> Slot {
+        Slot(NonZeroU32::MIN.saturating_add(index as u32))
+    }
+
+    #[inline(always)]
+    fn index(self) -> usize {
+        self.0.get() as usize - 1
+    }
+}
 
 impl FlowTable {
     /// Room for at least `capacity` flows (rounded up to a power-of-two number of buckets).
@@ -568,7 +583,7 @@ impl FlowTable {
     pub fn resolve(&self, key: &FlowKey, candidates: Candidates, now_ms: u64, generation: u64) -> (Option<Slot>, bool) {
         let Some(index) = self.find(candidates, key) else { return (None, false) };
         match self.entries.get(index) {
-            Some(e) if !self.expired(e, now_ms) => (Some(Slot(index as u32)), e.generation == generation),
+            Some(e) if !self.expired(e, now_ms) => (Some(Slot::at(index)), e.generation == generation),
             _ => (None, false),
         }
     }
@@ -592,7 +607,7 @@ impl FlowTable {
             self.counters.add(Counter::Expired, 1);
             return None;
         }
-        Some(Slot(index as u32))
+        Some(Slot::at(index))
     }
 
     /// Insert a new flow (the caller has checked it is absent). Takes a free way of its
@@ -636,13 +651,13 @@ impl FlowTable {
         if let Some(h) = self.hellos.get_mut(index) {
             *h = HelloState::for_protocol(key.protocol());
         }
-        Some(Slot(index as u32))
+        Some(Slot::at(index))
     }
 
     /// Frees `slot` at once: a connection the dataplane itself reset (REJECT). Its hello
     /// buffer, if it holds one, goes back through [`FlowTable::drain_displaced`].
     pub fn forget(&mut self, slot: Slot) {
-        let index = slot.0 as usize;
+        let index = slot.index();
         if !self.in_use(index) {
             return;
         }
@@ -655,7 +670,7 @@ impl FlowTable {
 
     /// Whether `slot` still holds the flow `key` (an insertion may have reused it).
     pub fn holds(&self, slot: Slot, key: &FlowKey) -> bool {
-        let index = slot.0 as usize;
+        let index = slot.index();
         self.in_use(index) && self.entries.get(index).is_some_and(|e| e.key == *key)
     }
 
@@ -674,14 +689,14 @@ impl FlowTable {
     }
 
     pub fn entry_mut(&mut self, slot: Slot) -> Option<&mut FlowEntry> {
-        self.entries.get_mut(slot.0 as usize)
+        self.entries.get_mut(slot.index())
     }
 
     /// The entry at `slot`, and a handle on its ClientHello reassembly state that reads it
     /// only when asked (the states are a parallel array: a packet of a decided flow on the
     /// general path should not pay a cache miss for one it does not need).
     pub fn entry_and_hello_mut(&mut self, slot: Slot) -> Option<(&mut FlowEntry, HelloOf<'_>)> {
-        let index = slot.0 as usize;
+        let index = slot.index();
         let e = self.entries.get_mut(index)?;
         Some((e, HelloOf { hellos: &mut self.hellos, index }))
     }

@@ -7,10 +7,12 @@ use crate::wire::{IpPair, PacketSummary};
 /// and the hot fields of an entry share one cache line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
-    /// lo address (high, low 64 bits), hi address (high, low).
+    /// IPv6: lo address (high, low 64 bits), hi address (high, low). IPv4: 0, lo address and
+    /// port (address << 16 | port), 0, hi address and port.
     addrs: [u64; 4],
-    /// lo port (bits 0..16), hi port (16..32), protocol (32..40), and bit 40 for IPv6: one
-    /// word, so that comparing keys is one 32-byte and one 8-byte comparison.
+    /// IPv6: lo port (bits 0..16), hi port (16..32), protocol (32..40), and bit 40. IPv4: the
+    /// protocol (32..40) alone. One word, so that comparing keys is one 32-byte and one
+    /// 8-byte comparison.
     ports: u64,
 }
 
@@ -26,10 +28,8 @@ impl FlowKey {
                 let b = (u64::from(dst) << 16) | u64::from(p.dst_port);
                 let forward = a <= b;
                 let (lo, hi) = if forward { (a, b) } else { (b, a) };
-                let key = FlowKey {
-                    addrs: [0, lo >> 16, 0, hi >> 16],
-                    ports: FlowKey::ports(lo as u16, hi as u16, p.protocol, false),
-                };
+                // Those integers are the key's words as they are; the protocol alone in the last.
+                let key = FlowKey { addrs: [0, lo, 0, hi], ports: u64::from(p.protocol) << 32 };
                 (key, forward)
             }
             IpPair::V6 { src, dst } => {
@@ -40,14 +40,15 @@ impl FlowKey {
                     ((dst, p.dst_port), (src, p.src_port))
                 };
                 let addrs = [(lo.0 >> 64) as u64, lo.0 as u64, (hi.0 >> 64) as u64, hi.0 as u64];
-                (FlowKey { addrs, ports: FlowKey::ports(lo.1, hi.1, p.protocol, true) }, forward)
+                (FlowKey { addrs, ports: FlowKey::v6_ports(lo.1, hi.1, p.protocol) }, forward)
             }
         }
     }
 
+    /// The last word of an IPv6 key.
     #[inline(always)]
-    fn ports(lo_port: u16, hi_port: u16, protocol: u8, v6: bool) -> u64 {
-        u64::from(lo_port) | (u64::from(hi_port) << 16) | (u64::from(protocol) << 32) | if v6 { V6 } else { 0 }
+    fn v6_ports(lo_port: u16, hi_port: u16, protocol: u8) -> u64 {
+        u64::from(lo_port) | (u64::from(hi_port) << 16) | (u64::from(protocol) << 32) | V6
     }
 
     pub fn protocol(&self) -> u8 {
@@ -74,14 +75,15 @@ impl FlowKey {
     pub fn hash_with(&self, seed: &HashSeed) -> u32 {
         let s = &seed.0;
         let [a, b, c, d] = self.addrs;
-        let addrs = if self.ports & V6 != 0 {
+        let (x, y) = if self.ports & V6 != 0 {
             // Two independent multiplies (they run in parallel), one per address.
-            fold(a ^ s[0], b ^ s[1]) ^ fold(c ^ s[2], d ^ s[3])
+            (fold(a ^ s[0], b ^ s[1]) ^ fold(c ^ s[2], d ^ s[3]), self.ports)
         } else {
-            // IPv4 addresses fill the low 32 bits of `b` and `d`: one word holds both.
-            b ^ (d << 32)
+            // IPv4: the two ends (48 bits each) and the protocol, above the hi end, fill two
+            // words.
+            (b, d ^ (self.ports << 16))
         };
-        let h = fold(addrs ^ s[4], self.ports ^ s[5]);
+        let h = fold(x ^ s[4], y ^ s[5]);
         (h ^ (h >> 32)) as u32
     }
 }
