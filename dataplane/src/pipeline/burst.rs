@@ -162,7 +162,7 @@ impl Pipeline {
             let frame = pkt.as_ref();
             let flow = if let Some(s) = parse_common(frame) {
                 unsummarized |= 1 << i;
-                Some((FlowKey::of(&s), s.tcp_flags))
+                Some((self.flows.key_of(&s), s.tcp_flags))
             } else {
                 let flowed = match parse_general_into(frame, summary) {
                     // Each arm writes the step of a packet that is not a flow (a flow's is
@@ -202,10 +202,9 @@ impl Pipeline {
                         flowed
                     }
                 };
-                flowed.then(|| (FlowKey::of(summary), summary.tcp_flags))
+                flowed.then(|| (self.flows.key_of(summary), summary.tcp_flags))
             };
-            if let Some(((key, forward), flags)) = flow {
-                let hash = self.flows.hash(&key);
+            if let Some(((key, forward, hash), flags)) = flow {
                 self.flows.prefetch_bucket(hash, *hint);
                 if let Some(f) = flows.get_mut(n_flows) {
                     f.key = key;

@@ -404,6 +404,13 @@ impl FlowTable {
         key.hash_with(&self.seed)
     }
 
+    /// The key of packet `p`, its direction and its hash under this table's secret
+    /// ([`FlowKey::of_hashed`]).
+    #[inline(always)]
+    pub fn key_of(&self, p: &crate::wire::PacketSummary) -> (FlowKey, bool, u32) {
+        FlowKey::of_hashed(p, &self.seed)
+    }
+
     /// This (empty) table hashing with `seed` instead of its random secret: for tests that
     /// compare two tables entry by entry.
     #[cfg(test)]

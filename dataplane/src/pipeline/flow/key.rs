@@ -20,7 +20,16 @@ const V6: u64 = 1 << 40;
 
 impl FlowKey {
     /// The key of a packet, and whether the packet travels from the `lo` end to the `hi` end.
+    #[inline(always)]
     pub fn of(p: &PacketSummary) -> (FlowKey, bool) {
+        let (key, forward, _) = FlowKey::of_hashed(p, &HashSeed::FIXED);
+        (key, forward)
+    }
+
+    /// [`FlowKey::of`], and the key's hash under `seed` ([`FlowKey::hash_with`]) worked out
+    /// in the family's own branch (the parse step's form: no second test of the family).
+    #[inline(always)]
+    pub fn of_hashed(p: &PacketSummary, seed: &HashSeed) -> (FlowKey, bool, u32) {
         match p.addrs {
             IpPair::V4 { src, dst } => {
                 // (address, port) pairs compared as one integer each.
@@ -30,7 +39,7 @@ impl FlowKey {
                 let (lo, hi) = if forward { (a, b) } else { (b, a) };
                 // Those integers are the key's words as they are; the protocol alone in the last.
                 let key = FlowKey { addrs: [0, lo, 0, hi], ports: u64::from(p.protocol) << 32 };
-                (key, forward)
+                (key, forward, hash_v4(lo, hi, key.ports, seed))
             }
             IpPair::V6 { src, dst } => {
                 let forward = (src, p.src_port) <= (dst, p.dst_port);
@@ -40,7 +49,8 @@ impl FlowKey {
                     ((dst, p.dst_port), (src, p.src_port))
                 };
                 let addrs = [(lo.0 >> 64) as u64, lo.0 as u64, (hi.0 >> 64) as u64, hi.0 as u64];
-                (FlowKey { addrs, ports: FlowKey::v6_ports(lo.1, hi.1, p.protocol) }, forward)
+                let key = FlowKey { addrs, ports: FlowKey::v6_ports(lo.1, hi.1, p.protocol) };
+                (key, forward, hash_v6(addrs, key.ports, seed))
             }
         }
     }
@@ -73,19 +83,34 @@ impl FlowKey {
     /// difference has a CRC of zero in the bucket bits collide under every seed).
     #[inline(always)]
     pub fn hash_with(&self, seed: &HashSeed) -> u32 {
-        let s = &seed.0;
-        let [a, b, c, d] = self.addrs;
-        let (x, y) = if self.ports & V6 != 0 {
-            // Two independent multiplies (they run in parallel), one per address.
-            (fold(a ^ s[0], b ^ s[1]) ^ fold(c ^ s[2], d ^ s[3]), self.ports)
+        let [_, lo, _, hi] = self.addrs;
+        if self.ports & V6 != 0 {
+            hash_v6(self.addrs, self.ports, seed)
         } else {
-            // IPv4: the two ends (48 bits each) and the protocol, above the hi end, fill two
-            // words.
-            (b, d ^ (self.ports << 16))
-        };
-        let h = fold(x ^ s[4], y ^ s[5]);
-        (h ^ (h >> 32)) as u32
+            hash_v4(lo, hi, self.ports, seed)
+        }
     }
+}
+
+/// The hash of an IPv4 key: its two ends (48 bits each) and the protocol, above the hi end,
+/// fill two words.
+#[inline(always)]
+fn hash_v4(lo: u64, hi: u64, ports: u64, seed: &HashSeed) -> u32 {
+    finish(lo, hi ^ (ports << 16), seed)
+}
+
+/// The hash of an IPv6 key: two independent multiplies (they run in parallel), one per
+/// address, then the ports word.
+#[inline(always)]
+fn hash_v6([a, b, c, d]: [u64; 4], ports: u64, seed: &HashSeed) -> u32 {
+    let s = &seed.0;
+    finish(fold(a ^ s[0], b ^ s[1]) ^ fold(c ^ s[2], d ^ s[3]), ports, seed)
+}
+
+#[inline(always)]
+fn finish(x: u64, y: u64, seed: &HashSeed) -> u32 {
+    let h = fold(x ^ seed.0[4], y ^ seed.0[5]);
+    (h ^ (h >> 32)) as u32
 }
 
 /// The secret of a flow table's hash: six words, drawn from the operating system's random
