@@ -150,8 +150,10 @@ impl Pipeline {
         };
         let mut n_flows = 0;
         let mut singles = 0u64;
-        // Bit `i`: packet `i` is a common frame whose summary was not stored.
-        let mut unsummarized = 0u64;
+        // Bit `i`: packet `i` took the general walk, its summary stored (the others are
+        // common frames whose summary was not: counted on the slow path, so that the common
+        // path carries one mask less).
+        let mut walked = 0u64;
         let (mut malformed, mut dropped_malformed, mut non_ip) = (0, 0, 0);
         // Bit `i`: packet `i` did not parse / is a fragment (see `fragments.rs`, after the loop).
         let (mut unparsed, mut fragments) = (0u64, 0u64);
@@ -161,9 +163,9 @@ impl Pipeline {
             // its summary is not stored: a packet of a known flow needs only its key.
             let frame = pkt.as_ref();
             let flow = if let Some(s) = parse_common(frame) {
-                unsummarized |= 1 << i;
                 Some((self.flows.key_of(&s), s.tcp_flags))
             } else {
+                walked |= 1 << i;
                 let flowed = match parse_general_into(frame, summary) {
                     // Each arm writes the step of a packet that is not a flow (a flow's is
                     // written below); verdicts of packets not `Done` are written by settle.
@@ -226,7 +228,7 @@ impl Pipeline {
         self.counters.add(Counter::Malformed, malformed);
         self.counters.add(Counter::DropMalformed, dropped_malformed);
         self.counters.add(Counter::NonIp, non_ip);
-        arrays.unsummarized = unsummarized;
+        arrays.unsummarized = !walked;
         b.n_flows = n_flows;
         b.asking = Asking { singles, stale_flows: 0 };
     }
