@@ -69,8 +69,13 @@ pub enum TcpState {
 pub struct FlowEntry {
     key: FlowKey,
     pub last_seen_ms: u64,
-    /// The policy generation `action` and `rule` were decided by.
-    pub generation: u64,
+    /// The policy generation `action` and `rule` were decided by, its low 32 bits (a flow
+    /// would have to idle through 2^32 policy updates to be taken as decided by the current
+    /// one).
+    generation: u32,
+    /// The idle timeout of its protocol and state (`IdleTimes`), set when the state changes:
+    /// the lookup's expiry test is then one comparison.
+    idle_ms: u32,
     pub rule: u32,
     pub action: Action,
     pub state: TcpState,
@@ -102,9 +107,23 @@ const QUIC_READING: u8 = HELLO_BASE_KNOWN;
 const QUIC_WATCH: u8 = 128;
 
 impl FlowEntry {
-    fn new(key: FlowKey, initiator_is_lo: bool, now_ms: u64) -> FlowEntry {
+    fn new(key: FlowKey, initiator_is_lo: bool, now_ms: u64, idle: &IdleTimes) -> FlowEntry {
         let bits = if initiator_is_lo { INITIATOR_IS_LO } else { 0 };
-        FlowEntry { key, last_seen_ms: now_ms, bits, ..FlowEntry::default() }
+        let mut e = FlowEntry { key, last_seen_ms: now_ms, bits, ..FlowEntry::default() };
+        e.idle_ms = idle.of(&e);
+        e
+    }
+
+    /// Whether policy generation `generation` decided this flow.
+    #[inline(always)]
+    pub fn decided_by(&self, generation: u64) -> bool {
+        self.generation == generation as u32
+    }
+
+    /// Whether it has been idle longer than its timeout at `now_ms`.
+    #[inline(always)]
+    fn expired(&self, now_ms: u64) -> bool {
+        now_ms.saturating_sub(self.last_seen_ms) > u64::from(self.idle_ms)
     }
 
     /// A limit rule decided this connection.
@@ -236,20 +255,26 @@ impl FlowEntry {
         self.action = d.action;
         self.rule = d.rule().unwrap_or(NO_RULE);
         self.set(PENDING, d.pending);
-        self.generation = generation;
+        self.generation = generation as u32;
     }
 
     /// Update state for a packet of this flow travelling lo->hi when `forward`; `flags` are
     /// its TCP flags (0 for other protocols, as in [`PacketSummary::tcp_flags`]).
-    pub fn observe(&mut self, forward: bool, flags: u8, now_ms: u64) {
+    /// A change of state sets the idle timeout of the new one (from `idle`).
+    #[inline(always)]
+    pub fn observe(&mut self, forward: bool, flags: u8, now_ms: u64, idle: &IdleTimes) {
         self.last_seen_ms = now_ms;
         self.bits |= if forward { SEEN_LO_TO_HI } else { SEEN_HI_TO_LO };
         if flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
-            self.state = TcpState::Closing;
+            if self.state != TcpState::Closing {
+                self.state = TcpState::Closing;
+                self.idle_ms = idle.of(self);
+            }
         } else if self.state == TcpState::Opening
             && self.bits & (SEEN_LO_TO_HI | SEEN_HI_TO_LO) == SEEN_LO_TO_HI | SEEN_HI_TO_LO
         {
             self.state = TcpState::Established;
+            self.idle_ms = idle.of(self);
         }
     }
 }
@@ -265,6 +290,35 @@ pub struct FlowTimeouts {
 impl Default for FlowTimeouts {
     fn default() -> Self {
         FlowTimeouts { tcp_established_ms: 7_440_000, tcp_transitory_ms: 240_000, udp_ms: 300_000 }
+    }
+}
+
+/// The idle timeouts as the entries keep them: by protocol and state, in milliseconds up to
+/// `u32::MAX` (49.7 days; a longer timeout is taken as that).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdleTimes {
+    /// Other protocols, TCP not established, TCP established.
+    by_class: [u32; 3],
+}
+
+impl IdleTimes {
+    pub fn new(t: FlowTimeouts) -> IdleTimes {
+        let ms = |t: u64| u32::try_from(t).unwrap_or(u32::MAX);
+        IdleTimes { by_class: [ms(t.udp_ms), ms(t.tcp_transitory_ms), ms(t.tcp_established_ms)] }
+    }
+
+    /// The timeout of `e`'s protocol and state.
+    #[inline]
+    fn of(&self, e: &FlowEntry) -> u32 {
+        let tcp = e.key.protocol() == crate::wire::ip_proto::TCP;
+        let class = usize::from(tcp) + usize::from(tcp & (e.state == TcpState::Established));
+        self.by_class.get(class).copied().unwrap_or(0)
+    }
+}
+
+impl Default for IdleTimes {
+    fn default() -> Self {
+        IdleTimes::new(FlowTimeouts::default())
     }
 }
 
@@ -317,9 +371,8 @@ pub struct FlowTable {
     mask: usize,
     /// The secret of this table's hash ([`FlowTable::hash`]).
     seed: HashSeed,
-    /// The idle timeouts by [`FlowTable::timeout_class`]: other protocols, TCP not
-    /// established, TCP established.
-    idle_ms: [u64; 3],
+    /// The idle timeouts, as the entries take them.
+    idle: IdleTimes,
     /// `FlowsCreated`, `Evictions`, `Expired`: written only by the owning worker.
     pub counters: Counters,
     live: usize,
@@ -389,7 +442,7 @@ impl FlowTable {
             hellos: HugeArray::new(buckets * WAYS, advise),
             mask: buckets - 1,
             seed: HashSeed::random(),
-            idle_ms: [timeouts.udp_ms, timeouts.tcp_transitory_ms, timeouts.tcp_established_ms],
+            idle: IdleTimes::new(timeouts),
             counters: Counters::default(),
             live: 0,
             spilled: vec![0; buckets.div_ceil(64)],
@@ -497,19 +550,8 @@ impl FlowTable {
         self.spilled.get(b / 64).is_some_and(|w| w & (1 << (b % 64)) != 0)
     }
 
-    /// Which idle timeout applies to `e` (an index into `idle_ms`), computed without a
-    /// branch: the protocol and state of the flows a burst looks up are as good as random,
-    /// and a `match` on them mispredicted about one lookup in four.
-    #[inline(always)]
-    fn timeout_class(e: &FlowEntry) -> usize {
-        let tcp = e.key.protocol() == crate::wire::ip_proto::TCP;
-        usize::from(tcp) + usize::from(tcp & (e.state == TcpState::Established))
-    }
-
-    #[inline(always)]
     fn expired(&self, e: &FlowEntry, now_ms: u64) -> bool {
-        let timeout = self.idle_ms.get(Self::timeout_class(e)).copied().unwrap_or(0);
-        now_ms.saturating_sub(e.last_seen_ms) > timeout
+        e.expired(now_ms)
     }
 
     /// Ways of bucket `b` whose signature is `sig`, as a bit mask.
@@ -590,7 +632,7 @@ impl FlowTable {
     pub fn resolve(&self, key: &FlowKey, candidates: Candidates, now_ms: u64, generation: u64) -> (Option<Slot>, bool) {
         let Some(index) = self.find(candidates, key) else { return (None, false) };
         match self.entries.get(index) {
-            Some(e) if !self.expired(e, now_ms) => (Some(Slot::at(index)), e.generation == generation),
+            Some(e) if !e.expired(now_ms) => (Some(Slot::at(index)), e.decided_by(generation)),
             _ => (None, false),
         }
     }
@@ -653,7 +695,7 @@ impl FlowTable {
             s.set(index % WAYS, Self::signature(hash));
         }
         if let Some(e) = self.entries.get_mut(index) {
-            *e = FlowEntry::new(key, initiator_is_lo, now_ms);
+            *e = FlowEntry::new(key, initiator_is_lo, now_ms, &self.idle);
         }
         if let Some(h) = self.hellos.get_mut(index) {
             *h = HelloState::for_protocol(key.protocol());
@@ -693,6 +735,12 @@ impl FlowTable {
     #[inline(always)]
     fn in_use(&self, index: usize) -> bool {
         self.sigs.get(index / WAYS).is_some_and(|s| s.get(index % WAYS) != 0)
+    }
+
+    /// The idle timeouts entries take ([`FlowEntry::observe`]).
+    #[inline(always)]
+    pub fn idle_times(&self) -> &IdleTimes {
+        &self.idle
     }
 
     pub fn entry_mut(&mut self, slot: Slot) -> Option<&mut FlowEntry> {

@@ -102,3 +102,17 @@ fn a_spilled_flow_hidden_by_a_signature_twin_is_found_by_lookup() {
         assert_eq!(table.resolve(&k, candidates, now, 0).0, Some(slot));
     }
 }
+
+/// Entries keep their idle timeout in 32 bits: a configured timeout longer than that (49.7
+/// days) is taken as the longest one kept, never as a short one.
+#[test]
+fn idle_timeouts_past_32_bits_are_the_longest_kept() {
+    let long = FlowTimeouts { tcp_established_ms: u64::MAX, tcp_transitory_ms: 1 << 40, udp_ms: 7 };
+    let mut table = FlowTable::new(64, long);
+    let k = key(1, false);
+    let slot = table.insert(k, table.hash(&k), true, 0).expect("room");
+    // Not established: the transitory timeout, 2^40 ms, kept as u32::MAX ms.
+    let limit = u64::from(u32::MAX);
+    assert_eq!(table.lookup(&k, table.hash(&k), limit), Some(slot));
+    assert_eq!(table.lookup(&k, table.hash(&k), limit + 1), None, "expired one past the longest");
+}

@@ -125,10 +125,11 @@ impl Pipeline {
         }
         let Some((slot, created)) = entry else { return (self.settle_untracked(policy, p, f, pickup, now_ms), false) };
         let Pipeline { flows, hellos, quic, counters, tls_fail, midstream, limits, lane, talkers, .. } = self;
+        let idle = *flows.idle_times();
         let Some((e, mut hello_of)) = flows.entry_and_hello_mut(slot) else { return (Verdict::default(), created) };
 
         // 2. Its decision, when the flow is new or an older policy decided it.
-        if created || e.generation != generation {
+        if created || !e.decided_by(generation) {
             // The connection seen from its initiator, for the limit rules.
             let mut initiator = p.forward == e.initiator_is_lo();
             let d = if pickup {
@@ -193,7 +194,7 @@ impl Pipeline {
                 }
             }
         }
-        e.observe(p.forward, p.flags, now_ms);
+        e.observe(p.forward, p.flags, now_ms, &idle);
         let from_initiator = p.forward == e.initiator_is_lo();
         if created {
             talkers.connections.add(Source::of(&p.summary.addrs, from_initiator), 1);
@@ -383,13 +384,14 @@ fn settle_known(
     mut i: usize,
     drops: &mut u64,
 ) -> usize {
+    let idle = *table.idle_times();
     while let (Some(v), Some(step)) = (verdicts.get_mut(i), arrays.steps.get(i)) {
         match *step {
             Step::Flow { flow, forward, flags } if !asking.flow(flow) => {
                 let slot = arrays.flows.get(usize::from(flow)).and_then(|f| f.slot);
                 match slot.and_then(|s| table.entry_mut(s)) {
                     Some(e) if e.verdict_holds() => {
-                        e.observe(forward, flags, now_ms);
+                        e.observe(forward, flags, now_ms, &idle);
                         *v = e.verdict();
                         *drops += u64::from(v.action.denies());
                     }

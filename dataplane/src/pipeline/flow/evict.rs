@@ -72,6 +72,7 @@ pub(super) fn victim(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::flow::IdleTimes;
     use crate::policy::compile::Decision;
     use crate::tls::HelloBufferPool;
     use crate::wire::{build, tcp_flags, PacketSummary};
@@ -84,7 +85,7 @@ mod tests {
         let mut p = PacketSummary::EMPTY;
         crate::wire::parse_frame_into(&frame, &mut p).unwrap();
         let (key, forward) = super::super::FlowKey::of(&p);
-        FlowEntry::new(key, forward, 0)
+        FlowEntry::new(key, forward, 0, &IdleTimes::default())
     }
 
     #[test]
@@ -93,13 +94,13 @@ mod tests {
         let mut tcp = entry(ip_proto::TCP);
         let lo = tcp.initiator_is_lo();
         // A SYN alone, allowed or dropped, waiting for its hello or not: embryonic.
-        tcp.observe(lo, tcp_flags::SYN, 0);
+        tcp.observe(lo, tcp_flags::SYN, 0, &IdleTimes::default());
         for d in [Decision::pending(), Decision::new(Action::Drop, Some(1)), Decision::new(Action::Allow, None)] {
             tcp.set_decision(d, 0);
             assert_eq!(rank(&tcp, &none), Some(0), "{d:?}");
         }
         // Answered: by its verdict.
-        tcp.observe(!lo, tcp_flags::SYN | tcp_flags::ACK, 1);
+        tcp.observe(!lo, tcp_flags::SYN | tcp_flags::ACK, 1, &IdleTimes::default());
         assert_eq!(rank(&tcp, &none), Some(1));
         tcp.set_decision(Decision::new(Action::Drop, Some(1)), 0);
         assert_eq!(rank(&tcp, &none), Some(2));
@@ -118,14 +119,14 @@ mod tests {
         tcp.set_inspected();
         assert_eq!(rank(&tcp, &none), None);
         let mut unanswered = entry(ip_proto::TCP);
-        unanswered.observe(lo, tcp_flags::ACK, 0);
+        unanswered.observe(lo, tcp_flags::ACK, 0, &IdleTimes::default());
         unanswered.set_inspected();
         assert_eq!(rank(&unanswered, &none), Some(3), "allowed by its hello, never answered");
         unanswered.set_decision(Decision::new(Action::Drop, Some(0)), 0);
         assert_eq!(rank(&unanswered, &none), None, "dropped by its hello: never, answered or not");
         // UDP: by its verdict from the first packet on.
         let mut udp = entry(ip_proto::UDP);
-        udp.observe(udp.initiator_is_lo(), 0, 0);
+        udp.observe(udp.initiator_is_lo(), 0, 0, &IdleTimes::default());
         assert_eq!(rank(&udp, &none), Some(1));
         udp.set_decision(Decision::new(Action::Drop, None), 0);
         assert_eq!(rank(&udp, &none), Some(2));
