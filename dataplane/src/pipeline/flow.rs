@@ -407,21 +407,21 @@ impl Candidates {
     }
 }
 
-/// Where an entry lives: its index in the entry array (bucket * WAYS + way), stored plus one
-/// so that `Option<Slot>` takes four bytes.
+/// Where an entry lives: its index in the entry array (bucket * WAYS + way), stored as
+/// `index << 1 | 1` so that `Option<Slot>` takes four bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Slot(NonZeroU32);
 
 impl Slot {
-    /// The slot of entry `index` (below [`MAX_CAPACITY`], so the sum cannot wrap).
+    /// The slot of entry `index` (below [`MAX_CAPACITY`], so the shift loses nothing).
     #[inline(always)]
     fn at(index: usize) -> Slot {
-        Slot(NonZeroU32::MIN.saturating_add(index as u32))
+        Slot(NonZeroU32::MIN | ((index as u32) << 1))
     }
 
     #[inline(always)]
     fn index(self) -> usize {
-        self.0.get() as usize - 1
+        (self.0.get() >> 1) as usize
     }
 }
 
@@ -612,13 +612,17 @@ impl FlowTable {
     pub fn probe<H: Hints>(&self, hash: u32, hint: H) -> Candidates {
         let (b1, b2) = self.buckets_of(hash);
         let sig = Self::signature(hash);
-        let mut ways = self.candidates_in(b1, sig);
-        if ways == 0 && b2 != b1 && self.spilled(b1) {
-            ways = self.candidates_in(b2, sig) << WAYS;
+        let ways = self.candidates_in(b1, sig);
+        let first = b1 * WAYS;
+        if ways != 0 {
+            // The usual probe: the second bucket is not read, so its base is not needed.
+            hint.prefetch(self.entries.as_ptr().wrapping_add(first + ways.trailing_zeros() as usize));
+            return Candidates { ways, first: first as u32, second: first as u32 };
         }
-        let candidates = Candidates { ways, first: (b1 * WAYS) as u32, second: (b2 * WAYS) as u32 };
-        if candidates.ways != 0 {
-            hint.prefetch(self.entries.as_ptr().wrapping_add(candidates.index_of(candidates.ways.trailing_zeros())));
+        let ways = if b2 != b1 && self.spilled(b1) { self.candidates_in(b2, sig) << WAYS } else { 0 };
+        let candidates = Candidates { ways, first: first as u32, second: (b2 * WAYS) as u32 };
+        if ways != 0 {
+            hint.prefetch(self.entries.as_ptr().wrapping_add(candidates.index_of(ways.trailing_zeros())));
         }
         candidates
     }
