@@ -91,8 +91,11 @@ pub(super) struct ChunkFlow {
     pub slot: Option<Slot>,
 }
 
-/// How a packet is to be settled after the lookups.
+/// How a packet is to be settled after the lookups. An explicit tag byte: telling a `Flow`
+/// from the rest is then one comparison (with the tag folded into `forward`'s spare values,
+/// the test of every packet took eight instructions).
 #[derive(Clone, Copy, Default)]
+#[repr(u8)]
 pub(super) enum Step {
     /// Verdict already given by parse (non-IP, link or IP header broken).
     #[default]
