@@ -61,9 +61,7 @@ impl StageArrays {
             flows: [ChunkFlow::default(); MAX_BURST],
         })
     }
-}
 
-impl StageArrays {
     /// The summary of packet `i`, whose frame is `frame`: parsed again (the straight path) if
     /// parse did not store it. Only packets that leave the path of known flows ask.
     pub fn summary(&mut self, i: usize, frame: &[u8]) -> Option<&PacketSummary> {
