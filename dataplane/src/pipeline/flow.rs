@@ -550,10 +550,6 @@ impl FlowTable {
         self.spilled.get(b / 64).is_some_and(|w| w & (1 << (b % 64)) != 0)
     }
 
-    fn expired(&self, e: &FlowEntry, now_ms: u64) -> bool {
-        e.expired(now_ms)
-    }
-
     /// Ways of bucket `b` whose signature is `sig`, as a bit mask.
     #[inline]
     fn candidates_in(&self, b: usize, sig: u16) -> u32 {
@@ -650,7 +646,7 @@ impl FlowTable {
     /// The slot of entry `index`, or None after freeing it if it has expired.
     #[inline]
     fn live_slot(&mut self, index: usize, now_ms: u64) -> Option<Slot> {
-        let expired = self.entries.get(index).is_some_and(|e| self.expired(e, now_ms));
+        let expired = self.entries.get(index).is_some_and(|e| e.expired(now_ms));
         if expired {
             self.displace(index);
             if let Some(s) = self.sigs.get_mut(index / WAYS) {
@@ -683,7 +679,7 @@ impl FlowTable {
             // Both full. The second bucket's entries are candidates only if it is searched.
             let second = if self.spilled(b1) { b2 * WAYS } else { b1 * WAYS };
             let indexes = (b1 * WAYS..b1 * WAYS + WAYS).chain(second..second + WAYS);
-            if let Some(old) = indexes.clone().find(|&i| self.entries.get(i).is_some_and(|e| self.expired(e, now_ms))) {
+            if let Some(old) = indexes.clone().find(|&i| self.entries.get(i).is_some_and(|e| e.expired(now_ms))) {
                 self.counters.add(Counter::Expired, 1);
                 self.displace(old);
                 old

@@ -635,6 +635,6 @@ pub fn worker_of(frame: &[u8], workers: usize) -> usize {
         p.src_port = 0;
         p.dst_port = 0;
     }
-    let hash = FlowKey::of(&p).0.hash();
+    let hash = FlowKey::hash_of(&p);
     ((u64::from(hash) * workers as u64) >> 32) as usize
 }

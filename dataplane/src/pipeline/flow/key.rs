@@ -65,12 +65,13 @@ impl FlowKey {
         (self.ports >> 32) as u8
     }
 
-    /// A symmetric hash (both directions give the same value, the key is canonical) under
-    /// fixed constants: for the software distributor, which must send a connection to the same
-    /// worker from any process. The flow table hashes with its own secret ([`HashSeed`]).
+    /// A symmetric hash of packet `p`'s key (both directions give the same value, the key is
+    /// canonical) under fixed constants: for the software distributor, which must send a
+    /// connection to the same worker from any process. The flow table hashes with its own
+    /// secret ([`HashSeed`]).
     #[inline]
-    pub fn hash(&self) -> u32 {
-        self.hash_with(&HashSeed::FIXED)
+    pub fn hash_of(p: &PacketSummary) -> u32 {
+        FlowKey::of_hashed(p, &HashSeed::FIXED).2
     }
 
     /// A symmetric hash keyed by `seed`.
