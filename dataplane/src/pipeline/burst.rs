@@ -5,6 +5,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use super::flow::{Candidates, FlowKey, FlowTable, Slot};
+use super::settle::{settle_run, EntryFrom};
 use super::{initiator_query, is_syn_ack, Hints, MalformedAction, Pipeline, Verdict, MAX_BURST};
 use crate::counters::Counter;
 use crate::policy::compile::{Decision, Query};
@@ -33,6 +34,10 @@ pub(super) struct Burst<'a, P, O, H> {
     pub n_flows: usize,
     /// Parse (singles) and resolve (flows): what needed the policy.
     pub asking: Asking,
+    /// Resolve: the chunk's first packets, settled already (see [`Pipeline::resolve_chunk`]),
+    /// and the policy drops among them.
+    pub settled: usize,
+    pub settled_drops: u64,
 }
 
 /// What the steps of a chunk hand to each other. Entry `i` of `steps`, `summaries` and
@@ -287,13 +292,27 @@ impl Pipeline {
         (claimed, claimed_drops)
     }
 
-    /// 2. Probe the last flows, then resolve every lookup (the entries are in cache by now)
+    /// 2. Probe the last flows; settle the chunk's first packets while their flows are found
+    ///    at their lowest candidate, decided by the current policy and await nothing (the
+    ///    usual chunk ends here); resolve the other lookups (the entries are in cache by now)
     ///    and mark the flows the current policy has not decided; classify what is marked.
+    ///
+    ///    Settling the known flows here, before the rest of the chunk is resolved and
+    ///    classified, reads each entry once: the order does not change what they decide, as
+    ///    the run settles only found flows that need nothing else, and settling one changes
+    ///    neither whether a later lookup finds its flow (the entry is seen now, so not expired)
+    ///    nor what the policy answers.
     #[inline(never)]
     pub(super) fn resolve_chunk<P: AsRef<[u8]>, O, H: Hints>(&mut self, b: &mut Burst<'_, P, O, H>) {
-        let Burst { policy, packets, now_ms, hint, arrays, n_flows, asking, .. } = b;
+        let Burst { policy, packets, verdicts, now_ms, hint, arrays, n_flows, asking, settled, settled_drops, .. } = b;
+        let (now_ms, generation) = (*now_ms, policy.generation());
         let flows = arrays.flows.get_mut(..*n_flows).unwrap_or_default();
-        asking.stale_flows = resolve_flows(&self.flows, flows, *now_ms, policy.generation(), *hint);
+        probe_last(&self.flows, flows, *hint);
+        let from = EntryFrom::Lowest { generation };
+        let flows_done;
+        (*settled, flows_done, *settled_drops) = settle_run(&mut self.flows, arrays, from, now_ms, verdicts, 0);
+        let flows = arrays.flows.get_mut(flows_done..*n_flows).unwrap_or_default();
+        asking.stale_flows = resolve_flows(&self.flows, flows, now_ms, generation) << flows_done;
         if asking.any() {
             self.classify_marked(policy, packets, *asking, arrays);
         }
@@ -352,15 +371,20 @@ impl Pipeline {
     }
 }
 
-/// The lookups of `flows`: the last ones probed, then each resolved (its entry is in cache by
-/// now). Returns the flows not found or decided by an older policy (bit `f`: flow `f`).
-/// Its own function so that the compiler knows `flows` and `table` apart (no reloads).
+/// The probes of the last `PROBE_DISTANCE` flows, which parse did not reach.
 #[inline(always)]
-fn resolve_flows(table: &FlowTable, flows: &mut [ChunkFlow], now_ms: u64, generation: u64, hint: impl Hints) -> u64 {
+fn probe_last(table: &FlowTable, flows: &mut [ChunkFlow], hint: impl Hints) {
     let first_unprobed = flows.len().saturating_sub(PROBE_DISTANCE);
     for f in flows.iter_mut().skip(first_unprobed) {
         f.candidates = table.probe(f.hash, hint);
     }
+}
+
+/// The lookups of `flows` (probed). Returns the flows not found or decided by an older policy
+/// (bit `f`: `flows[f]`). Its own function so that the compiler knows `flows` and `table`
+/// apart (no reloads).
+#[inline(always)]
+fn resolve_flows(table: &FlowTable, flows: &mut [ChunkFlow], now_ms: u64, generation: u64) -> u64 {
     let mut stale_flows = 0;
     for (i, f) in flows.iter_mut().enumerate() {
         let (slot, current) = table.resolve(&f.key, f.candidates, now_ms, generation);

@@ -396,9 +396,20 @@ pub struct Candidates {
     /// Entry index of the first way of each bucket.
     first: u32,
     second: u32,
+    /// Entry index of the lowest candidate (when there is one): worked out once, by the
+    /// probe that prefetches it, rather than again by the lookup that reads it.
+    lowest: u32,
 }
 
 impl Candidates {
+    /// The candidates `ways` of buckets starting at entries `first` and `second`.
+    #[inline(always)]
+    fn new(ways: u32, first: usize, second: usize) -> Candidates {
+        let mut c = Candidates { ways, first: first as u32, second: second as u32, lowest: 0 };
+        c.lowest = c.index_of(ways.trailing_zeros()) as u32;
+        c
+    }
+
     /// The entry index of candidate bit `bit`.
     #[inline(always)]
     fn index_of(self, bit: u32) -> usize {
@@ -563,25 +574,30 @@ impl FlowTable {
         let (b1, b2) = self.buckets_of(hash);
         let sig = Self::signature(hash);
         let second = if b2 != b1 && self.spilled(b1) { self.candidates_in(b2, sig) } else { 0 };
-        Candidates {
-            ways: self.candidates_in(b1, sig) | (second << WAYS),
-            first: (b1 * WAYS) as u32,
-            second: (b2 * WAYS) as u32,
-        }
+        Candidates::new(self.candidates_in(b1, sig) | (second << WAYS), b1 * WAYS, b2 * WAYS)
     }
 
     /// The entry index holding `key` among the `candidates` of its buckets. The candidates
     /// must be current: nothing may free or fill a way between [`FlowTable::probe`] and
     /// [`FlowTable::resolve`] (which frees nothing for that reason).
     #[inline]
-    fn find(&self, candidates: Candidates, key: &FlowKey) -> Option<usize> {
+    fn find(&self, candidates: Candidates, key: &FlowKey) -> Option<(usize, &FlowEntry)> {
         let mut ways = candidates.ways;
+        if ways == 0 {
+            return None;
+        }
+        // The lowest candidate first, its index known (the usual lookup ends here).
+        let lowest = candidates.lowest as usize;
+        match self.entries.get(lowest) {
+            Some(e) if e.key == *key => return Some((lowest, e)),
+            _ => ways &= ways - 1,
+        }
         while ways != 0 {
             let index = candidates.index_of(ways.trailing_zeros());
-            if self.entries.get(index).is_some_and(|e| e.key == *key) {
-                return Some(index);
+            match self.entries.get(index) {
+                Some(e) if e.key == *key => return Some((index, e)),
+                _ => ways &= ways - 1,
             }
-            ways &= ways - 1;
         }
         None
     }
@@ -612,13 +628,14 @@ impl FlowTable {
         let first = b1 * WAYS;
         if ways != 0 {
             // The usual probe: the second bucket is not read, so its base is not needed.
-            hint.prefetch(self.entries.as_ptr().wrapping_add(first + ways.trailing_zeros() as usize));
-            return Candidates { ways, first: first as u32, second: first as u32 };
+            let lowest = first + ways.trailing_zeros() as usize;
+            hint.prefetch(self.entries.as_ptr().wrapping_add(lowest));
+            return Candidates { ways, first: first as u32, second: first as u32, lowest: lowest as u32 };
         }
         let ways = if b2 != b1 && self.spilled(b1) { self.candidates_in(b2, sig) << WAYS } else { 0 };
-        let candidates = Candidates { ways, first: first as u32, second: (b2 * WAYS) as u32 };
+        let candidates = Candidates::new(ways, first, b2 * WAYS);
         if ways != 0 {
-            hint.prefetch(self.entries.as_ptr().wrapping_add(candidates.index_of(ways.trailing_zeros())));
+            hint.prefetch(self.entries.as_ptr().wrapping_add(candidates.lowest as usize));
         }
         candidates
     }
@@ -630,16 +647,33 @@ impl FlowTable {
     /// give those flows room that one packet at a time would not have given them.
     #[inline]
     pub fn resolve(&self, key: &FlowKey, candidates: Candidates, now_ms: u64, generation: u64) -> (Option<Slot>, bool) {
-        let Some(index) = self.find(candidates, key) else { return (None, false) };
-        match self.entries.get(index) {
-            Some(e) if !e.expired(now_ms) => (Some(Slot::at(index)), e.decided_by(generation)),
+        match self.find(candidates, key) {
+            Some((index, e)) if !e.expired(now_ms) => (Some(Slot::at(index)), e.decided_by(generation)),
             _ => (None, false),
         }
     }
 
+    /// The entry of `key` if it is the lowest of the `candidates` [`FlowTable::probe`] found,
+    /// live, and decided by policy generation `generation`: the known flow's usual case, its
+    /// entry read once to settle it. `None` leaves the lookup to [`FlowTable::resolve`].
+    #[inline(always)]
+    pub fn known_mut(
+        &mut self,
+        key: &FlowKey,
+        candidates: Candidates,
+        now_ms: u64,
+        generation: u64,
+    ) -> Option<&mut FlowEntry> {
+        if candidates.ways == 0 {
+            return None;
+        }
+        let e = self.entries.get_mut(candidates.lowest as usize)?;
+        (e.key == *key && !e.expired(now_ms) && e.decided_by(generation)).then_some(e)
+    }
+
     /// Find a live entry; an expired one found on the way is freed.
     pub fn lookup(&mut self, key: &FlowKey, hash: u32, now_ms: u64) -> Option<Slot> {
-        let index = self.find(self.candidates(hash), key)?;
+        let (index, _) = self.find(self.candidates(hash), key)?;
         self.live_slot(index, now_ms)
     }
 

@@ -340,6 +340,8 @@ impl Pipeline {
                 arrays: &mut arrays,
                 n_flows: 0,
                 asking: Asking::default(),
+                settled: 0,
+                settled_drops: 0,
             };
             self.process_chunk(&mut burst);
         }

@@ -1,6 +1,6 @@
 //! Step 3 of a chunk: each packet settled in order. A packet of a known flow that the current
 //! policy decided and that awaits no ClientHello (the usual packet) takes its entry's verdict
-//! ([`settle_known`], a tight loop over a run of them); every other one the general path
+//! ([`settle_run`], a tight loop over a run of them); every other one the general path
 //! ([`Pipeline::settle_flow`]): the flow found or created, (re)decided, its ClientHello fed
 //! while it is pending.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
@@ -10,7 +10,8 @@ use super::flow::{FlowTable, HelloState};
 use super::source::Source;
 use super::talkers::Talkers;
 use super::{
-    initiator_query, is_syn_ack, limits, pickup, quic_long_header, HelloObserver, Midstream, Pipeline, TlsFail, Verdict,
+    initiator_query, is_syn_ack, limits, pickup, quic_long_header, HelloObserver, Midstream, Pipeline, TlsFail,
+    Verdict, MAX_BURST,
 };
 use crate::counters::{Counter, Counters};
 use crate::policy::compile::{Decision, HelloFacts, Query, TlsView};
@@ -36,19 +37,23 @@ impl Pipeline {
     ///    found by the later ones.
     #[inline(never)]
     pub(super) fn settle_chunk<P: AsRef<[u8]>, O: HelloObserver, H>(&mut self, b: &mut Burst<'_, P, O, H>) {
-        let Burst { policy, packets, verdicts, now_ms, base, observer, arrays, asking, .. } = b;
+        let Burst { policy, packets, verdicts, now_ms, base, observer, arrays, asking, settled, settled_drops, .. } = b;
         let (now_ms, asking) = (*now_ms, *asking);
         let default = Decision::new(policy.default_action(), None);
         // The slots the burst lookups found hold until the chunk creates a flow: an insertion
         // may take a slot found for another flow, or create a flow a lookup missed.
         let mut lookups_hold = true;
-        let mut policy_drops = 0;
-        let mut i = 0;
+        // Resolve settled the chunk's first packets (see `burst::resolve_chunk`).
+        let mut policy_drops = *settled_drops;
+        let mut i = *settled;
         loop {
             // The usual packets (their flow found, decided by this policy, no ClientHello
             // awaited) take their entry's verdict, a run of them in one tight loop.
             if lookups_hold {
-                i = settle_known(&mut self.flows, arrays, asking, now_ms, verdicts, i, &mut policy_drops);
+                let from = EntryFrom::Resolved(asking);
+                let drops;
+                (i, _, drops) = settle_run(&mut self.flows, arrays, from, now_ms, verdicts, i);
+                policy_drops += drops;
             }
             // Packet `i` needs more than that.
             let (Some(v), Some(&step)) = (verdicts.get_mut(i), arrays.steps.get(i)) else { break };
@@ -90,7 +95,7 @@ impl Pipeline {
     /// it when needed, feed a pending connection's ClientHello, and give the packet its
     /// verdict. Also returns whether it created or freed a flow (the chunk's lookups then no
     /// longer hold). Out of line: inlined, its size cost the tight loop of known flows
-    /// (`settle_known`) about 6 instructions per packet.
+    /// (`settle_run`) about 6 instructions per packet.
     #[inline(never)]
     fn settle_flow(
         &mut self,
@@ -369,41 +374,59 @@ fn note_drops<P: AsRef<[u8]>>(talkers: &mut Talkers, arrays: &mut StageArrays, p
     }
 }
 
+/// How [`settle_run`] finds a packet's entry.
+#[derive(Clone, Copy)]
+pub(super) enum EntryFrom {
+    /// The slot resolve found, for flows the current policy decided (settle, after resolve).
+    Resolved(Asking),
+    /// The flow's lowest candidate, if it holds the flow, live and decided by policy
+    /// `generation` (resolve, before the chunk's other lookups: see `burst::resolve_chunk`).
+    Lowest { generation: u64 },
+}
+
 /// Settles packets from `i` on while they are decided already (`Done`) or belong to a known
 /// flow that the current policy decided and that awaits no ClientHello nor watches for QUIC
 /// Initials: the entry's verdict, its state updated.
-/// Returns the first packet that needs more (or the chunk's end); `drops` counts the policy
-/// drops settled. Only while the burst lookups hold.
+/// Returns the first packet that needs more (or the chunk's end), the first flow not
+/// settled, and the policy drops settled. Only while the burst lookups hold.
 #[inline(always)]
-fn settle_known(
+pub(super) fn settle_run(
     table: &mut FlowTable,
     arrays: &StageArrays,
-    asking: Asking,
+    from: EntryFrom,
     now_ms: u64,
     verdicts: &mut [Verdict],
     mut i: usize,
-    drops: &mut u64,
-) -> usize {
+) -> (usize, usize, u64) {
     let idle = *table.idle_times();
-    while let (Some(v), Some(step)) = (verdicts.get_mut(i), arrays.steps.get(i)) {
+    let (mut flows_done, mut drops) = (0, 0);
+    let pending = verdicts.get_mut(i..).unwrap_or_default().iter_mut().zip(arrays.steps.get(i..).unwrap_or_default());
+    for (v, step) in pending {
         match *step {
-            Step::Flow { flow, forward, flags } if !asking.flow(flow) => {
-                let slot = arrays.flows.get(usize::from(flow)).and_then(|f| f.slot);
-                match slot.and_then(|s| table.entry_mut(s)) {
+            Step::Flow { flow, forward, flags } => {
+                // A flow index is below `MAX_BURST` (the mask only spares the bounds check).
+                let Some(f) = arrays.flows.get(usize::from(flow) % MAX_BURST) else { break };
+                let entry = match from {
+                    EntryFrom::Resolved(asking) if !asking.flow(flow) => f.slot.and_then(|s| table.entry_mut(s)),
+                    EntryFrom::Resolved(_) => None,
+                    EntryFrom::Lowest { generation } => table.known_mut(&f.key, f.candidates, now_ms, generation),
+                };
+                match entry {
                     Some(e) if e.verdict_holds() => {
                         e.observe(forward, flags, now_ms, &idle);
                         *v = e.verdict();
-                        *drops += u64::from(v.action.denies());
+                        drops += u64::from(v.action.denies());
                     }
                     _ => break,
                 }
+                flows_done = usize::from(flow) + 1;
             }
             Step::Done => {}
-            _ => break,
+            Step::Single { .. } => break,
         }
         i += 1;
     }
-    i
+    (i, flows_done, drops)
 }
 
 /// What the client's first bytes turned out to be.
