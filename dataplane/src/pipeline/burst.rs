@@ -387,7 +387,7 @@ fn probe_last(table: &FlowTable, flows: &mut [ChunkFlow], hint: impl Hints) {
 fn resolve_flows(table: &FlowTable, flows: &mut [ChunkFlow], now_ms: u64, generation: u64) -> u64 {
     let mut stale_flows = 0;
     for (i, f) in flows.iter_mut().enumerate() {
-        let (slot, current) = table.resolve(&f.key, f.candidates, now_ms, generation);
+        let (slot, current) = table.resolve(&f.key, f.hash, f.candidates, now_ms, generation);
         f.slot = slot;
         stale_flows |= u64::from(!current) << i;
     }

@@ -92,14 +92,14 @@ fn a_spilled_flow_hidden_by_a_signature_twin_is_found_by_lookup() {
 
     // The probe sees the twin's way in bucket 0 and does not read bucket 1: not found there.
     let candidates = table.probe(twin, ());
-    assert_eq!(table.resolve(&spilled, candidates, now, 0), (None, false));
+    assert_eq!(table.resolve(&spilled, twin, candidates, now, 0), (None, false));
     // The lookup reads both buckets of a spilled one: found, in the slot it was given.
     assert_eq!(table.lookup(&spilled, twin, now), Some(slot));
     assert!(table.holds(slot, &spilled));
     // And the twin itself is found by the staged lookup, as every flow of bucket 0 is.
     for (k, hash, slot) in held {
         let candidates = table.probe(hash, ());
-        assert_eq!(table.resolve(&k, candidates, now, 0).0, Some(slot));
+        assert_eq!(table.resolve(&k, hash, candidates, now, 0).0, Some(slot));
     }
 }
 

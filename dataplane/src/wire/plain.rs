@@ -27,10 +27,13 @@ const IPV4_FRAGMENT_BITS: u16 = ipv4::field::MORE_FRAGS | ipv4::field::FRAG_OFF;
 /// few packets that need it (see `pipeline::burst::StageArrays::summary`).
 #[inline(always)]
 pub(super) fn parse_plain(frame: &[u8]) -> Option<PacketSummary> {
+    // The ethertype compared as it lies in the frame (no byte swap per packet).
+    const IPV4: u16 = u16::from_ne_bytes(ethertype::IPV4.to_be_bytes());
+    const IPV6: u16 = u16::from_ne_bytes(ethertype::IPV6.to_be_bytes());
     let (eth, packet) = frame.split_first_chunk::<ETHERNET_LEN>()?;
-    match be16(eth, ethernet::field::ETHERTYPE) {
-        ethertype::IPV4 => plain_ipv4(packet),
-        ethertype::IPV6 => plain_ipv6(packet),
+    match u16::from_ne_bytes(array(eth, ethernet::field::ETHERTYPE)) {
+        IPV4 => plain_ipv4(packet),
+        IPV6 => plain_ipv6(packet),
         _ => None,
     }
 }
