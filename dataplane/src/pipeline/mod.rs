@@ -152,9 +152,10 @@ pub enum Phase {
     Receive,
     /// Headers parsed, flow keys hashed, buckets prefetched and probed.
     Parse,
-    /// Flow lookups resolved, connections not decided by the current policy classified.
+    /// The run of known flows at the chunk's start settled as they are looked up; the other
+    /// lookups resolved, connections not decided by the current policy classified.
     Resolve,
-    /// Each packet settled in order (flows created, ClientHellos fed, verdicts).
+    /// The other packets settled in order (flows created, ClientHellos fed, verdicts).
     Settle,
     /// Counting, the TX burst and the frees.
     Transmit,
