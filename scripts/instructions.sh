@@ -12,6 +12,16 @@
 #   RULES=file.json scripts/instructions.sh # other rules than bench.sh's (scripts/armed-cost.sh)
 #   FIRST=1 scripts/instructions.sh         # count the first pass instead, where every flow is
 #                                           # new (classification, flow creation, limits)
+#   WORKER=1 FLOWS=1024 scripts/instructions.sh
+#                                           # count the real worker instead of the replay:
+#                                           # `dataplane bench` (BIN=) under callgrind, DPDK
+#                                           # without hugepages, its pipeline steps divided by
+#                                           # every packet it received. The replay gives the
+#                                           # pipeline no prefetch, so the compiler drops the
+#                                           # prefetches' address arithmetic (about 12
+#                                           # instructions per packet of parse); the worker
+#                                           # pays it. Its first pass over the flows is counted
+#                                           # too: negligible at 1k flows, not at 64k.
 # Builds go to $CARGO_TARGET_DIR (default: target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +54,29 @@ if [ -n "${RULES:-}" ]; then
   cp "$RULES" "$work/rules.json"
 else
   python3 scripts/gen_rules.py "$work/rules.json" --cidr 10000 --sni 1000 > /dev/null
+fi
+if [ -n "${WORKER:-}" ]; then
+  capacity=$(( FLOWS * 2 > 1024 ? FLOWS * 2 : 1024 ))
+  valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" --compress-strings=no \
+    "$bin" bench --pcap "$work/traffic.pcap" --rules "$work/rules.json" --duration "${DURATION:-20}" \
+    --warmup "$(( ${DURATION:-20} / 3 ))" --cpus 0,1 --flow-capacity "$capacity" --json -- --no-huge -m 4096 \
+    --file-prefix "instructions$$" > "$work/bench.json" 2> "$work/valgrind.log"
+  packets=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["total_rx"])' "$work/bench.json")
+  echo "worker received $packets packets under callgrind"
+  callgrind_annotate --inclusive=yes "$work/callgrind.out" > "$work/annotated.txt"
+  python3 - "$work/annotated.txt" "$packets" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+packets = int(sys.argv[2])
+def count(step):
+    # The step's function, whole (the line with the largest inclusive count; the worker
+    # makes the only instance that runs).
+    found = re.findall(r'^\s*([\d,]+) \([^)]*\)\s+[^\n]*Pipeline>?::' + step + r'_chunk(?:\s|$)', text, re.M)
+    return max(int(n.replace(',', '')) for n in found) / packets if found else float('nan')
+steps = {s: count(s) for s in ('parse', 'resolve', 'settle')}
+print(f'pipeline instructions per packet: {sum(steps.values()):.1f} (' + ', '.join(f'{s} {v:.1f}' for s, v in steps.items()) + ')')
+PY
+  exit 0
 fi
 # Known flows: the passes after the warm-up (the warm-up's own replay toggles collection off).
 # FIRST=1: the warm-up alone, every replay inside it collected.
