@@ -1,7 +1,8 @@
 //! The per-chunk context ([`Burst`]) and the first two steps of a chunk: parse (with the
 //! flow-table buckets prefetched and probed as the hashes become known) and resolve (the
-//! lookups finished, what the current policy has not decided classified in one bulk lookup).
-//! Step 3, settle, is in `settle.rs`.
+//! leading run of known flows settled as it is looked up, the other lookups finished, what the
+//! current policy has not decided classified in one bulk lookup). Step 3, settle, is in
+//! `settle.rs`.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use super::flow::{Candidates, FlowKey, FlowTable, Slot};

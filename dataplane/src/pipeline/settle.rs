@@ -1,6 +1,7 @@
-//! Step 3 of a chunk: each packet settled in order. A packet of a known flow that the current
-//! policy decided and that awaits no ClientHello (the usual packet) takes its entry's verdict
-//! ([`settle_run`], a tight loop over a run of them); every other one the general path
+//! Step 3 of a chunk: each packet settled in order, from the first one resolve did not settle.
+//! A packet of a known flow that the current policy decided and that awaits no ClientHello
+//! (the usual packet) takes its entry's verdict ([`settle_run`], a tight loop over a run of
+//! them, which resolve also runs at the chunk's start); every other one the general path
 //! ([`Pipeline::settle_flow`]): the flow found or created, (re)decided, its ClientHello fed
 //! while it is pending.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
