@@ -395,9 +395,23 @@ const DISPLACED_CAPACITY: usize = 256;
 pub struct Candidates {
     /// Bits 0..16: ways of the first bucket; bits 16..32: of the second.
     ways: u32,
-    /// Entry index of the lowest candidate (when there is one): worked out once, by the
-    /// probe that prefetches it, rather than again by the lookup that reads it.
+    /// Entry index of the lowest candidate: worked out once, by the probe that prefetches it,
+    /// rather than again by the lookup that reads it. [`NO_CANDIDATE`] (beyond every table)
+    /// when there is none, so that reading it finds no entry without a test of `ways`.
     lowest: u32,
+}
+
+/// [`Candidates::lowest`] when no way matches.
+const NO_CANDIDATE: u32 = u32::MAX;
+const _: () = assert!(MAX_CAPACITY < NO_CANDIDATE as usize, "no entry index is NO_CANDIDATE");
+
+impl Candidates {
+    /// `ways` of buckets `b1` and `b2`, with the lowest one's index.
+    #[inline(always)]
+    fn of(ways: u32, b1: usize, b2: usize) -> Candidates {
+        let lowest = if ways == 0 { NO_CANDIDATE } else { index_of(ways.trailing_zeros(), b1, b2) as u32 };
+        Candidates { ways, lowest }
+    }
 }
 
 /// The entry index of candidate bit `bit` (see [`Candidates::ways`]) of buckets `b1`, `b2`.
@@ -563,8 +577,7 @@ impl FlowTable {
         let (b1, b2) = self.buckets_of(hash);
         let sig = Self::signature(hash);
         let second = if b2 != b1 && self.spilled(b1) { self.candidates_in(b2, sig) } else { 0 };
-        let ways = self.candidates_in(b1, sig) | (second << WAYS);
-        Candidates { ways, lowest: index_of(ways.trailing_zeros(), b1, b2) as u32 }
+        Candidates::of(self.candidates_in(b1, sig) | (second << WAYS), b1, b2)
     }
 
     /// The entry index holding `key` among the `candidates` of its buckets. The candidates
@@ -573,14 +586,12 @@ impl FlowTable {
     #[inline]
     fn find(&self, candidates: Candidates, hash: u32, key: &FlowKey) -> Option<(usize, &FlowEntry)> {
         let mut ways = candidates.ways;
-        if ways == 0 {
-            return None;
-        }
-        // The lowest candidate first, its index known (the usual lookup ends here).
+        // The lowest candidate first, its index known (the usual lookup ends here; with no
+        // candidate there is no entry at `NO_CANDIDATE`, and `ways` is 0).
         let lowest = candidates.lowest as usize;
         match self.entries.get(lowest) {
             Some(e) if e.key == *key => return Some((lowest, e)),
-            _ => ways &= ways - 1,
+            _ => ways &= ways.wrapping_sub(1),
         }
         let (b1, b2) = self.buckets_of(hash);
         while ways != 0 {
@@ -624,11 +635,11 @@ impl FlowTable {
             return Candidates { ways, lowest: lowest as u32 };
         }
         let ways = if b2 != b1 && self.spilled(b1) { self.candidates_in(b2, sig) << WAYS } else { 0 };
-        let lowest = b2 * WAYS + (ways >> WAYS).trailing_zeros() as usize;
+        let candidates = Candidates::of(ways, b1, b2);
         if ways != 0 {
-            hint.prefetch(self.entries.as_ptr().wrapping_add(lowest));
+            hint.prefetch(self.entries.as_ptr().wrapping_add(candidates.lowest as usize));
         }
-        Candidates { ways, lowest: lowest as u32 }
+        candidates
     }
 
     /// The live slot of `key` among the `candidates` [`FlowTable::probe`] found, and whether
@@ -662,9 +673,7 @@ impl FlowTable {
         now_ms: u64,
         generation: u64,
     ) -> Option<&mut FlowEntry> {
-        if candidates.ways == 0 {
-            return None;
-        }
+        // No candidate: `NO_CANDIDATE` is beyond the table.
         let e = self.entries.get_mut(candidates.lowest as usize)?;
         (e.key == *key && !e.expired(now_ms) && e.decided_by(generation)).then_some(e)
     }
