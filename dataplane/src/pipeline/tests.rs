@@ -275,3 +275,39 @@ pub(super) fn one_per_burst(
         })
         .collect()
 }
+
+/// Resolve settles a chunk's leading run of known flows as it looks them up, before a later
+/// packet of the chunk creates a flow: the run's packets refresh their entries first, so the
+/// creation evicts the stalest of the others, as one packet at a time would.
+#[test]
+fn known_flows_settled_in_resolve_are_seen_before_a_later_packet_creates_a_flow() {
+    let policy = ssh_block();
+    let to_ssh = |port: u16| build::tcp_v4(CLIENT, SERVER, port, 22, SYN, 0, b"");
+    let fill = |p: &mut Pipeline| {
+        // One bucket of WAYS flows, created one millisecond apart: 1000 is the stalest.
+        for port in 0..WAYS as u16 {
+            run(p, &policy, &[to_ssh(1000 + port)], u64::from(port));
+        }
+    };
+    // Known 1000, new 2000 (the bucket is full: one flow gives way), 1000 again, known 1001.
+    let burst = [to_ssh(1000), to_ssh(2000), to_ssh(1000), to_ssh(1001)];
+    let now = 100;
+    let mut in_burst = Pipeline::new(PipelineConfig { flow_capacity: 1, ..PipelineConfig::default() });
+    fill(&mut in_burst);
+    let verdicts = run(&mut in_burst, &policy, &burst, now);
+    let mut alone = Pipeline::new(PipelineConfig { flow_capacity: 1, ..PipelineConfig::default() });
+    fill(&mut alone);
+    let one_by_one: Vec<Verdict> =
+        burst.iter().flat_map(|f| run(&mut alone, &policy, std::slice::from_ref(f), now)).collect();
+
+    assert_eq!(actions(&verdicts), vec![Action::Drop; 4]);
+    assert_eq!(verdicts, one_by_one);
+    // 1000 was refreshed by the first packet, so 2000 took 1001's way; 1000's second packet
+    // found its flow, and 1001 came back in the way of 1002.
+    for p in [&in_burst, &alone] {
+        assert_eq!(p.flows.counters.get(Counter::FlowsCreated), WAYS as u64 + 2);
+        assert_eq!(p.flows.counters.get(Counter::Evictions), 2);
+        assert_eq!(p.flows.len(), WAYS);
+    }
+    assert_eq!(in_burst.totals().get(Counter::DropPolicy), alone.totals().get(Counter::DropPolicy));
+}
