@@ -55,54 +55,44 @@ if [ -n "${RULES:-}" ]; then
 else
   python3 scripts/gen_rules.py "$work/rules.json" --cidr 10000 --sni 1000 > /dev/null
 fi
+capacity=$(( FLOWS * 2 > 1024 ? FLOWS * 2 : 1024 ))
 if [ -n "${WORKER:-}" ]; then
-  capacity=$(( FLOWS * 2 > 1024 ? FLOWS * 2 : 1024 ))
+  # The real worker: every packet it received is counted (its program total is DPDK's and
+  # the control thread's too, so the figure is the sum of the pipeline's steps).
   valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" --compress-strings=no \
     "$bin" bench --pcap "$work/traffic.pcap" --rules "$work/rules.json" --duration "${DURATION:-20}" \
     --warmup "$(( ${DURATION:-20} / 3 ))" --cpus 0,1 --flow-capacity "$capacity" --json -- --no-huge -m 4096 \
     --file-prefix "instructions$$" > "$work/bench.json" 2> "$work/valgrind.log"
   packets=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["total_rx"])' "$work/bench.json")
   echo "worker received $packets packets under callgrind"
-  callgrind_annotate --inclusive=yes "$work/callgrind.out" > "$work/annotated.txt"
-  python3 - "$work/annotated.txt" "$packets" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-packets = int(sys.argv[2])
-def count(step):
-    # The step's function, whole (the line with the largest inclusive count; the worker
-    # makes the only instance that runs).
-    found = re.findall(r'^\s*([\d,]+) \([^)]*\)\s+[^\n]*Pipeline>?::' + step + r'_chunk(?:\s|$)', text, re.M)
-    return max(int(n.replace(',', '')) for n in found) / packets if found else float('nan')
-steps = {s: count(s) for s in ('parse', 'resolve', 'settle')}
-print(f'pipeline instructions per packet: {sum(steps.values()):.1f} (' + ', '.join(f'{s} {v:.1f}' for s, v in steps.items()) + ')')
-PY
-  exit 0
+else
+  # Known flows: the passes after the warm-up (the warm-up's own replay toggles collection
+  # off). FIRST=1: the warm-up alone, every replay inside it collected.
+  toggles=(--toggle-collect='pipeline_replay::replay' --toggle-collect='pipeline_replay::warm_up')
+  passes="$PASSES"
+  if [ -n "${FIRST:-}" ]; then
+    toggles=(--toggle-collect='pipeline_replay::warm_up')
+    passes=1
+  fi
+  valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" --compress-strings=no \
+    "${toggles[@]}" "$replay" "$work/rules.json" "$work/traffic.pcap" "$passes" "$capacity" \
+    > "$work/replay.log" 2> "$work/valgrind.log"
+  cat "$work/replay.log"
+  packets=$(( PACKETS * passes ))
 fi
-# Known flows: the passes after the warm-up (the warm-up's own replay toggles collection off).
-# FIRST=1: the warm-up alone, every replay inside it collected.
-toggles=(--toggle-collect='pipeline_replay::replay' --toggle-collect='pipeline_replay::warm_up')
-passes="$PASSES"
-if [ -n "${FIRST:-}" ]; then
-  toggles=(--toggle-collect='pipeline_replay::warm_up')
-  passes=1
-fi
-capacity=$(( FLOWS * 2 > 1024 ? FLOWS * 2 : 1024 ))
-valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" --compress-strings=no \
-  "${toggles[@]}" "$replay" "$work/rules.json" "$work/traffic.pcap" "$passes" "$capacity" \
-  > "$work/replay.log" 2> "$work/valgrind.log"
-cat "$work/replay.log"
 callgrind_annotate --inclusive=yes "$work/callgrind.out" > "$work/annotated.txt"
 [ -z "${KEEP:-}" ] || cp "$work/annotated.txt" "$KEEP"
-python3 - "$work/annotated.txt" "$(( PACKETS * passes ))" <<'PY'
+python3 - "$work/annotated.txt" "$packets" "${WORKER:-}" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
 packets = int(sys.argv[2])
+worker = bool(sys.argv[3])
 def count(pattern):
     # A function appears once per source file its inlined code comes from; the line with
     # the largest inclusive count is the whole function.
     found = re.findall(r'^\s*([\d,]+) \([^)]*\)\s+(?:\S*:)?' + pattern, text, re.M)
     return max(int(n.replace(',', '')) for n in found) / packets if found else float('nan')
-total = count(r'PROGRAM TOTALS')
 steps = {s: count(rf'[^\n]*Pipeline>?::{s}_chunk\b') for s in ('parse', 'resolve', 'settle')}
-print(f'instructions per packet: {total:.1f} (' + ', '.join(f'{s} {v:.1f}' for s, v in steps.items()) + ')')
+label, total = ('pipeline instructions', sum(steps.values())) if worker else ('instructions', count(r'PROGRAM TOTALS'))
+print(f'{label} per packet: {total:.1f} (' + ', '.join(f'{s} {v:.1f}' for s, v in steps.items()) + ')')
 PY
