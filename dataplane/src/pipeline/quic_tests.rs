@@ -194,6 +194,30 @@ fn a_second_connection_on_the_same_ports_is_read_too() {
     assert_eq!(p.counters.get(Counter::QuicFailed) + p.counters.get(Counter::QuicDecided), before);
 }
 
+/// A decided flow watching for QUIC has its short-header datagrams settled with the known
+/// flows' (in resolve's run of them); a client datagram in long form among them is still read,
+/// in its place: a second connection's hello to a blocked name drops it and every later
+/// datagram of the flow in the same burst, as it does one packet at a time.
+#[test]
+fn a_watched_flows_long_datagram_in_a_burst_of_short_ones_is_read_in_its_place() {
+    let policy = both();
+    let allowed = connection("ok.example", false, Version::V1, 40030);
+    let short = allowed[2].clone();
+    let server_short = build::udp_v4(SERVER, CLIENT, 443, 40030, b"\x40server short");
+    let blocked = flight("www.bad.example", OTHER, false, 40030);
+    assert_eq!(blocked.len(), 1);
+    let frames = [&short, &server_short, &short, &blocked[0], &short, &server_short].map(|f| f.clone());
+    for (name, whole) in [("one burst", true), ("one packet at a time", false)] {
+        let mut p = Pipeline::new(PipelineConfig::default());
+        assert_eq!(run(&mut p, &policy, &allowed), [PASS; 3], "{name}");
+        let verdicts =
+            if whole { super::tests::in_one_burst(&mut p, &policy, &frames, 0) } else { run(&mut p, &policy, &frames) };
+        assert_eq!(verdicts, [PASS, PASS, PASS, DROP, DROP, DROP], "{name}");
+        assert_eq!(p.counters.get(Counter::QuicDecided), 2, "{name}");
+        assert_eq!(p.counters.get(Counter::DropPolicy), 3, "{name}");
+    }
+}
+
 /// A client's first flight to `sni` under connection ID `dcid`, from client port `sport`.
 fn flight(sni: &str, dcid: &[u8], post_quantum: bool, sport: u16) -> Vec<Vec<u8>> {
     let message = client_hello_message(sni, post_quantum, &mut SmallRng::seed_from_u64(6));

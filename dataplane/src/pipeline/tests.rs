@@ -260,6 +260,19 @@ fn embryonic_connections_give_way_first() {
 
 /// Each frame in a burst of its own (as packets trickle in on a real link), at `now_ms`: the
 /// action and rule of each. Shared by the pipeline's test modules.
+/// `frames` in one call (chunks of `MAX_BURST`), as a worker's burst: each verdict's action
+/// and rule.
+pub(super) fn in_one_burst(
+    p: &mut Pipeline,
+    policy: &CompiledPolicy,
+    frames: &[Vec<u8>],
+    now_ms: u64,
+) -> Vec<(Action, Option<u32>)> {
+    let mut v = vec![Verdict::default(); frames.len()];
+    p.process_burst(policy, frames, now_ms, &mut v);
+    v.iter().map(|v| (v.action, v.rule)).collect()
+}
+
 pub(super) fn one_per_burst(
     p: &mut Pipeline,
     policy: &CompiledPolicy,
