@@ -6,7 +6,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use super::flow::{Candidates, FlowKey, FlowTable, Slot};
-use super::settle::{settle_run, EntryFrom};
+use super::settle::{settle_run, Lowest};
 use super::{initiator_query, is_syn_ack, Hints, MalformedAction, Pipeline, Verdict, MAX_BURST};
 use crate::counters::Counter;
 use crate::policy::compile::{Decision, Query};
@@ -328,7 +328,7 @@ impl Pipeline {
         let (now_ms, generation) = (*now_ms, policy.generation());
         let flows = arrays.flows.get_mut(..*n_flows).unwrap_or_default();
         probe_last(&self.flows, flows, *hint);
-        let from = EntryFrom::Lowest { generation };
+        let from = Lowest { generation };
         let flows_done;
         (*settled, flows_done, *settled_drops) =
             settle_run(&mut self.flows, arrays, packets, from, now_ms, verdicts, 0);

@@ -51,7 +51,7 @@ impl Pipeline {
             // The usual packets (their flow found, decided by this policy, no ClientHello
             // awaited) take their entry's verdict, a run of them in one tight loop.
             if lookups_hold {
-                let from = EntryFrom::Resolved(asking);
+                let from = Resolved(asking);
                 let drops;
                 (i, _, drops) = settle_run(&mut self.flows, arrays, packets, from, now_ms, verdicts, i);
                 policy_drops += drops;
@@ -375,14 +375,39 @@ fn note_drops<P: AsRef<[u8]>>(talkers: &mut Talkers, arrays: &mut StageArrays, p
     }
 }
 
-/// How [`settle_run`] finds a packet's entry.
+/// How [`settle_run`] finds a packet's entry: a type for each way, so that each run's loop
+/// is compiled for its own (not a test of the way per packet).
+pub(super) trait EntryFrom: Copy {
+    /// The entry of chunk flow `f` (flow `flow`), if the run may settle its packet.
+    fn entry<'t>(self, table: &'t mut FlowTable, f: &ChunkFlow, flow: u8, now_ms: u64) -> Option<&'t mut FlowEntry>;
+}
+
+/// The slot resolve found, for flows the current policy decided (settle, after resolve).
 #[derive(Clone, Copy)]
-pub(super) enum EntryFrom {
-    /// The slot resolve found, for flows the current policy decided (settle, after resolve).
-    Resolved(Asking),
-    /// The flow's lowest candidate, if it holds the flow, live and decided by policy
-    /// `generation` (resolve, before the chunk's other lookups: see `burst::resolve_chunk`).
-    Lowest { generation: u64 },
+pub(super) struct Resolved(pub Asking);
+
+impl EntryFrom for Resolved {
+    #[inline(always)]
+    fn entry<'t>(self, table: &'t mut FlowTable, f: &ChunkFlow, flow: u8, _: u64) -> Option<&'t mut FlowEntry> {
+        if self.0.flow(flow) {
+            return None;
+        }
+        f.slot.and_then(|s| table.entry_mut(s))
+    }
+}
+
+/// The flow's lowest candidate, if it holds the flow, live and decided by policy
+/// `generation` (resolve, before the chunk's other lookups: see `burst::resolve_chunk`).
+#[derive(Clone, Copy)]
+pub(super) struct Lowest {
+    pub generation: u64,
+}
+
+impl EntryFrom for Lowest {
+    #[inline(always)]
+    fn entry<'t>(self, table: &'t mut FlowTable, f: &ChunkFlow, _: u8, now_ms: u64) -> Option<&'t mut FlowEntry> {
+        table.known_mut(&f.key, f.candidates, now_ms, self.generation)
+    }
 }
 
 /// Settles packets from `i` on while they are decided already (`Done`) or belong to a known
@@ -398,7 +423,7 @@ pub(super) fn settle_run<P: AsRef<[u8]>>(
     table: &mut FlowTable,
     arrays: &StageArrays,
     packets: &[P],
-    from: EntryFrom,
+    from: impl EntryFrom,
     now_ms: u64,
     verdicts: &mut [Verdict],
     i: usize,
@@ -419,7 +444,7 @@ fn settle_watched_on<P: AsRef<[u8]>>(
     table: &mut FlowTable,
     arrays: &StageArrays,
     packets: &[P],
-    from: EntryFrom,
+    from: impl EntryFrom,
     now_ms: u64,
     verdicts: &mut [Verdict],
     run: (usize, usize, u64),
@@ -437,7 +462,7 @@ fn settle_watched_on<P: AsRef<[u8]>>(
 fn settle_known(
     table: &mut FlowTable,
     arrays: &StageArrays,
-    from: EntryFrom,
+    from: impl EntryFrom,
     now_ms: u64,
     verdicts: &mut [Verdict],
     mut i: usize,
@@ -470,7 +495,7 @@ fn settle_watched<P: AsRef<[u8]>>(
     table: &mut FlowTable,
     arrays: &StageArrays,
     packets: &[P],
-    from: EntryFrom,
+    from: impl EntryFrom,
     now_ms: u64,
     verdicts: &mut [Verdict],
     i: usize,
@@ -485,23 +510,18 @@ fn settle_watched<P: AsRef<[u8]>>(
     Some((usize::from(flow) + 1, settle_known_packet(e, v, forward, flags, now_ms, &idle)))
 }
 
-/// The entry of the chunk's flow `flow`, if the run may settle its packet: found by resolve
-/// and decided by the current policy, or (`Lowest`) its lowest candidate, live and decided.
+/// The entry of the chunk's flow `flow`, if the run may settle its packet (see [`EntryFrom`]).
 #[inline(always)]
 fn entry_of<'t>(
     table: &'t mut FlowTable,
     arrays: &StageArrays,
-    from: EntryFrom,
+    from: impl EntryFrom,
     flow: u8,
     now_ms: u64,
 ) -> Option<&'t mut FlowEntry> {
     // A flow index is below `MAX_BURST` (the mask only spares the bounds check).
     let f = arrays.flows.get(usize::from(flow) % MAX_BURST)?;
-    match from {
-        EntryFrom::Resolved(asking) if !asking.flow(flow) => f.slot.and_then(|s| table.entry_mut(s)),
-        EntryFrom::Resolved(_) => None,
-        EntryFrom::Lowest { generation } => table.known_mut(&f.key, f.candidates, now_ms, generation),
-    }
+    from.entry(table, f, flow, now_ms)
 }
 
 /// A packet of a known flow takes its entry's verdict (in `v`), the entry its direction,
