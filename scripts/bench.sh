@@ -21,11 +21,13 @@
 # it reads no TLS or QUIC (the 1k SNI rules are left out: it cannot express them), and it has
 # no flow table, so the flow count moves it only through the rules' tries staying in cache.
 # L3FWD=0 leaves both l3fwd columns out.
-# testpmd also runs in `io` forwarding (no header touched) in every round, and the script
-# prints "our share": the dataplane's cycles per packet (its busy TSC cycles / packets, from
-# its JSON summary) minus testpmd io's (TSC Hz, as the dataplane reports it, / io's rate):
-# the cost of our work without net_pcap's replay and the null device, which a real NIC does
-# not have. Like every figure here it moves with the host's other tenants.
+# testpmd also runs in `io` forwarding (no header touched) right before and right after the
+# dataplane in every round, and the script prints "our share": the dataplane's cycles per
+# packet (its busy TSC cycles / packets, from its JSON summary) minus testpmd io's (TSC Hz, as
+# the dataplane reports it, / the mean of io's two rates): the cost of our work without
+# net_pcap's replay and the null device, which a real NIC does not have. Like every figure
+# here it moves with the host's other tenants; "io drift" (how far apart io's two runs were)
+# says when a round's host moved under it.
 # BIN=path/to/old/dataplane adds that build's `dataplane bench` to every round and row, on the
 # same devices, traffic and core, so a change is measured against the build before it in one
 # run (a build from before QUIC inspection passes the QUIC connections as plain UDP).
@@ -80,10 +82,8 @@ measure() {
   local row=$1 round=$2
   local pcap="$work/$row.pcap"
   echo "== round $round, $row: testpmd --forward-mode=5tswap, ${DURATION}s"
-  local testpmd_pps io_pps
+  local testpmd_pps io_before io_after
   testpmd_pps=$(run_testpmd 5tswap "$pcap")
-  echo "== round $round, $row: testpmd --forward-mode=io, ${DURATION}s"
-  io_pps=$(run_testpmd io "$pcap")
 
   local l3fwd_mpps=- acl_mpps=-
   if [ "$L3FWD" = 1 ]; then
@@ -103,23 +103,34 @@ measure() {
       old_mpps=-
   fi
 
+  # testpmd io right before and right after the dataplane: our share is taken against their
+  # mean, so that the host's drift within a round moves both sides alike (measured a minute
+  # apart, one round's share once came out negative).
+  echo "== round $round, $row: testpmd --forward-mode=io, ${DURATION}s"
+  io_before=$(run_testpmd io "$pcap")
   echo "== round $round, $row: dataplane bench, ${DURATION}s"
   "$bin" bench --pcap "$pcap" --rules "$work/rules.json" --duration "$DURATION" --cpus 0,1 \
     --flow-capacity $((FLOWS * 2)) --json > "$work/bench-$row.json" 2> "$work/dataplane.log"
+  echo "== round $round, $row: testpmd --forward-mode=io again, ${DURATION}s"
+  io_after=$(run_testpmd io "$pcap")
   if [ "$round" = 1 ]; then cat "$work/dataplane.log"; fi
-  python3 - "$work/bench-$row.json" "$testpmd_pps" "$round" "$l3fwd_mpps" "$old_mpps" "$io_pps" "$acl_mpps" \
-    >> "$work/rounds-$row" <<'PY'
+  python3 - "$work/bench-$row.json" "$testpmd_pps" "$round" "$l3fwd_mpps" "$old_mpps" "$io_before" "$acl_mpps" \
+    "$io_after" >> "$work/rounds-$row" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 testpmd = float(sys.argv[2]) / 1e6
 ratio = d["rx_mpps"] / testpmd if testpmd else 0
-io = float(sys.argv[6]) / 1e6
+# testpmd io's rate: the mean of its runs before and after the dataplane's; how far apart they
+# were (percent of the mean) says how much the host moved during the round.
+ios = [float(x) / 1e6 for x in (sys.argv[6], sys.argv[8]) if float(x) > 0]
+io = sum(ios) / len(ios) if ios else 0
+drift = f'{100 * (max(ios) - min(ios)) / io:.0f}' if io else '-'
 # testpmd io's cycles per packet at the TSC frequency the dataplane reports; our share: the
 # dataplane's cycles per packet minus those.
 io_cpp = f'{d["tsc_hz"] / (io * 1e6):.1f}' if io else '-'
 share = f'{d["cycles_per_packet"] - float(io_cpp):.1f}' if io else '-'
 print(f'{sys.argv[3]} {testpmd:.2f} {d["rx_mpps"]:.2f} {d["cycles_per_packet"]:.1f} {ratio:.2f} {sys.argv[4]} '
-      f'{sys.argv[5]} {io:.2f} {sys.argv[7]} {io_cpp} {share}')
+      f'{sys.argv[5]} {io:.2f} {sys.argv[7]} {io_cpp} {share} {drift}')
 PY
 }
 
@@ -139,10 +150,11 @@ import statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
 tag = sys.argv[2]
 # Fields: 0 round, 1 testpmd 5tswap, 2 dataplane, 3 its cycles/packet, 4 ratio, 5 l3fwd -E,
-# 6 BIN, 7 testpmd io, 8 l3fwd ACL, 9 io cycles/packet, 10 our share.
+# 6 BIN, 7 testpmd io (mean of before and after), 8 l3fwd ACL, 9 io cycles/packet, 10 our share,
+# 11 io drift (%: how far apart testpmd io's two runs of the round were).
 cols = [("round", 0, 12), ("testpmd 5tswap Mpps", 1, 22), ("testpmd io Mpps", 7, 18), ("l3fwd -E Mpps", 5, 16),
         ("l3fwd ACL Mpps", 8, 17), ("BIN Mpps", 6, 11), ("dataplane Mpps", 2, 17), ("cycles/packet", 3, 16),
-        ("ratio", 4, 8), ("io cycles/packet", 9, 19), ("our share", 10, 12)]
+        ("ratio", 4, 8), ("io cycles/packet", 9, 19), ("our share", 10, 12), ("io drift %", 11, 13)]
 def median_of(i, digits=2):
     xs = [float(r[i]) for r in rows if r[i] != '-']
     return f'{statistics.median(xs):.{digits}f}' if xs else '-'
@@ -151,15 +163,17 @@ def line(cells):
 print(line([name for name, _, _ in cols]))
 for r in rows:
     print(line([r[i] for _, i, _ in cols]))
-print(line(["median " + tag] + [median_of(i, 1 if i in (3, 9, 10) else 2) for _, i, _ in cols[1:]]))
+print(line(["median " + tag] + [median_of(i, 0 if i == 11 else 1 if i in (3, 9, 10) else 2) for _, i, _ in cols[1:]]))
 med = [statistics.median(float(r[i]) for r in rows) for i in range(1, 5)]
 if median_of(6) != '-':
     print(f"dataplane / BIN ({tag}): {med[1] / float(median_of(6)):.3f}")
 PY
 done
 echo "(one forwarding core each; same devices, traffic and core; ratio: dataplane / testpmd 5tswap;"
-echo " our share: dataplane cycles/packet - testpmd io's (TSC Hz / io's rate), per round, and the"
-echo " median of those per-round differences; l3fwd ACL: no state, no TLS, the SNI rules left out;"
+echo " our share: dataplane cycles/packet - testpmd io's (TSC Hz / io's rate, io run right before"
+echo " and right after the dataplane, their mean), per round, and the median of those per-round"
+echo " differences; io drift: how far apart those two io runs were, in % (a large one: the host"
+echo " moved during the round); l3fwd ACL: no state, no TLS, the SNI rules left out;"
 echo " BIN: the build given as BIN=, measured in the same rounds)"
 for row in "${rows[@]}"; do
   echo "summary of the last round, row $row: $(cat "$work/bench-$row.json")"

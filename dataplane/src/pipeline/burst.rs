@@ -80,9 +80,7 @@ impl StageArrays {
         }
         Some(summary)
     }
-}
 
-impl StageArrays {
     /// Whether packet `i`, whose frame is `frame`, is a datagram in QUIC's long form as the
     /// general path reads it ([`super::quic_long_header`]): only a packet of a decided flow
     /// watching for QUIC asks, so a common frame's summary is parsed again rather than kept.

@@ -181,7 +181,7 @@ impl FlowEntry {
         self.key.protocol() == crate::wire::ip_proto::UDP
     }
 
-    /// Decided, and watching for nothing but a client datagram in QUIC's long form (see
+    /// Decided, and watching for nothing but datagrams in QUIC's long form (see
     /// [`QUIC_WATCH`]): any other packet of it takes its verdict.
     #[inline(always)]
     pub fn decided_watching_quic(&self) -> bool {
