@@ -6,7 +6,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use super::flow::{Candidates, FlowKey, FlowTable, Slot};
-use super::settle::{settle_run, Lowest};
+use super::settle::{settle_run, EntryFrom};
 use super::{initiator_query, is_syn_ack, Hints, MalformedAction, Pipeline, Verdict, MAX_BURST};
 use crate::counters::Counter;
 use crate::policy::compile::{Decision, Query};
@@ -79,23 +79,6 @@ impl StageArrays {
             *summary = parse_common(frame)?;
         }
         Some(summary)
-    }
-
-    /// Whether packet `i`, whose frame is `frame`, is a datagram in QUIC's long form as the
-    /// general path reads it ([`super::quic_long_header`]): only a packet of a decided flow
-    /// watching for QUIC asks, so a common frame's summary is parsed again rather than kept.
-    /// Without a summary (not expected of a packet with a flow) it is taken as one.
-    #[cold]
-    #[inline(never)]
-    pub fn quic_long_header(&self, i: usize, frame: &[u8]) -> bool {
-        let again;
-        let summary = if self.unsummarized & (1 << i) != 0 {
-            again = parse_common(frame);
-            again.as_ref()
-        } else {
-            self.summaries.get(i)
-        };
-        summary.is_none_or(|s| super::quic_long_header(s, frame))
     }
 }
 
@@ -326,10 +309,9 @@ impl Pipeline {
         let (now_ms, generation) = (*now_ms, policy.generation());
         let flows = arrays.flows.get_mut(..*n_flows).unwrap_or_default();
         probe_last(&self.flows, flows, *hint);
-        let from = Lowest { generation };
+        let from = EntryFrom::Lowest { generation };
         let flows_done;
-        (*settled, flows_done, *settled_drops) =
-            settle_run(&mut self.flows, arrays, packets, from, now_ms, verdicts, 0);
+        (*settled, flows_done, *settled_drops) = settle_run(&mut self.flows, arrays, from, now_ms, verdicts, 0);
         let flows = arrays.flows.get_mut(flows_done..*n_flows).unwrap_or_default();
         asking.stale_flows = resolve_flows(&self.flows, flows, now_ms, generation) << flows_done;
         if asking.any() {

@@ -181,13 +181,6 @@ impl FlowEntry {
         self.key.protocol() == crate::wire::ip_proto::UDP
     }
 
-    /// Decided, and watching for nothing but datagrams in QUIC's long form (see
-    /// [`QUIC_WATCH`]): any other packet of it takes its verdict.
-    #[inline(always)]
-    pub fn decided_watching_quic(&self) -> bool {
-        self.bits & (PENDING | QUIC_WATCH) == QUIC_WATCH
-    }
-
     /// A UDP flow that TLS rules concern (see [`QUIC_WATCH`]).
     #[inline(always)]
     pub fn watches_quic(&self) -> bool {

@@ -7,7 +7,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use super::burst::{Asking, Burst, ChunkFlow, StageArrays, Step};
-use super::flow::{FlowEntry, FlowTable, HelloState, IdleTimes};
+use super::flow::{FlowTable, HelloState};
 use super::source::Source;
 use super::talkers::Talkers;
 use super::{
@@ -51,9 +51,9 @@ impl Pipeline {
             // The usual packets (their flow found, decided by this policy, no ClientHello
             // awaited) take their entry's verdict, a run of them in one tight loop.
             if lookups_hold {
-                let from = Resolved(asking);
+                let from = EntryFrom::Resolved(asking);
                 let drops;
-                (i, _, drops) = settle_run(&mut self.flows, arrays, packets, from, now_ms, verdicts, i);
+                (i, _, drops) = settle_run(&mut self.flows, arrays, from, now_ms, verdicts, i);
                 policy_drops += drops;
             }
             // Packet `i` needs more than that.
@@ -375,94 +375,26 @@ fn note_drops<P: AsRef<[u8]>>(talkers: &mut Talkers, arrays: &mut StageArrays, p
     }
 }
 
-/// How [`settle_run`] finds a packet's entry: a type for each way, so that each run's loop
-/// is compiled for its own (not a test of the way per packet).
-pub(super) trait EntryFrom: Copy {
-    /// The entry of chunk flow `f` (flow `flow`), if the run may settle its packet.
-    fn entry<'t>(self, table: &'t mut FlowTable, f: &ChunkFlow, flow: u8, now_ms: u64) -> Option<&'t mut FlowEntry>;
-}
-
-/// The slot resolve found, for flows the current policy decided (settle, after resolve).
+/// How [`settle_run`] finds a packet's entry.
 #[derive(Clone, Copy)]
-pub(super) struct Resolved(pub Asking);
-
-impl EntryFrom for Resolved {
-    #[inline(always)]
-    fn entry<'t>(self, table: &'t mut FlowTable, f: &ChunkFlow, flow: u8, _: u64) -> Option<&'t mut FlowEntry> {
-        if self.0.flow(flow) {
-            return None;
-        }
-        f.slot.and_then(|s| table.entry_mut(s))
-    }
-}
-
-/// The flow's lowest candidate, if it holds the flow, live and decided by policy
-/// `generation` (resolve, before the chunk's other lookups: see `burst::resolve_chunk`).
-#[derive(Clone, Copy)]
-pub(super) struct Lowest {
-    pub generation: u64,
-}
-
-impl EntryFrom for Lowest {
-    #[inline(always)]
-    fn entry<'t>(self, table: &'t mut FlowTable, f: &ChunkFlow, _: u8, now_ms: u64) -> Option<&'t mut FlowEntry> {
-        table.known_mut(&f.key, f.candidates, now_ms, self.generation)
-    }
+pub(super) enum EntryFrom {
+    /// The slot resolve found, for flows the current policy decided (settle, after resolve).
+    Resolved(Asking),
+    /// The flow's lowest candidate, if it holds the flow, live and decided by policy
+    /// `generation` (resolve, before the chunk's other lookups: see `burst::resolve_chunk`).
+    Lowest { generation: u64 },
 }
 
 /// Settles packets from `i` on while they are decided already (`Done`) or belong to a known
-/// flow that the current policy decided and that awaits no ClientHello: the entry's verdict,
-/// its state updated. A packet of a decided flow watching for QUIC Initials (a UDP flow TLS
-/// rules concern) is settled so too unless it is a datagram in QUIC's long form, which the
-/// general path reads: on the quic row's traffic most chunks hold such a flow's short-header
-/// datagrams, and the run would end at the first. Returns the first packet that needs more
-/// (or the chunk's end), the first flow not settled, and the policy drops settled. Only while
-/// the burst lookups hold.
+/// flow that the current policy decided and that awaits no ClientHello nor watches for QUIC
+/// Initials: the entry's verdict, its state updated.
+/// Returns the first packet that needs more (or the chunk's end), the first flow not
+/// settled, and the policy drops settled. Only while the burst lookups hold.
 #[inline(always)]
-pub(super) fn settle_run<P: AsRef<[u8]>>(
+pub(super) fn settle_run(
     table: &mut FlowTable,
     arrays: &StageArrays,
-    packets: &[P],
-    from: impl EntryFrom,
-    now_ms: u64,
-    verdicts: &mut [Verdict],
-    i: usize,
-) -> (usize, usize, u64) {
-    let (end, flows_done, drops) = settle_known(table, arrays, from, now_ms, verdicts, i);
-    if end < verdicts.len() {
-        // Ended at a packet that needs more, or at a watched flow's datagram.
-        return settle_watched_on(table, arrays, packets, from, now_ms, verdicts, (end, flows_done, drops));
-    }
-    (end, flows_done, drops)
-}
-
-/// [`settle_run`] on from a run that ended at packet `run.0`: while that packet is a datagram
-/// that [`settle_watched`] settles, on to the next run. Out of line, so that the usual run
-/// keeps its registers (inlined, the loop around it took 12 more instructions per packet).
-#[inline(never)]
-fn settle_watched_on<P: AsRef<[u8]>>(
-    table: &mut FlowTable,
-    arrays: &StageArrays,
-    packets: &[P],
-    from: impl EntryFrom,
-    now_ms: u64,
-    verdicts: &mut [Verdict],
-    run: (usize, usize, u64),
-) -> (usize, usize, u64) {
-    let (mut end, mut flows_done, mut drops) = run;
-    while let Some((done, drop)) = settle_watched(table, arrays, packets, from, now_ms, verdicts, end) {
-        let (next_end, next_done, next_drops) = settle_known(table, arrays, from, now_ms, verdicts, end + 1);
-        (end, flows_done, drops) = (next_end, done.max(next_done), drops + drop + next_drops);
-    }
-    (end, flows_done, drops)
-}
-
-/// The loop of [`settle_run`] over the packets whose verdict holds.
-#[inline(always)]
-fn settle_known(
-    table: &mut FlowTable,
-    arrays: &StageArrays,
-    from: impl EntryFrom,
+    from: EntryFrom,
     now_ms: u64,
     verdicts: &mut [Verdict],
     mut i: usize,
@@ -473,8 +405,19 @@ fn settle_known(
     for (v, step) in pending {
         match *step {
             Step::Flow { flow, forward, flags } => {
-                match entry_of(table, arrays, from, flow, now_ms) {
-                    Some(e) if e.verdict_holds() => drops += settle_known_packet(e, v, forward, flags, now_ms, &idle),
+                // A flow index is below `MAX_BURST` (the mask only spares the bounds check).
+                let Some(f) = arrays.flows.get(usize::from(flow) % MAX_BURST) else { break };
+                let entry = match from {
+                    EntryFrom::Resolved(asking) if !asking.flow(flow) => f.slot.and_then(|s| table.entry_mut(s)),
+                    EntryFrom::Resolved(_) => None,
+                    EntryFrom::Lowest { generation } => table.known_mut(&f.key, f.candidates, now_ms, generation),
+                };
+                match entry {
+                    Some(e) if e.verdict_holds() => {
+                        e.observe(forward, flags, now_ms, &idle);
+                        *v = e.verdict();
+                        drops += u64::from(v.action.denies());
+                    }
                     _ => break,
                 }
                 flows_done = usize::from(flow) + 1;
@@ -485,59 +428,6 @@ fn settle_known(
         i += 1;
     }
     (i, flows_done, drops)
-}
-
-/// Packet `i`, which ended a run of [`settle_known`], settled if it is a datagram of a
-/// decided flow watching for QUIC and not in QUIC's long form: the first flow not settled
-/// and whether it was a policy drop. `None` when it needs more (or the chunk has ended).
-#[inline(never)]
-fn settle_watched<P: AsRef<[u8]>>(
-    table: &mut FlowTable,
-    arrays: &StageArrays,
-    packets: &[P],
-    from: impl EntryFrom,
-    now_ms: u64,
-    verdicts: &mut [Verdict],
-    i: usize,
-) -> Option<(usize, u64)> {
-    let Some(&Step::Flow { flow, forward, flags }) = arrays.steps.get(i) else { return None };
-    let (v, frame) = (verdicts.get_mut(i)?, packets.get(i)?.as_ref());
-    let idle = *table.idle_times();
-    let e = entry_of(table, arrays, from, flow, now_ms)?;
-    if !e.decided_watching_quic() || arrays.quic_long_header(i, frame) {
-        return None;
-    }
-    Some((usize::from(flow) + 1, settle_known_packet(e, v, forward, flags, now_ms, &idle)))
-}
-
-/// The entry of the chunk's flow `flow`, if the run may settle its packet (see [`EntryFrom`]).
-#[inline(always)]
-fn entry_of<'t>(
-    table: &'t mut FlowTable,
-    arrays: &StageArrays,
-    from: impl EntryFrom,
-    flow: u8,
-    now_ms: u64,
-) -> Option<&'t mut FlowEntry> {
-    // A flow index is below `MAX_BURST` (the mask only spares the bounds check).
-    let f = arrays.flows.get(usize::from(flow) % MAX_BURST)?;
-    from.entry(table, f, flow, now_ms)
-}
-
-/// A packet of a known flow takes its entry's verdict (in `v`), the entry its direction,
-/// flags and time; returns 1 for a policy drop.
-#[inline(always)]
-fn settle_known_packet(
-    e: &mut FlowEntry,
-    v: &mut Verdict,
-    forward: bool,
-    flags: u8,
-    now_ms: u64,
-    idle: &IdleTimes,
-) -> u64 {
-    e.observe(forward, flags, now_ms, idle);
-    *v = e.verdict();
-    u64::from(v.action.denies())
 }
 
 /// What the client's first bytes turned out to be.
