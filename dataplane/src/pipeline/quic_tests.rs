@@ -194,10 +194,10 @@ fn a_second_connection_on_the_same_ports_is_read_too() {
     assert_eq!(p.counters.get(Counter::QuicFailed) + p.counters.get(Counter::QuicDecided), before);
 }
 
-/// A decided flow watching for QUIC has its short-header datagrams settled with the known
-/// flows' (in resolve's run of them); a client datagram in long form among them is still read,
-/// in its place: a second connection's hello to a blocked name drops it and every later
-/// datagram of the flow in the same burst, as it does one packet at a time.
+/// A decided flow watching for QUIC, its datagrams in one burst: a client datagram in long form
+/// among short-header ones is read in its place, and a second connection's hello to a blocked
+/// name drops it and every later datagram of the flow in the same burst, as it does one packet
+/// at a time (whichever way the run of known flows treats the short ones).
 #[test]
 fn a_watched_flows_long_datagram_in_a_burst_of_short_ones_is_read_in_its_place() {
     let policy = both();

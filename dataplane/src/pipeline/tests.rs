@@ -258,10 +258,8 @@ fn embryonic_connections_give_way_first() {
     assert_eq!(p.counters.get(Counter::Untracked), 0);
 }
 
-/// Each frame in a burst of its own (as packets trickle in on a real link), at `now_ms`: the
-/// action and rule of each. Shared by the pipeline's test modules.
-/// `frames` in one call (chunks of `MAX_BURST`), as a worker's burst: each verdict's action
-/// and rule.
+/// `frames` in one call (chunks of `MAX_BURST`), as a worker's burst, at `now_ms`: the action
+/// and rule of each.
 pub(super) fn in_one_burst(
     p: &mut Pipeline,
     policy: &CompiledPolicy,
@@ -273,6 +271,8 @@ pub(super) fn in_one_burst(
     v.iter().map(|v| (v.action, v.rule)).collect()
 }
 
+/// Each frame in a burst of its own (as packets trickle in on a real link), at `now_ms`: the
+/// action and rule of each. Shared by the pipeline's test modules.
 pub(super) fn one_per_burst(
     p: &mut Pipeline,
     policy: &CompiledPolicy,
