@@ -258,17 +258,15 @@ fn embryonic_connections_give_way_first() {
     assert_eq!(p.counters.get(Counter::Untracked), 0);
 }
 
-/// `frames` in one call (chunks of `MAX_BURST`), as a worker's burst, at `now_ms`: the action
-/// and rule of each.
+/// `frames` in one call (chunks of `MAX_BURST`), as a worker's burst ([`run`]), at `now_ms`:
+/// the action and rule of each.
 pub(super) fn in_one_burst(
     p: &mut Pipeline,
     policy: &CompiledPolicy,
     frames: &[Vec<u8>],
     now_ms: u64,
 ) -> Vec<(Action, Option<u32>)> {
-    let mut v = vec![Verdict::default(); frames.len()];
-    p.process_burst(policy, frames, now_ms, &mut v);
-    v.iter().map(|v| (v.action, v.rule)).collect()
+    run(p, policy, frames, now_ms).iter().map(|v| (v.action, v.rule)).collect()
 }
 
 /// Each frame in a burst of its own (as packets trickle in on a real link), at `now_ms`: the
@@ -279,14 +277,7 @@ pub(super) fn one_per_burst(
     frames: &[Vec<u8>],
     now_ms: u64,
 ) -> Vec<(Action, Option<u32>)> {
-    frames
-        .iter()
-        .map(|f| {
-            let mut v = [Verdict::default()];
-            p.process_burst(policy, std::slice::from_ref(f), now_ms, &mut v);
-            (v[0].action, v[0].rule)
-        })
-        .collect()
+    frames.iter().flat_map(|f| in_one_burst(p, policy, std::slice::from_ref(f), now_ms)).collect()
 }
 
 /// Resolve settles a chunk's leading run of known flows as it looks them up, before a later
