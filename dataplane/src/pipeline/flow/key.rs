@@ -5,9 +5,14 @@ use crate::wire::{IpPair, PacketSummary};
 
 /// The connection's 5-tuple with the lower (address, port) end first. 40 bytes, so the key
 /// and the hot fields of an entry share one cache line.
+///
+/// Addresses and ports are held as they lie on the wire (`to_be` of the summary's values: the
+/// frame's bytes read as native integers), and "lower" compares those integers: any fixed
+/// order gives a canonical key, and this one costs the parse no byte swaps (the summary's
+/// `from_be_bytes` and the key's `to_be` cancel). Nothing reads an address back from a key.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
-    /// IPv6: lo address (high, low 64 bits), hi address (high, low). IPv4: 0, lo address and
+    /// IPv6: lo address (its two halves), hi address (two halves). IPv4: 0, lo address and
     /// port (address << 16 | port), 0, hi address and port.
     addrs: [u64; 4],
     /// IPv6: lo port (bits 0..16), hi port (16..32), protocol (32..40), and bit 40. IPv4: the
@@ -32,9 +37,9 @@ impl FlowKey {
     pub fn of_hashed(p: &PacketSummary, seed: &HashSeed) -> (FlowKey, bool, u32) {
         match p.addrs {
             IpPair::V4 { src, dst } => {
-                // (address, port) pairs compared as one integer each.
-                let a = (u64::from(src) << 16) | u64::from(p.src_port);
-                let b = (u64::from(dst) << 16) | u64::from(p.dst_port);
+                // (address, port) pairs compared as one integer each, in wire order.
+                let a = (u64::from(src.to_be()) << 16) | u64::from(p.src_port.to_be());
+                let b = (u64::from(dst.to_be()) << 16) | u64::from(p.dst_port.to_be());
                 let forward = a <= b;
                 let (lo, hi) = if forward { (a, b) } else { (b, a) };
                 // Those integers are the key's words as they are; the protocol alone in the last.
@@ -42,12 +47,9 @@ impl FlowKey {
                 (key, forward, hash_v4(lo, hi, key.ports, seed))
             }
             IpPair::V6 { src, dst } => {
-                let forward = (src, p.src_port) <= (dst, p.dst_port);
-                let (lo, hi) = if forward {
-                    ((src, p.src_port), (dst, p.dst_port))
-                } else {
-                    ((dst, p.dst_port), (src, p.src_port))
-                };
+                let (a, b) = ((src.to_be(), p.src_port.to_be()), (dst.to_be(), p.dst_port.to_be()));
+                let forward = a <= b;
+                let (lo, hi) = if forward { (a, b) } else { (b, a) };
                 let addrs = [(lo.0 >> 64) as u64, lo.0 as u64, (hi.0 >> 64) as u64, hi.0 as u64];
                 let key = FlowKey { addrs, ports: FlowKey::v6_ports(lo.1, hi.1, p.protocol) };
                 (key, forward, hash_v6(addrs, key.ports, seed))
