@@ -458,7 +458,7 @@ mod tests {
             (0..packets).filter(|i| blocked.iter().any(|&(k, at)| i % flows == k && *i >= at)).collect();
         let dropped: Vec<usize> = (0..packets).filter(|&i| verdicts[i].action == Action::Drop).collect();
         assert_eq!(dropped, expected);
-        assert!(verdicts.iter().all(|v| (v.action == Action::Drop) == (v.rule == Some(0))));
+        assert!(verdicts.iter().all(|v| (v.action == Action::Drop) == (v.rule() == Some(0))));
     }
 
     #[test]

@@ -118,7 +118,7 @@ impl Filter {
             return false;
         }
         if let Some(name) = &self.rule {
-            if verdict.rule.and_then(|id| policy.rule(id)).is_none_or(|r| r.name != *name) {
+            if verdict.rule().and_then(|id| policy.rule(id)).is_none_or(|r| r.name != *name) {
                 return false;
             }
         }

@@ -188,7 +188,7 @@ impl Pipeline {
                         } else {
                             dropped_malformed += u64::from(broken == Action::Drop);
                             *step = Step::Done;
-                            *v = Verdict { action: broken, rule: None, malformed: Some(cause) };
+                            *v = Verdict::new(broken, None, Some(cause));
                         }
                         false
                     }

@@ -48,7 +48,7 @@ fn run(config: PipelineConfig, policy: &CompiledPolicy, frames: &[Vec<u8>]) -> (
 }
 
 const fn verdict(action: Action, rule: Option<u32>, malformed: Option<MalformedCause>) -> Verdict {
-    Verdict { action, rule, malformed }
+    Verdict::new(action, rule, malformed)
 }
 
 #[test]

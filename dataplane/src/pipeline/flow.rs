@@ -235,7 +235,7 @@ impl FlowEntry {
     /// then, without building the decision first).
     #[inline(always)]
     pub fn verdict(&self) -> Verdict {
-        Verdict { action: self.action, rule: self.rule(), malformed: None }
+        Verdict { action: self.action, rule: self.rule, malformed: None }
     }
 
     pub fn decision(&self) -> Decision {

@@ -142,7 +142,7 @@ proptest! {
                 prop_assert!(cause.is_some(), "frame {} of an allowed connection dropped without a cause", i);
                 prop_assert!(!queues[owner[i]].2, "frame {} of a clean datagram dropped: {:?}", i, cause);
             } else {
-                prop_assert_eq!(verdict.rule, None);
+                prop_assert_eq!(verdict.rule(), None);
             }
         }
     }

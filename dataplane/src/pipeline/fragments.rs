@@ -118,7 +118,7 @@ impl FragmentCause {
     /// The verdict of a fragment dropped for this cause (counted under its own drop cause,
     /// not as malformed; `classify --json` names the cause).
     pub const fn verdict(self) -> Verdict {
-        Verdict { action: Action::Drop, rule: None, malformed: None }
+        Verdict::new(Action::Drop, None, None)
     }
 }
 

@@ -130,7 +130,7 @@ fn a_fragmented_syn_gets_its_connections_verdict_on_every_fragment() {
     let n = pieces.len();
     assert_eq!(c.actions()[..n], vec![Some(Drop); n][..]);
     assert_eq!(c.actions()[n..], vec![Some(Allow); n][..]);
-    assert!(c.fates[..n].iter().all(|f| f.unwrap().0.rule == Some(0)));
+    assert!(c.fates[..n].iter().all(|f| f.unwrap().0.rule() == Some(0)));
     assert!(c.causes().iter().all(Option::is_none));
     // Complete datagrams leave the table at once.
     assert_eq!(c.pipeline.fragments.levels(), (0, 0));

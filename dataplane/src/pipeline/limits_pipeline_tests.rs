@@ -39,7 +39,7 @@ fn ack(src: [u8; 4], port: u16) -> Vec<u8> {
 fn run(p: &mut Pipeline, policy: &CompiledPolicy, frames: &[Vec<u8>], now_ms: u64) -> Vec<(Action, Option<u32>)> {
     let mut v = vec![Verdict::default(); frames.len()];
     p.process_burst(policy, frames, now_ms, &mut v);
-    v.iter().map(|v| (v.action, v.rule)).collect()
+    v.iter().map(|v| (v.action, v.rule())).collect()
 }
 
 const PASS: (Action, Option<u32>) = (Action::Allow, None);

@@ -21,7 +21,7 @@ pub mod source;
 pub mod talkers;
 
 use crate::counters::{Counter, Counters};
-use crate::policy::compile::{Decision, Query, RuleId};
+use crate::policy::compile::{Decision, Query, RuleId, NO_RULE};
 use crate::policy::{Action, CompiledPolicy};
 use crate::tls::quic::{QuicScratch, Version as QuicVersion};
 use crate::tls::{ClientHello, HelloBufferPool};
@@ -39,8 +39,11 @@ const _: () = assert!(MAX_BURST <= 64, "a chunk's packets are marked in a u64");
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Verdict {
     pub action: Action,
-    /// The deciding rule; `None` when the default action decided (or the frame is not IP).
-    pub rule: Option<RuleId>,
+    /// The deciding rule, `NO_RULE` when the default action decided (or the frame is not IP):
+    /// read through [`Verdict::rule`]. A plain word, so that a known flow's verdict is its
+    /// entry's words copied as they lie (an `Option` took three more instructions to build
+    /// and two more to read back per packet).
+    rule: RuleId,
     /// Why the packet could not be read completely, if it could not: its link or IP header
     /// broken (the `malformed` setting decided, see [`MalformedAction`]), or only its
     /// transport unknown (the policy decided by what is known, see
@@ -49,15 +52,35 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    pub const fn new(action: Action, rule: Option<RuleId>, malformed: Option<MalformedCause>) -> Verdict {
+        let rule = match rule {
+            Some(r) => r,
+            None => NO_RULE,
+        };
+        Verdict { action, rule, malformed }
+    }
+
     /// The verdict of a well-formed packet that `d` decided.
     fn of(d: Decision) -> Verdict {
-        Verdict { action: d.action, rule: d.rule(), malformed: None }
+        Verdict::new(d.action, d.rule(), None)
+    }
+
+    /// The deciding rule; `None` when the default action decided (or the frame is not IP).
+    #[inline(always)]
+    pub fn rule(&self) -> Option<RuleId> {
+        (self.rule != NO_RULE).then_some(self.rule)
+    }
+
+    /// The deciding rule as stored: `NO_RULE` for the default action.
+    #[inline(always)]
+    pub fn rule_id(&self) -> RuleId {
+        self.rule
     }
 }
 
 impl Default for Verdict {
     fn default() -> Self {
-        Verdict { action: Action::Allow, rule: None, malformed: None }
+        Verdict::new(Action::Allow, None, None)
     }
 }
 

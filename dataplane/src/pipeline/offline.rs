@@ -258,8 +258,8 @@ fn report<W: Write + ?Sized>(
         if v.malformed.is_some() || cause.is_some() {
             summary.malformed += 1;
         }
-        let rule = v.rule.and_then(|id| policy.rule(id));
-        match v.rule.and_then(|id| per_rule.get_mut(id as usize)) {
+        let rule = v.rule().and_then(|id| policy.rule(id));
+        match v.rule().and_then(|id| per_rule.get_mut(id as usize)) {
             Some(count) => *count += 1,
             None => summary.default_hits += 1,
         }

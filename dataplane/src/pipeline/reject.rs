@@ -280,7 +280,7 @@ mod tests {
     use crate::wire::tcp_flags;
 
     fn verdicts(actions: &[Action]) -> Vec<Verdict> {
-        actions.iter().map(|&action| Verdict { action, rule: Some(0), malformed: None }).collect()
+        actions.iter().map(|&action| Verdict::new(action, Some(0), None)).collect()
     }
 
     #[test]

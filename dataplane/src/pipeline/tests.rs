@@ -49,8 +49,8 @@ fn both_directions_get_the_initiators_verdict() {
     ];
     let v = run(&mut p, &policy, &frames, 0);
     assert_eq!(actions(&v), [Action::Drop, Action::Drop, Action::Drop, Action::Drop, Action::Allow]);
-    assert_eq!(v[0].rule, Some(0));
-    assert_eq!(v[4].rule, None);
+    assert_eq!(v[0].rule(), Some(0));
+    assert_eq!(v[4].rule(), None);
     assert_eq!(p.flows.len(), 2);
     assert_eq!(p.counters.get(Counter::Classified), 5, "all five were flow misses in one burst");
     // Later bursts hit the flow table: no new classification.
@@ -69,12 +69,12 @@ fn a_syn_ack_seen_first_makes_its_destination_the_initiator() {
     let mut p = Pipeline::new(PipelineConfig::default());
     // Mid-capture start: the SYN was missed; the SYN-ACK comes from the server.
     let v = run(&mut p, &policy, &[build::tcp_v4(SERVER, CLIENT, 22, 40000, SYN | ACK, 9, b"")], 0);
-    assert_eq!((v[0].action, v[0].rule), (Action::Drop, Some(0)));
+    assert_eq!((v[0].action, v[0].rule()), (Action::Drop, Some(0)));
     // A plain ACK from the server is a mid-stream pickup: which end opened the connection is
     // unknown, so both ends are asked, and the DROP with the client as initiator wins.
     let mut p = Pipeline::new(PipelineConfig::default());
     let v = run(&mut p, &policy, &[build::tcp_v4(SERVER, CLIENT, 22, 40000, ACK, 9, b"")], 0);
-    assert_eq!((v[0].action, v[0].rule), (Action::Drop, Some(0)));
+    assert_eq!((v[0].action, v[0].rule()), (Action::Drop, Some(0)));
     assert_eq!(p.counters.get(Counter::Midstream), 1);
 }
 
@@ -100,8 +100,8 @@ fn malformed_and_non_ip_frames() {
     truncated.truncate(30);
     let arp = build::FrameBuilder::new().ethernet(0x0806, &[0u8; 28]);
     let v = run(&mut p, &policy, &[truncated, arp], 0);
-    assert_eq!(v[0], Verdict { action: Action::Drop, rule: None, malformed: Some(MalformedCause::TruncatedIp) });
-    assert_eq!(v[1], Verdict { action: Action::Allow, rule: None, malformed: None });
+    assert_eq!(v[0], Verdict::new(Action::Drop, None, Some(MalformedCause::TruncatedIp)));
+    assert_eq!(v[1], Verdict::new(Action::Allow, None, None));
     assert_eq!(
         (p.counters.get(Counter::Malformed), p.counters.get(Counter::NonIp), p.counters.get(Counter::DropMalformed)),
         (1, 1, 1)
@@ -266,7 +266,7 @@ pub(super) fn in_one_burst(
     frames: &[Vec<u8>],
     now_ms: u64,
 ) -> Vec<(Action, Option<u32>)> {
-    run(p, policy, frames, now_ms).iter().map(|v| (v.action, v.rule)).collect()
+    run(p, policy, frames, now_ms).iter().map(|v| (v.action, v.rule())).collect()
 }
 
 /// Each frame in a burst of its own (as packets trickle in on a real link), at `now_ms`: the

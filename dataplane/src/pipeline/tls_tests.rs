@@ -186,7 +186,7 @@ fn a_rejected_connection_leaves_no_entry_and_the_same_ports_open_a_new_one() {
     frames.extend(good);
     let mut v = vec![Verdict::default(); frames.len()];
     p.process_burst(&policy, &frames, 0, &mut v);
-    let got: Vec<_> = v.iter().map(|v| (v.action, v.rule)).collect();
+    let got: Vec<_> = v.iter().map(|v| (v.action, v.rule())).collect();
     assert_eq!(got, [pass, pass, pass, reject, pass, pass, pass, pass, pass]);
     assert_eq!(p.flows.len(), 1);
 }

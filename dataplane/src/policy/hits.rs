@@ -5,10 +5,11 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use super::compile::{CompiledPolicy, RuleId};
+use super::compile::{CompiledPolicy, RuleId, NO_RULE};
 use super::rule::Action;
 
-/// One policy's counts: a row per worker, a slot per rule plus one for the default action.
+/// One policy's counts: a row per worker, a slot per rule plus one for the default action
+/// (slot 0; rule `r` is slot `r + 1`, so that `NO_RULE` wraps to the default's slot).
 /// Each slot has one writer (its worker), which adds with a plain load and store (no
 /// read-modify-write instruction); the control thread only loads.
 #[derive(Debug, Default)]
@@ -28,16 +29,14 @@ impl RuleHits {
         RuleHits { slots, counts: zeros(), limited: zeros() }
     }
 
-    /// Worker `lane` decided one packet by each rule of `rules` (`None`: the default action).
-    /// One add per packet, without a branch: runs of one rule are short when many rules
-    /// match (a branch per rule change mispredicted at every other packet).
+    /// Worker `lane` decided one packet by each rule of `rules` (`NO_RULE`: the default
+    /// action). One add per packet, without a branch: runs of one rule are short when many
+    /// rules match (a branch per rule change mispredicted at every other packet).
     #[inline]
-    pub fn add_each(&self, lane: usize, rules: impl IntoIterator<Item = Option<RuleId>>) {
-        let default = self.slots.saturating_sub(1);
+    pub fn add_each(&self, lane: usize, rules: impl IntoIterator<Item = RuleId>) {
         let Some(row) = self.counts.get(lane * self.slots..(lane + 1) * self.slots) else { return };
         for rule in rules {
-            let slot = rule.map_or(default, |r| r as usize);
-            if let Some(c) = row.get(slot) {
+            if let Some(c) = row.get(slot(rule)) {
                 c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
             }
         }
@@ -46,21 +45,27 @@ impl RuleHits {
     /// Worker `lane` limited one new connection by `rule` (a plain load and store, as above).
     #[inline]
     pub fn add_limited(&self, lane: usize, rule: RuleId) {
-        if let Some(c) = self.limited.get(lane * self.slots + rule as usize) {
+        if let Some(c) = self.limited.get(lane * self.slots + slot(rule)) {
             c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
         }
     }
 
     /// New connections `rule` limited, summed over the workers.
     pub fn total_limited(&self, rule: RuleId) -> u64 {
-        self.limited.iter().skip(rule as usize).step_by(self.slots.max(1)).map(|c| c.load(Relaxed)).sum()
+        self.limited.iter().skip(slot(rule)).step_by(self.slots.max(1)).map(|c| c.load(Relaxed)).sum()
     }
 
     /// Packets decided by `rule` (`None`: the default action), summed over the workers.
     pub fn total(&self, rule: Option<RuleId>) -> u64 {
-        let slot = rule.map_or(self.slots.saturating_sub(1), |r| r as usize);
+        let slot = slot(rule.unwrap_or(NO_RULE));
         self.counts.iter().skip(slot).step_by(self.slots.max(1)).map(|c| c.load(Relaxed)).sum()
     }
+}
+
+/// A rule's slot in a row: `NO_RULE` (the default action) wraps to 0.
+#[inline(always)]
+fn slot(rule: RuleId) -> usize {
+    rule.wrapping_add(1) as usize
 }
 
 /// At most this many rules get their own series; the rest are summed as [`OTHER_RULES`], so a
@@ -150,12 +155,12 @@ mod tests {
         let text = "[{\"apiVersion\":\"policy.secure.example.com/v1\",\"kind\":\"NetworkPolicyRule\",\"metadata\":{\"name\":\"a\"},\"spec\":{\"cidrBlocks\":[\"10.0.0.0/8\"],\"action\":\"DROP\"}}]";
         let mut p = CompiledPolicy::compile(rule_set_from_str(text, "").unwrap(), Action::Allow).unwrap();
         p.attach_hits(2);
-        p.hits().add_each(0, [Some(0); 3]);
-        p.hits().add_each(1, [Some(0); 4]);
-        p.hits().add_each(1, [None; 5]);
+        p.hits().add_each(0, [0; 3]);
+        p.hits().add_each(1, [0; 4]);
+        p.hits().add_each(1, [NO_RULE; 5]);
         // Out of range: ignored, not a panic.
-        p.hits().add_each(2, [Some(0); 100]);
-        p.hits().add_each(0, [Some(7); 100]);
+        p.hits().add_each(2, [0; 100]);
+        p.hits().add_each(0, [7; 100]);
         assert_eq!((p.hits().total(Some(0)), p.hits().total(None)), (7, 5));
         let mut totals = RuleTotals::default();
         let running = totals.snapshot([&p]);
@@ -164,7 +169,7 @@ mod tests {
         totals.retire(&p);
         let mut next = CompiledPolicy::compile(rule_set_from_str(text, "").unwrap(), Action::Allow).unwrap();
         next.attach_hits(2);
-        next.hits().add_each(1, [Some(0)]);
+        next.hits().add_each(1, [0]);
         assert_eq!(totals.snapshot([&next]).get(&("a".to_string(), Action::Drop)), Some(&8));
     }
 }

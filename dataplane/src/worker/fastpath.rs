@@ -350,7 +350,7 @@ impl WorkerBurst {
         // dropped for their own sake are events.
         let events = pipeline.fragments.events();
         let all_allowed = pipeline.dropped() == dropped_before && events.is_empty();
-        policy.hits().add_each(*lane, vs.iter().map(|v| v.rule));
+        policy.hits().add_each(*lane, vs.iter().map(|v| v.rule_id()));
         // Copied as received, before anything leaves or is freed; held fragments when their
         // datagram's verdict comes.
         if let Some(session) = capture {
