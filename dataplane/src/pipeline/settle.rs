@@ -403,27 +403,26 @@ pub(super) fn settle_run(
     let (mut flows_done, mut drops) = (0, 0);
     let pending = verdicts.get_mut(i..).unwrap_or_default().iter_mut().zip(arrays.steps.get(i..).unwrap_or_default());
     for (v, step) in pending {
-        match *step {
-            Step::Flow { flow, forward, flags } => {
-                // A flow index is below `MAX_BURST` (the mask only spares the bounds check).
-                let Some(f) = arrays.flows.get(usize::from(flow) % MAX_BURST) else { break };
-                let entry = match from {
-                    EntryFrom::Resolved(asking) if !asking.flow(flow) => f.slot.and_then(|s| table.entry_mut(s)),
-                    EntryFrom::Resolved(_) => None,
-                    EntryFrom::Lowest { generation } => table.known_mut(&f.key, f.candidates, now_ms, generation),
-                };
-                match entry {
-                    Some(e) if e.verdict_holds() => {
-                        e.observe(forward, flags, now_ms, &idle);
-                        *v = e.verdict();
-                        drops += u64::from(v.action.denies());
-                    }
-                    _ => break,
+        // A flow's packet tested first: one comparison for the usual packet.
+        if let Step::Flow { flow, forward, flags } = *step {
+            // A flow index is below `MAX_BURST` (the mask only spares the bounds check).
+            let Some(f) = arrays.flows.get(usize::from(flow) % MAX_BURST) else { break };
+            let entry = match from {
+                EntryFrom::Resolved(asking) if !asking.flow(flow) => f.slot.and_then(|s| table.entry_mut(s)),
+                EntryFrom::Resolved(_) => None,
+                EntryFrom::Lowest { generation } => table.known_mut(&f.key, f.candidates, now_ms, generation),
+            };
+            match entry {
+                Some(e) if e.verdict_holds() => {
+                    e.observe(forward, flags, now_ms, &idle);
+                    *v = e.verdict();
+                    drops += u64::from(v.action.denies());
                 }
-                flows_done = usize::from(flow) + 1;
+                _ => break,
             }
-            Step::Done => {}
-            Step::Single { .. } => break,
+            flows_done = usize::from(flow) + 1;
+        } else if let Step::Single { .. } = *step {
+            break;
         }
         i += 1;
     }
