@@ -52,6 +52,7 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// `rule` `None`: the default action decided.
     pub const fn new(action: Action, rule: Option<RuleId>, malformed: Option<MalformedCause>) -> Verdict {
         let rule = match rule {
             Some(r) => r,
