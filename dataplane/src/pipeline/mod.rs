@@ -36,7 +36,7 @@ pub const MAX_BURST: usize = 32;
 const _: () = assert!(MAX_BURST <= 64, "a chunk's packets are marked in a u64");
 
 /// What happens to one packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Verdict {
     pub action: Action,
     /// The deciding rule, `NO_RULE` when the default action decided (or the frame is not IP):
@@ -82,6 +82,17 @@ impl Verdict {
 impl Default for Verdict {
     fn default() -> Self {
         Verdict::new(Action::Allow, None, None)
+    }
+}
+
+/// The rule shown as [`Verdict::rule`] gives it (`None`, not `NO_RULE`'s value).
+impl std::fmt::Debug for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verdict")
+            .field("action", &self.action)
+            .field("rule", &self.rule())
+            .field("malformed", &self.malformed)
+            .finish()
     }
 }
 
