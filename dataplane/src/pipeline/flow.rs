@@ -16,7 +16,7 @@ pub use key::{FlowKey, HashSeed};
 use super::huge_array::HugeArray;
 use super::{Hints, Verdict};
 use crate::counters::{Counter, Counters};
-use crate::policy::compile::{Decision, RuleId, NO_RULE};
+use crate::policy::compile::{named_rule, stored_rule, Decision, RuleId};
 use crate::policy::Action;
 use crate::tls::HelloReassembly;
 use crate::wire::tcp_flags;
@@ -250,12 +250,12 @@ impl FlowEntry {
     /// The deciding rule (`NO_RULE` stored for the default action).
     #[inline(always)]
     fn rule(&self) -> Option<RuleId> {
-        (self.rule != NO_RULE).then_some(self.rule)
+        named_rule(self.rule)
     }
 
     pub fn set_decision(&mut self, d: Decision, generation: u64) {
         self.action = d.action;
-        self.rule = d.rule().unwrap_or(NO_RULE);
+        self.rule = stored_rule(d.rule());
         self.set(PENDING, d.pending);
         self.generation = generation as u32;
     }

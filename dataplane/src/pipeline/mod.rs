@@ -21,7 +21,7 @@ pub mod source;
 pub mod talkers;
 
 use crate::counters::{Counter, Counters};
-use crate::policy::compile::{Decision, Query, RuleId, NO_RULE};
+use crate::policy::compile::{named_rule, stored_rule, Decision, Query, RuleId};
 use crate::policy::{Action, CompiledPolicy};
 use crate::tls::quic::{QuicScratch, Version as QuicVersion};
 use crate::tls::{ClientHello, HelloBufferPool};
@@ -54,11 +54,7 @@ pub struct Verdict {
 impl Verdict {
     /// `rule` `None`: the default action decided.
     pub const fn new(action: Action, rule: Option<RuleId>, malformed: Option<MalformedCause>) -> Verdict {
-        let rule = match rule {
-            Some(r) => r,
-            None => NO_RULE,
-        };
-        Verdict { action, rule, malformed }
+        Verdict { action, rule: stored_rule(rule), malformed }
     }
 
     /// The verdict of a well-formed packet that `d` decided.
@@ -69,7 +65,7 @@ impl Verdict {
     /// The deciding rule; `None` when the default action decided (or the frame is not IP).
     #[inline(always)]
     pub fn rule(&self) -> Option<RuleId> {
-        (self.rule != NO_RULE).then_some(self.rule)
+        named_rule(self.rule)
     }
 
     /// The deciding rule as stored: `NO_RULE` for the default action.

@@ -34,6 +34,25 @@ pub type RuleId = u32;
 /// A stored rule id that names no rule: the default action decided (ids stay 4 bytes).
 pub const NO_RULE: RuleId = RuleId::MAX;
 
+/// `rule` as a stored id: `NO_RULE` for `None` (the default action).
+#[inline(always)]
+pub const fn stored_rule(rule: Option<RuleId>) -> RuleId {
+    match rule {
+        Some(r) => r,
+        None => NO_RULE,
+    }
+}
+
+/// A stored rule id as the rule it names: `None` for `NO_RULE`.
+#[inline(always)]
+pub const fn named_rule(stored: RuleId) -> Option<RuleId> {
+    if stored == NO_RULE {
+        None
+    } else {
+        Some(stored)
+    }
+}
+
 /// What the classifier is asked: a connection seen from its initiator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Query {
@@ -89,7 +108,7 @@ impl PartialEq for Decision {
 
 impl Decision {
     pub fn new(action: Action, rule: Option<RuleId>) -> Decision {
-        Decision { action, rule: rule.unwrap_or(NO_RULE), pending: false }
+        Decision { action, rule: stored_rule(rule), pending: false }
     }
 
     /// Undecided until the ClientHello is seen; its packets pass meanwhile.
@@ -103,7 +122,11 @@ impl Decision {
     }
 
     pub fn rule(&self) -> Option<RuleId> {
-        (self.rule != NO_RULE && !self.pending).then_some(self.rule)
+        if self.pending {
+            None
+        } else {
+            named_rule(self.rule)
+        }
     }
 
     /// How far in evaluation order the rules were read: the rules before this id did not

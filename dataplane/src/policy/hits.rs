@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use super::compile::{CompiledPolicy, RuleId, NO_RULE};
+use super::compile::{stored_rule, CompiledPolicy, RuleId};
 use super::rule::Action;
 
 /// One policy's counts: a row per worker, a slot per rule plus one for the default action
@@ -57,7 +57,7 @@ impl RuleHits {
 
     /// Packets decided by `rule` (`None`: the default action), summed over the workers.
     pub fn total(&self, rule: Option<RuleId>) -> u64 {
-        let slot = slot(rule.unwrap_or(NO_RULE));
+        let slot = slot(stored_rule(rule));
         self.counts.iter().skip(slot).step_by(self.slots.max(1)).map(|c| c.load(Relaxed)).sum()
     }
 }
@@ -148,6 +148,7 @@ impl RuleTotals {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::compile::NO_RULE;
     use crate::policy::{rule_set_from_str, CompiledPolicy};
 
     #[test]
