@@ -27,7 +27,9 @@
 # the dataplane reports it, / the mean of io's two rates): the cost of our work without
 # net_pcap's replay and the null device, which a real NIC does not have. Like every figure
 # here it moves with the host's other tenants; "io drift" (how far apart io's two runs were)
-# says when a round's host moved under it.
+# says when a round's host moved under it. A second table takes the same share for l3fwd -E,
+# l3fwd ACL and BIN (TSC Hz / their rate - io's cycles per packet; they run earlier in the
+# round than io's first run): what DPDK's own lookups cost above the replay, beside ours.
 # BIN=path/to/old/dataplane adds that build's `dataplane bench` to every round and row, on the
 # same devices, traffic and core, so a change is measured against the build before it in one
 # run (a build from before QUIC inspection passes the QUIC connections as plain UDP).
@@ -129,8 +131,13 @@ drift = f'{100 * (max(ios) - min(ios)) / io:.0f}' if io else '-'
 # dataplane's cycles per packet minus those.
 io_cpp = f'{d["tsc_hz"] / (io * 1e6):.1f}' if io else '-'
 share = f'{d["cycles_per_packet"] - float(io_cpp):.1f}' if io else '-'
+# The same share for the other forwarders, from their rates (TSC Hz / rate - io's cycles): what
+# DPDK's own lookups cost above the replay, beside ours. BIN's is the build before's share.
+def share_of(mpps):
+    return f'{d["tsc_hz"] / (float(mpps) * 1e6) - float(io_cpp):.1f}' if io and mpps != '-' and float(mpps) > 0 else '-'
 print(f'{sys.argv[3]} {testpmd:.2f} {d["rx_mpps"]:.2f} {d["cycles_per_packet"]:.1f} {ratio:.2f} {sys.argv[4]} '
-      f'{sys.argv[5]} {io:.2f} {sys.argv[7]} {io_cpp} {share} {drift}')
+      f'{sys.argv[5]} {io:.2f} {sys.argv[7]} {io_cpp} {share} {drift} '
+      f'{share_of(sys.argv[4])} {share_of(sys.argv[7])} {share_of(sys.argv[5])}')
 PY
 }
 
@@ -164,6 +171,14 @@ print(line([name for name, _, _ in cols]))
 for r in rows:
     print(line([r[i] for _, i, _ in cols]))
 print(line(["median " + tag] + [median_of(i, 0 if i == 11 else 1 if i in (3, 9, 10) else 2) for _, i, _ in cols[1:]]))
+# Fields 12-14: l3fwd -E's, l3fwd ACL's and BIN's share, taken like ours (see measure).
+print()
+cols = [("round", 0, 12), ("io cycles/packet", 9, 19), ("l3fwd -E share", 12, 17), ("l3fwd ACL share", 13, 18),
+        ("BIN share", 14, 12), ("our share", 10, 12)]
+print(line([name for name, _, _ in cols]))
+for r in rows:
+    print(line([r[i] for _, i, _ in cols]))
+print(line(["median " + tag] + [median_of(i, 1) for _, i, _ in cols[1:]]))
 med = [statistics.median(float(r[i]) for r in rows) for i in range(1, 5)]
 if median_of(6) != '-':
     print(f"dataplane / BIN ({tag}): {med[1] / float(median_of(6)):.3f}")
@@ -174,6 +189,7 @@ echo " our share: dataplane cycles/packet - testpmd io's (TSC Hz / io's rate, io
 echo " and right after the dataplane, their mean), per round, and the median of those per-round"
 echo " differences; io drift: how far apart those two io runs were, in % (a large one: the host"
 echo " moved during the round); l3fwd ACL: no state, no TLS, the SNI rules left out;"
+echo " second table: each forwarder's cycles/packet - testpmd io's, taken like our share;"
 echo " BIN: the build given as BIN=, measured in the same rounds)"
 for row in "${rows[@]}"; do
   echo "summary of the last round, row $row: $(cat "$work/bench-$row.json")"
