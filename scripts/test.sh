@@ -12,6 +12,10 @@ echo "== cargo clippy (no DPDK: the pure-Rust layers build alone)"
 cargo clippy -p dataplane --no-default-features --all-targets -- -D warnings
 echo "== cargo check --target aarch64-unknown-linux-gnu (the edge gateways are ARM64)"
 scripts/check-aarch64.sh
+echo "== bash -n: the scripts parse (benchmarks and demos are not run here)"
+for script in scripts/*.sh .ci/run; do
+  bash -n "$script"
+done
 echo "== cargo test --workspace"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
