@@ -28,9 +28,9 @@ if [ -z "${BIN:-}" ]; then
   cargo build --release -q -p dataplane
 fi
 bin="${BIN:-${CARGO_TARGET_DIR:-target}/release/dataplane}"
-"$bin" gen --out "$work/traffic.pcap" --packets "$PACKETS" --flows "$FLOWS" --tls-ratio 0.05 --ipv6-ratio 0.2 \
-  > /dev/null
-python3 scripts/gen_rules.py "$work/plain.json" --cidr 10000 --sni 1000 > /dev/null
+. scripts/bench-inputs.sh
+bench_traffic "$bin" "$work/traffic.pcap" "$FLOWS" "$PACKETS" > /dev/null
+bench_rules "$work/plain.json" > /dev/null
 python3 - "$work" <<'PY'
 import json, sys
 work = sys.argv[1]

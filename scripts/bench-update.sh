@@ -23,8 +23,9 @@ scripts/setup.sh
 # BIN=path: measure that binary instead of building this tree's.
 if [ -z "${BIN:-}" ]; then cargo build --release -q -p dataplane; fi
 bin="${BIN:-target/release/dataplane}"
-"$bin" gen --out "$work/traffic.pcap" --packets 131072 --flows 65536 --tls-ratio 0.05 --ipv6-ratio 0.2
-python3 scripts/gen_rules.py "$work/base.json" --cidr 10000 --sni 1000
+. scripts/bench-inputs.sh
+bench_traffic "$bin" "$work/traffic.pcap" 65536 131072
+bench_rules "$work/base.json"
 python3 scripts/gen_rules.py "$work/full1.json" --cidr 80000 --v6 20000 --sni 0 --seed 11
 python3 scripts/gen_rules.py "$work/full2.json" --cidr 80000 --v6 20000 --sni 0 --seed 12
 

@@ -49,14 +49,14 @@ trap 'rm -rf "$work"' EXIT
 scripts/setup.sh
 cargo build --release -q -p dataplane
 bin="${CARGO_TARGET_DIR:-target}/release/dataplane"
+. scripts/bench-inputs.sh
 rows=(tls)
-"$bin" gen --out "$work/tls.pcap" --packets "$PACKETS" --flows "$FLOWS" --tls-ratio 0.05 --ipv6-ratio 0.2
+bench_traffic "$bin" "$work/tls.pcap" "$FLOWS" "$PACKETS"
 if [ "$QUIC_RATIO" != 0 ]; then
   rows+=(quic)
-  "$bin" gen --out "$work/quic.pcap" --packets "$PACKETS" --flows "$FLOWS" --tls-ratio 0.05 \
-    --quic-ratio "$QUIC_RATIO" --ipv6-ratio 0.2
+  bench_traffic "$bin" "$work/quic.pcap" "$FLOWS" "$PACKETS" "$QUIC_RATIO"
 fi
-python3 scripts/gen_rules.py "$work/rules.json" --cidr 10000 --sni 1000
+bench_rules "$work/rules.json"
 "$bin" rules check "$work/rules.json"
 mbufs=$(( (PACKETS / 32768 + 2) * 32768 * 2 - 1 ))
 

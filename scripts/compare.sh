@@ -7,7 +7,7 @@
 # are bench.sh's (TLS row); `--phases` splits each run's cycles into DPDK's receive and
 # transmit and the pipeline's steps.
 #   OLD=old/dataplane scripts/compare.sh             # NEW: this tree's build
-#   OLD=a/dataplane NEW=b/dataplane FLOWS=1024 PAIRS=10 DURATION=6 scripts/compare.sh
+#   OLD=a/dataplane NEW=b/dataplane FLOWS=1024 PAIRS=10 DURATION=6 WARMUP=2 scripts/compare.sh
 # Prints each run, then for the cycles per packet and the pipeline's: each build's mean, the
 # median and mean of NEW / OLD over the pairs, and in how many pairs NEW was the lower. One
 # build against itself (OLD=NEW, eight pairs at 1k flows on a busy 2-vCPU VM): single pairs
@@ -23,6 +23,11 @@ FLOWS="${FLOWS:-1024}"
 PACKETS="${PACKETS:-131072}"
 PAIRS="${PAIRS:-5}"
 DURATION="${DURATION:-6}"
+WARMUP="${WARMUP:-2}"
+if [ "$DURATION" -le "$WARMUP" ]; then
+  echo "compare.sh: DURATION ($DURATION s) must be longer than WARMUP ($WARMUP s)" >&2
+  exit 2
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -31,15 +36,17 @@ if [ -z "${NEW:-}" ]; then
   cargo build --release -q -p dataplane
   NEW="${CARGO_TARGET_DIR:-target}/release/dataplane"
 fi
-"$NEW" gen --out "$work/traffic.pcap" --packets "$PACKETS" --flows "$FLOWS" --tls-ratio 0.05 --ipv6-ratio 0.2
-python3 scripts/gen_rules.py "$work/rules.json" --cidr 10000 --sni 1000
+. scripts/bench-inputs.sh
+bench_traffic "$NEW" "$work/traffic.pcap" "$FLOWS" "$PACKETS"
+bench_rules "$work/rules.json"
 
-# One run of build $1 on CPU $2, tagged $3: appends "tag cpu cycles/packet pipeline rx tx".
+# One run of build $1 on CPU $2, tagged $3: prints "tag cpu cycles/packet pipeline rx tx"
+# (what went wrong on standard error when the run fails).
 run() {
   local bin=$1 cpu=$2 tag=$3
-  "$bin" bench --pcap "$work/traffic.pcap" --rules "$work/rules.json" --duration "$DURATION" --warmup 2 \
+  "$bin" bench --pcap "$work/traffic.pcap" --rules "$work/rules.json" --duration "$DURATION" --warmup "$WARMUP" \
     --cpus "$cpu,$cpu" --flow-capacity $((FLOWS * 2)) --json --phases -- --file-prefix "compare$$-$cpu" \
-    > "$work/run-$cpu.json" 2> "$work/run-$cpu.log" || { echo "$tag on cpu $cpu failed:"; cat "$work/run-$cpu.log"; return 1; }
+    > "$work/run-$cpu.json" 2> "$work/run-$cpu.log" || { echo "$tag on cpu $cpu failed:" >&2; cat "$work/run-$cpu.log" >&2; return 1; }
   python3 - "$work/run-$cpu.json" "$tag" "$cpu" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -56,12 +63,20 @@ for pair in $(seq "$PAIRS"); do
   if [ $((pair % 2)) = 1 ]; then old_cpu=0 new_cpu=1; else old_cpu=1 new_cpu=0; fi
   if [ $(((pair - 1) / 2 % 2)) = 0 ]; then
     run "$OLD" "$old_cpu" OLD > "$work/old.line" &
+    first=$!
     run "$NEW" "$new_cpu" NEW > "$work/new.line" &
   else
     run "$NEW" "$new_cpu" NEW > "$work/new.line" &
+    first=$!
     run "$OLD" "$old_cpu" OLD > "$work/old.line" &
   fi
-  wait
+  second=$!
+  failed=0
+  wait "$first" || failed=1
+  wait "$second" || failed=1
+  if [ "$failed" = 1 ]; then
+    exit 1
+  fi
   for f in old new; do
     read -r tag cpu cpp pipe rx tx < "$work/$f.line"
     printf '%-5s %-6s %-4s %14s %9s %8s %9s\n' "$pair" "$tag" "$cpu" "$cpp" "$pipe" "$rx" "$tx"

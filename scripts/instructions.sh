@@ -43,17 +43,17 @@ elif [ -z "${BIN:-}" ]; then
 fi
 bin="${BIN:-$target/release/dataplane}"
 replay="${REPLAY:-$target/release/examples/pipeline_replay}"
+. scripts/bench-inputs.sh
 if [ -n "${QUIC_RATIO:-}" ]; then
   [ -n "${GEN:-}" ] || cargo build --release -q -p dataplane --bin dataplane
-  "${GEN:-$target/release/dataplane}" gen --out "$work/traffic.pcap" --packets "$PACKETS" --flows "$FLOWS" \
-    --tls-ratio 0.05 --quic-ratio "$QUIC_RATIO" --ipv6-ratio 0.2 > /dev/null
+  bench_traffic "${GEN:-$target/release/dataplane}" "$work/traffic.pcap" "$FLOWS" "$PACKETS" "$QUIC_RATIO" > /dev/null
 else
-  "$bin" gen --out "$work/traffic.pcap" --packets "$PACKETS" --flows "$FLOWS" --tls-ratio 0.05 --ipv6-ratio 0.2 > /dev/null
+  bench_traffic "$bin" "$work/traffic.pcap" "$FLOWS" "$PACKETS" > /dev/null
 fi
 if [ -n "${RULES:-}" ]; then
   cp "$RULES" "$work/rules.json"
 else
-  python3 scripts/gen_rules.py "$work/rules.json" --cidr 10000 --sni 1000 > /dev/null
+  bench_rules "$work/rules.json" > /dev/null
 fi
 capacity=$(( FLOWS * 2 > 1024 ? FLOWS * 2 : 1024 ))
 if [ -n "${WORKER:-}" ]; then
