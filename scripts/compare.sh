@@ -8,6 +8,12 @@
 # transmit and the pipeline's steps.
 #   OLD=old/dataplane scripts/compare.sh             # NEW: this tree's build
 #   OLD=a/dataplane NEW=b/dataplane FLOWS=1024 PAIRS=10 DURATION=6 WARMUP=2 scripts/compare.sh
+#   TRAFFIC=x.pcap scripts/compare.sh               # both replay this capture (FLOWS: its flow
+#                                                   # count, for the table's size)
+#   OLD=b NEW=b TRAFFIC=x.pcap NEW_TRAFFIC=y.pcap scripts/compare.sh
+#                                                   # one build, two captures: what a change of
+#                                                   # the traffic alone costs (e.g. y made by
+#                                                   # scripts/sort_by_shape.py from x)
 # Prints each run, then for the cycles per packet and the pipeline's: each build's mean, the
 # median and mean of NEW / OLD over the pairs, and in how many pairs NEW was the lower. One
 # build against itself (OLD=NEW, eight pairs at 1k flows on a busy 2-vCPU VM): single pairs
@@ -37,14 +43,20 @@ if [ -z "${NEW:-}" ]; then
   NEW="${CARGO_TARGET_DIR:-target}/release/dataplane"
 fi
 . scripts/bench-inputs.sh
-bench_traffic "$NEW" "$work/traffic.pcap" "$FLOWS" "$PACKETS"
+if [ -n "${TRAFFIC:-}" ]; then
+  cp "$TRAFFIC" "$work/traffic.pcap"
+else
+  bench_traffic "$NEW" "$work/traffic.pcap" "$FLOWS" "$PACKETS"
+fi
+cp "${NEW_TRAFFIC:-$work/traffic.pcap}" "$work/new-traffic.pcap"
 bench_rules "$work/rules.json"
 
 # One run of build $1 on CPU $2, tagged $3: prints "tag cpu cycles/packet pipeline rx tx"
-# (what went wrong on standard error when the run fails).
+# (what went wrong on standard error when the run fails). NEW replays NEW_TRAFFIC if given.
 run() {
-  local bin=$1 cpu=$2 tag=$3
-  "$bin" bench --pcap "$work/traffic.pcap" --rules "$work/rules.json" --duration "$DURATION" --warmup "$WARMUP" \
+  local bin=$1 cpu=$2 tag=$3 pcap="$work/traffic.pcap"
+  if [ "$tag" = NEW ]; then pcap="$work/new-traffic.pcap"; fi
+  "$bin" bench --pcap "$pcap" --rules "$work/rules.json" --duration "$DURATION" --warmup "$WARMUP" \
     --cpus "$cpu,$cpu" --flow-capacity $((FLOWS * 2)) --json --phases -- --file-prefix "compare$$-$cpu" \
     > "$work/run-$cpu.json" 2> "$work/run-$cpu.log" || { echo "$tag on cpu $cpu failed:" >&2; cat "$work/run-$cpu.log" >&2; return 1; }
   python3 - "$work/run-$cpu.json" "$tag" "$cpu" <<'PY'
