@@ -18,9 +18,9 @@
 # median and mean of NEW / OLD over the pairs, and in how many pairs NEW was the lower. One
 # build against itself (OLD=NEW, eight pairs at 1k flows on a busy 2-vCPU VM): single pairs
 # 0.88-1.17 (the two vCPUs' load differs, hence the swaps), the median 1.008, the mean 1.014
-# (docs/forwarding-notes.md): eight pairs tell about 5% apart, not 1%. The two processes share the
-# L3 cache (and, at 64k flows, the memory bandwidth): the figures are for comparing builds,
-# not the absolute cost (bench.sh gives that). Needs two CPUs, 0 and 1.
+# (docs/forwarding-notes.md): eight pairs tell about 5% apart, not 1%. The two processes
+# share the L3 cache (and, at 64k flows, the memory bandwidth): the figures are for comparing
+# builds, not the absolute cost (bench.sh gives that). Needs two CPUs, 0 and 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
