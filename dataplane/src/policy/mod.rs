@@ -2,6 +2,7 @@
 
 pub(crate) mod classes;
 pub mod compile;
+mod decision;
 pub mod document;
 pub mod error;
 pub mod hits;

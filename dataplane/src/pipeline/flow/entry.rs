@@ -223,7 +223,7 @@ impl FlowEntry {
     }
 
     /// Update state for a packet of this flow travelling lo->hi when `forward`; `flags` are
-    /// its TCP flags (0 for other protocols, as in [`PacketSummary::tcp_flags`]).
+    /// its TCP flags (0 for other protocols, as in [`crate::wire::PacketSummary::tcp_flags`]).
     /// A change of state sets the idle timeout of the new one (from `idle`).
     #[inline(always)]
     pub fn observe(&mut self, forward: bool, flags: u8, now_ms: u64, idle: &IdleTimes) {
