@@ -2,7 +2,7 @@
 //! and its compiled policy agrees with the reference scan on addresses taken from the input.
 #![no_main]
 
-use dataplane::policy::compile::{CompiledPolicy, Query};
+use dataplane::policy::{CompiledPolicy, Query};
 use dataplane::policy::{reference, rule_set_from_str, Action};
 use dataplane::wire::{ip_proto, IpPair};
 use libfuzzer_sys::fuzz_target;

@@ -9,7 +9,7 @@ use super::flow::{Candidates, FlowKey, FlowTable, Slot};
 use super::settle::{settle_run, EntryFrom};
 use super::{initiator_query, is_syn_ack, Hints, MalformedAction, Pipeline, Verdict, MAX_BURST};
 use crate::counters::Counter;
-use crate::policy::compile::{Decision, Query};
+use crate::policy::decision::{Decision, Query};
 use crate::policy::{Action, CompiledPolicy};
 use crate::wire::{ip_proto, parse_common, parse_general_into, Fragment, IpPair, MalformedCause, PacketSummary};
 

@@ -18,7 +18,8 @@
 use super::reject::{Credit, RateConfig, TokenRate};
 use super::source::{self, Source};
 use crate::counters::{Counter, Counters};
-use crate::policy::compile::{Decision, LimitRule, Query};
+use crate::policy::compile::LimitRule;
+use crate::policy::decision::{Decision, Query};
 use crate::policy::{CompiledPolicy, ConnectionLimit};
 
 /// Most slots a table may have: 2^22, 192 MiB per worker at 48 bytes a slot.

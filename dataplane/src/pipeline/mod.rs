@@ -21,7 +21,7 @@ pub mod source;
 pub mod talkers;
 
 use crate::counters::{Counter, Counters};
-use crate::policy::compile::{named_rule, stored_rule, Decision, Query, RuleId};
+use crate::policy::decision::{named_rule, stored_rule, Decision, Query, RuleId};
 use crate::policy::{Action, CompiledPolicy};
 use crate::tls::quic::{QuicScratch, Version as QuicVersion};
 use crate::tls::{ClientHello, HelloBufferPool};
@@ -47,7 +47,7 @@ pub struct Verdict {
     /// Why the packet could not be read completely, if it could not: its link or IP header
     /// broken (the `malformed` setting decided, see [`MalformedAction`]), or only its
     /// transport unknown (the policy decided by what is known, see
-    /// `policy::compile::Query::transport_unknown`).
+    /// `policy::decision::Query::transport_unknown`).
     pub malformed: Option<MalformedCause>,
 }
 

@@ -6,7 +6,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use super::{initiator_query, Midstream};
-use crate::policy::compile::Decision;
+use crate::policy::decision::Decision;
 use crate::policy::{Action, CompiledPolicy};
 use crate::wire::{ip_proto, tcp_flags, PacketSummary};
 

@@ -15,7 +15,7 @@ use super::{
     Verdict, MAX_BURST,
 };
 use crate::counters::{Counter, Counters};
-use crate::policy::compile::{Decision, HelloFacts, Query, TlsView};
+use crate::policy::decision::{Decision, HelloFacts, Query, TlsView};
 use crate::policy::{Action, CompiledPolicy};
 use crate::tls::ja4::Transport;
 use crate::tls::quic::{QuicFeed, QuicHello, QuicScratch, Version as QuicVersion};

@@ -95,10 +95,10 @@ fn a_new_policy_generation_reclassifies_existing_flows() {
 #[test]
 fn a_verdict_keeps_its_rule_as_a_word_and_shows_it_as_an_option() {
     let (default, ruled) = (Verdict::new(Action::Drop, None, None), Verdict::new(Action::Drop, Some(7), None));
-    assert_eq!((default.rule(), default.rule_id()), (None, crate::policy::compile::NO_RULE));
+    assert_eq!((default.rule(), default.rule_id()), (None, crate::policy::decision::NO_RULE));
     assert_eq!((ruled.rule(), ruled.rule_id()), (Some(7), 7));
     // `NO_RULE` given as a rule is the default: one representation for "no rule".
-    assert_eq!(Verdict::new(Action::Drop, Some(crate::policy::compile::NO_RULE), None), default);
+    assert_eq!(Verdict::new(Action::Drop, Some(crate::policy::decision::NO_RULE), None), default);
     assert_eq!(format!("{default:?}"), "Verdict { action: Drop, rule: None, malformed: None }");
     assert_eq!(format!("{ruled:?}"), "Verdict { action: Drop, rule: Some(7), malformed: None }");
 }

@@ -3,7 +3,7 @@
 //! evaluation order (see the compiler's module doc).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use super::compile::RuleId;
+use super::decision::RuleId;
 use super::lpm::{Lpm, LpmError, LpmKey, Route};
 use super::rule::Rule;
 use hashbrown::HashTable;

@@ -9,7 +9,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use super::classes::{build_family, FamilyTable};
-pub use super::decision::{named_rule, stored_rule, Decision, HelloFacts, Query, RuleId, TlsView, NO_RULE};
+use super::decision::{Decision, HelloFacts, Query, RuleId, TlsView};
 use super::hits::RuleHits;
 use super::lpm::LpmError;
 use super::prepared::Prepared;

@@ -1,6 +1,7 @@
 //! The compiled policy against the plain reference scan: exact verdict and rule.
 
-use super::compile::{CompiledPolicy, Decision, HelloFacts, Query, TlsView};
+use super::compile::CompiledPolicy;
+use super::decision::{Decision, HelloFacts, Query, TlsView};
 use super::prepared::{changed_rules, Prepared};
 use super::reference;
 use super::rule::{Action, Direction, PortRange, Rule, RuleSet, TlsMatch};

@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use super::compile::{stored_rule, CompiledPolicy, RuleId};
+use super::compile::CompiledPolicy;
+use super::decision::{stored_rule, RuleId};
 use super::rule::Action;
 
 /// One policy's counts: a row per worker, a slot per rule plus one for the default action
@@ -148,7 +149,7 @@ impl RuleTotals {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::compile::NO_RULE;
+    use crate::policy::decision::NO_RULE;
     use crate::policy::{rule_set_from_str, CompiledPolicy};
 
     #[test]

@@ -2,7 +2,7 @@
 
 pub(crate) mod classes;
 pub mod compile;
-mod decision;
+pub mod decision;
 pub mod document;
 pub mod error;
 pub mod hits;
@@ -15,7 +15,8 @@ pub mod sni;
 mod transport;
 pub mod validate;
 
-pub use compile::{CompileError, CompiledPolicy, Decision, Query};
+pub use compile::{CompileError, CompiledPolicy};
+pub use decision::{Decision, Query};
 pub use document::{load_rule_set, parse_rules, rule_set_from_str};
 pub use error::{RuleError, RuleErrors};
 pub use rule::{Action, ConnectionLimit, Direction, PortRange, Rule, RuleSet};

@@ -12,7 +12,8 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use super::classes::{PrefixEntry, Role};
-use super::compile::{CompiledRule, CompiledTls, RuleId, NO_TLS};
+use super::compile::{CompiledRule, CompiledTls, NO_TLS};
+use super::decision::RuleId;
 use super::rule::{PortRange, Rule, RuleSet};
 use ipnet::IpNet;
 

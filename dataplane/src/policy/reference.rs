@@ -1,7 +1,7 @@
 //! The plain reference classifier: scan the rules in evaluation order. Slow and obviously
 //! right; property tests hold the compiled policy to it.
 
-use super::compile::{Query, TlsView};
+use super::decision::{Query, TlsView};
 use super::rule::{Action, RuleSet, TlsMatch};
 use crate::wire::{ip_proto, IpPair};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -66,7 +66,7 @@ pub fn classify_tls(rules: &RuleSet, default_action: Action, query: &Query, tls:
     (default_action, None, false)
 }
 
-fn hello_matches(m: &TlsMatch, h: &super::compile::HelloFacts<'_>) -> bool {
+fn hello_matches(m: &TlsMatch, h: &super::decision::HelloFacts<'_>) -> bool {
     let name = h.server_name.map(|n| n.trim_end_matches('.').to_ascii_lowercase());
     let name_ok = m.server_names.is_empty()
         || name.as_deref().is_some_and(|n| {

@@ -3,7 +3,7 @@
 //! table read, however many such rules there are (a thousand SNI rules on port 443, say).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use super::compile::RuleId;
+use super::decision::RuleId;
 use super::rule::PortRange;
 use crate::wire::ip_proto;
 use std::collections::HashMap;

@@ -65,7 +65,7 @@ impl Malformed {
 /// Two kinds. A frame whose own link or IP header is broken ([`Self::addresses_known`] false)
 /// has no addresses to decide by: it gets the `malformed` config key's action (drop by
 /// default). A packet whose addresses are readable but whose transport is not (the rest) is
-/// classified with its transport unknown (see `policy::compile::Query::transport_unknown`).
+/// classified with its transport unknown (see `policy::decision::Query::transport_unknown`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MalformedCause {
     /// The Ethernet header or a VLAN tag is cut short.

@@ -5,7 +5,7 @@
 
 use super::super::Verdict;
 use super::FlowKey;
-use crate::policy::compile::{named_rule, stored_rule, Decision, RuleId};
+use crate::policy::decision::{named_rule, stored_rule, Decision, RuleId};
 use crate::policy::Action;
 use crate::tls::HelloReassembly;
 use crate::wire::tcp_flags;

@@ -73,7 +73,7 @@ pub(super) fn victim(
 mod tests {
     use super::*;
     use crate::pipeline::flow::IdleTimes;
-    use crate::policy::compile::Decision;
+    use crate::policy::decision::Decision;
     use crate::tls::HelloBufferPool;
     use crate::wire::{build, tcp_flags, PacketSummary};
 
